@@ -1,0 +1,404 @@
+//! Assets: a dataset's metadata and where its data lives.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+
+/// Longest id caap accepts (ids appear in URLs and in DSP messages).
+pub const MAX_ID_LEN: usize = 200;
+
+/// A dataset a connector publishes: metadata for the catalog plus the address of the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Asset {
+    /// Stable id; appears as the DCAT dataset `@id`. Letters, digits and `._~:@+-` only.
+    pub id: String,
+    /// Human-readable title (`dct:title`).
+    pub title: String,
+    /// What the data is, in plain language (`dct:description`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Free keywords (`dcat:keyword`), used by federated search.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    /// Themes (`dcat:theme`), e.g. `environment`, `mobility` or a EU data theme IRI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub themes: Vec<String>,
+    /// Spatial coverage (`dct:spatial`), e.g. a city name or a GeoNames IRI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spatial: Option<String>,
+    /// Smart Data Models entity type the records follow, e.g. `AirQualityObserved`. This is what
+    /// lets a service built for one city find the same kind of data in another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_model: Option<String>,
+    /// URL of the data model's schema (`dct:conformsTo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_model_schema: Option<String>,
+    /// Licence IRI or SPDX id (`dct:license`), e.g. `https://creativecommons.org/licenses/by/4.0/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// Media type of the records, e.g. `application/ld+json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Present when records carry personal data (OASC MIM4). The consent part of caap uses this to
+    /// release only the records of citizens whose consent covers a purpose and recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_data: Option<PersonalData>,
+    /// Where the data plane reads the data from. Never shown in the catalog.
+    pub data_address: DataAddress,
+}
+
+/// A declaration that an asset's records are personal data (OASC MIM4, ISO/IEC TS 27560 terms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PersonalData {
+    /// The record field that names the data subject (the citizen), e.g. `refCitizen`.
+    pub subject_field: String,
+    /// DPV personal-data categories, e.g. `dpv-pd:Location`.
+    pub categories: Vec<String>,
+    /// DPV purposes this data may serve at most, e.g. `dpv:ServiceProvision`.
+    pub purposes: Vec<String>,
+}
+
+/// Where an asset's data lives and how the data plane reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum DataAddress {
+    /// An HTTP API answered with one finite document per request.
+    #[serde(rename = "HttpApi", rename_all = "camelCase")]
+    HttpApi {
+        /// Absolute http(s) URL.
+        url: String,
+        /// HTTP method, `GET` unless said otherwise.
+        #[serde(default = "default_method")]
+        method: String,
+    },
+    /// A query against an NGSI-LD context broker (OASC MIM1).
+    #[serde(rename = "NgsiLdQuery", rename_all = "camelCase")]
+    NgsiLdQuery {
+        /// The broker's base URL, e.g. `http://broker:1026`.
+        broker_url: String,
+        /// Entity type to query, e.g. `AirQualityObserved`.
+        entity_type: String,
+        /// Optional NGSI-LD query (`q=`), e.g. `NO2>40`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+        /// Optional NGSI-LD tenant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+    },
+    /// A file on the connector's machine (CSV or JSON), served in chunks.
+    #[serde(rename = "File", rename_all = "camelCase")]
+    File {
+        /// Absolute path, or relative to the connector's data directory.
+        path: String,
+        /// Media type, e.g. `text/csv`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_type: Option<String>,
+    },
+    /// A non-finite live source relayed until the transfer is suspended or terminated.
+    #[serde(rename = "LiveStream", rename_all = "camelCase")]
+    LiveStream {
+        /// How the source is read.
+        source: StreamSource,
+        /// The source URL.
+        url: String,
+        /// Polling interval in seconds, for `HttpPoll` only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_secs: Option<u32>,
+    },
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+/// The kinds of live source a stream can relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamSource {
+    /// A server-sent-events endpoint.
+    Sse,
+    /// An HTTP endpoint polled on an interval.
+    HttpPoll,
+    /// NGSI-LD subscription notifications from a context broker.
+    NgsiLdSubscription,
+}
+
+/// DSP `format` strings caap offers for each kind of data address.
+pub mod format {
+    /// The consumer pulls with a token from the provider's data plane.
+    pub const HTTP_PULL: &str = "HttpData-PULL";
+    /// The provider's data plane pushes to the consumer's endpoint.
+    pub const HTTP_PUSH: &str = "HttpData-PUSH";
+}
+
+impl DataAddress {
+    /// The DSP distribution formats a dataset with this address is offered in.
+    pub fn formats(&self) -> [&'static str; 2] {
+        [format::HTTP_PULL, format::HTTP_PUSH]
+    }
+
+    /// True for sources that never end by themselves (live streams).
+    pub fn is_stream(&self) -> bool {
+        matches!(self, DataAddress::LiveStream { .. })
+    }
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        match self {
+            DataAddress::HttpApi { url, method } => {
+                check_http_url("/dataAddress/url", url, errors);
+                if !matches!(method.as_str(), "GET" | "POST") {
+                    errors.push(FieldError::new(
+                        "/dataAddress/method",
+                        format!("method `{method}` is not supported; use GET or POST"),
+                    ));
+                }
+            }
+            DataAddress::NgsiLdQuery {
+                broker_url,
+                entity_type,
+                ..
+            } => {
+                check_http_url("/dataAddress/brokerUrl", broker_url, errors);
+                check_text("/dataAddress/entityType", entity_type, 200, errors);
+            }
+            DataAddress::File { path, .. } => {
+                check_text("/dataAddress/path", path, 4096, errors);
+                if path.split(['/', '\\']).any(|part| part == "..") {
+                    errors.push(FieldError::new(
+                        "/dataAddress/path",
+                        "must not contain `..`; give an absolute path or one inside the data directory",
+                    ));
+                }
+            }
+            DataAddress::LiveStream {
+                source,
+                url,
+                interval_secs,
+            } => {
+                check_http_url("/dataAddress/url", url, errors);
+                match (source, interval_secs) {
+                    (StreamSource::HttpPoll, None) => errors.push(FieldError::new(
+                        "/dataAddress/intervalSecs",
+                        "an HttpPoll stream needs intervalSecs (1 to 86400)",
+                    )),
+                    (StreamSource::HttpPoll, Some(s)) if *s == 0 || *s > 86_400 => {
+                        errors.push(FieldError::new(
+                            "/dataAddress/intervalSecs",
+                            "must be between 1 and 86400 seconds",
+                        ))
+                    }
+                    (StreamSource::Sse | StreamSource::NgsiLdSubscription, Some(_)) => {
+                        errors.push(FieldError::new(
+                            "/dataAddress/intervalSecs",
+                            "only HttpPoll streams take an interval",
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl Asset {
+    /// Every problem with this asset, each naming its field. Empty means valid.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check_id("/id", &self.id, &mut errors);
+        check_text("/title", &self.title, 500, &mut errors);
+        if self.description.len() > 10_000 {
+            errors.push(FieldError::new("/description", "longer than 10000 bytes"));
+        }
+        for (i, k) in self.keywords.iter().enumerate() {
+            check_text(&format!("/keywords/{i}"), k, 100, &mut errors);
+        }
+        for (i, t) in self.themes.iter().enumerate() {
+            check_text(&format!("/themes/{i}"), t, 300, &mut errors);
+        }
+        if self.keywords.len() > 100 {
+            errors.push(FieldError::new("/keywords", "at most 100 keywords"));
+        }
+        if self.themes.len() > 50 {
+            errors.push(FieldError::new("/themes", "at most 50 themes"));
+        }
+        for (pointer, value, max) in [
+            ("/spatial", &self.spatial, 300),
+            ("/dataModel", &self.data_model, 200),
+            ("/license", &self.license, 500),
+            ("/mediaType", &self.media_type, 200),
+        ] {
+            if let Some(v) = value {
+                check_text(pointer, v, max, &mut errors);
+            }
+        }
+        if let Some(schema) = &self.data_model_schema {
+            check_http_url("/dataModelSchema", schema, &mut errors);
+        }
+        if let Some(pd) = &self.personal_data {
+            check_text(
+                "/personalData/subjectField",
+                &pd.subject_field,
+                200,
+                &mut errors,
+            );
+            if pd.purposes.is_empty() {
+                errors.push(FieldError::new(
+                    "/personalData/purposes",
+                    "name at least one DPV purpose the data may serve, e.g. dpv:ServiceProvision",
+                ));
+            }
+            for (i, p) in pd.purposes.iter().enumerate() {
+                check_text(&format!("/personalData/purposes/{i}"), p, 300, &mut errors);
+            }
+            for (i, c) in pd.categories.iter().enumerate() {
+                check_text(
+                    &format!("/personalData/categories/{i}"),
+                    c,
+                    300,
+                    &mut errors,
+                );
+            }
+        }
+        self.data_address.validate(&mut errors);
+        errors
+    }
+
+    /// Lower-cased text that keyword search looks at.
+    pub fn search_text(&self) -> String {
+        let mut s = String::new();
+        for part in [&self.id, &self.title, &self.description] {
+            s.push_str(&part.to_lowercase());
+            s.push(' ');
+        }
+        for k in self.keywords.iter().chain(&self.themes) {
+            s.push_str(&k.to_lowercase());
+            s.push(' ');
+        }
+        if let Some(m) = &self.data_model {
+            s.push_str(&m.to_lowercase());
+        }
+        s
+    }
+}
+
+/// Checks an id used in URLs and DSP messages.
+pub fn check_id(pointer: &str, id: &str, errors: &mut Vec<FieldError>) {
+    if id.is_empty() {
+        errors.push(FieldError::new(pointer, "must not be empty"));
+    } else if id.len() > MAX_ID_LEN {
+        errors.push(FieldError::new(
+            pointer,
+            format!("longer than {MAX_ID_LEN} bytes"),
+        ));
+    } else if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._~:@+-".contains(*c)))
+    {
+        errors.push(FieldError::new(
+            pointer,
+            format!("character {c:?} is not allowed; use letters, digits and . _ ~ : @ + -"),
+        ));
+    }
+}
+
+fn check_text(pointer: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if value.trim().is_empty() {
+        errors.push(FieldError::new(pointer, "must not be empty"));
+    } else if value.len() > max {
+        errors.push(FieldError::new(pointer, format!("longer than {max} bytes")));
+    } else if value.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            pointer,
+            "must not contain control characters",
+        ));
+    }
+}
+
+/// Checks that `value` is an absolute http(s) URL with a host.
+pub fn check_http_url(pointer: &str, value: &str, errors: &mut Vec<FieldError>) {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        Ok(u) => errors.push(FieldError::new(
+            pointer,
+            format!(
+                "`{value}` has scheme `{}`; an absolute http:// or https:// URL is required",
+                u.scheme()
+            ),
+        )),
+        Err(e) => errors.push(FieldError::new(
+            pointer,
+            format!("`{value}` is not an absolute URL ({e})"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asset() -> Asset {
+        Asset {
+            id: "air-1".into(),
+            title: "Air quality".into(),
+            description: String::new(),
+            keywords: vec!["air".into()],
+            themes: vec![],
+            spatial: None,
+            data_model: Some("AirQualityObserved".into()),
+            data_model_schema: None,
+            license: None,
+            media_type: None,
+            personal_data: None,
+            data_address: DataAddress::HttpApi {
+                url: "http://127.0.0.1:1/x".into(),
+                method: "GET".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn valid_asset_has_no_errors() {
+        assert_eq!(asset().validate(), vec![]);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut a = asset();
+        a.id = "a/b".into();
+        a.title = " ".into();
+        a.data_address = DataAddress::LiveStream {
+            source: StreamSource::HttpPoll,
+            url: "ftp://x".into(),
+            interval_secs: None,
+        };
+        let pointers: Vec<_> = a.validate().into_iter().map(|e| e.pointer).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/id",
+                "/title",
+                "/dataAddress/url",
+                "/dataAddress/intervalSecs"
+            ]
+        );
+    }
+
+    #[test]
+    fn file_paths_cannot_escape() {
+        let mut a = asset();
+        a.data_address = DataAddress::File {
+            path: "data/../../etc/passwd".into(),
+            media_type: None,
+        };
+        assert_eq!(a.validate()[0].pointer, "/dataAddress/path");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let v = serde_json::json!({"id":"x","title":"t","colour":"red",
+            "dataAddress":{"type":"HttpApi","url":"http://a"}});
+        let err = serde_json::from_value::<Asset>(v).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+}

@@ -1,0 +1,666 @@
+//! Typed configuration: a TOML file plus `CAAP_*` environment overrides, loaded once at start,
+//! validated, and passed in (never a global). Unknown keys are refused by name.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use caap_identity::Secret;
+use caap_identity::auth::StaticTokenEntry;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who this connector is.
+    pub participant: ParticipantConfig,
+    /// The Dataspace Protocol listener (reached by other connectors).
+    #[serde(default)]
+    pub dsp: DspConfig,
+    /// The management API listener (reached by the city's own staff and tools).
+    pub api: ApiConfig,
+    /// Where state is kept.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Keys and identity files.
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Directory for the SQLite database, keys and files; relative paths elsewhere in this file are
+    /// resolved against the directory the config file is in.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+/// Who this connector is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantConfig {
+    /// Display name, e.g. `Malmö stad`.
+    pub name: String,
+    /// The public root URL other connectors reach the DSP listener at, e.g.
+    /// `https://caap.malmo.se`. Defaults to the DSP listener's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Participant id (a DID). Defaults to the `did:web` of `public_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The DSP listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DspConfig {
+    /// Address to listen on. Port 0 picks a free port.
+    #[serde(default = "default_dsp_bind")]
+    pub bind: SocketAddr,
+    /// Path of the DSP 2025-1 base under the root, e.g. `/dsp`.
+    #[serde(default = "default_dsp_path")]
+    pub path: String,
+    /// Worker threads (0: one per core, at most 4).
+    #[serde(default)]
+    pub workers: usize,
+    /// How DSP callers are authenticated.
+    #[serde(default)]
+    pub auth: DspAuthConfig,
+}
+
+/// DSP authentication. `static-token` is the only mode until DCP lands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DspAuthConfig {
+    /// `static-token`.
+    #[serde(default = "default_auth_mode")]
+    pub mode: String,
+    /// Accepted tokens and the participants they stand for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<StaticTokenEntry>,
+    /// The token this connector presents to other connectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_token: Option<Secret>,
+}
+
+/// The management API listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on; keep it private. Port 0 picks a free port.
+    #[serde(default = "default_api_bind")]
+    pub bind: SocketAddr,
+    /// The bearer token administrators present (`Authorization: Bearer …`). At least 16 bytes.
+    pub admin_token: Secret,
+}
+
+/// Where state is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (default: `caap.db` in the data directory) or `postgres://USER:PASS@HOST/DB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Secret>,
+    /// Connection pool size.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+/// Identity files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The participant's private signing key (JWK), relative to the data directory.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Timeout of requests to other connectors, in seconds.
+    #[serde(default = "default_outbound_timeout")]
+    pub outbound_timeout_secs: u64,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `caap_connector=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+fn default_dsp_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8181))
+}
+fn default_api_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8182))
+}
+fn default_dsp_path() -> String {
+    "/dsp".into()
+}
+fn default_auth_mode() -> String {
+    "static-token".into()
+}
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_key_file() -> PathBuf {
+    PathBuf::from("keys/participant.jwk")
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_outbound_timeout() -> u64 {
+    30
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+
+impl Default for DspConfig {
+    fn default() -> Self {
+        DspConfig {
+            bind: default_dsp_bind(),
+            path: default_dsp_path(),
+            workers: 0,
+            auth: DspAuthConfig::default(),
+        }
+    }
+}
+impl Default for DspAuthConfig {
+    fn default() -> Self {
+        DspAuthConfig {
+            mode: default_auth_mode(),
+            tokens: Vec::new(),
+            outbound_token: None,
+        }
+    }
+}
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: default_max_connections(),
+        }
+    }
+}
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            key_file: default_key_file(),
+        }
+    }
+}
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: default_max_body(),
+            outbound_timeout_secs: default_outbound_timeout(),
+        }
+    }
+}
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
+}
+
+/// A configuration problem, saying where and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed.
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        message: String,
+    },
+    /// A key is unknown, missing or has the wrong type.
+    #[error("{origin}: key `{key}`: {message}")]
+    Key {
+        /// The file or environment.
+        origin: String,
+        /// The dotted key, e.g. `dsp.bind`.
+        key: String,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+    /// An environment variable is not understood.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The `CAAP_*` environment variables that override configuration keys.
+/// Each is the key's dotted path in upper case with `.` written as `_`.
+pub const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
+    ("CAAP_PARTICIPANT_NAME", "participant.name", EnvKind::Text),
+    (
+        "CAAP_PARTICIPANT_PUBLIC_URL",
+        "participant.public_url",
+        EnvKind::Text,
+    ),
+    ("CAAP_PARTICIPANT_ID", "participant.id", EnvKind::Text),
+    ("CAAP_DSP_BIND", "dsp.bind", EnvKind::Text),
+    ("CAAP_DSP_PATH", "dsp.path", EnvKind::Text),
+    ("CAAP_DSP_WORKERS", "dsp.workers", EnvKind::Integer),
+    ("CAAP_DSP_AUTH_MODE", "dsp.auth.mode", EnvKind::Text),
+    (
+        "CAAP_DSP_AUTH_OUTBOUND_TOKEN",
+        "dsp.auth.outbound_token",
+        EnvKind::Text,
+    ),
+    ("CAAP_API_BIND", "api.bind", EnvKind::Text),
+    ("CAAP_API_ADMIN_TOKEN", "api.admin_token", EnvKind::Text),
+    ("CAAP_DATABASE_URL", "database.url", EnvKind::Text),
+    (
+        "CAAP_DATABASE_MAX_CONNECTIONS",
+        "database.max_connections",
+        EnvKind::Integer,
+    ),
+    ("CAAP_IDENTITY_KEY_FILE", "identity.key_file", EnvKind::Text),
+    (
+        "CAAP_LIMITS_MAX_BODY_BYTES",
+        "limits.max_body_bytes",
+        EnvKind::Integer,
+    ),
+    (
+        "CAAP_LIMITS_OUTBOUND_TIMEOUT_SECS",
+        "limits.outbound_timeout_secs",
+        EnvKind::Integer,
+    ),
+    ("CAAP_LOG_LEVEL", "log.level", EnvKind::Text),
+    ("CAAP_LOG_FORMAT", "log.format", EnvKind::Text),
+    ("CAAP_DATA_DIR", "data_dir", EnvKind::Text),
+];
+
+/// `CAAP_*` variables that are not configuration keys (they steer tests and tools).
+const ENV_NOT_CONFIG: &[&str] = &["CAAP_CONFIG", "CAAP_SHARED_DIR", "CAAP_REQUIRE_SHARED"];
+const ENV_NOT_CONFIG_PREFIXES: &[&str] = &["CAAP_TEST_", "CAAP_BENCH_", "CAAP_ADMIN_"];
+
+/// How an environment value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvKind {
+    /// Taken as is.
+    Text,
+    /// A non-negative integer.
+    Integer,
+}
+
+impl Config {
+    /// Loads `path`, applies `CAAP_*` overrides from `env`, and validates.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, &path.display().to_string(), env)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if config.data_dir.is_relative() {
+            config.data_dir = base.join(&config.data_dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text from `origin` (a file name, for messages) with environment overrides.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: PathBuf::from(origin),
+                    message: e.to_string(),
+                })?;
+        let mut from_env = BTreeSet::new();
+        for (name, value) in env {
+            if !name.starts_with("CAAP_")
+                || ENV_NOT_CONFIG.contains(&name.as_str())
+                || ENV_NOT_CONFIG_PREFIXES.iter().any(|p| name.starts_with(p))
+            {
+                continue;
+            }
+            let Some((_, key, kind)) = ENV_OVERRIDES.iter().find(|(n, _, _)| *n == name) else {
+                return Err(ConfigError::Env {
+                    message: format!(
+                        "not a caap setting; the known overrides are {}",
+                        ENV_OVERRIDES
+                            .iter()
+                            .map(|e| e.0)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    name,
+                });
+            };
+            let value = match kind {
+                EnvKind::Text => toml::Value::String(value),
+                EnvKind::Integer => {
+                    toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
+                        name: name.clone(),
+                        message: format!("`{value}` is not a whole number"),
+                    })?)
+                }
+            };
+            set_path(&mut table, key, value);
+            from_env.insert(*key);
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let origin = if from_env.contains(key.as_str()) {
+                    "environment".to_owned()
+                } else {
+                    origin.to_owned()
+                };
+                ConfigError::Key {
+                    origin,
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    message: e.into_inner().to_string(),
+                }
+            })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Key {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        if self.participant.name.trim().is_empty() {
+            return Err(bad("participant.name", "must not be empty".into()));
+        }
+        if let Some(url) = &self.participant.public_url {
+            let mut errors = Vec::new();
+            caap_catalog::asset::check_http_url("", url, &mut errors);
+            if let Some(e) = errors.first() {
+                return Err(bad("participant.public_url", e.message.clone()));
+            }
+        }
+        if let Some(id) = &self.participant.id {
+            if !id.starts_with("did:") && !id.starts_with("urn:") {
+                return Err(bad(
+                    "participant.id",
+                    format!(
+                        "`{id}` is not a DID (did:web:…) or URN; leave it out to derive a did:web from public_url"
+                    ),
+                ));
+            }
+        }
+        if !self.dsp.path.starts_with('/')
+            || self.dsp.path.ends_with('/') && self.dsp.path.len() > 1
+        {
+            return Err(bad(
+                "dsp.path",
+                format!(
+                    "`{}` must start with `/` and not end with one, e.g. /dsp",
+                    self.dsp.path
+                ),
+            ));
+        }
+        if self.dsp.auth.mode != "static-token" {
+            return Err(bad(
+                "dsp.auth.mode",
+                format!(
+                    "`{}` is not supported; use static-token",
+                    self.dsp.auth.mode
+                ),
+            ));
+        }
+        for (i, t) in self.dsp.auth.tokens.iter().enumerate() {
+            if t.token.expose().len() < 16 {
+                return Err(bad(
+                    &format!("dsp.auth.tokens[{i}].token"),
+                    "must be at least 16 characters".into(),
+                ));
+            }
+        }
+        if self.api.admin_token.expose().len() < 16 {
+            return Err(bad(
+                "api.admin_token",
+                "must be at least 16 characters; `caap init` generates one".into(),
+            ));
+        }
+        if self.dsp.bind == self.api.bind && self.dsp.bind.port() != 0 {
+            return Err(bad(
+                "api.bind",
+                format!(
+                    "{} is also dsp.bind; give the management API its own port",
+                    self.api.bind
+                ),
+            ));
+        }
+        if let Some(url) = &self.database.url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                return Err(bad(
+                    "database.url",
+                    "must start with sqlite: or postgres://".into(),
+                ));
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(bad("database.max_connections", "must be at least 1".into()));
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return Err(bad("limits.max_body_bytes", "must be at least 1024".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(bad("log.format", "must be text or json".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> Secret {
+        self.database.url.clone().unwrap_or_else(|| {
+            Secret::new(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("caap.db").display()
+            ))
+        })
+    }
+
+    /// The key file's path.
+    pub fn key_path(&self) -> PathBuf {
+        if self.identity.key_file.is_absolute() {
+            self.identity.key_file.clone()
+        } else {
+            self.data_dir.join(&self.identity.key_file)
+        }
+    }
+
+    /// The configuration as TOML, for `caap init`.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+fn set_path(table: &mut toml::Table, dotted: &str, value: toml::Value) {
+    let mut parts = dotted.split('.').peekable();
+    let mut current = table;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
+        current = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[participant]
+name = "Lund"
+[api]
+admin_token = "0123456789abcdef0123"
+"#;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::parse(
+            text,
+            "test.toml",
+            env.iter().map(|(a, b)| (a.to_string(), b.to_string())),
+        )
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MIN, &[]).unwrap();
+        assert_eq!(c.dsp.bind.port(), 8181);
+        assert_eq!(c.dsp.path, "/dsp");
+        assert!(c.database_url().expose().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse(&format!("{MIN}\n[dsp]\nbnd = \"x\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dsp") && err.contains("bnd"), "{err}");
+        let err = parse(&format!("colour = 1\n{MIN}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_values_say_what_to_fix() {
+        let err = parse(&format!("{MIN}\n[dsp]\nbind = 8181\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dsp.bind"), "{err}");
+        let err = parse("[participant]\nname='x'\n[api]\nadmin_token='short'\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.admin_token") && err.contains("16"),
+            "{err}"
+        );
+        let err = parse("[participant]\nname='x'\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api"), "{err}");
+        let err = parse("[participant\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("not valid TOML"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_win_and_unknown_ones_are_refused() {
+        let c = parse(
+            MIN,
+            &[
+                ("CAAP_DSP_BIND", "127.0.0.1:0"),
+                ("CAAP_DATABASE_URL", "postgres://u@h/db"),
+                ("CAAP_LIMITS_MAX_BODY_BYTES", "4096"),
+                ("CAAP_SHARED_DIR", "/x"),
+                ("PATH", "/bin"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.dsp.bind.port(), 0);
+        assert_eq!(c.limits.max_body_bytes, 4096);
+        assert_eq!(c.database_url().expose(), "postgres://u@h/db");
+        let err = parse(MIN, &[("CAAP_DSP_BINDD", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CAAP_DSP_BINDD"), "{err}");
+        let err = parse(MIN, &[("CAAP_DSP_BIND", "nope")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment") && err.contains("dsp.bind"),
+            "{err}"
+        );
+        let err = parse(MIN, &[("CAAP_DSP_WORKERS", "two")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("whole number"), "{err}");
+    }
+
+    #[test]
+    fn every_env_override_names_a_real_key() {
+        let full = parse(MIN, &[]).unwrap();
+        let value = toml::Value::try_from(&full).unwrap();
+        for (name, key, _) in ENV_OVERRIDES {
+            assert_eq!(
+                *name,
+                format!("CAAP_{}", key.replace('.', "_").to_uppercase())
+            );
+            let known_optional = [
+                "participant.public_url",
+                "participant.id",
+                "dsp.auth.outbound_token",
+                "database.url",
+            ];
+            if known_optional.contains(key) {
+                continue;
+            }
+            let mut v = &value;
+            for part in key.split('.') {
+                v = v.get(part).unwrap_or_else(|| panic!("{key} missing"));
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `caap demo`: a federation of city connectors on loopback, in one process, narrated.
+//!
+//! No external services and no files outside a temporary directory. Each city runs a real
+//! connector (its own SQLite, keys and listeners); they talk DSP over real HTTP.
+#![allow(clippy::print_stdout, reason = "the demo narrates on the terminal")]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+
+use caap_catalog::samples::{self, SampleCity};
+use caap_catalog::search::{self, SearchQuery};
+use caap_identity::Secret;
+use caap_identity::auth::StaticTokenEntry;
+
+use crate::config::Config;
+use crate::init::{InitOptions, init};
+use crate::server::{Running, start};
+use crate::store::DocKind;
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("demo step failed: {0}")]
+pub struct DemoError(pub String);
+
+fn fail(step: &str) -> impl Fn(String) -> DemoError + '_ {
+    move |e| DemoError(format!("{step}: {e}"))
+}
+
+fn free_port() -> Result<u16, DemoError> {
+    let l =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| DemoError(format!("no free port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| DemoError(e.to_string()))
+}
+
+fn step(n: usize, total: usize, text: &str) {
+    println!("\n[{n}/{total}] {text}");
+}
+
+/// Runs the walk-through. With `exit`, returns when done; otherwise keeps the federation running
+/// until Ctrl-C or SIGTERM.
+pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
+    let cities: Vec<&SampleCity> = samples::CITIES
+        .iter()
+        .take(cities.clamp(2, samples::CITIES.len()))
+        .collect();
+    let total = 5;
+    let dir = tempfile::Builder::new()
+        .prefix("caap-demo-")
+        .tempdir()
+        .map_err(|e| DemoError(format!("cannot make a temporary directory: {e}")))?;
+    println!("caap demo: a small federation of city connectors on this machine.");
+    println!(
+        "Everything lives in {} and is removed at the end.",
+        dir.path().display()
+    );
+
+    step(
+        1,
+        total,
+        &format!(
+            "Starting {} city connectors (each with its own SQLite database, key pair and did:web)…",
+            cities.len()
+        ),
+    );
+    let mut plans = Vec::new();
+    for city in &cities {
+        let dsp_port = free_port()?;
+        let public_url = format!("http://127.0.0.1:{dsp_port}");
+        let did =
+            caap_identity::did_web_from_url(&public_url).map_err(|e| DemoError(e.to_string()))?;
+        plans.push((city, dsp_port, public_url, did, Secret::random_token()));
+    }
+    let mut running: Vec<(&SampleCity, Running)> = Vec::new();
+    for (city, dsp_port, public_url, _, token) in &plans {
+        let cdir = dir.path().join(city.slug);
+        let made = init(&InitOptions {
+            dir: cdir,
+            name: city.name.to_owned(),
+            public_url: Some(public_url.clone()),
+            dsp_bind: SocketAddr::from(([127, 0, 0, 1], *dsp_port)),
+            api_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            force: false,
+        })
+        .map_err(|e| DemoError(e.to_string()))?;
+        let mut config = Config::load(&made.config_path, std::iter::empty())
+            .map_err(|e| DemoError(e.to_string()))?;
+        // Authority-less federation: every city accepts the others' tokens (DCP replaces this).
+        config.dsp.auth.tokens = plans
+            .iter()
+            .filter(|(c, ..)| c.slug != city.slug)
+            .map(|(c, _, _, did, t)| StaticTokenEntry {
+                token: t.clone(),
+                participant: did.clone(),
+                claims: BTreeMap::from([(
+                    "municipalityCode".to_owned(),
+                    c.municipality_code.into(),
+                )]),
+            })
+            .collect();
+        config.dsp.auth.outbound_token = Some(token.clone());
+        config.dsp.workers = 1;
+        let r = start(config)
+            .await
+            .map_err(|e| DemoError(format!("{}: {e}", city.name)))?;
+        println!(
+            "  ✓ {:<9} DSP {}/dsp  ·  management API {}  ·  {}",
+            city.name,
+            public_url,
+            r.api_url(),
+            r.connector.identity.participant_id
+        );
+        running.push((city, r));
+    }
+
+    step(
+        2,
+        total,
+        "Each city publishes its datasets: live air-quality stations (open data, CC BY 4.0) and car-park occupancy (for public-service use)…",
+    );
+    for (city, r) in &running {
+        let c = &r.connector;
+        let assets = samples::assets(city, &c.identity.public_url);
+        for (id, policy) in samples::policies() {
+            c.create(
+                DocKind::Policy,
+                serde_json::json!({"id": id, "policy": policy}),
+            )
+            .await
+            .map_err(|e| fail("publishing a policy")(e.to_string()))?;
+        }
+        for a in &assets {
+            let body = serde_json::to_value(a).map_err(|e| DemoError(e.to_string()))?;
+            c.create(DocKind::Asset, body)
+                .await
+                .map_err(|e| fail("publishing an asset")(e.to_string()))?;
+        }
+        for o in samples::offers(city, &assets) {
+            let body = serde_json::to_value(&o).map_err(|e| DemoError(e.to_string()))?;
+            c.create(DocKind::Offer, body)
+                .await
+                .map_err(|e| fail("publishing an offer")(e.to_string()))?;
+        }
+        let models: BTreeMap<String, usize> = assets.iter().fold(BTreeMap::new(), |mut m, a| {
+            *m.entry(a.data_model.clone().unwrap_or_default())
+                .or_default() += 1;
+            m
+        });
+        let summary: Vec<String> = models.iter().map(|(k, v)| format!("{v} × {k}")).collect();
+        println!(
+            "  ✓ {:<9} {} datasets ({}) under 2 offers",
+            city.name,
+            assets.len(),
+            summary.join(", ")
+        );
+    }
+
+    let (home, home_run) = &running[0];
+    step(
+        3,
+        total,
+        &format!(
+            "{} discovers the others over the Dataspace Protocol (version discovery, then the catalog request, page by page)…",
+            home.name
+        ),
+    );
+    for (city, r) in running.iter().skip(1) {
+        let address = r.connector.identity.public_url.clone();
+        print!("  … {} asks {} for its catalog", home.name, city.name);
+        let fetched = crate::federation::fetch_catalog(&home_run.connector, &address)
+            .await
+            .map_err(|e| fail("fetching a catalog")(e.to_string()))?;
+        println!(
+            "\r  ✓ {} cached {} datasets from {} ({} page{}, {})",
+            home.name,
+            fetched.datasets,
+            fetched.city,
+            fetched.pages,
+            if fetched.pages == 1 { "" } else { "s" },
+            fetched.participant_id
+        );
+    }
+
+    step(
+        4,
+        total,
+        &format!("{} searches its federated cache across cities…", home.name),
+    );
+    let cached = home_run
+        .connector
+        .store
+        .cached_datasets()
+        .await
+        .map_err(|e| DemoError(e.to_string()))?;
+    let queries = [
+        (
+            "keyword \"air quality\"",
+            SearchQuery {
+                q: Some("air quality".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "Smart Data Model OffStreetParking",
+            SearchQuery {
+                data_model: Some("OffStreetParking".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            cities[1].name,
+            SearchQuery {
+                city: Some(cities[1].name.into()),
+                theme: Some("environment".into()),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (label, q) in &queries {
+        let hits = search::search(cached.clone(), q);
+        if hits.is_empty() {
+            return Err(DemoError(format!("search for {label} found nothing")));
+        }
+        println!(
+            "  ✓ {label}: {} hit{}",
+            hits.len(),
+            if hits.len() == 1 { "" } else { "s" }
+        );
+        for h in hits.iter().take(3) {
+            println!(
+                "      {:<9} {}",
+                h.item.city,
+                h.item
+                    .dataset
+                    .title
+                    .as_deref()
+                    .unwrap_or(&h.item.dataset.id)
+            );
+        }
+        if hits.len() > 3 {
+            println!("      … and {} more", hits.len() - 3);
+        }
+    }
+
+    step(
+        5,
+        total,
+        "Done. The same data model in every city means a service built for one city runs in the next.",
+    );
+    if exit {
+        for (_, r) in running {
+            r.stop().await;
+        }
+        println!("\ncaap demo: all steps passed.");
+        return Ok(());
+    }
+    println!("\nThe federation keeps running. Try (each city's admin token is in its caap.toml):");
+    for (city, r) in &running {
+        let token = r.connector.config.api.admin_token.expose().to_owned();
+        println!(
+            "  {:<9} curl -H 'Authorization: Bearer {token}' {}/api/v1/assets",
+            city.name,
+            r.api_url()
+        );
+    }
+    println!(
+        "  search   curl -H 'Authorization: Bearer {}' '{}/api/v1/catalogs/search?q=parking'",
+        home_run.connector.config.api.admin_token.expose(),
+        home_run.api_url()
+    );
+    println!("Press Ctrl-C to stop.");
+    crate::server::shutdown_signal().await;
+    println!("\nStopping…");
+    for (_, r) in running {
+        r.stop().await;
+    }
+    Ok(())
+}

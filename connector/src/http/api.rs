@@ -1,0 +1,232 @@
+//! The management API under `/api/v1`: assets, policies and offers (CRUD), the federated catalog
+//! (fetch and search), who this connector is, health and the OpenAPI document.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use caap_catalog::search::{self, SearchQuery};
+use serde::Deserialize;
+
+use super::auth::Admin;
+use super::body::read_json;
+use super::errors::ApiError;
+use crate::service::{Connector, ServiceError, Versioned};
+use crate::store::DocKind;
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Routes of the management listener.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(openapi))
+                .route("/participant", web::get().to(participant))
+                .route("/catalogs", web::get().to(catalog_sources))
+                .route("/catalogs/request", web::post().to(catalog_request))
+                .route("/catalogs/search", web::get().to(catalog_search))
+                .configure(|c| documents(c, "/assets", DocKind::Asset))
+                .configure(|c| documents(c, "/policies", DocKind::Policy))
+                .configure(|c| documents(c, "/offers", DocKind::Offer)),
+        );
+}
+
+fn documents(cfg: &mut web::ServiceConfig, path: &str, kind: DocKind) {
+    cfg.service(
+        web::resource(path)
+            .route(web::get().to(move |a, q, c| list(a, q, c, kind)))
+            .route(web::post().to(move |a, r, p, c| create(a, r, p, c, kind))),
+    )
+    .service(
+        web::resource(format!("{path}/{{id}}"))
+            .route(web::get().to(move |a, id, c| get(a, id, c, kind)))
+            .route(web::put().to(move |a, r, id, p, c| replace(a, r, id, p, c, kind)))
+            .route(web::delete().to(move |a, id, c| delete(a, id, c, kind))),
+    );
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "up"}))
+}
+
+async fn ready(connector: web::Data<Connector>) -> HttpResponse {
+    match connector.store.ping().await {
+        Ok(()) => HttpResponse::Ok()
+            .json(serde_json::json!({"status": "ready", "database": connector.store.backend()})),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database unreachable");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "not ready", "reason": "database unreachable"}))
+        }
+    }
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+async fn participant(_: Admin, connector: web::Data<Connector>) -> HttpResponse {
+    let id = &connector.identity;
+    HttpResponse::Ok().json(serde_json::json!({
+        "participantId": id.participant_id,
+        "name": id.name,
+        "publicUrl": id.public_url,
+        "dspBase": id.dsp_base,
+        "versionUrl": format!("{}/.well-known/dspace-version", id.public_url),
+        "database": connector.store.backend(),
+    }))
+}
+
+fn with_version(status: StatusCode, doc: Versioned) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, format!("\"{}\"", doc.version)))
+        .json(doc.body)
+}
+
+fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(v) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|s| s.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "If-Match must be an ETag this API returned, e.g. \"3\"",
+            )
+        })
+}
+
+/// Paging parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("bad query string: {e}"),
+            )
+        })
+}
+
+async fn list(
+    _: Admin,
+    req: HttpRequest,
+    connector: web::Data<Connector>,
+    kind: DocKind,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = query(&req)?;
+    let page = connector.list(kind, q.cursor.as_deref(), q.limit).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+async fn create(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+    kind: DocKind,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let doc = connector.create(kind, body).await?;
+    Ok(with_version(StatusCode::CREATED, doc))
+}
+
+async fn get(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+    kind: DocKind,
+) -> Result<HttpResponse, ApiError> {
+    Ok(with_version(
+        StatusCode::OK,
+        connector.get(kind, &id).await?,
+    ))
+}
+
+async fn replace(
+    _: Admin,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+    kind: DocKind,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let doc = connector.replace(kind, &id, body, expected).await?;
+    Ok(with_version(StatusCode::OK, doc))
+}
+
+async fn delete(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+    kind: DocKind,
+) -> Result<HttpResponse, ApiError> {
+    connector.delete(kind, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Body of `POST /api/v1/catalogs/request`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FetchCatalog {
+    counter_party_address: String,
+}
+
+async fn catalog_request(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let FetchCatalog {
+        counter_party_address,
+    } = crate::service::decode(&body)?;
+    let fetched = crate::federation::fetch_catalog(&connector, &counter_party_address).await?;
+    Ok(HttpResponse::Ok().json(fetched))
+}
+
+async fn catalog_sources(
+    _: Admin,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let sources = connector
+        .store
+        .catalog_sources()
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": sources})))
+}
+
+async fn catalog_search(
+    _: Admin,
+    req: HttpRequest,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let q: SearchQuery = query(&req)?;
+    let items = connector
+        .store
+        .cached_datasets()
+        .await
+        .map_err(ServiceError::from)?;
+    let hits = search::search(items, &q);
+    Ok(HttpResponse::Ok().json(serde_json::json!({"total": hits.len(), "items": hits})))
+}

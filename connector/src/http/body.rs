@@ -1,0 +1,49 @@
+//! Reading JSON bodies with a size limit, a media-type check and errors that say where it broke.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use futures_util::StreamExt;
+
+use super::errors::BodyError;
+
+/// Reads the whole body (at most `limit` bytes) and parses it as JSON.
+pub async fn read_json(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<serde_json::Value, BodyError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !(essence == "application/json" || essence.ends_with("+json")) {
+            return Err(BodyError::MediaType(ct.to_owned()));
+        }
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyError::Syntax(
+            "the body is empty; send a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| BodyError::Syntax(e.to_string()))
+}

@@ -1,0 +1,229 @@
+//! The one place errors become HTTP answers: `application/problem+json` (RFC 9457) on the
+//! management API, the protocol's own error bodies on DSP endpoints. A 5xx never carries its cause;
+//! the log does, inside the request's span (which has the request id).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use caap_catalog::dcat::CatalogError;
+use caap_catalog::{CatalogFault, FieldError};
+use serde::Serialize;
+
+use crate::service::ServiceError;
+
+/// A problem-details body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// A URN naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong in this case, and what to do.
+    pub detail: String,
+    /// Each offending field, by JSON pointer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// A management-API error.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    /// A problem with a status, a kind slug and a detail.
+    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            slug,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+    /// 401: no or a wrong admin token.
+    pub fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the admin token from the config ([api] admin_token) as `Authorization: Bearer <token>`",
+        )
+    }
+    /// 404 for an unknown route.
+    pub fn no_route(method: &str, path: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no endpoint {method} {path}; see /api/v1/openapi.json"),
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.detail)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::BadRequest(d, errors) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                slug: "bad-request",
+                detail: d,
+                errors,
+            },
+            ServiceError::Invalid(d, errors) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                slug: "invalid",
+                detail: d,
+                errors,
+            },
+            ServiceError::NotFound(d) => ApiError::new(StatusCode::NOT_FOUND, "not-found", d),
+            ServiceError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
+            ServiceError::Upstream(d) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "counterparty-failed", d)
+            }
+            ServiceError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; the connector's log has the details under this request's id",
+                )
+            }
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        ApiError::new(e.status(), e.slug(), e.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let body = Problem {
+            kind: format!("urn:caap:problem:{}", self.slug),
+            title,
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+        };
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        res.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+/// A DSP catalog-protocol error, answered with a `CatalogError` body.
+#[derive(Debug)]
+pub struct DspCatalogError {
+    status: StatusCode,
+    reason: String,
+}
+
+impl DspCatalogError {
+    /// An error with a status and a reason the caller may read.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        DspCatalogError {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for DspCatalogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.reason)
+    }
+}
+
+impl From<CatalogFault> for DspCatalogError {
+    fn from(e: CatalogFault) -> Self {
+        match e {
+            CatalogFault::BadRequest(m) => DspCatalogError::new(StatusCode::BAD_REQUEST, m),
+            CatalogFault::NotFound(m) => DspCatalogError::new(StatusCode::NOT_FOUND, m),
+            CatalogFault::Store(cause) => {
+                tracing::error!(%cause, "catalog store failed");
+                DspCatalogError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; the provider's log has the details",
+                )
+            }
+        }
+    }
+}
+
+impl From<BodyError> for DspCatalogError {
+    fn from(e: BodyError) -> Self {
+        DspCatalogError::new(e.status(), e.to_string())
+    }
+}
+
+impl ResponseError for DspCatalogError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let body = CatalogError::new(self.status.as_u16().to_string(), self.reason.clone());
+        HttpResponse::build(self.status)
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+/// Why a request body was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Larger than `limits.max_body_bytes`.
+    #[error("the body is larger than {0} bytes (limits.max_body_bytes)")]
+    TooLarge(usize),
+    /// Not JSON by its content type.
+    #[error("Content-Type must be application/json, not `{0}`")]
+    MediaType(String),
+    /// Not parseable JSON.
+    #[error("the body is not valid JSON: {0}")]
+    Syntax(String),
+    /// The connection failed while reading.
+    #[error("the body could not be read: {0}")]
+    Read(String),
+}
+
+impl BodyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyError::Syntax(_) | BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+    fn slug(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge(_) => "too-large",
+            BodyError::MediaType(_) => "unsupported-media-type",
+            BodyError::Syntax(_) | BodyError::Read(_) => "malformed-json",
+        }
+    }
+}

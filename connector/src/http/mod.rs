@@ -1,0 +1,107 @@
+//! HTTP surfaces (actix-web). Handlers are adapters: extract, authenticate, call one service
+//! function, map the result. The DSP listener and the management listener are separate apps on
+//! separate ports, built by [`dsp_app`] and [`api_app`], which `main`, the demo and the tests share.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod dsp;
+pub mod errors;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
+use tracing::Instrument;
+
+use crate::service::Connector;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The DSP listener's app.
+pub fn dsp_app(
+    connector: Connector,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let path = connector.config.dsp.path.clone();
+    App::new()
+        .app_data(web::Data::new(connector))
+        .wrap_fn(traced)
+        .configure(|c| dsp::routes(c, &path))
+        .default_service(web::to(not_found))
+}
+
+/// The management listener's app.
+pub fn api_app(
+    connector: Connector,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(connector))
+        .app_data(web::PathConfig::default().error_handler(|e, _| {
+            errors::ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "bad-request",
+                e.to_string(),
+            )
+            .into()
+        }))
+        .wrap_fn(traced)
+        .configure(api::routes)
+        .default_service(web::to(not_found))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    errors::ApiError::no_route(req.method().as_str(), req.path()).error_response()
+}
+
+/// Gives each request an id (kept from `X-Request-Id` if the caller sent a sane one), runs it in a
+/// span carrying that id, and echoes the id in the response.
+fn traced<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: actix_web::dev::Service<
+            ServiceRequest,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+{
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        tracing::debug!(status = res.status().as_u16(), "answered");
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(REQUEST_ID.clone(), v);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+}

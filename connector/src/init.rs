@@ -1,0 +1,122 @@
+//! `caap init`: a new connector's directory with a config, a key pair and a data directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use caap_identity::{ParticipantKey, Secret, did_web_from_url};
+
+use crate::config::{
+    ApiConfig, Config, DatabaseConfig, DspConfig, IdentityConfig, LimitsConfig, LogConfig,
+    ParticipantConfig,
+};
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// Display name.
+    pub name: String,
+    /// Public root URL, if known.
+    pub public_url: Option<String>,
+    /// DSP listener address.
+    pub dsp_bind: SocketAddr,
+    /// Management listener address.
+    pub api_bind: SocketAddr,
+    /// Overwrite an existing config and key.
+    pub force: bool,
+}
+
+/// What was created.
+#[derive(Debug, Clone)]
+pub struct Initialized {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// The private key file.
+    pub key_path: PathBuf,
+    /// The participant id, if it could be derived now.
+    pub participant_id: Option<String>,
+}
+
+/// Why init failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Refusing to overwrite.
+    #[error("{0} exists already; pass --force to replace it (the old key is lost)")]
+    Exists(PathBuf),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// File system or crypto failure.
+    #[error("{0}")]
+    Io(String),
+}
+
+fn write_private(path: &Path, content: &str) -> Result<(), InitError> {
+    let io = |e: std::io::Error| InitError::Io(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(path, content).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Creates the directory, `caap.toml`, `keys/participant.jwk` and `files/`.
+pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
+    let config_path = opts.dir.join("caap.toml");
+    if config_path.exists() && !opts.force {
+        return Err(InitError::Exists(config_path));
+    }
+    let participant_id = match &opts.public_url {
+        Some(u) => Some(
+            did_web_from_url(u).map_err(|e| InitError::Invalid(format!("--public-url: {e}")))?,
+        ),
+        None => None,
+    };
+    let config = Config {
+        participant: ParticipantConfig {
+            name: opts.name.clone(),
+            public_url: opts.public_url.clone(),
+            id: None,
+        },
+        dsp: DspConfig {
+            bind: opts.dsp_bind,
+            ..DspConfig::default()
+        },
+        api: ApiConfig {
+            bind: opts.api_bind,
+            admin_token: Secret::random_token(),
+        },
+        database: DatabaseConfig::default(),
+        identity: IdentityConfig::default(),
+        limits: LimitsConfig::default(),
+        log: LogConfig::default(),
+        data_dir: PathBuf::from("."),
+    };
+    let mut config_with_paths = config.clone();
+    config_with_paths.data_dir = opts.dir.clone();
+    let key_path = config_with_paths.key_path();
+    let kid = format!(
+        "{}#key-1",
+        participant_id.as_deref().unwrap_or("did:web:unknown")
+    );
+    let key = ParticipantKey::generate(&kid).map_err(|e| InitError::Io(e.to_string()))?;
+    std::fs::create_dir_all(opts.dir.join("files"))
+        .map_err(|e| InitError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
+    write_private(&key_path, &key.to_private_jwk_json())?;
+    let text = config.to_toml().map_err(|e| InitError::Io(e.to_string()))?;
+    let header = "# caap connector configuration, written by `caap init`.\n\
+                  # Every key is documented in README.md; CAAP_* environment variables override them.\n\
+                  # This file holds the admin token: keep it private.\n\n";
+    write_private(&config_path, &format!("{header}{text}"))?;
+    Ok(Initialized {
+        config_path,
+        key_path,
+        participant_id,
+    })
+}

@@ -1,0 +1,21 @@
+//! The caap connector: the imperative shell around caap's domain crates.
+//!
+//! It owns everything with side effects: typed configuration ([`config`]), the clock
+//! ([`clock`]), persistence with SeaORM ([`store`]), the HTTP surfaces with actix-web ([`http`]:
+//! the DSP protocol endpoints and the management API), the consumer-side client for other
+//! connectors ([`federation`]), start-up and shutdown ([`server`]), set-up of a new connector
+//! ([`init`]) and the multi-city walk-through ([`demo`]). The binary `caap` (`src/main.rs`) is a
+//! thin command-line layer over these modules.
+//!
+//! Business rules live in the domain crates (`caap-catalog`, `caap-contracts`, `caap-policy`,
+//! `caap-identity`); this crate wires them to sockets and databases.
+
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod federation;
+pub mod http;
+pub mod init;
+pub mod server;
+pub mod service;
+pub mod store;

@@ -1,0 +1,376 @@
+//! `caap`: the city data-space connector. One binary: serve, set up, run the demo, and talk to a
+//! running connector's management API.
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line program prints its results"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use caap_connector::config::Config;
+use caap_connector::init::{InitOptions, init};
+use caap_connector::server;
+use clap::{Parser, Subcommand};
+
+/// caap: a Dataspace Protocol (DSP 2025-1) connector for cities and their suppliers.
+///
+/// A connector advertises a city's datasets in a DCAT catalog, fetches and searches other cities'
+/// catalogs, and (in later releases) negotiates ODRL usage contracts and streams data peer to peer.
+/// It runs as one binary with an embedded SQLite database, or on PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "caap", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the connector until SIGTERM or Ctrl-C.
+    ///
+    /// Without --config, runs the embedded default from ./caap-data (created on first start:
+    /// SQLite, a generated key pair and admin token, loopback ports 8181 and 8182).
+    Serve {
+        /// The configuration file (TOML). CAAP_* environment variables override its keys.
+        #[arg(long, short, env = "CAAP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Create a new connector directory: caap.toml, keys/participant.jwk and files/.
+    Init {
+        /// Directory to create (or fill).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Display name of the participant, e.g. "Malmö stad".
+        #[arg(long)]
+        name: String,
+        /// Public root URL other connectors reach this one at, e.g. https://caap.malmo.se.
+        /// The participant id becomes its did:web. Default: the DSP listener's address.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Address of the DSP listener.
+        #[arg(long, default_value = "127.0.0.1:8181")]
+        dsp_bind: SocketAddr,
+        /// Address of the management API listener (keep it private).
+        #[arg(long, default_value = "127.0.0.1:8182")]
+        api_bind: SocketAddr,
+        /// Replace an existing configuration and key.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a federation of city connectors on this machine and narrate what they do.
+    ///
+    /// Needs no external service and writes only to a temporary directory.
+    Demo {
+        /// Run the walk-through and exit (0 when every step passed) instead of staying up.
+        #[arg(long)]
+        exit: bool,
+        /// How many cities (2 or 3).
+        #[arg(long, default_value_t = 3)]
+        cities: usize,
+    },
+    /// The federated catalog of a running connector.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+        /// The running connector's configuration (for its API address and admin token).
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Apply (or roll back) database migrations and exit. `caap serve` applies them itself.
+    Migrate {
+        /// The configuration file.
+        #[arg(long, short, env = "CAAP_CONFIG")]
+        config: Option<PathBuf>,
+        /// Roll every migration back (drops caap's tables; data is lost).
+        #[arg(long)]
+        down: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Fetch another connector's catalog into the federated cache.
+    Fetch {
+        /// The other connector's root URL or DSP base URL.
+        url: String,
+    },
+    /// Search the federated cache across every fetched city.
+    Search {
+        /// Free text (every word must occur).
+        #[arg(long)]
+        q: Option<String>,
+        /// A theme, e.g. environment.
+        #[arg(long)]
+        theme: Option<String>,
+        /// A Smart Data Model type, e.g. AirQualityObserved.
+        #[arg(long)]
+        data_model: Option<String>,
+        /// A city name or participant id.
+        #[arg(long)]
+        city: Option<String>,
+    },
+    /// List the connectors whose catalogs are cached.
+    Sources,
+}
+
+const EMBEDDED_DIR: &str = "caap-data";
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+fn load(config: Option<&Path>) -> anyhow::Result<Config> {
+    match config {
+        Some(path) => Ok(Config::load(path, env_vars())?),
+        None => {
+            let path = Path::new(EMBEDDED_DIR).join("caap.toml");
+            if !path.exists() {
+                bail!(
+                    "no --config given and {} does not exist; run `caap serve` once or `caap init`",
+                    path.display()
+                );
+            }
+            Ok(Config::load(&path, env_vars())?)
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config_path = match config_path {
+        Some(p) => p,
+        None => {
+            let dir = PathBuf::from(EMBEDDED_DIR);
+            let path = dir.join("caap.toml");
+            if !path.exists() {
+                let made = init(&InitOptions {
+                    dir: dir.clone(),
+                    name: "caap (embedded default)".into(),
+                    public_url: None,
+                    dsp_bind: SocketAddr::from(([127, 0, 0, 1], 8181)),
+                    api_bind: SocketAddr::from(([127, 0, 0, 1], 8182)),
+                    force: false,
+                })?;
+                println!(
+                    "caap: first start: created {} and {}",
+                    made.config_path.display(),
+                    made.key_path.display()
+                );
+            }
+            path
+        }
+    };
+    let config = Config::load(&config_path, env_vars())?;
+    init_logging(&config);
+    let db = if config.database.url.is_some() {
+        "configured database"
+    } else {
+        "SQLite"
+    };
+    let data_dir = config.data_dir.clone();
+    let running = server::start(config).await?;
+    let c = &running.connector;
+    println!(
+        "caap: {} is ready in {} ms",
+        c.identity.name,
+        started.elapsed().as_millis()
+    );
+    println!("  participant id   {}", c.identity.participant_id);
+    println!(
+        "  DSP 2025-1       {}  (version: http://{}/.well-known/dspace-version)",
+        c.identity.dsp_base, running.dsp_addr
+    );
+    println!(
+        "  management API   {}/api/v1  (OpenAPI: {}/api/v1/openapi.json)",
+        running.api_url(),
+        running.api_url()
+    );
+    println!(
+        "  admin token      [api] admin_token in {}",
+        config_path.display()
+    );
+    println!("  database         {db} ({})", c.store.backend());
+    println!("  data directory   {}", data_dir.display());
+    println!(
+        "caap: ready dsp={} api={}",
+        running.dsp_addr, running.api_addr
+    );
+    server::shutdown_signal().await;
+    println!("caap: stopping (finishing requests in flight)…");
+    running.stop().await;
+    println!("caap: stopped");
+    Ok(())
+}
+
+async fn api_call(
+    config: &Config,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let host = if config.api.bind.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        config.api.bind.ip().to_string()
+    };
+    let url = format!("http://{host}:{}{path}", config.api.bind.port());
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method, &url)
+        .bearer_auth(config.api.admin_token.expose());
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.with_context(|| {
+        format!("cannot reach the connector's management API at {url}; is `caap serve` running?")
+    })?;
+    let status = res.status();
+    let value: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        let detail = value
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
+        bail!("{status}: {detail}");
+    }
+    Ok(value)
+}
+
+async fn catalog(command: CatalogCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    match command {
+        CatalogCommand::Fetch { url } => {
+            println!("caap: fetching the catalog of {url}…");
+            let r = api_call(
+                &config,
+                reqwest::Method::POST,
+                "/api/v1/catalogs/request",
+                Some(serde_json::json!({"counterPartyAddress": url})),
+            )
+            .await?;
+            println!(
+                "caap: cached {} datasets from {} ({}) in {} page(s)",
+                r["datasets"],
+                r["city"].as_str().unwrap_or("?"),
+                r["participantId"].as_str().unwrap_or("?"),
+                r["pages"]
+            );
+        }
+        CatalogCommand::Search {
+            q,
+            theme,
+            data_model,
+            city,
+        } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [
+                ("q", q),
+                ("theme", theme),
+                ("dataModel", data_model),
+                ("city", city),
+            ] {
+                if let Some(v) = v {
+                    query.append_pair(k, &v);
+                }
+            }
+            let r = api_call(
+                &config,
+                reqwest::Method::GET,
+                &format!("/api/v1/catalogs/search?{}", query.finish()),
+                None,
+            )
+            .await?;
+            let items = r["items"].as_array().cloned().unwrap_or_default();
+            println!("{} hit(s)", items.len());
+            for h in items {
+                println!(
+                    "  {:<10} {:<40} {}  [{}]",
+                    h["city"].as_str().unwrap_or("?"),
+                    h["dataset"]["title"].as_str().unwrap_or("?"),
+                    h["dataset"]["id"].as_str().unwrap_or("?"),
+                    h["dataset"]["dataModel"].as_str().unwrap_or("-")
+                );
+            }
+        }
+        CatalogCommand::Sources => {
+            let r = api_call(&config, reqwest::Method::GET, "/api/v1/catalogs", None).await?;
+            for s in r["items"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "  {:<10} {:>5} datasets  {}  fetched {}",
+                    s["city"].as_str().unwrap_or("?"),
+                    s["datasetCount"],
+                    s["counterPartyAddress"].as_str().unwrap_or("?"),
+                    s["fetchedAt"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(config: Option<PathBuf>, down: bool) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    let store = caap_connector::store::Store::open(
+        &config.database_url(),
+        1,
+        std::sync::Arc::new(caap_connector::clock::SystemClock),
+    )
+    .await?;
+    if down {
+        store.migrate_down().await?;
+        println!("caap: every migration rolled back");
+    } else {
+        println!("caap: migrations applied ({})", store.backend());
+    }
+    store.close().await?;
+    Ok(())
+}
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::Init { dir, name, public_url, dsp_bind, api_bind, force } => {
+            init(&InitOptions { dir, name, public_url, dsp_bind, api_bind, force }).map(|made| {
+                println!("caap: created {}", made.config_path.display());
+                println!("  key pair        {} (private, mode 0600)", made.key_path.display());
+                match made.participant_id {
+                    Some(id) => println!("  participant id  {id}"),
+                    None => println!("  participant id  the did:web of the DSP listener's address (set --public-url to fix it)"),
+                }
+                println!("start it with: caap serve --config {}", made.config_path.display());
+            }).map_err(Into::into)
+        }
+        Command::Demo { exit, cities } => {
+            caap_connector::demo::run(exit, cities).await.map_err(Into::into)
+        }
+        Command::Catalog { command, config } => catalog(command, config).await,
+        Command::Migrate { config, down } => migrate(config, down).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("caap: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

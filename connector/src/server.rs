@@ -1,0 +1,217 @@
+//! Start-up and shutdown: open the store, load the identity, bind both listeners, serve until told
+//! to stop. Several connectors can run in one process (the demo and the tests do).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use actix_web::dev::ServerHandle;
+use caap_identity::{ParticipantKey, StaticTokens, did_web_from_url};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::service::{Connector, Identity};
+use crate::store::Store;
+
+/// Why a connector could not start. Each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A port could not be bound.
+    #[error("cannot listen on {addr} ({key}): {source}; free the port or change {key}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The config key.
+        key: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file is missing or unreadable.
+    #[error("cannot use the key file {path}: {message}; run `caap init` to create one")]
+    Key {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}; check database.url")]
+    Store(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A started connector.
+#[derive(Debug)]
+pub struct Running {
+    /// The shared state (for in-process callers such as the demo).
+    pub connector: Connector,
+    /// Where the DSP listener listens.
+    pub dsp_addr: SocketAddr,
+    /// Where the management API listens.
+    pub api_addr: SocketAddr,
+    dsp: ServerHandle,
+    api: ServerHandle,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, key, source })
+}
+
+fn workers(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4)
+    }
+}
+
+/// Starts a connector from its configuration (must run inside a tokio/actix runtime).
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dsp_listener = bind(config.dsp.bind, "dsp.bind")?;
+    let api_listener = bind(config.api.bind, "api.bind")?;
+    let dsp_addr = dsp_listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+
+    let key_path = config.key_path();
+    let key_json = std::fs::read_to_string(&key_path).map_err(|e| StartError::Key {
+        path: key_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let key = ParticipantKey::from_jwk_json(&key_json).map_err(|e| StartError::Key {
+        path: key_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let public_url = config
+        .participant
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{dsp_addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let participant_id = match &config.participant.id {
+        Some(id) => id.clone(),
+        None => did_web_from_url(&public_url).map_err(|e| StartError::Other(e.to_string()))?,
+    };
+    let identity = Identity {
+        dsp_base: format!("{public_url}{}", config.dsp.path),
+        participant_id,
+        name: config.participant.name.clone(),
+        public_url,
+        key,
+    };
+    let store = Store::open(
+        &config.database_url(),
+        config.database.max_connections,
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Store(e.to_string()))?;
+    let tokens = Arc::new(StaticTokens::new(
+        config.dsp.auth.tokens.clone(),
+        config.dsp.auth.outbound_token.clone(),
+    ));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(config.limits.outbound_timeout_secs))
+        .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
+    let dsp_workers = workers(config.dsp.workers);
+    let connector = Connector {
+        config: Arc::new(config),
+        store,
+        clock,
+        authenticator: tokens.clone(),
+        outbound: tokens,
+        decider: Arc::new(caap_policy::PermitAll),
+        identity: Arc::new(identity),
+        http,
+    };
+
+    let c = connector.clone();
+    let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone()))
+        .workers(dsp_workers)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(dsp_listener)
+        .map_err(|source| StartError::Bind {
+            addr: dsp_addr,
+            key: "dsp.bind",
+            source,
+        })?
+        .run();
+    let c = connector.clone();
+    let api = HttpServer::new(move || crate::http::api_app(c.clone()))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(api_listener)
+        .map_err(|source| StartError::Bind {
+            addr: api_addr,
+            key: "api.bind",
+            source,
+        })?
+        .run();
+    let (dsp_handle, api_handle) = (dsp.handle(), api.handle());
+    let tasks = vec![actix_web::rt::spawn(dsp), actix_web::rt::spawn(api)];
+    Ok(Running {
+        connector,
+        dsp_addr,
+        api_addr,
+        dsp: dsp_handle,
+        api: api_handle,
+        tasks,
+    })
+}
+
+impl Running {
+    /// The management API's base URL.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// Stops both listeners, letting requests in flight finish, then closes the database.
+    pub async fn stop(self) {
+        tokio::join!(self.dsp.stop(true), self.api.stop(true));
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.connector.store.close().await {
+            tracing::warn!(error = %e, "closing the database failed");
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

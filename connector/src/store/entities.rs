@@ -1,0 +1,88 @@
+//! SeaORM entities. They never leave the `store` module: the rest of caap sees domain types.
+
+/// Assets, policies and offers, each a JSON document keyed by (kind, id).
+pub mod document {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "documents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub body: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// References between documents (an offer names its assets and policies).
+pub mod doc_ref {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "doc_refs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub from_kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub from_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub to_kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub to_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Other connectors whose catalogs are in the federated cache.
+pub mod catalog_source {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "catalog_sources")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub address: String,
+        pub participant_id: String,
+        pub city: String,
+        pub fetched_at: i64,
+        pub dataset_count: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Datasets of cached catalogs.
+pub mod cached_dataset {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cached_datasets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub address: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub dataset_id: String,
+        pub body: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,669 @@
+//! Persistence with SeaORM: SQLite by default, PostgreSQL for scale. The only module that knows
+//! sea-orm; it hands out domain types and implements the domain crates' store traits.
+
+mod entities;
+pub mod migration;
+
+use std::sync::Arc;
+
+use caap_catalog::CatalogFault;
+use caap_catalog::asset::Asset;
+use caap_catalog::build::CatalogSource;
+use caap_catalog::offer::{Offer, ResolvedOffer};
+use caap_catalog::page::Cursor;
+use caap_catalog::remote::RemoteDataset;
+use caap_catalog::search::CachedDataset;
+use caap_identity::Secret;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use serde::Serialize;
+
+use crate::clock::Clock;
+use entities::{cached_dataset, catalog_source, doc_ref, document};
+use migration::Migrator;
+
+/// The kinds of document the management API manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    /// A dataset with its data address.
+    Asset,
+    /// An ODRL policy.
+    Policy,
+    /// An offer of assets under policies.
+    Offer,
+}
+
+impl DocKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Asset => "asset",
+            DocKind::Policy => "policy",
+            DocKind::Offer => "offer",
+        }
+    }
+    fn parse(s: &str) -> Option<DocKind> {
+        match s {
+            "asset" => Some(DocKind::Asset),
+            "policy" => Some(DocKind::Policy),
+            "offer" => Some(DocKind::Offer),
+            _ => None,
+        }
+    }
+}
+
+/// A stored document with its bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDoc {
+    /// The id.
+    pub id: String,
+    /// The document.
+    pub body: serde_json::Value,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Starts at 1, grows by one on every change.
+    pub version: i64,
+}
+
+/// A reference from a document to another one, with the field that makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocRef {
+    /// The referenced kind.
+    pub kind: DocKind,
+    /// The referenced id.
+    pub id: String,
+    /// JSON pointer of the field holding the reference, for error messages.
+    pub pointer: String,
+}
+
+/// A cached catalog source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSourceInfo {
+    /// The DSP address it was fetched from.
+    pub counter_party_address: String,
+    /// The provider's participant id.
+    pub participant_id: String,
+    /// The provider's display name.
+    pub city: String,
+    /// When it was fetched.
+    pub fetched_at: DateTime<Utc>,
+    /// How many datasets it had.
+    pub dataset_count: i64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such document.
+    #[error("no {kind} `{id}`")]
+    NotFound {
+        /// Kind.
+        kind: &'static str,
+        /// Id.
+        id: String,
+    },
+    /// The id is taken, or the version did not match.
+    #[error("{0}")]
+    Conflict(String),
+    /// A referenced document does not exist.
+    #[error("{pointer}: no {kind} `{id}`")]
+    MissingRef {
+        /// The field.
+        pointer: String,
+        /// Referenced kind.
+        kind: &'static str,
+        /// Referenced id.
+        id: String,
+    },
+    /// Other documents still reference this one.
+    #[error("{kind} `{id}` is still used by {users}; change or delete those first")]
+    InUse {
+        /// Kind.
+        kind: &'static str,
+        /// Id.
+        id: String,
+        /// Who uses it, e.g. `offer o1, offer o2`.
+        users: String,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    /// A stored document could not be read back.
+    #[error("stored {0} is corrupt: {1}")]
+    Corrupt(String, String),
+}
+
+/// The connector's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl Store {
+    /// Connects (creating the SQLite file and its directory if needed) and runs pending migrations.
+    pub async fn open(
+        url: &Secret,
+        max_connections: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store, StoreError> {
+        let url = url.expose();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or_default();
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Db(DbErr::Custom(format!(
+                            "cannot create the database directory {}: {e}",
+                            dir.display()
+                        )))
+                    })?;
+                }
+            }
+        }
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .sqlx_logging(false);
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        }
+        let store = Store { db, clock };
+        store.migrate_up().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate_up(&self) -> Result<(), StoreError> {
+        Ok(Migrator::up(&self.db, None).await?)
+    }
+
+    /// Rolls every migration back (drops caap's tables).
+    pub async fn migrate_down(&self) -> Result<(), StoreError> {
+        Ok(Migrator::down(&self.db, None).await?)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    /// Cheap liveness check for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<(), StoreError> {
+        Ok(self.db.close().await?)
+    }
+
+    fn to_doc(m: document::Model) -> Result<StoredDoc, StoreError> {
+        let body = serde_json::from_str(&m.body)
+            .map_err(|e| StoreError::Corrupt(format!("{} {}", m.kind, m.id), e.to_string()))?;
+        Ok(StoredDoc {
+            id: m.id,
+            body,
+            created_at: from_millis(m.created_at),
+            updated_at: from_millis(m.updated_at),
+            version: m.version,
+        })
+    }
+
+    async fn check_refs<C: ConnectionTrait>(db: &C, refs: &[DocRef]) -> Result<(), StoreError> {
+        for r in refs {
+            let found = document::Entity::find_by_id((r.kind.as_str().to_owned(), r.id.clone()))
+                .one(db)
+                .await?;
+            if found.is_none() {
+                return Err(StoreError::MissingRef {
+                    pointer: r.pointer.clone(),
+                    kind: r.kind.as_str(),
+                    id: r.id.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_refs<C: ConnectionTrait>(
+        db: &C,
+        kind: DocKind,
+        id: &str,
+        refs: &[DocRef],
+    ) -> Result<(), StoreError> {
+        doc_ref::Entity::delete_many()
+            .filter(doc_ref::Column::FromKind.eq(kind.as_str()))
+            .filter(doc_ref::Column::FromId.eq(id))
+            .exec(db)
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        let rows: Vec<doc_ref::ActiveModel> = refs
+            .iter()
+            .filter(|r| seen.insert((r.kind, r.id.clone())))
+            .map(|r| doc_ref::ActiveModel {
+                from_kind: Set(kind.as_str().to_owned()),
+                from_id: Set(id.to_owned()),
+                to_kind: Set(r.kind.as_str().to_owned()),
+                to_id: Set(r.id.clone()),
+            })
+            .collect();
+        if !rows.is_empty() {
+            doc_ref::Entity::insert_many(rows).exec(db).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a document; `Conflict` if the id is taken, `MissingRef` if a reference dangles.
+    /// Document and references are written in one transaction.
+    pub async fn create(
+        &self,
+        kind: DocKind,
+        id: &str,
+        body: &serde_json::Value,
+        refs: &[DocRef],
+    ) -> Result<StoredDoc, StoreError> {
+        let now = millis(self.clock.now());
+        let txn = self.db.begin().await?;
+        if document::Entity::find_by_id((kind.as_str().to_owned(), id.to_owned()))
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Conflict(format!(
+                "{} `{id}` already exists; use PUT to change it",
+                kind.as_str()
+            )));
+        }
+        Self::check_refs(&txn, refs).await?;
+        let model = document::ActiveModel {
+            kind: Set(kind.as_str().to_owned()),
+            id: Set(id.to_owned()),
+            body: Set(body.to_string()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            version: Set(1),
+        };
+        document::Entity::insert(model).exec(&txn).await?;
+        Self::write_refs(&txn, kind, id, refs).await?;
+        txn.commit().await?;
+        Ok(StoredDoc {
+            id: id.to_owned(),
+            body: body.clone(),
+            created_at: from_millis(now),
+            updated_at: from_millis(now),
+            version: 1,
+        })
+    }
+
+    /// Replaces a document. With `expected_version`, refuses (`Conflict`) if it changed meanwhile.
+    pub async fn replace(
+        &self,
+        kind: DocKind,
+        id: &str,
+        body: &serde_json::Value,
+        refs: &[DocRef],
+        expected_version: Option<i64>,
+    ) -> Result<StoredDoc, StoreError> {
+        let now = millis(self.clock.now());
+        let txn = self.db.begin().await?;
+        let current = document::Entity::find_by_id((kind.as_str().to_owned(), id.to_owned()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: kind.as_str(),
+                id: id.to_owned(),
+            })?;
+        if let Some(v) = expected_version {
+            if v != current.version {
+                return Err(StoreError::Conflict(format!(
+                    "{} `{id}` is at version {}, not {v}; read it again and retry",
+                    kind.as_str(),
+                    current.version
+                )));
+            }
+        }
+        Self::check_refs(&txn, refs).await?;
+        // Optimistic: the update only applies if nobody changed the row since we read it.
+        let updated = document::Entity::update_many()
+            .col_expr(document::Column::Body, Expr::value(body.to_string()))
+            .col_expr(document::Column::UpdatedAt, Expr::value(now))
+            .col_expr(document::Column::Version, Expr::value(current.version + 1))
+            .filter(document::Column::Kind.eq(kind.as_str()))
+            .filter(document::Column::Id.eq(id))
+            .filter(document::Column::Version.eq(current.version))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(StoreError::Conflict(format!(
+                "{} `{id}` changed while it was being updated; retry",
+                kind.as_str()
+            )));
+        }
+        Self::write_refs(&txn, kind, id, refs).await?;
+        txn.commit().await?;
+        Ok(StoredDoc {
+            id: id.to_owned(),
+            body: body.clone(),
+            created_at: from_millis(current.created_at),
+            updated_at: from_millis(now),
+            version: current.version + 1,
+        })
+    }
+
+    /// One document.
+    pub async fn get(&self, kind: DocKind, id: &str) -> Result<Option<StoredDoc>, StoreError> {
+        document::Entity::find_by_id((kind.as_str().to_owned(), id.to_owned()))
+            .one(&self.db)
+            .await?
+            .map(Self::to_doc)
+            .transpose()
+    }
+
+    /// Up to `limit` documents from `cursor`, in scan order (see [`Cursor`]).
+    pub async fn scan(
+        &self,
+        kind: DocKind,
+        cursor: &Cursor,
+        limit: u64,
+    ) -> Result<Vec<StoredDoc>, StoreError> {
+        let mut q = document::Entity::find().filter(document::Column::Kind.eq(kind.as_str()));
+        q = match cursor {
+            Cursor::Start => q.order_by_asc(document::Column::Id),
+            Cursor::After(id) => q
+                .filter(document::Column::Id.gt(id.as_str()))
+                .order_by_asc(document::Column::Id),
+            Cursor::Before(id) => q
+                .filter(document::Column::Id.lt(id.as_str()))
+                .order_by_desc(document::Column::Id),
+        };
+        q.limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Self::to_doc)
+            .collect()
+    }
+
+    /// Several documents by id (missing ones are left out).
+    pub async fn get_many(
+        &self,
+        kind: DocKind,
+        ids: &[String],
+    ) -> Result<Vec<StoredDoc>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        document::Entity::find()
+            .filter(document::Column::Kind.eq(kind.as_str()))
+            .filter(document::Column::Id.is_in(ids.iter().map(String::as_str)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Self::to_doc)
+            .collect()
+    }
+
+    /// Deletes a document; `InUse` while others reference it.
+    pub async fn delete(&self, kind: DocKind, id: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        let users = doc_ref::Entity::find()
+            .filter(doc_ref::Column::ToKind.eq(kind.as_str()))
+            .filter(doc_ref::Column::ToId.eq(id))
+            .limit(10)
+            .all(&txn)
+            .await?;
+        if !users.is_empty() {
+            return Err(StoreError::InUse {
+                kind: kind.as_str(),
+                id: id.to_owned(),
+                users: users
+                    .iter()
+                    .map(|u| format!("{} {}", u.from_kind, u.from_id))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let gone = document::Entity::delete_by_id((kind.as_str().to_owned(), id.to_owned()))
+            .exec(&txn)
+            .await?;
+        if gone.rows_affected == 0 {
+            return Err(StoreError::NotFound {
+                kind: kind.as_str(),
+                id: id.to_owned(),
+            });
+        }
+        Self::write_refs(&txn, kind, id, &[]).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Ids of documents of `from` kind that reference any of `to_ids` of kind `to`.
+    async fn referrers(
+        &self,
+        from: DocKind,
+        to: DocKind,
+        to_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = doc_ref::Entity::find()
+            .filter(doc_ref::Column::FromKind.eq(from.as_str()))
+            .filter(doc_ref::Column::ToKind.eq(to.as_str()))
+            .filter(doc_ref::Column::ToId.is_in(to_ids.iter().map(String::as_str)))
+            .all(&self.db)
+            .await?;
+        let mut ids: Vec<String> = rows.into_iter().map(|r| r.from_id).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Replaces everything cached from one catalog source, in one transaction.
+    pub async fn replace_cached_catalog(
+        &self,
+        address: &str,
+        participant_id: &str,
+        city: &str,
+        datasets: &[RemoteDataset],
+    ) -> Result<CatalogSourceInfo, StoreError> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await?;
+        cached_dataset::Entity::delete_many()
+            .filter(cached_dataset::Column::Address.eq(address))
+            .exec(&txn)
+            .await?;
+        catalog_source::Entity::delete_by_id(address.to_owned())
+            .exec(&txn)
+            .await?;
+        catalog_source::Entity::insert(catalog_source::ActiveModel {
+            address: Set(address.to_owned()),
+            participant_id: Set(participant_id.to_owned()),
+            city: Set(city.to_owned()),
+            fetched_at: Set(millis(now)),
+            dataset_count: Set(datasets.len() as i64),
+        })
+        .exec(&txn)
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        let rows: Vec<cached_dataset::ActiveModel> = datasets
+            .iter()
+            .filter(|d| seen.insert(d.id.clone()))
+            .map(|d| {
+                Ok(cached_dataset::ActiveModel {
+                    address: Set(address.to_owned()),
+                    dataset_id: Set(d.id.clone()),
+                    body: Set(serde_json::to_string(d)
+                        .map_err(|e| StoreError::Corrupt("dataset".into(), e.to_string()))?),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        for chunk in rows.chunks(200) {
+            cached_dataset::Entity::insert_many(chunk.to_vec())
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(CatalogSourceInfo {
+            counter_party_address: address.to_owned(),
+            participant_id: participant_id.to_owned(),
+            city: city.to_owned(),
+            fetched_at: now,
+            dataset_count: datasets.len() as i64,
+        })
+    }
+
+    /// Every cached catalog source.
+    pub async fn catalog_sources(&self) -> Result<Vec<CatalogSourceInfo>, StoreError> {
+        Ok(catalog_source::Entity::find()
+            .order_by_asc(catalog_source::Column::City)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| CatalogSourceInfo {
+                counter_party_address: s.address,
+                participant_id: s.participant_id,
+                city: s.city,
+                fetched_at: from_millis(s.fetched_at),
+                dataset_count: s.dataset_count,
+            })
+            .collect())
+    }
+
+    /// Every cached dataset with its source.
+    pub async fn cached_datasets(&self) -> Result<Vec<CachedDataset>, StoreError> {
+        let sources: std::collections::HashMap<String, CatalogSourceInfo> = self
+            .catalog_sources()
+            .await?
+            .into_iter()
+            .map(|s| (s.counter_party_address.clone(), s))
+            .collect();
+        let rows = cached_dataset::Entity::find()
+            .order_by_asc(cached_dataset::Column::Address)
+            .order_by_asc(cached_dataset::Column::DatasetId)
+            .all(&self.db)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(source) = sources.get(&row.address) else {
+                continue;
+            };
+            let dataset: RemoteDataset = serde_json::from_str(&row.body).map_err(|e| {
+                StoreError::Corrupt(format!("cached dataset {}", row.dataset_id), e.to_string())
+            })?;
+            out.push(CachedDataset {
+                counter_party_address: row.address,
+                participant_id: source.participant_id.clone(),
+                city: source.city.clone(),
+                dataset,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl From<StoreError> for CatalogFault {
+    fn from(e: StoreError) -> Self {
+        CatalogFault::Store(e.to_string())
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(kind: &str, doc: StoredDoc) -> Result<T, CatalogFault> {
+    serde_json::from_value(doc.body)
+        .map_err(|e| CatalogFault::Store(format!("stored {kind} `{}` is unreadable: {e}", doc.id)))
+}
+
+impl CatalogSource for Store {
+    async fn assets(&self, cursor: &Cursor, limit: u32) -> Result<Vec<Asset>, CatalogFault> {
+        self.scan(DocKind::Asset, cursor, u64::from(limit))
+            .await?
+            .into_iter()
+            .map(|d| decode("asset", d))
+            .collect()
+    }
+
+    async fn asset(&self, id: &str) -> Result<Option<Asset>, CatalogFault> {
+        self.get(DocKind::Asset, id)
+            .await?
+            .map(|d| decode("asset", d))
+            .transpose()
+    }
+
+    async fn offers_for(&self, asset_ids: &[String]) -> Result<Vec<ResolvedOffer>, CatalogFault> {
+        let offer_ids = self
+            .referrers(DocKind::Offer, DocKind::Asset, asset_ids)
+            .await?;
+        let offers: Vec<Offer> = self
+            .get_many(DocKind::Offer, &offer_ids)
+            .await?
+            .into_iter()
+            .map(|d| decode("offer", d))
+            .collect::<Result<_, _>>()?;
+        let mut policy_ids: Vec<String> = offers
+            .iter()
+            .flat_map(|o| [o.access_policy.clone(), o.contract_policy.clone()])
+            .collect();
+        policy_ids.sort();
+        policy_ids.dedup();
+        let policies: std::collections::HashMap<String, serde_json::Value> = self
+            .get_many(DocKind::Policy, &policy_ids)
+            .await?
+            .into_iter()
+            .map(|d| {
+                let body = d.body.get("policy").cloned().unwrap_or_default();
+                (d.id, body)
+            })
+            .collect();
+        offers
+            .into_iter()
+            .map(|offer| {
+                let get = |id: &str| {
+                    policies.get(id).cloned().ok_or_else(|| {
+                        CatalogFault::Store(format!(
+                            "offer `{}` names missing policy `{id}`",
+                            offer.id
+                        ))
+                    })
+                };
+                Ok(ResolvedOffer {
+                    access_policy: get(&offer.access_policy)?,
+                    contract_policy: get(&offer.contract_policy)?,
+                    offer,
+                })
+            })
+            .collect()
+    }
+}
+
+impl DocKind {
+    /// Every kind.
+    pub fn all() -> [DocKind; 3] {
+        [DocKind::Asset, DocKind::Policy, DocKind::Offer]
+    }
+    /// Parses a stored kind name.
+    pub fn from_name(s: &str) -> Option<DocKind> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests;

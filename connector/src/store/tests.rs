@@ -1,0 +1,323 @@
+//! The store suite: the same tests on SQLite and on PostgreSQL.
+//!
+//! PostgreSQL runs when `CAAP_TEST_POSTGRES_URL` names a server (any database on it; each test
+//! creates its own fresh database). Without it the PostgreSQL half prints `SKIPPED`, unless
+//! `CAAP_TEST_REQUIRE_POSTGRES=1`, which makes it fail (the README's test command sets both).
+
+use std::sync::Arc;
+
+use caap_catalog::build::CatalogSource;
+use caap_catalog::page::Cursor;
+use caap_catalog::remote::RemoteDataset;
+use caap_catalog::samples;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::json;
+
+use super::*;
+use crate::clock::SystemClock;
+
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Backend {
+    fn url(&self) -> Secret {
+        match self {
+            Backend::Sqlite(dir) => Secret::new(format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("nested/caap.db").display()
+            )),
+            Backend::Postgres(url) => Secret::new(url.clone()),
+        }
+    }
+}
+
+async fn backends(test: &str) -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite(tempfile::tempdir().unwrap())];
+    match std::env::var("CAAP_TEST_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("caap_{test}_{}", uuid::Uuid::new_v4().simple());
+            let db = Database::connect(admin.as_str()).await.unwrap();
+            db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            db.close().await.unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            out.push(Backend::Postgres(format!("{base}/{name}")));
+        }
+        _ if std::env::var("CAAP_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("CAAP_TEST_REQUIRE_POSTGRES=1 but CAAP_TEST_POSTGRES_URL is not set")
+        }
+        _ => println!("SKIPPED: store suite `{test}` on PostgreSQL (set CAAP_TEST_POSTGRES_URL)"),
+    }
+    out
+}
+
+async fn open(b: &Backend) -> Store {
+    Store::open(&b.url(), 4, Arc::new(SystemClock))
+        .await
+        .unwrap()
+}
+
+fn policy_doc(id: &str) -> serde_json::Value {
+    json!({"id": id, "policy": {"@type": "Set", "permission": [{"action": "use"}]}})
+}
+
+async fn seed(store: &Store) -> Vec<Asset> {
+    let city = &samples::CITIES[1];
+    let assets = samples::assets(city, "http://127.0.0.1:9");
+    for a in &assets {
+        store
+            .create(
+                DocKind::Asset,
+                &a.id,
+                &serde_json::to_value(a).unwrap(),
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    for (id, _) in samples::policies() {
+        store
+            .create(DocKind::Policy, &id, &policy_doc(&id), &[])
+            .await
+            .unwrap();
+    }
+    for o in samples::offers(city, &assets) {
+        let refs = offer_refs(&o);
+        store
+            .create(
+                DocKind::Offer,
+                &o.id,
+                &serde_json::to_value(&o).unwrap(),
+                &refs,
+            )
+            .await
+            .unwrap();
+    }
+    assets
+}
+
+fn offer_refs(o: &Offer) -> Vec<DocRef> {
+    let mut refs: Vec<DocRef> = o
+        .assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| DocRef {
+            kind: DocKind::Asset,
+            id: a.clone(),
+            pointer: format!("/assets/{i}"),
+        })
+        .collect();
+    refs.push(DocRef {
+        kind: DocKind::Policy,
+        id: o.access_policy.clone(),
+        pointer: "/accessPolicy".into(),
+    });
+    refs.push(DocRef {
+        kind: DocKind::Policy,
+        id: o.contract_policy.clone(),
+        pointer: "/contractPolicy".into(),
+    });
+    refs
+}
+
+#[tokio::test]
+async fn migrations_go_up_down_and_up_again() {
+    for b in backends("migrations").await {
+        let store = open(&b).await;
+        seed(&store).await;
+        store.migrate_down().await.unwrap();
+        assert!(
+            store.get(DocKind::Asset, "x").await.is_err(),
+            "tables are gone after down"
+        );
+        store.migrate_up().await.unwrap();
+        assert!(
+            store
+                .scan(DocKind::Asset, &Cursor::Start, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        seed(&store).await;
+    }
+}
+
+#[tokio::test]
+async fn documents_survive_a_restart() {
+    for b in backends("restart").await {
+        let store = open(&b).await;
+        let assets = seed(&store).await;
+        store.close().await.unwrap();
+        let store = open(&b).await;
+        let back = store
+            .get(DocKind::Asset, &assets[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_value::<Asset>(back.body).unwrap(),
+            assets[0]
+        );
+        assert_eq!(
+            store
+                .scan(DocKind::Offer, &Cursor::Start, 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_replace_delete_keep_references_whole() {
+    for b in backends("crud").await {
+        let store = open(&b).await;
+        let assets = seed(&store).await;
+        // Duplicate ids conflict.
+        let dup = store
+            .create(
+                DocKind::Policy,
+                samples::OPEN_POLICY_ID,
+                &policy_doc("x"),
+                &[],
+            )
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict(_))));
+        // A dangling reference writes nothing.
+        let bad = Offer {
+            id: "bad".into(),
+            assets: vec![assets[0].id.clone(), "missing".into()],
+            access_policy: samples::OPEN_POLICY_ID.into(),
+            contract_policy: samples::OPEN_POLICY_ID.into(),
+        };
+        let err = store
+            .create(
+                DocKind::Offer,
+                "bad",
+                &serde_json::to_value(&bad).unwrap(),
+                &offer_refs(&bad),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::MissingRef { pointer, .. } if pointer == "/assets/1"),
+            "{err}"
+        );
+        assert!(store.get(DocKind::Offer, "bad").await.unwrap().is_none());
+        // Assets and policies in use cannot be deleted; the message names the user.
+        let err = store
+            .delete(DocKind::Policy, samples::OPEN_POLICY_ID)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("offer"), "{err}");
+        // Replace bumps the version and honours expected versions.
+        let p = store
+            .replace(
+                DocKind::Policy,
+                "public-service-use",
+                &policy_doc("public-service-use"),
+                &[],
+                Some(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(p.version, 2);
+        let stale = store
+            .replace(
+                DocKind::Policy,
+                "public-service-use",
+                &policy_doc("public-service-use"),
+                &[],
+                Some(1),
+            )
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store
+                .replace(DocKind::Policy, "nope", &policy_doc("nope"), &[], None)
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Deleting the offers frees the assets.
+        for o in store
+            .scan(DocKind::Offer, &Cursor::Start, 10)
+            .await
+            .unwrap()
+        {
+            store.delete(DocKind::Offer, &o.id).await.unwrap();
+        }
+        store.delete(DocKind::Asset, &assets[0].id).await.unwrap();
+        assert!(matches!(
+            store.delete(DocKind::Asset, &assets[0].id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn catalog_source_pages_both_ways_and_resolves_offers() {
+    for b in backends("catalog").await {
+        let store = open(&b).await;
+        let mut assets = seed(&store).await;
+        assets.sort_by(|a, b| a.id.cmp(&b.id));
+        let first = store.assets(&Cursor::Start, 2).await.unwrap();
+        assert_eq!(
+            first.iter().map(|a| &a.id).collect::<Vec<_>>(),
+            [&assets[0].id, &assets[1].id]
+        );
+        let back = store
+            .assets(&Cursor::Before(assets[2].id.clone()), 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            back.iter().map(|a| &a.id).collect::<Vec<_>>(),
+            [&assets[1].id, &assets[0].id]
+        );
+        let offers = store.offers_for(&[assets[0].id.clone()]).await.unwrap();
+        assert_eq!(offers.len(), 1);
+        assert!(offers[0].contract_policy.get("permission").is_some());
+        assert!(store.asset("nope").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn federated_cache_replaces_per_source() {
+    for b in backends("cache").await {
+        let store = open(&b).await;
+        let ds = |id: &str| RemoteDataset {
+            id: id.into(),
+            title: Some(format!("title {id}")),
+            description: None,
+            keywords: vec![],
+            themes: vec![],
+            spatial: None,
+            data_model: None,
+            offer_ids: vec![],
+            formats: vec![],
+            raw: json!({"@id": id}),
+        };
+        store
+            .replace_cached_catalog("http://a/dsp", "did:web:a", "Lund", &[ds("1"), ds("2")])
+            .await
+            .unwrap();
+        store
+            .replace_cached_catalog("http://b/dsp", "did:web:b", "Malmö", &[ds("1")])
+            .await
+            .unwrap();
+        store
+            .replace_cached_catalog("http://a/dsp", "did:web:a", "Lund", &[ds("3")])
+            .await
+            .unwrap();
+        let all = store.cached_datasets().await.unwrap();
+        let ids: Vec<_> = all
+            .iter()
+            .map(|c| (c.city.as_str(), c.dataset.id.as_str()))
+            .collect();
+        assert_eq!(ids, [("Lund", "3"), ("Malmö", "1")]);
+        assert_eq!(store.catalog_sources().await.unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,86 @@
+//! ODRL 2.2 policies for caap: the policy model, a strict parser for the JSON forms seen in
+//! data spaces (the DSP 2025-1 compact form, `odrl:`-prefixed terms, full IRIs), the compact
+//! serialisation used in DSP catalogs, offers and agreements, a plain-English summary, and the
+//! seam through which policies are decided ([`PolicyDecider`]).
+//!
+//! The crate is a functional core: no IO, no async, no clock. Time, the requester's verified
+//! claims and usage counts come in through an [`EvaluationContext`]. Parsing fails closed: an
+//! action, operator or left operand outside the ODRL 2.2 vocabulary (and the `caap:claim:<name>`
+//! extension, see [`model`]) is an error that names the JSON pointer of the offending field, and
+//! all such errors are reported together. The only decider today is [`PermitAll`], the
+//! foundation's placeholder; the ODRL evaluator replaces it behind the same trait.
+
+pub mod decision;
+mod explain;
+pub mod model;
+pub mod parse;
+mod serialize;
+
+#[cfg(test)]
+mod vector_tests;
+
+use serde::Serialize;
+
+pub use decision::{Decision, EvaluationContext, PermitAll, PolicyDecider};
+pub use model::{
+    Action, ConflictStrategy, Constraint, Duty, LeftOperand, LogicalOperator, Operator, Policy,
+    PolicyKind, RightOperand, Rule,
+};
+pub use parse::parse_policy;
+pub use serialize::AgreementTerms;
+
+/// Why a policy could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The JSON is not a valid ODRL policy caap understands (a bad request). Every problem found
+    /// is listed, each with the JSON pointer of the field at fault.
+    #[error("invalid ODRL policy: {}", list(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+impl PolicyError {
+    /// The individual problems.
+    pub fn errors(&self) -> &[FieldError] {
+        match self {
+            PolicyError::Invalid(errors) => errors,
+        }
+    }
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One problem in a policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The RFC 6901 JSON pointer of the offending field (`""` is the document itself), e.g.
+    /// `/permission/0/constraint/1/leftOperand`. Keys appear as written (`/odrl:permission/0`).
+    pub pointer: String,
+    /// What is wrong, and what would be accepted.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem at `pointer`.
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "(document root): {}", self.message)
+        } else {
+            write!(f, "{}: {}", self.pointer, self.message)
+        }
+    }
+}

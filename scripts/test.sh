@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole caap test suite, from a fresh machine: installs what it needs, starts a throwaway
+# PostgreSQL, then runs fmt, the architecture check, clippy, unit tests, the store suite on SQLite
+# and PostgreSQL, and the end-to-end tests with real `caap` processes on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/caap/target}"
+export CAAP_SHARED_DIR="${CAAP_SHARED_DIR:-$root/../shared}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
+
+step "Installing what the build and the tests need"
+need=()
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+pg_bin=""
+for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && pg_bin="$d"; done
+[ -n "$pg_bin" ] || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "apt-get install ${need[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -z "$pg_bin" ]; then for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && pg_bin="$d"; done; fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+runner=(cargo test --workspace --all-targets --no-fail-fast)
+if cargo nextest --version >/dev/null 2>&1; then
+  runner=(cargo nextest run --workspace --all-targets --no-fail-fast --failure-output final)
+fi
+
+step "Formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "Architecture: domain crates know neither actix-web nor sea-orm"
+for crate in caap-catalog caap-contracts caap-policy caap-identity; do
+  for banned in actix-web sea-orm sqlx reqwest tokio; do
+    if cargo tree -q -e normal -p "$crate" -i "$banned" >/dev/null 2>&1; then
+      echo "FAIL: $crate depends on $banned (see ARCHITECTURE.md, invariants)"; exit 1
+    fi
+  done
+done
+echo "ok: catalog, contracts, policy and identity are free of actix-web, sea-orm, sqlx, reqwest and tokio"
+
+step "Lints (cargo clippy --workspace --all-targets -D warnings)"
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+step "Starting a throwaway PostgreSQL for the store suite"
+pg_dir=$(mktemp -d /tmp/caap-pg.XXXXXX)
+pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+cleanup() { pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; }
+trap cleanup EXIT
+pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust >/dev/null
+pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -o "-p $pg_port -k $pg_dir -h 127.0.0.1" -l "$pg_dir/log" -w start >/dev/null
+export CAAP_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+export CAAP_TEST_REQUIRE_POSTGRES=1
+echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
+
+step "Unit tests, the store suite (SQLite + PostgreSQL) and the end-to-end tests"
+"${runner[@]}"

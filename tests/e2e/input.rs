@@ -1,0 +1,217 @@
+//! Bad input on every endpoint gets a clear 4xx and changes nothing.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn count(server: &Server, path: &str) -> usize {
+    server.api("GET", &format!("{path}?limit=500"), None).body["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn malformed_wrong_oversized_and_unknown_input_is_refused_without_side_effects() {
+    let node = Node::init(
+        "Göteborg",
+        &format!(
+            "{}\n[limits]\nmax_body_bytes = 4096\n",
+            token_table("did:web:x")
+        ),
+    );
+    let server = node.start(&[]);
+    publish_sample(&server, 2);
+    let asset_id = server.api("GET", "/api/v1/assets", None).body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before: Vec<usize> = ["/api/v1/assets", "/api/v1/policies", "/api/v1/offers"]
+        .iter()
+        .map(|p| count(&server, p))
+        .collect();
+    let original = server
+        .api("GET", &format!("/api/v1/assets/{asset_id}"), None)
+        .body;
+
+    let big = format!("{{\"id\":\"x\",\"title\":\"{}\"}}", "a".repeat(5000));
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("{\"id\": ", "malformed".into(), 400, "not valid JSON"),
+        ("", "empty".into(), 400, "empty"),
+        (&big, "oversized".into(), 413, "larger than"),
+    ];
+    for path in [
+        "/api/v1/assets",
+        "/api/v1/policies",
+        "/api/v1/offers",
+        "/api/v1/catalogs/request",
+    ] {
+        for (body, what, status, needle) in &cases {
+            let r = request(
+                "POST",
+                &format!("{}{path}", server.api),
+                Some(&format!("Bearer {}", server.admin)),
+                Some(body),
+                "application/json",
+            );
+            assert_eq!(r.status, *status, "{what} on {path}: {}", r.body);
+            assert_eq!(r.headers["content-type"], "application/problem+json");
+            assert!(
+                r.body["detail"].as_str().unwrap().contains(needle),
+                "{what} on {path}: {}",
+                r.body
+            );
+        }
+        let r = request(
+            "POST",
+            &format!("{}{path}", server.api),
+            Some(&format!("Bearer {}", server.admin)),
+            Some("{}"),
+            "text/plain",
+        );
+        assert_eq!(r.status, 415, "{path}");
+    }
+    // Wrong types and unknown fields are named by pointer.
+    let named: Vec<(&str, Value, &str)> = vec![
+        (
+            "/api/v1/assets",
+            json!({"id": "a1", "title": 5, "dataAddress": {"type": "HttpApi", "url": "http://x"}}),
+            "/title",
+        ),
+        (
+            "/api/v1/assets",
+            json!({"id": "a1", "title": "t", "colour": "red", "dataAddress": {"type": "HttpApi", "url": "http://x"}}),
+            "colour",
+        ),
+        (
+            "/api/v1/assets",
+            json!({"id": "a1", "title": "t", "dataAddress": {"type": "Ftp", "url": "http://x"}}),
+            "/dataAddress",
+        ),
+        (
+            "/api/v1/assets",
+            json!({"id": "a 1", "title": "t", "dataAddress": {"type": "HttpApi", "url": "nope"}}),
+            "/dataAddress/url",
+        ),
+        (
+            "/api/v1/policies",
+            json!({"id": "p1", "policy": {"@type": "Set", "permission": [{"action": "use", "constraint": [{"leftOperand": "shoeSize", "operator": "eq", "rightOperand": "42"}]}]}}),
+            "/policy/permission/0/constraint/0/leftOperand",
+        ),
+        (
+            "/api/v1/policies",
+            json!({"id": "p1", "policy": "use"}),
+            "/policy",
+        ),
+        (
+            "/api/v1/offers",
+            json!({"id": "o1", "assets": [asset_id.clone(), "ghost"], "accessPolicy": "open-data-cc-by", "contractPolicy": "open-data-cc-by"}),
+            "/assets/1",
+        ),
+        (
+            "/api/v1/offers",
+            json!({"id": "o1", "assets": [], "accessPolicy": "open-data-cc-by", "contractPolicy": "nope"}),
+            "/assets",
+        ),
+        (
+            "/api/v1/catalogs/request",
+            json!({"counterPartyAddress": 7}),
+            "counterPartyAddress",
+        ),
+        (
+            "/api/v1/catalogs/request",
+            json!({"counterPartyAddress": "ftp://x"}),
+            "/counterPartyAddress",
+        ),
+    ];
+    for (path, body, needle) in named {
+        let r = server.api("POST", path, Some(&body));
+        assert!(
+            (400..500).contains(&r.status),
+            "{path} {body}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            r.body.to_string().contains(needle),
+            "{path} should name {needle}: {}",
+            r.body
+        );
+    }
+    // PUT with a changed id, a stale If-Match, and on a missing document.
+    let mut changed = original.clone();
+    changed["id"] = json!("other");
+    assert_eq!(
+        server
+            .api("PUT", &format!("/api/v1/assets/{asset_id}"), Some(&changed))
+            .status,
+        422
+    );
+    assert_eq!(
+        server
+            .api("PUT", "/api/v1/assets/ghost", Some(&original))
+            .status,
+        422
+    );
+    // In-use documents cannot be deleted; unknown ones are 404; no token is 401.
+    assert_eq!(
+        server
+            .api("DELETE", "/api/v1/policies/open-data-cc-by", None)
+            .status,
+        409
+    );
+    assert_eq!(
+        server.api("DELETE", "/api/v1/assets/ghost", None).status,
+        404
+    );
+    assert_eq!(
+        request(
+            "GET",
+            &format!("{}/api/v1/assets", server.api),
+            None,
+            None,
+            ""
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        server.api("GET", "/api/v1/assets?limit=0", None).status,
+        400
+    );
+    assert_eq!(
+        server
+            .api("GET", "/api/v1/assets?cursor=forged", None)
+            .status,
+        400
+    );
+    assert_eq!(server.api("GET", "/api/v1/nothing-here", None).status, 404);
+
+    // DSP: malformed bodies get CatalogErrors.
+    for body in [
+        "{",
+        "[]",
+        "{\"@type\": \"CatalogRequestMessage\"}",
+        "{\"@context\": [\"https://w3id.org/dspace/2025/1/context.jsonld\"], \"@type\": \"CatalogRequestMessage\", \"extra\": 1}",
+    ] {
+        let r = request(
+            "POST",
+            &format!("{}/dsp/catalog/request", server.dsp),
+            Some(&format!("Bearer {TOKEN}")),
+            Some(body),
+            "application/json",
+        );
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.body["@type"], "CatalogError", "{body}");
+    }
+
+    let after: Vec<usize> = ["/api/v1/assets", "/api/v1/policies", "/api/v1/offers"]
+        .iter()
+        .map(|p| count(&server, p))
+        .collect();
+    assert_eq!(before, after, "nothing was written");
+    let now = server
+        .api("GET", &format!("/api/v1/assets/{asset_id}"), None)
+        .body;
+    assert_eq!(original, now);
+}

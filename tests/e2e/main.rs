@@ -1,0 +1,11 @@
+//! End-to-end tests: real `caap` processes on loopback, driven over HTTP and the command line.
+//! One test binary for the connector package (see HOUSE-STYLE §2.7).
+
+mod support;
+
+#[path = "../support/dsp_schema.rs"]
+mod dsp_schema;
+
+mod catalog;
+mod cli;
+mod input;

@@ -1,0 +1,256 @@
+//! Starting and stopping real `caap serve` processes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_caap");
+
+pub fn caap() -> Command {
+    let mut c = Command::new(BIN);
+    // Keep the children's environment free of the test runner's CAAP_* settings.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CAAP_") && k != "CAAP_SHARED_DIR" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// A connector directory made by `caap init`.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub admin: String,
+}
+
+impl Node {
+    /// `caap init` with loopback port 0 listeners, plus extra TOML appended to the config.
+    pub fn init(name: &str, extra_toml: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let out = caap()
+            .args(["init", "--dir"])
+            .arg(dir.path())
+            .args([
+                "--name",
+                name,
+                "--dsp-bind",
+                "127.0.0.1:0",
+                "--api-bind",
+                "127.0.0.1:0",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = dir.path().join("caap.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(extra_toml);
+        std::fs::write(&config, &text).unwrap();
+        let admin = text
+            .lines()
+            .find_map(|l| l.strip_prefix("admin_token = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        Node { dir, config, admin }
+    }
+
+    pub fn start(&self, env: &[(&str, &str)]) -> Server {
+        Server::spawn(&self.config, &self.admin, env)
+    }
+}
+
+/// A running `caap serve`.
+pub struct Server {
+    child: Child,
+    pub dsp: String,
+    pub api: String,
+    pub admin: String,
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn spawn(config: &Path, admin: &str, env: &[(&str, &str)]) -> Server {
+        let mut cmd = caap();
+        cmd.args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for reader in [
+            Box::new(stdout) as Box<dyn BufRead + Send>,
+            Box::new(stderr),
+        ] {
+            let tx = tx.clone();
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in reader.lines().map_while(Result::ok) {
+                    output.lock().unwrap().push(line.clone());
+                    if let Some(rest) = line.strip_prefix("caap: ready ") {
+                        let _ = tx.send(rest.to_owned());
+                    }
+                }
+            });
+        }
+        let ready = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "caap serve did not become ready:\n{}",
+                    output.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let field = |k: &str| {
+            ready
+                .split_whitespace()
+                .find_map(|p| p.strip_prefix(k))
+                .unwrap()
+                .to_owned()
+        };
+        Server {
+            dsp: format!("http://{}", field("dsp=")),
+            api: format!("http://{}", field("api=")),
+            admin: admin.to_owned(),
+            child,
+            output,
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("caap serve did not stop within 15 s of SIGTERM");
+    }
+
+    pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
+        request(
+            method,
+            &format!("{}{path}", self.api),
+            Some(&format!("Bearer {}", self.admin)),
+            body.map(|b| b.to_string()).as_deref(),
+            "application/json",
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// A blocking HTTP request (the tests drive processes, so no async runtime is needed here).
+pub fn request(
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+    content_type: &str,
+) -> Response {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", content_type).body(b.to_owned());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    })
+}
+
+/// Publishes the demo data of one sample city through the management API.
+pub fn publish_sample(server: &Server, city: usize) -> Vec<String> {
+    let city = &caap_catalog::samples::CITIES[city];
+    let assets = caap_catalog::samples::assets(city, "http://127.0.0.1:9");
+    for (id, policy) in caap_catalog::samples::policies() {
+        let r = server.api(
+            "POST",
+            "/api/v1/policies",
+            Some(&json!({"id": id, "policy": policy})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    for a in &assets {
+        let r = server.api(
+            "POST",
+            "/api/v1/assets",
+            Some(&serde_json::to_value(a).unwrap()),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    for o in caap_catalog::samples::offers(city, &assets) {
+        let r = server.api(
+            "POST",
+            "/api/v1/offers",
+            Some(&serde_json::to_value(&o).unwrap()),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    assets.into_iter().map(|a| a.id).collect()
+}
+
+pub const TOKEN: &str = "e2e-token-of-the-consumer-0001";
+
+pub fn token_table(participant: &str) -> String {
+    format!("\n[[dsp.auth.tokens]]\ntoken = \"{TOKEN}\"\nparticipant = \"{participant}\"\n")
+}
+
+pub fn dsp_catalog_request(server: &Server, query: &str, body: &Value) -> Response {
+    request(
+        "POST",
+        &format!("{}/dsp/catalog/request{query}", server.dsp),
+        Some(&format!("Bearer {TOKEN}")),
+        Some(&body.to_string()),
+        "application/json",
+    )
+}
