@@ -78,6 +78,9 @@ enum Command {
         /// The running connector's configuration (for its API address and admin token).
         #[arg(long, short, env = "CAAP_CONFIG", global = true)]
         config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind (e.g. port 0).
+        #[arg(long, global = true)]
+        api_url: Option<String>,
     },
     /// Apply (or roll back) database migrations and exit. `caap serve` applies them itself.
     Migrate {
@@ -221,6 +224,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn api_call(
     config: &Config,
+    api_url: Option<&str>,
     method: reqwest::Method,
     path: &str,
     body: Option<serde_json::Value>,
@@ -230,7 +234,10 @@ async fn api_call(
     } else {
         config.api.bind.ip().to_string()
     };
-    let url = format!("http://{host}:{}{path}", config.api.bind.port());
+    let url = match api_url {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => format!("http://{host}:{}{path}", config.api.bind.port()),
+    };
     let client = reqwest::Client::new();
     let mut req = client
         .request(method, &url)
@@ -254,13 +261,18 @@ async fn api_call(
     Ok(value)
 }
 
-async fn catalog(command: CatalogCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
+async fn catalog(
+    command: CatalogCommand,
+    config: Option<PathBuf>,
+    api_url: Option<String>,
+) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
     match command {
         CatalogCommand::Fetch { url } => {
             println!("caap: fetching the catalog of {url}…");
             let r = api_call(
                 &config,
+                api_url.as_deref(),
                 reqwest::Method::POST,
                 "/api/v1/catalogs/request",
                 Some(serde_json::json!({"counterPartyAddress": url})),
@@ -293,6 +305,7 @@ async fn catalog(command: CatalogCommand, config: Option<PathBuf>) -> anyhow::Re
             }
             let r = api_call(
                 &config,
+                api_url.as_deref(),
                 reqwest::Method::GET,
                 &format!("/api/v1/catalogs/search?{}", query.finish()),
                 None,
@@ -311,7 +324,14 @@ async fn catalog(command: CatalogCommand, config: Option<PathBuf>) -> anyhow::Re
             }
         }
         CatalogCommand::Sources => {
-            let r = api_call(&config, reqwest::Method::GET, "/api/v1/catalogs", None).await?;
+            let r = api_call(
+                &config,
+                api_url.as_deref(),
+                reqwest::Method::GET,
+                "/api/v1/catalogs",
+                None,
+            )
+            .await?;
             for s in r["items"].as_array().cloned().unwrap_or_default() {
                 println!(
                     "  {:<10} {:>5} datasets  {}  fetched {}",
@@ -363,7 +383,11 @@ async fn main() -> std::process::ExitCode {
         Command::Demo { exit, cities } => {
             caap_connector::demo::run(exit, cities).await.map_err(Into::into)
         }
-        Command::Catalog { command, config } => catalog(command, config).await,
+        Command::Catalog {
+            command,
+            config,
+            api_url,
+        } => catalog(command, config, api_url).await,
         Command::Migrate { config, down } => migrate(config, down).await,
     };
     match result {

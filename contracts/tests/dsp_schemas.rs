@@ -177,8 +177,10 @@ fn broken_messages_are_rejected() {
     let errors = schemas
         .validate("catalog/catalog-schema.json", &offer_with_target)
         .unwrap_err();
-    println!("offer with target: {errors:#?}");
-    assert!(errors.iter().any(|e| e.contains("/dataset/0/hasPolicy/0")), "{errors:#?}");
+    assert!(
+        errors.iter().any(|e| e.contains("/dataset/0/hasPolicy/0")),
+        "{errors:#?}"
+    );
     let mut empty_dataset = catalog;
     empty_dataset["dataset"] = json!([]);
     assert!(

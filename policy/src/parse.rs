@@ -127,6 +127,14 @@ pub fn parse_policy(value: &Value) -> Result<Policy, PolicyError> {
     }
 }
 
+impl Policy {
+    /// Checks a policy built in code against the same rules [`parse_policy`] applies (at least one
+    /// rule, valid claim names, non-empty values, …), by parsing its compact form.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        parse_policy(&self.to_compact_json()).map(|_| ())
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RuleKind {
     Permission,

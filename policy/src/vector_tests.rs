@@ -13,8 +13,10 @@ use serde_json::Value;
 use crate::model::strip_odrl;
 use crate::parse_policy;
 
-fn shared_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("CAAP_SHARED_DIR") {
+/// The shared sub-folder `sub` (e.g. `vectors/odrl`), or `None` (after printing `SKIPPED:`) when
+/// it is missing and `CAAP_REQUIRE_SHARED` is not `1`.
+fn shared_dir(sub: &str) -> Option<PathBuf> {
+    let shared = match std::env::var_os("CAAP_SHARED_DIR") {
         Some(dir) => PathBuf::from(dir),
         // CARGO_MANIFEST_DIR is <workspace>/policy; the shared folder sits beside the workspace.
         None => Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,6 +24,7 @@ fn shared_dir() -> Option<PathBuf> {
             .unwrap_or(Path::new("."))
             .join("../shared"),
     };
+    let dir = shared.join(sub);
     if dir.is_dir() {
         return Some(dir);
     }
@@ -133,10 +136,9 @@ fn assert_outcomes(outcomes: &[Outcome], expected_failures: &[(&str, &str)], min
 
 #[test]
 fn odrl_vectors() {
-    let Some(shared) = shared_dir() else {
+    let Some(root) = shared_dir("vectors/odrl") else {
         return;
     };
-    let root = shared.join("vectors/odrl");
     let mut files = Vec::new();
     json_files(&root, &mut files);
     let mut outcomes = Vec::new();
@@ -205,10 +207,9 @@ fn embedded_policies<'a>(v: &'a Value, ptr: &str, out: &mut Vec<(String, &'a Val
 
 #[test]
 fn dsp_example_policies() {
-    let Some(shared) = shared_dir() else {
+    let Some(root) = shared_dir("dsp") else {
         return;
     };
-    let root = shared.join("dsp");
     let mut files = Vec::new();
     json_files(&root, &mut files);
     let mut outcomes = Vec::new();

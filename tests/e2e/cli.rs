@@ -80,7 +80,17 @@ fn serve_without_config_starts_the_embedded_default() {
 
 #[test]
 fn config_errors_name_the_key_and_help_is_complete() {
-    let node = Node::init("Lund", "\n[dsp.auth]\nmode = \"static-token\"\nbogus = 1\n");
+    let node = Node::init("Lund", "");
+    let text = std::fs::read_to_string(&node.config).unwrap();
+    std::fs::write(
+        &node.config,
+        text.replace(
+            "mode = \"static-token\"",
+            "mode = \"static-token\"
+bogus = 1",
+        ),
+    )
+    .unwrap();
     let out = caap()
         .args(["serve", "--config"])
         .arg(&node.config)
@@ -141,7 +151,14 @@ fn a_city_fetches_and_searches_another_citys_catalog() {
     let consumer = consumer_node.start(&[("CAAP_DSP_AUTH_OUTBOUND_TOKEN", TOKEN)]);
 
     let out = caap()
-        .args(["catalog", "fetch", &provider.dsp, "--config"])
+        .args([
+            "catalog",
+            "fetch",
+            &provider.dsp,
+            "--api-url",
+            &consumer.api,
+            "--config",
+        ])
         .arg(&consumer_node.config)
         .env("CAAP_DSP_AUTH_OUTBOUND_TOKEN", TOKEN)
         .output()
@@ -160,6 +177,8 @@ fn a_city_fetches_and_searches_another_citys_catalog() {
             "search",
             "--data-model",
             "OffStreetParking",
+            "--api-url",
+            &consumer.api,
             "--config",
         ])
         .arg(&consumer_node.config)

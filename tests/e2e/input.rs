@@ -13,14 +13,8 @@ fn count(server: &Server, path: &str) -> usize {
 
 #[test]
 fn malformed_wrong_oversized_and_unknown_input_is_refused_without_side_effects() {
-    let node = Node::init(
-        "Göteborg",
-        &format!(
-            "{}\n[limits]\nmax_body_bytes = 4096\n",
-            token_table("did:web:x")
-        ),
-    );
-    let server = node.start(&[]);
+    let node = Node::init("Göteborg", &token_table("did:web:x"));
+    let server = node.start(&[("CAAP_LIMITS_MAX_BODY_BYTES", "4096")]);
     publish_sample(&server, 2);
     let asset_id = server.api("GET", "/api/v1/assets", None).body["items"][0]["id"]
         .as_str()
@@ -214,4 +208,58 @@ fn malformed_wrong_oversized_and_unknown_input_is_refused_without_side_effects()
         .api("GET", &format!("/api/v1/assets/{asset_id}"), None)
         .body;
     assert_eq!(original, now);
+}
+
+#[test]
+fn the_openapi_document_lists_every_route() {
+    let node = Node::init("Lund", "");
+    let server = node.start(&[]);
+    let doc = request(
+        "GET",
+        &format!("{}/api/v1/openapi.json", server.api),
+        None,
+        None,
+        "",
+    );
+    assert_eq!(doc.status, 200);
+    let paths = doc.body["paths"].as_object().unwrap();
+    for (method, path) in [
+        ("get", "/health"),
+        ("get", "/ready"),
+        ("get", "/api/v1/participant"),
+        ("get", "/api/v1/catalogs"),
+        ("post", "/api/v1/catalogs/request"),
+        ("get", "/api/v1/catalogs/search"),
+        ("get", "/api/v1/assets"),
+        ("post", "/api/v1/offers"),
+        ("put", "/api/v1/policies/{id}"),
+        ("delete", "/api/v1/assets/{id}"),
+    ] {
+        assert!(paths[path].get(method).is_some(), "{method} {path}");
+        let real = path.replace("{id}", "x");
+        let r = request(
+            &method.to_uppercase(),
+            &format!("{}{real}", server.api),
+            Some(&format!("Bearer {}", server.admin)),
+            (method != "get" && method != "delete").then_some("{}"),
+            "application/json",
+        );
+        let unrouted = r.status == 404
+            && r.body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("no endpoint");
+        assert!(!unrouted, "{method} {path} is documented but not routed");
+    }
+    let who = server.api("GET", "/api/v1/participant", None);
+    assert!(
+        who.body["participantId"]
+            .as_str()
+            .unwrap()
+            .starts_with("did:web:")
+    );
+    assert_eq!(
+        request("GET", &format!("{}/ready", server.api), None, None, "").body["database"],
+        "sqlite"
+    );
 }

@@ -106,6 +106,7 @@ impl Server {
                 }
             });
         }
+        drop(tx);
         let ready = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(r) => r,
             Err(_) => {

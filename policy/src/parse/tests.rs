@@ -608,6 +608,26 @@ fn collects_every_error_and_lists_them_in_display() {
 }
 
 #[test]
+fn validate_checks_policies_built_in_code() {
+    assert_eq!(expected_offer().validate(), Ok(()));
+    let empty = Policy::new(PolicyKind::Offer);
+    assert!(empty.validate().is_err());
+    let bad_claim = Policy {
+        permission: vec![Rule::new(Action::Use).with_constraint(Constraint::atomic(
+            LeftOperand::Claim("not a name".into()),
+            Operator::Eq,
+            RightOperand::string("x"),
+        ))],
+        ..Policy::default()
+    };
+    let err = bad_claim.validate().unwrap_err();
+    assert_eq!(
+        err.errors()[0].pointer,
+        "/permission/0/constraint/0/leftOperand"
+    );
+}
+
+#[test]
 fn pointers_escape_slash_and_tilde() {
     let errs = errors(json!({"permission": [{"action": "use", "a/b~c": 1}]}));
     assert_eq!(errs[0].pointer, "/permission/0/a~1b~0c");
