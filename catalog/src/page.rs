@@ -140,6 +140,6 @@ mod tests {
         assert_eq!(ids(&back), [1, 2]);
         assert!(back.previous.is_none());
         assert!(back.next.is_some());
-        assert_eq!(page_size(Some(0)).is_err(), true);
+        assert!(page_size(Some(0)).is_err());
     }
 }

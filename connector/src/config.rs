@@ -423,8 +423,8 @@ impl Config {
                 return Err(bad("participant.public_url", e.message.clone()));
             }
         }
-        if let Some(id) = &self.participant.id {
-            if !id.starts_with("did:") && !id.starts_with("urn:") {
+        if let Some(id) = &self.participant.id
+            && !id.starts_with("did:") && !id.starts_with("urn:") {
                 return Err(bad(
                     "participant.id",
                     format!(
@@ -432,7 +432,6 @@ impl Config {
                     ),
                 ));
             }
-        }
         if !self.dsp.path.starts_with('/')
             || self.dsp.path.ends_with('/') && self.dsp.path.len() > 1
         {

@@ -73,6 +73,7 @@ pub struct Server {
     pub dsp: String,
     pub api: String,
     pub admin: String,
+    #[allow(dead_code, reason = "kept for debugging a failing test")]
     pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 

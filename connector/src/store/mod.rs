@@ -165,8 +165,8 @@ impl Store {
         let url = url.expose();
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or_default();
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir).map_err(|e| {
                         StoreError::Db(DbErr::Custom(format!(
                             "cannot create the database directory {}: {e}",
@@ -174,7 +174,6 @@ impl Store {
                         )))
                     })?;
                 }
-            }
         }
         let mut options = ConnectOptions::new(url.to_owned());
         options
@@ -335,15 +334,14 @@ impl Store {
                 kind: kind.as_str(),
                 id: id.to_owned(),
             })?;
-        if let Some(v) = expected_version {
-            if v != current.version {
+        if let Some(v) = expected_version
+            && v != current.version {
                 return Err(StoreError::Conflict(format!(
                     "{} `{id}` is at version {}, not {v}; read it again and retry",
                     kind.as_str(),
                     current.version
                 )));
             }
-        }
         Self::check_refs(&txn, refs).await?;
         // Optimistic: the update only applies if nobody changed the row since we read it.
         let updated = document::Entity::update_many()
