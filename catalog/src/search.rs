@@ -61,17 +61,21 @@ impl SearchQuery {
         let d = &item.dataset;
         let eq_any = |list: &[String], want: &str| list.iter().any(|v| v.to_lowercase() == want);
         if let Some(theme) = norm(&self.theme)
-            && !eq_any(&d.themes, &theme) {
-                return None;
-            }
+            && !eq_any(&d.themes, &theme)
+        {
+            return None;
+        }
         if let Some(model) = norm(&self.data_model)
-            && d.data_model.as_deref().map(str::to_lowercase) != Some(model) {
-                return None;
-            }
+            && d.data_model.as_deref().map(str::to_lowercase) != Some(model)
+        {
+            return None;
+        }
         if let Some(city) = norm(&self.city)
-            && item.city.to_lowercase() != city && item.participant_id.to_lowercase() != city {
-                return None;
-            }
+            && item.city.to_lowercase() != city
+            && item.participant_id.to_lowercase() != city
+        {
+            return None;
+        }
         let mut score = 1;
         if let Some(q) = norm(&self.q) {
             let title = d.title.as_deref().unwrap_or_default().to_lowercase();

@@ -2,7 +2,13 @@
 //! Run with `cargo bench -p caap-connector --bench startup`. Prints figures and ratios against
 //! PRODUCT.md's targets (≤ 0.3 s, ≤ 30 MiB) and a same-run baseline: the time `caap --version`
 //! takes to start and exit (process start-up cost on this machine).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, reason = "benchmark harness")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    reason = "benchmark harness"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -30,7 +36,14 @@ fn main() {
     let out = Command::new(BIN)
         .args(["init", "--dir"])
         .arg(dir.path())
-        .args(["--name", "bench", "--dsp-bind", "127.0.0.1:0", "--api-bind", "127.0.0.1:0"])
+        .args([
+            "--name",
+            "bench",
+            "--dsp-bind",
+            "127.0.0.1:0",
+            "--api-bind",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -64,11 +77,24 @@ fn main() {
         ready.push(t.elapsed().as_secs_f64());
         std::thread::sleep(Duration::from_millis(1500));
         rss.push(rss_kib(child.id()) as f64 / 1024.0);
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         child.wait().unwrap();
     }
     let (b, r, m) = (median(baseline), median(ready), median(rss));
     println!("caap serve (SQLite, {RUNS} runs, medians)");
-    println!("  start to ready   {:>8.1} ms   target 300 ms  -> {:.2} of target; {:.1}x `caap --version` ({:.1} ms)", r * 1000.0, r / 0.3, r / b, b * 1000.0);
-    println!("  idle RSS         {:>8.1} MiB  target 30 MiB -> {:.2} of target (Rainbow catalog+negotiation agents: ~37 MB)", m, m / 30.0);
+    println!(
+        "  start to ready   {:>8.1} ms   target 300 ms  -> {:.2} of target; {:.1}x `caap --version` ({:.1} ms)",
+        r * 1000.0,
+        r / 0.3,
+        r / b,
+        b * 1000.0
+    );
+    println!(
+        "  idle RSS         {:>8.1} MiB  target 30 MiB -> {:.2} of target (Rainbow catalog+negotiation agents: ~37 MB)",
+        m,
+        m / 30.0
+    );
 }

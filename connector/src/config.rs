@@ -424,14 +424,16 @@ impl Config {
             }
         }
         if let Some(id) = &self.participant.id
-            && !id.starts_with("did:") && !id.starts_with("urn:") {
-                return Err(bad(
-                    "participant.id",
-                    format!(
-                        "`{id}` is not a DID (did:web:…) or URN; leave it out to derive a did:web from public_url"
-                    ),
-                ));
-            }
+            && !id.starts_with("did:")
+            && !id.starts_with("urn:")
+        {
+            return Err(bad(
+                "participant.id",
+                format!(
+                    "`{id}` is not a DID (did:web:…) or URN; leave it out to derive a did:web from public_url"
+                ),
+            ));
+        }
         if !self.dsp.path.starts_with('/')
             || self.dsp.path.ends_with('/') && self.dsp.path.len() > 1
         {

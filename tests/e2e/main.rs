@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, reason = "end-to-end test code: a failed step should stop the test loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    reason = "end-to-end test code: a failed step should stop the test loudly"
+)]
 //! End-to-end tests: real `caap` processes on loopback, driven over HTTP and the command line.
 //! One test binary for the connector package (see HOUSE-STYLE §2.7).
 

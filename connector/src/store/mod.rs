@@ -166,14 +166,15 @@ impl Store {
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or_default();
             if let Some(dir) = std::path::Path::new(path).parent()
-                && !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::Db(DbErr::Custom(format!(
-                            "cannot create the database directory {}: {e}",
-                            dir.display()
-                        )))
-                    })?;
-                }
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Db(DbErr::Custom(format!(
+                        "cannot create the database directory {}: {e}",
+                        dir.display()
+                    )))
+                })?;
+            }
         }
         let mut options = ConnectOptions::new(url.to_owned());
         options
@@ -335,13 +336,14 @@ impl Store {
                 id: id.to_owned(),
             })?;
         if let Some(v) = expected_version
-            && v != current.version {
-                return Err(StoreError::Conflict(format!(
-                    "{} `{id}` is at version {}, not {v}; read it again and retry",
-                    kind.as_str(),
-                    current.version
-                )));
-            }
+            && v != current.version
+        {
+            return Err(StoreError::Conflict(format!(
+                "{} `{id}` is at version {}, not {v}; read it again and retry",
+                kind.as_str(),
+                current.version
+            )));
+        }
         Self::check_refs(&txn, refs).await?;
         // Optimistic: the update only applies if nobody changed the row since we read it.
         let updated = document::Entity::update_many()
