@@ -25,9 +25,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if [ -z "$pg_bin" ]; then for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && pg_bin="$d"; done; fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
-runner=(cargo test --workspace --all-targets --no-fail-fast)
+runner=(cargo test --workspace --lib --bins --tests --no-fail-fast)
 if cargo nextest --version >/dev/null 2>&1; then
-  runner=(cargo nextest run --workspace --all-targets --no-fail-fast --failure-output final)
+  runner=(cargo nextest run --workspace --lib --bins --tests --no-fail-fast --failure-output final)
 fi
 
 step "Formatting (cargo fmt --check)"
