@@ -237,26 +237,7 @@ fn prepare(
         DocKind::Offer => {
             let offer: Offer = decode(&body)?;
             invalid("offer", offer.validate())?;
-            let mut refs: Vec<DocRef> = offer
-                .assets
-                .iter()
-                .enumerate()
-                .map(|(i, a)| DocRef {
-                    kind: DocKind::Asset,
-                    id: a.clone(),
-                    pointer: format!("/assets/{i}"),
-                })
-                .collect();
-            refs.push(DocRef {
-                kind: DocKind::Policy,
-                id: offer.access_policy.clone(),
-                pointer: "/accessPolicy".into(),
-            });
-            refs.push(DocRef {
-                kind: DocKind::Policy,
-                id: offer.contract_policy.clone(),
-                pointer: "/contractPolicy".into(),
-            });
+            let refs = DocRef::of_offer(&offer);
             let body =
                 serde_json::to_value(&offer).map_err(|e| ServiceError::Internal(e.to_string()))?;
             Ok((offer.id, body, refs))

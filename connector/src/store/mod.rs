@@ -47,14 +47,6 @@ impl DocKind {
             DocKind::Offer => "offer",
         }
     }
-    fn parse(s: &str) -> Option<DocKind> {
-        match s {
-            "asset" => Some(DocKind::Asset),
-            "policy" => Some(DocKind::Policy),
-            "offer" => Some(DocKind::Offer),
-            _ => None,
-        }
-    }
 }
 
 /// A stored document with its bookkeeping.
@@ -81,6 +73,28 @@ pub struct DocRef {
     pub id: String,
     /// JSON pointer of the field holding the reference, for error messages.
     pub pointer: String,
+}
+
+impl DocRef {
+    /// The references an offer makes: its assets and its two policies.
+    pub fn of_offer(offer: &Offer) -> Vec<DocRef> {
+        let assets = offer.assets.iter().enumerate().map(|(i, a)| DocRef {
+            kind: DocKind::Asset,
+            id: a.clone(),
+            pointer: format!("/assets/{i}"),
+        });
+        let policies = [
+            (&offer.access_policy, "/accessPolicy"),
+            (&offer.contract_policy, "/contractPolicy"),
+        ]
+        .into_iter()
+        .map(|(id, pointer)| DocRef {
+            kind: DocKind::Policy,
+            id: id.clone(),
+            pointer: pointer.into(),
+        });
+        assets.chain(policies).collect()
+    }
 }
 
 /// A cached catalog source.
@@ -651,17 +665,6 @@ impl CatalogSource for Store {
                 })
             })
             .collect()
-    }
-}
-
-impl DocKind {
-    /// Every kind.
-    pub fn all() -> [DocKind; 3] {
-        [DocKind::Asset, DocKind::Policy, DocKind::Offer]
-    }
-    /// Parses a stored kind name.
-    pub fn from_name(s: &str) -> Option<DocKind> {
-        Self::parse(s)
     }
 }
 

@@ -100,27 +100,7 @@ async fn seed(store: &Store) -> Vec<Asset> {
 }
 
 fn offer_refs(o: &Offer) -> Vec<DocRef> {
-    let mut refs: Vec<DocRef> = o
-        .assets
-        .iter()
-        .enumerate()
-        .map(|(i, a)| DocRef {
-            kind: DocKind::Asset,
-            id: a.clone(),
-            pointer: format!("/assets/{i}"),
-        })
-        .collect();
-    refs.push(DocRef {
-        kind: DocKind::Policy,
-        id: o.access_policy.clone(),
-        pointer: "/accessPolicy".into(),
-    });
-    refs.push(DocRef {
-        kind: DocKind::Policy,
-        id: o.contract_policy.clone(),
-        pointer: "/contractPolicy".into(),
-    });
-    refs
+    DocRef::of_offer(o)
 }
 
 #[tokio::test]
