@@ -4,8 +4,8 @@
 //!
 //! Everything an evaluation may depend on arrives in the context, including the current time,
 //! so a decision is a pure function of `(policy, context)` and can be re-run, logged and tested.
-//! Today the only decider is [`PermitAll`], the foundation's placeholder; the ODRL evaluator
-//! (its own issue) implements the same trait and replaces it.
+//! The real decider is [`crate::OdrlEvaluator`]; [`PermitAll`] is the foundation's
+//! placeholder.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::model::{Action, Policy};
+use crate::model::{Action, LeftOperand, ODRL_NS, Policy};
 
 /// The facts a policy decision may use. Built with [`EvaluationContext::new`] and the `with_*`
 /// methods; new facts can be added later without breaking callers.
@@ -38,6 +38,20 @@ pub struct EvaluationContext {
     pub counts: BTreeMap<Action, u64>,
     /// When the requester first exercised the policy (what `elapsedTime` is measured from).
     pub first_use: Option<DateTime<Utc>>,
+    /// The party that receives the result of the action (what `recipient` tests).
+    pub recipient: Option<String>,
+    /// Where the action takes place, e.g. an ISO 3166 code or a place IRI (what `spatial`
+    /// tests; `isPartOf` uses [`EvaluationContext::memberships`]).
+    pub spatial: Option<String>,
+    /// Known collection memberships (`odrl:partOf`): member → the collections it belongs to.
+    /// Used for party and asset collections and for `isPartOf`/`hasPart`; transitive.
+    pub memberships: BTreeMap<String, Vec<String>>,
+    /// The deontic state of duties, by the duty's `uid` (unknown duties are `NonSet`).
+    pub duty_states: BTreeMap<String, DeonticState>,
+    /// Values of other left operands (e.g. `resolution`, `payAmount`, `fileFormat`), keyed by
+    /// the left operand's full ODRL IRI, or by a unit/feature IRI that a constraint names in
+    /// `unit`.
+    pub facts: BTreeMap<String, Value>,
 }
 
 impl EvaluationContext {
@@ -53,6 +67,11 @@ impl EvaluationContext {
             now,
             counts: BTreeMap::new(),
             first_use: None,
+            recipient: None,
+            spatial: None,
+            memberships: BTreeMap::new(),
+            duty_states: BTreeMap::new(),
+            facts: BTreeMap::new(),
         }
     }
 
@@ -80,7 +99,9 @@ impl EvaluationContext {
         self
     }
 
-    /// Records how many times `action` has been exercised so far.
+    /// Records how many times `action` has been exercised so far (before this request). A
+    /// `count` constraint compares the number of exercises *including* the requested one, so
+    /// with `count lteq 1000` the request after 1000 recorded uses is refused.
     pub fn with_count(mut self, action: Action, count: u64) -> Self {
         self.counts.insert(action, count);
         self
@@ -90,6 +111,80 @@ impl EvaluationContext {
     pub fn with_first_use(mut self, first_use: DateTime<Utc>) -> Self {
         self.first_use = Some(first_use);
         self
+    }
+
+    /// Sets the recipient of the action's result.
+    pub fn with_recipient(mut self, recipient: impl Into<String>) -> Self {
+        self.recipient = Some(recipient.into());
+        self
+    }
+
+    /// Sets where the action takes place.
+    pub fn with_spatial(mut self, spatial: impl Into<String>) -> Self {
+        self.spatial = Some(spatial.into());
+        self
+    }
+
+    /// Records that `member` is part of `collection` (a party, asset or place collection).
+    pub fn with_membership(
+        mut self,
+        member: impl Into<String>,
+        collection: impl Into<String>,
+    ) -> Self {
+        self.memberships
+            .entry(member.into())
+            .or_default()
+            .push(collection.into());
+        self
+    }
+
+    /// Records the deontic state of the duty with `uid`.
+    pub fn with_duty_state(mut self, uid: impl Into<String>, state: DeonticState) -> Self {
+        self.duty_states.insert(uid.into(), state);
+        self
+    }
+
+    /// Records the value of a left operand that has no field of its own (e.g. `resolution`).
+    pub fn with_operand(mut self, operand: &LeftOperand, value: Value) -> Self {
+        let key = match operand {
+            LeftOperand::Claim(name) => {
+                self.claims.insert(name.clone(), value);
+                return self;
+            }
+            other => format!("{ODRL_NS}{}", other.as_term()),
+        };
+        self.facts.insert(key, value);
+        self
+    }
+
+    /// Records a fact by IRI (a left operand's IRI, or a unit/feature IRI).
+    pub fn with_fact(mut self, iri: impl Into<String>, value: Value) -> Self {
+        self.facts.insert(iri.into(), value);
+        self
+    }
+}
+
+/// The deontic state of a duty, as the state of the world reports it (FORCE
+/// `report:deonticState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub enum DeonticState {
+    /// Nothing is known yet: neither fulfilled nor violated.
+    #[default]
+    NonSet,
+    /// The duty has been fulfilled.
+    Fulfilled,
+    /// The duty has been violated.
+    Violated,
+}
+
+impl DeonticState {
+    /// The FORCE term (`NonSet`, `Fulfilled`, `Violated`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeonticState::NonSet => "NonSet",
+            DeonticState::Fulfilled => "Fulfilled",
+            DeonticState::Violated => "Violated",
+        }
     }
 }
 

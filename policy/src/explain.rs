@@ -116,6 +116,13 @@ fn join_with(phrases: &[String], word: &str) -> String {
     }
 }
 
+impl Constraint {
+    /// A short plain-English phrase for the constraint, e.g. "before 2027-01-01".
+    pub fn describe(&self) -> String {
+        constraint_phrase(self, false)
+    }
+}
+
 fn constraint_phrase(constraint: &Constraint, nested: bool) -> String {
     match constraint {
         Constraint::Atomic {

@@ -7,26 +7,39 @@
 //! claims and usage counts come in through an [`EvaluationContext`]. Parsing fails closed: an
 //! action, operator or left operand outside the ODRL 2.2 vocabulary (and the `caap:claim:<name>`
 //! extension, see [`model`]) is an error that names the JSON pointer of the offending field, and
-//! all such errors are reported together. The only decider today is [`PermitAll`], the
-//! foundation's placeholder; the ODRL evaluator replaces it behind the same trait.
+//! all such errors are reported together.
+//!
+//! Decisions: [`OdrlEvaluator`] is the ODRL 2.2 evaluator behind the [`PolicyDecider`] seam
+//! (see [`evaluate`] for its semantics); [`PermitAll`] is the foundation's placeholder.
+//! [`evaluate_documents`] runs a policy, a request and a state of the world given as JSON-LD
+//! or Turtle documents and returns a [`ComplianceReport`] in the FORCE compliance-report
+//! vocabulary (what `caap policy evaluate` prints).
 
 pub mod decision;
+mod dpv;
+pub mod evaluate;
 mod explain;
 pub mod model;
 pub mod parse;
+mod rdf;
+pub mod report;
 mod serialize;
 
+#[cfg(test)]
+mod conformance_tests;
 #[cfg(test)]
 mod vector_tests;
 
 use serde::Serialize;
 
-pub use decision::{Decision, EvaluationContext, PermitAll, PolicyDecider};
+pub use decision::{Decision, DeonticState, EvaluationContext, PermitAll, PolicyDecider};
+pub use evaluate::{Evaluation, OdrlEvaluator};
 pub use model::{
     Action, ConflictStrategy, Constraint, Duty, LeftOperand, LogicalOperator, Operator, Policy,
     PolicyKind, RightOperand, Rule,
 };
 pub use parse::parse_policy;
+pub use report::{ComplianceReport, InputFormat, evaluate_documents};
 pub use serialize::AgreementTerms;
 
 /// Why a policy could not be accepted.

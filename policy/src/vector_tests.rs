@@ -15,7 +15,7 @@ use crate::parse_policy;
 
 /// The shared sub-folder `sub` (e.g. `vectors/odrl`), or `None` (after printing `SKIPPED:`) when
 /// it is missing and `CAAP_REQUIRE_SHARED` is not `1`.
-fn shared_dir(sub: &str) -> Option<PathBuf> {
+pub(crate) fn shared_dir(sub: &str) -> Option<PathBuf> {
     let shared = match std::env::var_os("CAAP_SHARED_DIR") {
         Some(dir) => PathBuf::from(dir),
         // CARGO_MANIFEST_DIR is <workspace>/policy; the shared folder sits beside the workspace.
