@@ -63,7 +63,14 @@ impl OdrlEvaluator {
 
 impl PolicyDecider for OdrlEvaluator {
     fn decide(&self, policy: &Policy, ctx: &EvaluationContext) -> Decision {
-        self.evaluate(policy, ctx).decision()
+        // Permits are decided on the fast path; a denial is re-evaluated in detail so that
+        // its reason can name the premises that failed.
+        let fast = evaluate_mode(policy, ctx, &Hints::default(), false);
+        if fast.permitted() {
+            fast.decision()
+        } else {
+            self.evaluate(policy, ctx).decision()
+        }
     }
 }
 
@@ -196,7 +203,22 @@ pub(crate) fn evaluate_with<'a>(
     ctx: &'a EvaluationContext,
     hints: &Hints,
 ) -> Evaluation<'a> {
-    let env = Env { policy, ctx };
+    evaluate_mode(policy, ctx, hints, true)
+}
+
+/// Evaluates; without `detail`, rules stop at their first failing premise and no reason or
+/// left-operand text is built (the fast path of [`PolicyDecider::decide`] for permits).
+pub(crate) fn evaluate_mode<'a>(
+    policy: &'a Policy,
+    ctx: &'a EvaluationContext,
+    hints: &Hints,
+    detail: bool,
+) -> Evaluation<'a> {
+    let env = Env {
+        policy,
+        ctx,
+        detail,
+    };
     let permissions = policy
         .permission
         .iter()
@@ -404,6 +426,7 @@ fn inactive_reason(r: &RuleEval<'_>) -> String {
 struct Env<'a> {
     policy: &'a Policy,
     ctx: &'a EvaluationContext,
+    detail: bool,
 }
 
 impl<'a> Env<'a> {
@@ -415,7 +438,7 @@ impl<'a> Env<'a> {
             premises.push(Premise {
                 kind: PremiseKind::Action,
                 satisfaction: Satisfaction::from_bool(ok),
-                reason: (!ok).then(|| {
+                reason: (!ok && self.detail).then(|| {
                     format!(
                         "the requested action {} is not {} or an action it includes",
                         ctx.action, rule.action
@@ -424,12 +447,15 @@ impl<'a> Env<'a> {
                 constraint: None,
             });
         }
+        if self.stop(&premises, is_permission) {
+            return self.inactive(rule, is_permission, premises);
+        }
         if let Some(assignee) = self.policy.effective_assignee(rule) {
             let ok = self.is_member(&ctx.participant_id, assignee);
             premises.push(Premise {
                 kind: PremiseKind::Party,
                 satisfaction: Satisfaction::from_bool(ok),
-                reason: (!ok).then(|| {
+                reason: (!ok && self.detail).then(|| {
                     format!(
                         "the requester {} is not the assignee {assignee} nor a member of it",
                         ctx.participant_id
@@ -438,6 +464,9 @@ impl<'a> Env<'a> {
                 constraint: None,
             });
         }
+        if self.stop(&premises, is_permission) {
+            return self.inactive(rule, is_permission, premises);
+        }
         if let Some(target) = self.policy.effective_target(rule)
             && let Some(requested) = &ctx.target
         {
@@ -445,13 +474,16 @@ impl<'a> Env<'a> {
             premises.push(Premise {
                 kind: PremiseKind::Target,
                 satisfaction: Satisfaction::from_bool(ok),
-                reason: (!ok).then(|| {
+                reason: (!ok && self.detail).then(|| {
                     format!("the requested asset {requested} is not {target} nor part of it")
                 }),
                 constraint: None,
             });
         }
         for c in &rule.refinement {
+            if self.stop(&premises, is_permission) {
+                return self.inactive(rule, is_permission, premises);
+            }
             let eval = self.constraint(c, rule.action, 0);
             premises.push(premise(
                 PremiseKind::Refinement,
@@ -460,8 +492,14 @@ impl<'a> Env<'a> {
             ));
         }
         for c in &rule.constraint {
+            if self.stop(&premises, is_permission) {
+                return self.inactive(rule, is_permission, premises);
+            }
             let eval = self.constraint(c, rule.action, 0);
             premises.push(premise(PremiseKind::Constraint, eval, "the constraint"));
+        }
+        if self.stop(&premises, is_permission) {
+            return self.inactive(rule, is_permission, premises);
         }
         let duties: Vec<DutyEval<'a>> = if is_permission {
             rule.duty.iter().map(|d| self.duty(d)).collect()
@@ -486,6 +524,30 @@ impl<'a> Env<'a> {
             premises,
             duties,
             active,
+        }
+    }
+
+    /// On the fast path, whether the last premise already makes the rule inactive.
+    fn stop(&self, premises: &[Premise<'a>], is_permission: bool) -> bool {
+        !self.detail
+            && premises.last().is_some_and(|p| {
+                p.satisfaction == Satisfaction::Unsatisfied
+                    || (p.satisfaction == Satisfaction::Unknown && is_permission)
+            })
+    }
+
+    fn inactive(
+        &self,
+        rule: &'a Rule,
+        is_permission: bool,
+        premises: Vec<Premise<'a>>,
+    ) -> RuleEval<'a> {
+        RuleEval {
+            rule,
+            is_permission,
+            premises,
+            duties: Vec::new(),
+            active: false,
         }
     }
 
@@ -574,34 +636,42 @@ impl<'a> Env<'a> {
                         );
                     }
                 };
-                let left_text = left.to_string();
+                let left_text = self.detail.then(|| left.to_string());
                 match self.apply(*operator, &left, right, left_operand) {
                     Ok(true) => ConstraintEval {
                         constraint: c,
                         satisfaction: Satisfaction::Satisfied,
-                        left_value: Some(left_text),
+                        left_value: left_text,
                         reason: None,
                         operands: Vec::new(),
                     },
                     Ok(false) => {
-                        let reason = format!(
-                            "{} is not satisfied: {} is {left_text}",
-                            quoted(c),
-                            subject(left_operand)
-                        );
+                        let reason = left_text.as_ref().map(|text| {
+                            format!(
+                                "{} is not satisfied: {} is {text}",
+                                quoted(c),
+                                subject(left_operand)
+                            )
+                        });
                         ConstraintEval {
                             constraint: c,
                             satisfaction: Satisfaction::Unsatisfied,
-                            left_value: Some(left_text),
-                            reason: Some(reason),
+                            left_value: left_text,
+                            reason,
                             operands: Vec::new(),
                         }
                     }
-                    Err(why) => unknown(
-                        c,
-                        Some(left_text),
-                        format!("{} cannot be evaluated: {why}", quoted(c)),
-                    ),
+                    Err(why) => {
+                        let mut e = unknown(
+                            c,
+                            left_text,
+                            format!("{} cannot be evaluated: {why}", quoted(c)),
+                        );
+                        if !self.detail {
+                            e.reason = None;
+                        }
+                        e
+                    }
                 }
             }
             Constraint::Logical {
@@ -656,7 +726,7 @@ impl<'a> Env<'a> {
                         }
                     }
                 };
-                let reason = (satisfaction != Satisfaction::Satisfied).then(|| {
+                let reason = (self.detail && satisfaction != Satisfaction::Satisfied).then(|| {
                     let failing: Vec<&str> = operands
                         .iter()
                         .filter_map(|e| e.reason.as_deref())

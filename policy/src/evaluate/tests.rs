@@ -14,7 +14,15 @@ fn ctx(action: Action) -> EvaluationContext {
 
 fn decide(policy: serde_json::Value, ctx: &EvaluationContext) -> Decision {
     let policy = parse_policy(&policy).unwrap();
-    OdrlEvaluator::new().decide(&policy, ctx)
+    let decision = OdrlEvaluator::new().decide(&policy, ctx);
+    // The fast path and the detailed evaluation agree.
+    let detailed = OdrlEvaluator::new().evaluate(&policy, ctx);
+    assert_eq!(decision.permitted, detailed.permitted());
+    assert_eq!(
+        evaluate_mode(&policy, ctx, &Hints::default(), false).permitted(),
+        decision.permitted
+    );
+    decision
 }
 
 fn one_constraint(left: &str, op: &str, right: serde_json::Value) -> serde_json::Value {
