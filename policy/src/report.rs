@@ -1083,3 +1083,108 @@ fn uses_time(policy: &Policy) -> bool {
         })
         || policy.obligation.iter().any(duty)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY_TTL: &str = r#"
+        @prefix odrl: <http://www.w3.org/ns/odrl/2/> .
+        @prefix dpv: <https://w3id.org/dpv#> .
+        @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+        <urn:policy:1> a odrl:Offer ; odrl:permission [
+            odrl:action odrl:use ; odrl:target <urn:asset:traffic> ;
+            odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isA ;
+                              odrl:rightOperand dpv:ResearchAndDevelopment ] ,
+                            [ odrl:leftOperand <caap:claim:municipality> ; odrl:operator odrl:eq ;
+                              odrl:rightOperand "1281" ] ,
+                            [ odrl:leftOperand odrl:dateTime ; odrl:operator odrl:lt ;
+                              odrl:rightOperand "2027-01-01"^^xsd:date ] ] ."#;
+
+    const REQUEST_JSON: &str = r#"{
+        "@context": "http://www.w3.org/ns/odrl.jsonld",
+        "@type": "Request", "uid": "urn:request:1",
+        "permission": [{"@id": "urn:request:1:r", "assignee": "did:web:lund.example",
+            "action": "read", "target": "urn:asset:traffic",
+            "constraint": [{"leftOperand": "purpose", "operator": "eq",
+                            "rightOperand": {"@id": "dpv:AcademicResearch"}}]}]
+    }"#;
+
+    fn state(municipality: &str, time: &str) -> String {
+        format!(
+            r#"@prefix dct: <http://purl.org/dc/terms/> .
+            @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+            <http://example.com/request/currentTime> dct:issued "{time}"^^xsd:dateTime .
+            <did:web:lund.example> <caap:claim:municipality> "{municipality}" ."#
+        )
+    }
+
+    #[test]
+    fn mixed_formats_give_a_force_report() {
+        let report = evaluate_documents(
+            POLICY_TTL,
+            REQUEST_JSON,
+            &state("1281", "2026-05-01T10:00:00Z"),
+            InputFormat::Detect,
+        )
+        .unwrap();
+        assert!(report.permitted(), "{:?}", report.decision);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["@type"], "report:PolicyReport");
+        assert_eq!(json["report:policy"]["@id"], "urn:policy:1");
+        assert_eq!(json["report:policyRequest"]["@id"], "urn:request:1");
+        let rule = &json["report:ruleReport"][0];
+        assert_eq!(rule["@type"], "report:PermissionReport");
+        assert_eq!(rule["report:activationState"]["@id"], "report:Active");
+        assert_eq!(rule["report:attemptState"]["@id"], "report:Attempted");
+        let premises = rule["report:premiseReport"].as_array().unwrap();
+        assert_eq!(premises.len(), 5, "action, target and three constraints");
+        assert!(
+            premises
+                .iter()
+                .all(|p| p["report:satisfactionState"]["@id"] == "report:Satisfied")
+        );
+
+        let denied = evaluate_documents(
+            POLICY_TTL,
+            REQUEST_JSON,
+            &state("1280", "2026-05-01T10:00:00Z"),
+            InputFormat::Detect,
+        )
+        .unwrap();
+        assert!(!denied.permitted());
+        assert!(
+            denied.decision.reasons[0].contains("municipality"),
+            "{:?}",
+            denied.decision
+        );
+        let json = denied.to_json_ld();
+        assert_eq!(
+            json["report:ruleReport"][0]["report:activationState"]["@id"],
+            "report:Inactive"
+        );
+    }
+
+    #[test]
+    fn unreadable_or_incomplete_documents_are_clear_errors() {
+        let s = state("1281", "2026-05-01T10:00:00Z");
+        let e = evaluate_documents("{ not json", REQUEST_JSON, &s, InputFormat::Detect);
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("policy: not valid JSON")
+        );
+        let e = evaluate_documents("<a> <b> .", REQUEST_JSON, &s, InputFormat::Detect);
+        assert!(e.unwrap_err().to_string().contains("line 1"));
+        let e = evaluate_documents(POLICY_TTL, "{}", &s, InputFormat::Detect);
+        assert!(e.unwrap_err().to_string().contains("no odrl:Request"));
+        let e = evaluate_documents(POLICY_TTL, REQUEST_JSON, "", InputFormat::Detect);
+        assert!(e.unwrap_err().to_string().contains("no current time"));
+        let bad_operand = POLICY_TTL.replace("odrl:purpose", "<http://example.org/mood>");
+        let e = evaluate_documents(&bad_operand, REQUEST_JSON, &s, InputFormat::Turtle);
+        assert!(e.unwrap_err().to_string().contains("unknown left operand"));
+        assert_eq!("ttl".parse::<InputFormat>(), Ok(InputFormat::Turtle));
+        assert_eq!("JSON-LD".parse::<InputFormat>(), Ok(InputFormat::JsonLd));
+        assert!("xml".parse::<InputFormat>().is_err());
+    }
+}
