@@ -23,6 +23,32 @@ pub struct Offer {
     pub access_policy: String,
     /// Id of the policy an agreement grants.
     pub contract_policy: String,
+    /// How the provider decides on requests for this offer (default `automatic`).
+    #[serde(default, skip_serializing_if = "Approval::is_automatic")]
+    pub approval: Approval,
+}
+
+/// How a provider decides on contract requests for an offer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// A request that matches the offer and satisfies its contract policy is agreed at once; otherwise it is
+    /// terminated with the reason.
+    #[default]
+    Automatic,
+    /// A request that matches and satisfies the policy waits for `approve` or `reject` through the
+    /// management API; after approval the negotiation runs on by itself.
+    Manual,
+    /// Every provider step (offer, agree, finalize, terminate) is taken through the management API; nothing
+    /// happens by itself. For negotiating by hand and for the DSP TCK profile.
+    Stepwise,
+}
+
+impl Approval {
+    /// The default.
+    pub fn is_automatic(&self) -> bool {
+        *self == Approval::Automatic
+    }
 }
 
 impl Offer {
@@ -99,6 +125,7 @@ mod tests {
                 assets: vec!["a".into()],
                 access_policy: "p".into(),
                 contract_policy: "p".into(),
+                approval: Default::default(),
             },
             access_policy: json!({}),
             contract_policy: json!({"@id":"p","@type":"Set","target":"a",
@@ -117,6 +144,7 @@ mod tests {
             assets: vec!["a".into(), "a".into()],
             access_policy: "p".into(),
             contract_policy: String::new(),
+            approval: Default::default(),
         };
         let p: Vec<_> = o.validate().into_iter().map(|e| e.pointer).collect();
         assert_eq!(p, ["/assets/1", "/contractPolicy"]);

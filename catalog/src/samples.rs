@@ -208,12 +208,14 @@ pub fn offers(city: &SampleCity, assets: &[Asset]) -> Vec<Offer> {
             assets: ids("AirQualityObserved"),
             access_policy: OPEN_POLICY_ID.into(),
             contract_policy: OPEN_POLICY_ID.into(),
+            approval: Default::default(),
         },
         Offer {
             id: format!("{}-parking-public-service", city.slug),
             assets: ids("OffStreetParking"),
             access_policy: OPEN_POLICY_ID.into(),
             contract_policy: PUBLIC_SERVICE_POLICY_ID.into(),
+            approval: Default::default(),
         },
     ]
 }

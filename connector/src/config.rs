@@ -29,6 +29,9 @@ pub struct Config {
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Contract negotiations: retries, leases, agreement signatures.
+    #[serde(default)]
+    pub negotiation: NegotiationConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -130,6 +133,30 @@ pub struct LimitsConfig {
     pub outbound_timeout_secs: u64,
 }
 
+/// How negotiations send their messages: retries with exponential back-off, leases between replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NegotiationConfig {
+    /// Attempts at one message before the negotiation is terminated with the reason (at least 1).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The first retry waits this long; each further one twice as long (with jitter).
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// No retry waits longer than this.
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// Messages sent at the same time.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How often the processor looks for work another replica left (new work wakes it at once).
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Refuse agreements without a valid provider signature (consumer side).
+    #[serde(default = "default_true")]
+    pub require_signed_agreements: bool,
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +195,24 @@ fn default_max_body() -> usize {
 }
 fn default_outbound_timeout() -> u64 {
     30
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_retry_base_ms() -> u64 {
+    250
+}
+fn default_retry_max_secs() -> u64 {
+    60
+}
+fn default_concurrency() -> usize {
+    64
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
 }
 fn default_log_level() -> String {
     "info".into()
@@ -215,6 +260,18 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_body_bytes: default_max_body(),
             outbound_timeout_secs: default_outbound_timeout(),
+        }
+    }
+}
+impl Default for NegotiationConfig {
+    fn default() -> Self {
+        NegotiationConfig {
+            max_attempts: default_max_attempts(),
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_secs: default_retry_max_secs(),
+            concurrency: default_concurrency(),
+            poll_interval_ms: default_poll_ms(),
+            require_signed_agreements: true,
         }
     }
 }
@@ -302,6 +359,21 @@ pub const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
     (
         "CAAP_LIMITS_OUTBOUND_TIMEOUT_SECS",
         "limits.outbound_timeout_secs",
+        EnvKind::Integer,
+    ),
+    (
+        "CAAP_NEGOTIATION_MAX_ATTEMPTS",
+        "negotiation.max_attempts",
+        EnvKind::Integer,
+    ),
+    (
+        "CAAP_NEGOTIATION_RETRY_BASE_MS",
+        "negotiation.retry_base_ms",
+        EnvKind::Integer,
+    ),
+    (
+        "CAAP_NEGOTIATION_POLL_INTERVAL_MS",
+        "negotiation.poll_interval_ms",
         EnvKind::Integer,
     ),
     ("CAAP_LOG_LEVEL", "log.level", EnvKind::Text),
@@ -461,6 +533,18 @@ impl Config {
                     "must be at least 16 characters".into(),
                 ));
             }
+        }
+        if self.negotiation.max_attempts == 0 {
+            return Err(bad("negotiation.max_attempts", "must be at least 1".into()));
+        }
+        if self.negotiation.concurrency == 0 {
+            return Err(bad("negotiation.concurrency", "must be at least 1".into()));
+        }
+        if self.negotiation.poll_interval_ms < 10 {
+            return Err(bad(
+                "negotiation.poll_interval_ms",
+                "must be at least 10 (new work wakes the processor at once anyway)".into(),
+            ));
         }
         if self.api.admin_token.expose().len() < 16 {
             return Err(bad(

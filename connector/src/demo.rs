@@ -45,7 +45,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         .iter()
         .take(cities.clamp(2, samples::CITIES.len()))
         .collect();
-    let total = 5;
+    let total = 6;
     let dir = tempfile::Builder::new()
         .prefix("caap-demo-")
         .tempdir()
@@ -243,8 +243,20 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         }
     }
 
+    let (neighbour, neighbour_run) = &running[1];
+    let offer_id = format!("{}-parking-public-service", neighbour.slug);
     step(
         5,
+        total,
+        &format!(
+            "{} negotiates a usage contract for {}'s car-park occupancy (offer {offer_id}: use for a public service)…",
+            home.name, neighbour.name
+        ),
+    );
+    negotiate_narrated(home_run, neighbour_run, &offer_id).await?;
+
+    step(
+        6,
         total,
         "Done. The same data model in every city means a service built for one city runs in the next.",
     );
@@ -274,6 +286,76 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     println!("\nStopping…");
     for (_, r) in running {
         r.stop().await;
+    }
+    Ok(())
+}
+
+/// Runs one negotiation between two running cities and narrates each transition as it happens; then checks
+/// both transaction ledgers.
+async fn negotiate_narrated(
+    consumer: &Running,
+    provider: &Running,
+    offer_id: &str,
+) -> Result<(), DemoError> {
+    let c = &consumer.connector;
+    let started = std::time::Instant::now();
+    let n = c
+        .start_negotiation(serde_json::json!({
+            "counterPartyAddress": provider.connector.identity.public_url,
+            "offerId": offer_id,
+        }))
+        .await
+        .map_err(|e| fail("starting the negotiation")(e.to_string()))?;
+    println!(
+        "  … {} sends a contract request to {}",
+        c.identity.name, provider.connector.identity.name
+    );
+    let mut shown = 0;
+    let done = loop {
+        let now = c
+            .negotiation_view(&n.id)
+            .await
+            .map_err(|e| fail("following the negotiation")(e.to_string()))?;
+        for h in now.body.history.iter().skip(shown) {
+            println!(
+                "  ✓ {:>5.1} ms  {:<8} {}",
+                started.elapsed().as_secs_f64() * 1000.0,
+                format!("{:?}", h.by).to_lowercase(),
+                h.what
+            );
+        }
+        shown = now.body.history.len();
+        if matches!(now.state, Some("FINALIZED" | "TERMINATED")) {
+            break now;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            return Err(DemoError(format!(
+                "the negotiation did not finish within 20 s (state {:?}, last error {:?})",
+                now.state, now.last_error
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    if done.state != Some("FINALIZED") {
+        return Err(DemoError(format!(
+            "the negotiation ended {:?}: {:?}",
+            done.state, done.body.termination
+        )));
+    }
+    println!(
+        "  ✓ agreement {} signed by {} and verified by {}",
+        done.agreement_id.as_deref().unwrap_or("?"),
+        provider.connector.identity.name,
+        c.identity.name
+    );
+    for r in [consumer, provider] {
+        let summary = crate::ledger::verify(&r.connector.store)
+            .await
+            .map_err(|e| fail("verifying a ledger")(e.to_string()))?;
+        println!(
+            "  ✓ {}'s transaction ledger (MIM3): {} entries, hash chain intact, {} agreement signature(s) verified",
+            r.connector.identity.name, summary.entries, summary.agreements_verified
+        );
     }
     Ok(())
 }

@@ -95,6 +95,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         database: DatabaseConfig::default(),
         identity: IdentityConfig::default(),
         limits: LimitsConfig::default(),
+        negotiation: Default::default(),
         log: LogConfig::default(),
         data_dir: PathBuf::from("."),
     };

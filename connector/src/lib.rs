@@ -16,6 +16,8 @@ pub mod demo;
 pub mod federation;
 pub mod http;
 pub mod init;
+pub mod ledger;
+pub mod negotiation;
 pub mod server;
 pub mod service;
 pub mod store;

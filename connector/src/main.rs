@@ -15,10 +15,13 @@ use caap_connector::init::{InitOptions, init};
 use caap_connector::server;
 use clap::{Parser, Subcommand};
 
+mod commands;
+
 /// caap: a Dataspace Protocol (DSP 2025-1) connector for cities and their suppliers.
 ///
 /// A connector advertises a city's datasets in a DCAT catalog, fetches and searches other cities'
-/// catalogs, and (in later releases) negotiates ODRL usage contracts and streams data peer to peer.
+/// catalogs, negotiates ODRL usage contracts (signed, recorded in a hash-chained ledger), and (in later
+/// releases) streams data peer to peer.
 /// It runs as one binary with an embedded SQLite database, or on PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(name = "caap", version, propagate_version = true)]
@@ -82,6 +85,55 @@ enum Command {
         #[arg(long, global = true)]
         api_url: Option<String>,
     },
+    /// Negotiate a contract for an offer in another connector's catalog (as consumer).
+    Negotiate {
+        /// The provider's root URL or DSP base URL.
+        #[arg(long)]
+        provider: String,
+        /// The offer id (from the provider's catalog: a dataset's hasPolicy).
+        #[arg(long)]
+        offer: String,
+        /// Follow the negotiation until FINALIZED (print the agreement id) or TERMINATED (print the reason).
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting after this many seconds (the negotiation goes on).
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// The running connector's configuration (for its API address and admin token).
+        #[arg(long, short, env = "CAAP_CONFIG")]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long)]
+        api_url: Option<String>,
+    },
+    /// Look at and steer contract negotiations of a running connector.
+    Negotiation {
+        #[command(subcommand)]
+        command: commands::NegotiationCommand,
+        /// The running connector's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long, global = true)]
+        api_url: Option<String>,
+    },
+    /// List the contract agreements of a running connector.
+    Agreements {
+        /// The running connector's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG")]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long)]
+        api_url: Option<String>,
+    },
+    /// The MIM3 transaction ledger: verify its hash chain and signatures, or export it.
+    Ledger {
+        #[command(subcommand)]
+        command: commands::LedgerCommand,
+        /// The connector's configuration (the ledger is read straight from its database).
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Apply (or roll back) database migrations and exit. `caap serve` applies them itself.
     Migrate {
         /// The configuration file.
@@ -125,7 +177,7 @@ fn env_vars() -> Vec<(String, String)> {
     std::env::vars().collect()
 }
 
-fn load(config: Option<&Path>) -> anyhow::Result<Config> {
+pub(crate) fn load(config: Option<&Path>) -> anyhow::Result<Config> {
     match config {
         Some(path) => Ok(Config::load(path, env_vars())?),
         None => {
@@ -222,7 +274,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn api_call(
+pub(crate) async fn api_call(
     config: &Config,
     api_url: Option<&str>,
     method: reqwest::Method,
@@ -389,6 +441,21 @@ async fn main() -> std::process::ExitCode {
             api_url,
         } => catalog(command, config, api_url).await,
         Command::Migrate { config, down } => migrate(config, down).await,
+        Command::Negotiate {
+            provider,
+            offer,
+            wait,
+            timeout,
+            config,
+            api_url,
+        } => commands::negotiate(config, api_url, provider, offer, wait, timeout).await,
+        Command::Negotiation {
+            command,
+            config,
+            api_url,
+        } => commands::negotiation(command, config, api_url).await,
+        Command::Agreements { config, api_url } => commands::agreements(config, api_url).await,
+        Command::Ledger { command, config } => commands::ledger(command, config).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -55,6 +55,8 @@ pub struct Running {
     dsp: ServerHandle,
     api: ServerHandle,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    processor: tokio::task::JoinHandle<()>,
+    stop_processor: tokio::sync::watch::Sender<bool>,
 }
 
 fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
@@ -137,7 +139,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         decider: Arc::new(caap_policy::PermitAll),
         identity: Arc::new(identity),
         http,
+        wake: Arc::new(tokio::sync::Notify::new()),
     };
+    let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
+    let processor = actix_web::rt::spawn(crate::negotiation::processor::run(
+        connector.clone(),
+        stop_rx,
+    ));
 
     let c = connector.clone();
     let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone()))
@@ -172,6 +180,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         dsp: dsp_handle,
         api: api_handle,
         tasks,
+        processor,
+        stop_processor,
     })
 }
 
@@ -187,6 +197,8 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        let _ = self.stop_processor.send(true);
+        let _ = self.processor.await;
         if let Err(e) = self.connector.store.close().await {
             tracing::warn!(error = %e, "closing the database failed");
         }

@@ -52,6 +52,8 @@ pub struct Connector {
     pub identity: Arc<Identity>,
     /// HTTP client for other connectors.
     pub http: reqwest::Client,
+    /// Wakes the negotiation processor when work is created (so nothing waits for a poll).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -353,5 +355,49 @@ impl Connector {
     ) -> Result<Dataset, CatalogFault> {
         let ident = self.catalog_identity();
         build::dataset_by_id(&self.store, &ident, id, |o| self.may_see(caller, o)).await
+    }
+}
+
+impl Connector {
+    /// A page of negotiations, ordered by id.
+    pub async fn negotiation_page(
+        &self,
+        token: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<crate::negotiation::NegotiationView>, ServiceError> {
+        let cursor = Cursor::from_token(token)?;
+        let limit = page::page_size(limit)?;
+        let (after, before) = match &cursor {
+            Cursor::Start => (None, None),
+            Cursor::After(id) => (Some(id.as_str()), None),
+            Cursor::Before(id) => (None, Some(id.as_str())),
+        };
+        let rows = self
+            .store
+            .negotiations(after, before, u64::from(limit) + 1)
+            .await?;
+        let page = Page::from_scan(rows, &cursor, limit, |n| n.id.clone());
+        Ok(Page {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next: page.next,
+            previous: page.previous,
+        })
+    }
+
+    /// A page of agreements, ordered by id (forward only).
+    pub async fn agreement_page(
+        &self,
+        token: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<crate::store::negotiations::AgreementRecord>, ServiceError> {
+        let cursor = Cursor::from_token(token)?;
+        let limit = page::page_size(limit)?;
+        let after = match &cursor {
+            Cursor::After(id) => Some(id.as_str()),
+            _ => None,
+        };
+        let rows = self.store.agreements(after, u64::from(limit) + 1).await?;
+        let page = Page::from_scan(rows, &cursor, limit, |a| a.id.clone());
+        Ok(page)
     }
 }

@@ -14,5 +14,8 @@ mod support;
 mod dsp_schema;
 
 mod catalog;
+mod cities;
 mod cli;
 mod input;
+mod negotiation;
+mod peer;

@@ -62,6 +62,29 @@ impl Node {
         Node { dir, config, admin }
     }
 
+    /// `caap init`, then sets dotted keys of the config to TOML values, e.g.
+    /// `("negotiation.retry_base_ms", "20")` or `("dsp.auth.tokens", "[{token = \"…\", participant = \"…\"}]")`.
+    pub fn init_with(name: &str, settings: &[(&str, String)]) -> Node {
+        let node = Node::init(name, "");
+        let text = std::fs::read_to_string(&node.config).unwrap();
+        let mut table: toml::Table = toml::from_str(&text).unwrap();
+        for (key, value) in settings {
+            let v: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
+            let mut current = &mut table;
+            let parts: Vec<&str> = key.split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                current = current
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .unwrap();
+            }
+            current.insert(parts[parts.len() - 1].to_owned(), v["v"].clone());
+        }
+        std::fs::write(&node.config, toml::to_string(&table).unwrap()).unwrap();
+        node
+    }
+
     pub fn start(&self, env: &[(&str, &str)]) -> Server {
         Server::spawn(&self.config, &self.admin, env)
     }

@@ -84,6 +84,7 @@ fn demo(n_extra: usize) -> Mem {
             assets: (0..n_extra).map(|i| format!("zz-extra-{i:04}")).collect(),
             access_policy: "x".into(),
             contract_policy: "x".into(),
+            approval: Default::default(),
         },
         access_policy: json!({}),
         contract_policy: json!({"permission": [{"action": "use"}]}),

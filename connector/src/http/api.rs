@@ -26,6 +26,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/catalogs", web::get().to(catalog_sources))
                 .route("/catalogs/request", web::post().to(catalog_request))
                 .route("/catalogs/search", web::get().to(catalog_search))
+                .route("/negotiations", web::get().to(negotiations))
+                .route("/negotiations", web::post().to(start_negotiation))
+                .route("/negotiations/{id}", web::get().to(negotiation))
+                .route(
+                    "/negotiations/{id}/{step}",
+                    web::post().to(negotiation_step),
+                )
+                .route("/agreements", web::get().to(agreements))
+                .route("/agreements/{id}", web::get().to(agreement))
+                .route("/ledger", web::get().to(ledger))
                 .configure(|c| documents(c, "/assets", DocKind::Asset))
                 .configure(|c| documents(c, "/policies", DocKind::Policy))
                 .configure(|c| documents(c, "/offers", DocKind::Offer)),
@@ -229,4 +239,152 @@ async fn catalog_search(
         .map_err(ServiceError::from)?;
     let hits = search::search(items, &q);
     Ok(HttpResponse::Ok().json(serde_json::json!({"total": hits.len(), "items": hits})))
+}
+
+async fn negotiations(
+    _: Admin,
+    req: HttpRequest,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = query(&req)?;
+    let page = connector
+        .negotiation_page(q.cursor.as_deref(), q.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+async fn start_negotiation(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let n = connector.start_negotiation(body).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/negotiations/{}", n.id),
+        ))
+        .json(n))
+}
+
+async fn negotiation(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(connector.negotiation_view(&id).await?))
+}
+
+async fn negotiation_step(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, step) = path.into_inner();
+    let Some(step) = crate::negotiation::actions::ManualStep::parse(&step) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!(
+                "no step `{step}`; the steps are {}",
+                crate::negotiation::actions::ManualStep::NAMES
+            ),
+        ));
+    };
+    let body = if req
+        .headers()
+        .contains_key(actix_web::http::header::CONTENT_TYPE)
+    {
+        Some(read_json(&req, payload, connector.config.limits.max_body_bytes).await?)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(connector.negotiation_step(&id, step, body).await?))
+}
+
+async fn agreements(
+    _: Admin,
+    req: HttpRequest,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(
+        connector
+            .agreement_page(q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
+}
+
+async fn agreement(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let a = connector
+        .store
+        .agreement(&id)
+        .await
+        .map_err(ServiceError::from)?
+        .ok_or_else(|| ServiceError::NotFound(format!("no agreement `{id}`")))?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Paging of the ledger export.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerQuery {
+    /// Entries after this sequence number (0: from the start).
+    #[serde(default)]
+    after: u64,
+    /// Most entries (default 1000, at most 10 000).
+    limit: Option<u64>,
+}
+
+/// `GET /api/v1/ledger`: JSON lines, one entry each, oldest first; `Link: rel="next"` while there are more.
+async fn ledger(
+    _: Admin,
+    req: HttpRequest,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let q: LedgerQuery = query(&req)?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "limit must be between 1 and 10000",
+        ));
+    }
+    let entries = connector
+        .store
+        .ledger(q.after, limit + 1)
+        .await
+        .map_err(ServiceError::from)?;
+    let more = entries.len() as u64 > limit;
+    let mut out = String::new();
+    let mut last = q.after;
+    for e in entries
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+    {
+        out.push_str(&serde_json::to_string(e).unwrap_or_default());
+        out.push('\n');
+        last = e.seq;
+    }
+    let mut res = HttpResponse::Ok();
+    res.insert_header((
+        actix_web::http::header::CONTENT_TYPE,
+        "application/x-ndjson",
+    ));
+    if more {
+        res.insert_header((
+            actix_web::http::header::LINK,
+            format!("</api/v1/ledger?after={last}&limit={limit}>; rel=\"next\""),
+        ));
+    }
+    Ok(res.body(out))
 }

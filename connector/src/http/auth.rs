@@ -91,3 +91,53 @@ impl FromRequest for CatalogCaller {
         })
     }
 }
+
+/// A verified DSP caller of the negotiation or transfer protocols. A refusal answers 404 (DSP: an
+/// unauthorized caller must not learn whether a process exists), logged with its reason.
+#[derive(Debug)]
+pub struct ProcessCaller(pub VerifiedCaller);
+
+impl FromRequest for ProcessCaller {
+    type Error = super::errors::DspNegotiationError;
+    type Future = Pin<Box<dyn Future<Output = Result<ProcessCaller, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let connector = connector(req).cloned();
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let pid = req.match_info().get("pid").unwrap_or_default().to_owned();
+        let path = req.path().to_owned();
+        Box::pin(async move {
+            let refuse = |status, reason: &str| {
+                super::errors::DspNegotiationError::new(status, pid.clone(), pid.clone(), reason)
+            };
+            let Some(connector) = connector else {
+                return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "not configured"));
+            };
+            match connector
+                .authenticator
+                .authenticate(header.as_deref())
+                .await
+            {
+                Ok(caller) => Ok(ProcessCaller(caller)),
+                Err(AuthFailure::Unavailable(reason)) => {
+                    tracing::warn!(%path, %reason, "DSP caller could not be verified");
+                    Err(refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the caller could not be verified right now; retry later",
+                    ))
+                }
+                Err(failure) => {
+                    tracing::info!(%path, reason = %failure, "DSP process request refused (answered 404)");
+                    Err(refuse(
+                        StatusCode::NOT_FOUND,
+                        "no such process for this caller",
+                    ))
+                }
+            }
+        })
+    }
+}

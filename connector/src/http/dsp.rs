@@ -20,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, dsp_path: &str) {
         .service(
             web::scope(dsp_path)
                 .route("/catalog/request", web::post().to(catalog_request))
-                .route("/catalog/datasets/{id}", web::get().to(dataset)),
+                .route("/catalog/datasets/{id}", web::get().to(dataset))
+                .configure(super::negotiation::routes),
         );
 }
 

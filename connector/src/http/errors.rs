@@ -212,7 +212,8 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
         match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -225,5 +226,79 @@ impl BodyError {
             BodyError::MediaType(_) => "unsupported-media-type",
             BodyError::Syntax(_) | BodyError::Read(_) => "malformed-json",
         }
+    }
+}
+
+/// A DSP contract-negotiation error, answered with a `ContractNegotiationError` body.
+#[derive(Debug)]
+pub struct DspNegotiationError {
+    status: StatusCode,
+    provider_pid: String,
+    consumer_pid: String,
+    reason: String,
+}
+
+impl DspNegotiationError {
+    /// An error with a status, the pids to report, and a reason the caller may read.
+    pub fn new(
+        status: StatusCode,
+        provider_pid: impl Into<String>,
+        consumer_pid: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        DspNegotiationError {
+            status,
+            provider_pid: provider_pid.into(),
+            consumer_pid: consumer_pid.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<crate::negotiation::inbound::Rejected> for DspNegotiationError {
+    fn from(r: crate::negotiation::inbound::Rejected) -> Self {
+        use crate::negotiation::inbound::Refusal;
+        let (status, reason) = match r.refusal {
+            Refusal::NotFound => (
+                StatusCode::NOT_FOUND,
+                "no such negotiation for this caller".to_owned(),
+            ),
+            Refusal::BadRequest(m) | Refusal::Illegal(m) => (StatusCode::BAD_REQUEST, m),
+            Refusal::Busy => (
+                StatusCode::CONFLICT,
+                "the negotiation is changing right now; retry".to_owned(),
+            ),
+            Refusal::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; the connector's log has the details".to_owned(),
+            ),
+        };
+        DspNegotiationError::new(status, r.provider_pid, r.consumer_pid, reason)
+    }
+}
+
+impl std::fmt::Display for DspNegotiationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.reason)
+    }
+}
+
+impl ResponseError for DspNegotiationError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let body = caap_contracts::negotiation::message::ContractNegotiationError::new(
+            self.provider_pid.clone(),
+            self.consumer_pid.clone(),
+            Some(self.status.as_u16().to_string()),
+            vec![self.reason.clone()],
+        );
+        HttpResponse::build(self.status)
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(serde_json::to_string(&body).unwrap_or_default())
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod dsp;
 pub mod errors;
+pub mod negotiation;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};

@@ -86,3 +86,86 @@ pub mod cached_dataset {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Contract negotiations, one row per process this connector takes part in (keyed by its own pid).
+pub mod negotiation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "negotiations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub role: String,
+        pub provider_pid: Option<String>,
+        pub consumer_pid: Option<String>,
+        pub counterparty_id: String,
+        pub counterparty_address: String,
+        pub state: Option<String>,
+        pub offer_id: String,
+        pub dataset_id: String,
+        pub body: String,
+        pub pending: Option<String>,
+        pub awaiting: Option<String>,
+        pub attempts: i64,
+        pub last_error: Option<String>,
+        pub next_attempt_at: Option<i64>,
+        pub lease_owner: Option<String>,
+        pub lease_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Finalized contract agreements.
+pub mod agreement {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "agreements")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub negotiation_id: String,
+        pub role: String,
+        pub provider_id: String,
+        pub consumer_id: String,
+        pub dataset_id: String,
+        pub body: String,
+        pub signed_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The MIM3 transaction ledger: append-only, hash-chained.
+pub mod ledger {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub at_micros: i64,
+        pub kind: String,
+        pub subject: String,
+        pub payload: String,
+        pub prev_hash: String,
+        pub hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -11,7 +11,7 @@ pub struct Migrator;
 #[async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002Negotiations)]
     }
 }
 
@@ -78,5 +78,77 @@ impl MigrationTrait for M0001Initial {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0001).await
+    }
+}
+
+/// Contract negotiations (with the processor's lease and retry columns), agreements and the MIM3 ledger.
+#[derive(Debug)]
+struct M0002Negotiations;
+
+impl MigrationName for M0002Negotiations {
+    fn name(&self) -> &str {
+        "m0002_negotiations"
+    }
+}
+
+const UP_0002: &[&str] = &[
+    "CREATE TABLE negotiations (
+        id VARCHAR(200) NOT NULL PRIMARY KEY,
+        role VARCHAR(16) NOT NULL,
+        provider_pid VARCHAR(200),
+        consumer_pid VARCHAR(200),
+        counterparty_id VARCHAR(2048) NOT NULL,
+        counterparty_address VARCHAR(2048) NOT NULL,
+        state VARCHAR(16),
+        offer_id VARCHAR(2048) NOT NULL,
+        dataset_id VARCHAR(2048) NOT NULL,
+        body TEXT NOT NULL,
+        pending VARCHAR(16),
+        awaiting VARCHAR(16),
+        attempts BIGINT NOT NULL,
+        last_error TEXT,
+        next_attempt_at BIGINT,
+        lease_owner VARCHAR(100),
+        lease_until BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL)",
+    "CREATE INDEX negotiations_due ON negotiations (pending, next_attempt_at)",
+    "CREATE INDEX negotiations_consumer_pid ON negotiations (role, consumer_pid)",
+    "CREATE TABLE agreements (
+        id VARCHAR(200) NOT NULL PRIMARY KEY,
+        negotiation_id VARCHAR(200) NOT NULL,
+        role VARCHAR(16) NOT NULL,
+        provider_id VARCHAR(2048) NOT NULL,
+        consumer_id VARCHAR(2048) NOT NULL,
+        dataset_id VARCHAR(2048) NOT NULL,
+        body TEXT NOT NULL,
+        signed_at BIGINT NOT NULL)",
+    "CREATE TABLE ledger (
+        seq BIGINT NOT NULL PRIMARY KEY,
+        at_micros BIGINT NOT NULL,
+        kind VARCHAR(32) NOT NULL,
+        subject VARCHAR(2048) NOT NULL,
+        payload TEXT NOT NULL,
+        prev_hash VARCHAR(64) NOT NULL,
+        hash VARCHAR(64) NOT NULL)",
+];
+
+const DOWN_0002: &[&str] = &[
+    "DROP TABLE ledger",
+    "DROP TABLE agreements",
+    "DROP INDEX negotiations_consumer_pid",
+    "DROP INDEX negotiations_due",
+    "DROP TABLE negotiations",
+];
+
+#[async_trait]
+impl MigrationTrait for M0002Negotiations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP_0002).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN_0002).await
     }
 }

@@ -3,6 +3,7 @@
 
 mod entities;
 pub mod migration;
+pub mod negotiations;
 
 use std::sync::Arc;
 

@@ -173,6 +173,7 @@ async fn create_replace_delete_keep_references_whole() {
             assets: vec![assets[0].id.clone(), "missing".into()],
             access_policy: samples::OPEN_POLICY_ID.into(),
             contract_policy: samples::OPEN_POLICY_ID.into(),
+            approval: Default::default(),
         };
         let err = store
             .create(

@@ -1,0 +1,285 @@
+//! Benchmark (not a test): contract negotiations from request to FINALIZED between two `caap serve`
+//! processes on loopback (SQLite each), beside a same-run baseline: plain HTTP round trips to the same
+//! provider process (its DSP version endpoint).
+//!
+//! Run with `cargo bench -p caap-connector --bench negotiation`. Prints p50/p99 latency of one negotiation
+//! at a time, negotiations per second with 32 in flight, and how many baseline round trips one negotiation
+//! costs. PRODUCT.md's targets: p50 ≤ 15 ms, ≥ 300 negotiations/s.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    reason = "benchmark harness"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_caap");
+const SEQUENTIAL: usize = 200;
+const CONCURRENT: usize = 600;
+const IN_FLIGHT: usize = 32;
+
+struct Proc {
+    child: Child,
+    dsp: String,
+    api: String,
+    admin: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn init(dir: &Path, name: &str, settings: &[(&str, &str)]) -> (std::path::PathBuf, String) {
+    let out = Command::new(BIN)
+        .args(["init", "--dir"])
+        .arg(dir)
+        .args([
+            "--name",
+            name,
+            "--dsp-bind",
+            "127.0.0.1:0",
+            "--api-bind",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let config = dir.join("caap.toml");
+    let mut table: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    for (key, value) in settings {
+        let v: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut current = &mut table;
+        for p in &parts[..parts.len() - 1] {
+            current = current
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .unwrap();
+        }
+        current.insert(parts[parts.len() - 1].to_owned(), v["v"].clone());
+    }
+    let admin = table["api"]["admin_token"].as_str().unwrap().to_owned();
+    std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
+    (config, admin)
+}
+
+fn start(config: &Path, admin: &str, id: &str) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("CAAP_LOG_LEVEL", "warn")
+        .env("CAAP_PARTICIPANT_ID", id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("caap: ready ") {
+            ready = rest.to_owned();
+            break;
+        }
+    }
+    let field = |k: &str| {
+        ready
+            .split_whitespace()
+            .find_map(|p| p.strip_prefix(k))
+            .unwrap()
+            .to_owned()
+    };
+    Proc {
+        dsp: format!("http://{}", field("dsp=")),
+        api: format!("http://{}", field("api=")),
+        admin: admin.to_owned(),
+        child,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A management API: base URL and admin token.
+#[derive(Clone)]
+struct Api(String, String);
+
+impl Proc {
+    fn api(&self) -> Api {
+        Api(self.api.clone(), self.admin.clone())
+    }
+}
+
+async fn api(
+    client: &reqwest::Client,
+    p: &Api,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = client
+        .request(method, format!("{}{path}", p.0))
+        .bearer_auth(&p.1);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+/// One negotiation from the consumer's API call to FINALIZED (observed through the consumer's API).
+async fn negotiate(client: &reqwest::Client, consumer: &Api, start: &Value) -> f64 {
+    let t = Instant::now();
+    let n = api(
+        client,
+        consumer,
+        reqwest::Method::POST,
+        "/api/v1/negotiations",
+        Some(start.clone()),
+    )
+    .await;
+    let id = n["id"].as_str().unwrap().to_owned();
+    loop {
+        let n = api(
+            client,
+            consumer,
+            reqwest::Method::GET,
+            &format!("/api/v1/negotiations/{id}"),
+            None,
+        )
+        .await;
+        match n["state"].as_str() {
+            Some("FINALIZED") => return t.elapsed().as_secs_f64(),
+            Some("TERMINATED") => panic!("terminated: {n}"),
+            _ => tokio::time::sleep(Duration::from_micros(500)).await,
+        }
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (pc, padmin) = init(
+        dirs.0.path(),
+        "Malmö (bench)",
+        &[
+            (
+                "dsp.auth.tokens",
+                "[{token = \"bench-token-of-lund-000001\", participant = \"did:web:lund.bench\"}]",
+            ),
+            ("dsp.auth.outbound_token", "\"bench-token-of-malmo-00001\""),
+        ],
+    );
+    let (cc, cadmin) = init(
+        dirs.1.path(),
+        "Lund (bench)",
+        &[
+            (
+                "dsp.auth.tokens",
+                "[{token = \"bench-token-of-malmo-00001\", participant = \"did:web:malmo.bench\"}]",
+            ),
+            ("dsp.auth.outbound_token", "\"bench-token-of-lund-000001\""),
+        ],
+    );
+    let provider = start(&pc, &padmin, "did:web:malmo.bench");
+    let consumer = start(&cc, &cadmin, "did:web:lund.bench");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (papi, capi) = (provider.api(), consumer.api());
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let city = &caap_catalog::samples::CITIES[0];
+        let asset = caap_catalog::samples::assets(city, "http://127.0.0.1:9").into_iter().next().unwrap();
+        api(&client, &papi, reqwest::Method::POST, "/api/v1/policies",
+            Some(json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}}))).await;
+        api(&client, &papi, reqwest::Method::POST, "/api/v1/assets", Some(serde_json::to_value(&asset).unwrap())).await;
+        api(&client, &papi, reqwest::Method::POST, "/api/v1/offers",
+            Some(json!({"id": "bench-offer", "assets": [asset.id], "accessPolicy": "use", "contractPolicy": "use"}))).await;
+        let start = json!({"counterPartyAddress": format!("{}/dsp", provider.dsp), "counterPartyId": "did:web:malmo.bench",
+            "offer": {"@id": "bench-offer", "@type": "Offer", "target": asset.id, "permission": [{"action": "use"}]}});
+
+        // Baseline: plain HTTP round trips to the provider process.
+        let version = format!("{}/.well-known/dspace-version", provider.dsp);
+        for _ in 0..50 {
+            client.get(&version).send().await.unwrap().bytes().await.unwrap();
+        }
+        let mut rtt = Vec::new();
+        for _ in 0..500 {
+            let t = Instant::now();
+            client.get(&version).send().await.unwrap().bytes().await.unwrap();
+            rtt.push(t.elapsed().as_secs_f64());
+        }
+        rtt.sort_by(|a, b| a.partial_cmp(b).unwrap());
+
+        // Warm-up, then one negotiation at a time.
+        for _ in 0..20 {
+            negotiate(&client, &capi, &start).await;
+        }
+        let mut lat = Vec::new();
+        for _ in 0..SEQUENTIAL {
+            lat.push(negotiate(&client, &capi, &start).await);
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+
+        // Throughput with IN_FLIGHT negotiations at a time.
+        let t = Instant::now();
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let mut tasks = Vec::new();
+        for _ in 0..CONCURRENT {
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            let client = client.clone();
+            let start = start.clone();
+            let c = consumer.api();
+            tasks.push(tokio::spawn(async move {
+                let d = negotiate(&client, &c, &start).await;
+                drop(permit);
+                d
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let per_sec = CONCURRENT as f64 / t.elapsed().as_secs_f64();
+
+        let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+        let (b50, b99) = (percentile(&rtt, 0.5), percentile(&rtt, 0.99));
+        println!("negotiation request -> FINALIZED, two caap processes on loopback (SQLite, HTTP)");
+        println!(
+            "  baseline: plain HTTP round trip   p50 {:>7.2} ms  p99 {:>7.2} ms",
+            b50 * 1e3,
+            b99 * 1e3
+        );
+        println!(
+            "  one negotiation at a time ({SEQUENTIAL})  p50 {:>7.2} ms  p99 {:>7.2} ms  = {:.1}x / {:.1}x the round trip; target p50 15 ms -> {:.2} of target",
+            p50 * 1e3,
+            p99 * 1e3,
+            p50 / b50,
+            p99 / b99,
+            p50 / 0.015
+        );
+        println!(
+            "  {IN_FLIGHT} in flight ({CONCURRENT} negotiations)  {:>7.0} negotiations/s; target 300/s -> {:.2}x target (Rainbow: ~95 ms each)",
+            per_sec,
+            per_sec / 300.0
+        );
+    });
+}

@@ -1,0 +1,346 @@
+//! `caap negotiate`, `caap negotiation …`, `caap agreements` and `caap ledger …`: the command-line side of
+//! contract negotiations and the transaction ledger.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::{api_call, load};
+
+/// `caap negotiation …`.
+#[derive(Debug, Subcommand)]
+pub enum NegotiationCommand {
+    /// List negotiations (newest state of each).
+    List,
+    /// Show one negotiation: state, what it waits for, last error, retries, history.
+    Show {
+        /// The negotiation id (this connector's pid).
+        id: String,
+    },
+    /// Approve a request that waits for approval (provider).
+    Approve {
+        /// The negotiation id.
+        id: String,
+    },
+    /// Reject a request that waits for approval (provider).
+    Reject {
+        /// The negotiation id.
+        id: String,
+        /// Why (sent to the consumer).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Accept the provider's offer (consumer).
+    Accept {
+        /// The negotiation id.
+        id: String,
+    },
+    /// Terminate (either side).
+    Terminate {
+        /// The negotiation id.
+        id: String,
+        /// Why (sent to the counterparty).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// `caap ledger …`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check the whole chain (hashes, links, agreement signatures) straight from the database; exits non-zero
+    /// and names the first bad entry if anything was changed.
+    Verify,
+    /// Print the ledger as JSON lines.
+    Export {
+        /// Entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+}
+
+fn short(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("-").to_owned()
+}
+
+fn print_negotiation(n: &Value) {
+    println!("negotiation {}", short(n, "id"));
+    println!("  role            {}", short(n, "role"));
+    println!(
+        "  counterparty    {} at {}",
+        short(n, "counterPartyId"),
+        short(n, "counterPartyAddress")
+    );
+    println!(
+        "  offer           {} on dataset {}",
+        short(n, "offerId"),
+        short(n, "datasetId")
+    );
+    println!(
+        "  state           {}",
+        n.get("state")
+            .and_then(Value::as_str)
+            .unwrap_or("(not yet acknowledged)")
+    );
+    if let Some(p) = n.get("pending").and_then(Value::as_str) {
+        println!(
+            "  sending         {p} (attempt {}, next at {})",
+            n["retryCount"].as_u64().unwrap_or(0) + 1,
+            short(n, "nextAttemptAt")
+        );
+    }
+    if let Some(a) = n.get("awaiting").and_then(Value::as_str) {
+        println!("  waiting for     {a}");
+    }
+    if let Some(e) = n.get("lastError").and_then(Value::as_str) {
+        println!("  last error      {e}");
+    }
+    if let Some(a) = n.get("agreementId").and_then(Value::as_str) {
+        println!("  agreement       {a}");
+    }
+    if let Some(t) = n.get("termination") {
+        println!(
+            "  terminated by   {} ({}): {}",
+            short(t, "by"),
+            short(t, "code"),
+            short(t, "reason")
+        );
+    }
+    if let Some(h) = n.get("history").and_then(Value::as_array) {
+        println!("  history");
+        for item in h {
+            println!(
+                "    {}  {:<8} {}",
+                short(item, "at"),
+                short(item, "by"),
+                short(item, "what")
+            );
+        }
+    }
+}
+
+/// `caap negotiate --provider URL --offer ID [--wait]`.
+pub async fn negotiate(
+    config: Option<PathBuf>,
+    api_url: Option<String>,
+    provider: String,
+    offer: String,
+    wait: bool,
+    timeout_secs: u64,
+) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    let api = api_url.as_deref();
+    println!("caap: asking {provider} for offer {offer}…");
+    let n = api_call(
+        &config,
+        api,
+        reqwest::Method::POST,
+        "/api/v1/negotiations",
+        Some(json!({"counterPartyAddress": provider, "offerId": offer})),
+    )
+    .await?;
+    let id = short(&n, "id");
+    println!(
+        "caap: negotiation {id} started with {} on dataset {}",
+        short(&n, "counterPartyId"),
+        short(&n, "datasetId")
+    );
+    if !wait {
+        println!("follow it with: caap negotiation show {id}");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut last_line = String::new();
+    loop {
+        let n = api_call(
+            &config,
+            api,
+            reqwest::Method::GET,
+            &format!("/api/v1/negotiations/{id}"),
+            None,
+        )
+        .await?;
+        let state = n.get("state").and_then(Value::as_str).unwrap_or("STARTING");
+        let mut line = format!("  {:>6} ms  {state}", started.elapsed().as_millis());
+        if let Some(p) = n.get("pending").and_then(Value::as_str) {
+            line.push_str(&format!("  (sending {p})"));
+        }
+        if let Some(a) = n.get("awaiting").and_then(Value::as_str) {
+            line.push_str(&format!("  (waiting for {a})"));
+        }
+        if let Some(e) = n.get("lastError").and_then(Value::as_str) {
+            line.push_str(&format!(
+                "  retry {}: {e}",
+                n["retryCount"].as_u64().unwrap_or(0)
+            ));
+        }
+        let without_time = line
+            .split_once("ms")
+            .map(|x| x.1.to_owned())
+            .unwrap_or_default();
+        if without_time != last_line {
+            println!("{line}");
+            last_line = without_time;
+        }
+        match state {
+            "FINALIZED" => {
+                println!("caap: FINALIZED; agreement {}", short(&n, "agreementId"));
+                return Ok(());
+            }
+            "TERMINATED" => {
+                let t = &n["termination"];
+                bail!(
+                    "the negotiation was TERMINATED by the {}: {} (code {})",
+                    short(t, "by"),
+                    short(t, "reason"),
+                    short(t, "code")
+                );
+            }
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(timeout_secs) {
+            bail!(
+                "still {state} after {timeout_secs} s; it goes on in the background: caap negotiation show {id}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `caap negotiation …`.
+pub async fn negotiation(
+    command: NegotiationCommand,
+    config: Option<PathBuf>,
+    api_url: Option<String>,
+) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    let api = api_url.as_deref();
+    let step = |id: &str, step: &str, body: Option<Value>| {
+        let path = format!("/api/v1/negotiations/{id}/{step}");
+        let config = config.clone();
+        async move { api_call(&config, api, reqwest::Method::POST, &path, body).await }
+    };
+    match command {
+        NegotiationCommand::List => {
+            let r = api_call(
+                &config,
+                api,
+                reqwest::Method::GET,
+                "/api/v1/negotiations?limit=500",
+                None,
+            )
+            .await?;
+            let items = r["items"].as_array().cloned().unwrap_or_default();
+            println!("{} negotiation(s)", items.len());
+            for n in items {
+                println!(
+                    "  {}  {:<8} {:<10} {:<10} {}  {}",
+                    short(&n, "id"),
+                    short(&n, "role"),
+                    n.get("state").and_then(Value::as_str).unwrap_or("-"),
+                    n.get("pending")
+                        .and_then(Value::as_str)
+                        .map(|p| format!("→{p}"))
+                        .or_else(|| n
+                            .get("awaiting")
+                            .and_then(Value::as_str)
+                            .map(|a| format!("⏸{a}")))
+                        .unwrap_or_default(),
+                    short(&n, "datasetId"),
+                    short(&n, "counterPartyId")
+                );
+            }
+        }
+        NegotiationCommand::Show { id } => {
+            let n = api_call(
+                &config,
+                api,
+                reqwest::Method::GET,
+                &format!("/api/v1/negotiations/{id}"),
+                None,
+            )
+            .await?;
+            print_negotiation(&n);
+        }
+        NegotiationCommand::Approve { id } => print_negotiation(&step(&id, "approve", None).await?),
+        NegotiationCommand::Accept { id } => print_negotiation(&step(&id, "accept", None).await?),
+        NegotiationCommand::Reject { id, reason } => {
+            print_negotiation(&step(&id, "reject", Some(json!({"reason": reason}))).await?)
+        }
+        NegotiationCommand::Terminate { id, reason } => {
+            print_negotiation(&step(&id, "terminate", Some(json!({"reason": reason}))).await?)
+        }
+    }
+    Ok(())
+}
+
+/// `caap agreements`.
+pub async fn agreements(config: Option<PathBuf>, api_url: Option<String>) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    let r = api_call(
+        &config,
+        api_url.as_deref(),
+        reqwest::Method::GET,
+        "/api/v1/agreements?limit=500",
+        None,
+    )
+    .await?;
+    let items = r["items"].as_array().cloned().unwrap_or_default();
+    println!("{} agreement(s)", items.len());
+    for a in items {
+        println!(
+            "  {}  {:<8} dataset {}  provider {}  consumer {}  signed {}",
+            short(&a, "id"),
+            short(&a, "role"),
+            short(&a, "datasetId"),
+            short(&a, "providerId"),
+            short(&a, "consumerId"),
+            if a["body"]["jws"].is_string() {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `caap ledger …`.
+pub async fn ledger(command: LedgerCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    let store = caap_connector::store::Store::open(
+        &config.database_url(),
+        1,
+        std::sync::Arc::new(caap_connector::clock::SystemClock),
+    )
+    .await?;
+    let result = match command {
+        LedgerCommand::Verify => match caap_connector::ledger::verify(&store).await {
+            Ok(summary) => {
+                println!(
+                    "caap: ledger OK: {} entries, {} agreement signature(s) verified, head {}",
+                    summary.entries, summary.agreements_verified, summary.last_hash
+                );
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("ledger verification FAILED: {e}")),
+        },
+        LedgerCommand::Export { after } => {
+            let mut after = after;
+            loop {
+                let page = store.ledger(after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for e in &page {
+                    println!("{}", serde_json::to_string(e)?);
+                }
+            }
+            Ok(())
+        }
+    };
+    store.close().await?;
+    result
+}

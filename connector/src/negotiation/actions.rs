@@ -1,0 +1,416 @@
+//! The management side of negotiations: start one as consumer, look at them, and take a step by hand
+//! (approve, reject, accept, agree, verify, finalize, offer, counter-offer, terminate).
+
+use caap_contracts::Role;
+use caap_contracts::ledger::{EntryKind, NewEntry};
+use caap_contracts::negotiation::state::transition;
+use reqwest::header;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::inbound::terminate_with;
+use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Step};
+use super::{NegotiationView, new_pid};
+use crate::federation;
+use crate::service::{Connector, ServiceError, decode};
+
+/// `POST /api/v1/negotiations`: start a negotiation as consumer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StartNegotiation {
+    /// The provider's address: its root or DSP base (discovered through `/.well-known/dspace-version`), or,
+    /// together with `counterPartyId` and a full `offer`, its DSP base as is.
+    pub counter_party_address: String,
+    /// An offer id from the provider's catalog; caap fetches the catalog to find its dataset and terms.
+    #[serde(default)]
+    pub offer_id: Option<String>,
+    /// The offer itself (`@id`, `target`, rules), instead of `offerId`.
+    #[serde(default)]
+    pub offer: Option<Value>,
+    /// The provider's participant id (needed with `offer`, learnt from the catalog otherwise).
+    #[serde(default)]
+    pub counter_party_id: Option<String>,
+    /// Take no step automatically: every later step comes from the management API.
+    #[serde(default)]
+    pub manual: bool,
+}
+
+/// The body of a step taken by hand.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StepRequest {
+    /// Termination code (terminate, reject).
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Termination reason (terminate, reject).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The offer to send (offer, counter-offer).
+    #[serde(default)]
+    pub offer: Option<Value>,
+}
+
+/// The steps the management API can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManualStep {
+    /// Provider: approve a request waiting for approval (agree).
+    Approve,
+    /// Provider: reject a request waiting for approval (terminate).
+    Reject,
+    /// Consumer: accept the provider's offer.
+    Accept,
+    /// Provider: agree.
+    Agree,
+    /// Consumer: verify the agreement.
+    Verify,
+    /// Provider: finalize.
+    Finalize,
+    /// Provider: send an offer.
+    Offer,
+    /// Consumer: send a counter-offer.
+    CounterOffer,
+    /// Either: terminate.
+    Terminate,
+}
+
+impl ManualStep {
+    /// Parses the URL segment.
+    pub fn parse(s: &str) -> Option<ManualStep> {
+        Some(match s {
+            "approve" => ManualStep::Approve,
+            "reject" => ManualStep::Reject,
+            "accept" => ManualStep::Accept,
+            "agree" => ManualStep::Agree,
+            "verify" => ManualStep::Verify,
+            "finalize" => ManualStep::Finalize,
+            "offer" => ManualStep::Offer,
+            "counter-offer" => ManualStep::CounterOffer,
+            "terminate" => ManualStep::Terminate,
+            _ => return None,
+        })
+    }
+
+    /// The URL segments, for error messages.
+    pub const NAMES: &'static str =
+        "approve, reject, accept, agree, verify, finalize, offer, counter-offer, terminate";
+
+    fn step(self) -> Step {
+        match self {
+            ManualStep::Approve | ManualStep::Agree => Step::Agree,
+            ManualStep::Reject | ManualStep::Terminate => Step::Terminate,
+            ManualStep::Accept => Step::Accept,
+            ManualStep::Verify => Step::Verify,
+            ManualStep::Finalize => Step::Finalize,
+            ManualStep::Offer => Step::Offer,
+            ManualStep::CounterOffer => Step::CounterOffer,
+        }
+    }
+}
+
+fn with_target(mut offer: Value, dataset_id: &str) -> Value {
+    if let Value::Object(m) = &mut offer {
+        m.entry("target").or_insert_with(|| dataset_id.into());
+    }
+    offer
+}
+
+impl Connector {
+    /// Starts a negotiation as consumer. The request goes out from the processor; the answer is the
+    /// negotiation as created (state `null` until the provider acknowledges).
+    pub async fn start_negotiation(&self, body: Value) -> Result<NegotiationView, ServiceError> {
+        let start: StartNegotiation = decode(&body)?;
+        let (base, provider_id, offer) = match (&start.offer_id, &start.offer) {
+            (Some(_), Some(_)) => {
+                return Err(ServiceError::field(
+                    "/offer",
+                    "give offerId or offer, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ServiceError::field(
+                    "/offerId",
+                    "name the offer: offerId (from the provider's catalog) or a full offer",
+                ));
+            }
+            (None, Some(offer)) => {
+                super::decide::parse("offer", offer)
+                    .map_err(|e| ServiceError::field("/offer", e))?;
+                match &start.counter_party_id {
+                    Some(id) => (
+                        start.counter_party_address.trim_end_matches('/').to_owned(),
+                        id.clone(),
+                        offer.clone(),
+                    ),
+                    None => {
+                        let fetched =
+                            federation::fetch_catalog(self, &start.counter_party_address).await?;
+                        (fetched.dsp_base, fetched.participant_id, offer.clone())
+                    }
+                }
+            }
+            (Some(offer_id), None) => self.find_remote_offer(&start, offer_id).await?,
+        };
+        let (offer_id, target) =
+            super::decide::offer_ids(&offer).map_err(|e| ServiceError::field("/offer", e))?;
+        let dataset_id = target.ok_or_else(|| {
+            ServiceError::field("/offer/target", "the offer must name its dataset in target")
+        })?;
+        url::Url::parse(&base).map_err(|e| {
+            ServiceError::field(
+                "/counterPartyAddress",
+                format!("`{base}` is not a URL: {e}"),
+            )
+        })?;
+        let now = self.clock.now();
+        let id = new_pid();
+        let mut n = Negotiation {
+            id: id.clone(),
+            role: Role::Consumer,
+            provider_pid: None,
+            consumer_pid: Some(id),
+            counterparty_id: provider_id,
+            counterparty_address: base,
+            state: None,
+            offer_id,
+            dataset_id,
+            body: NegotiationBody {
+                offer,
+                manual: start.manual,
+                ..NegotiationBody::default()
+            },
+            pending: None,
+            awaiting: None,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        };
+        n.owe(Step::Request, now);
+        n.body.log(
+            now,
+            Actor::Local,
+            "negotiation started; sending the contract request",
+        );
+        let saved = self
+            .store
+            .save_negotiation(&n, None, &Default::default())
+            .await?;
+        tracing::info!(pid = %saved.id, provider = %saved.counterparty_id, offer = %saved.offer_id, "negotiation started");
+        self.wake.notify_one();
+        Ok(saved.into())
+    }
+
+    /// Finds `offer_id` in the provider's catalog: fetches the catalog (into the federated cache), then the
+    /// dataset that carries the offer, for its full terms.
+    async fn find_remote_offer(
+        &self,
+        start: &StartNegotiation,
+        offer_id: &str,
+    ) -> Result<(String, String, Value), ServiceError> {
+        let fetched = federation::fetch_catalog(self, &start.counter_party_address).await?;
+        let cached = self.store.cached_datasets().await?;
+        let Some(dataset) = cached
+            .iter()
+            .filter(|d| d.counter_party_address == fetched.counter_party_address)
+            .find(|d| d.dataset.offer_ids.iter().any(|o| o == offer_id))
+        else {
+            return Err(ServiceError::field(
+                "/offerId",
+                format!(
+                    "the catalog of {} has no offer `{offer_id}` visible to this connector",
+                    fetched.participant_id
+                ),
+            ));
+        };
+        let url = format!(
+            "{}/catalog/datasets/{}",
+            fetched.dsp_base, dataset.dataset.id
+        );
+        let mut req = self.http.get(&url);
+        if let Some(a) = self
+            .outbound
+            .authorization(Some(&fetched.participant_id))
+            .map_err(|e| ServiceError::Internal(format!("cannot authorize the request: {e}")))?
+        {
+            req = req.header(header::AUTHORIZATION, a.expose());
+        }
+        let res = req
+            .send()
+            .await
+            .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+        if !res.status().is_success() {
+            return Err(ServiceError::Upstream(format!(
+                "{url} answered {}",
+                res.status()
+            )));
+        }
+        let dataset_json: Value = res
+            .json()
+            .await
+            .map_err(|e| ServiceError::Upstream(format!("{url}: not JSON: {e}")))?;
+        let offer = dataset_json
+            .get("hasPolicy")
+            .and_then(Value::as_array)
+            .and_then(|offers| {
+                offers
+                    .iter()
+                    .find(|o| o.get("@id").and_then(Value::as_str) == Some(offer_id))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::Upstream(format!("{url} does not list offer {offer_id} any more"))
+            })?;
+        Ok((
+            fetched.dsp_base,
+            fetched.participant_id,
+            with_target(offer, &dataset.dataset.id),
+        ))
+    }
+
+    /// One negotiation.
+    pub async fn negotiation_view(&self, id: &str) -> Result<NegotiationView, ServiceError> {
+        self.store
+            .negotiation(id)
+            .await?
+            .map(NegotiationView::from)
+            .ok_or_else(|| ServiceError::NotFound(format!("no negotiation `{id}`")))
+    }
+
+    /// Takes a step by hand. Refused (409) when a message is still on its way, when the step is not this
+    /// side's to take, or when the protocol does not allow it now, with the reason.
+    pub async fn negotiation_step(
+        &self,
+        id: &str,
+        action: ManualStep,
+        body: Option<Value>,
+    ) -> Result<NegotiationView, ServiceError> {
+        let request: StepRequest = match body {
+            Some(b) if !b.is_null() => decode(&b)?,
+            _ => StepRequest::default(),
+        };
+        let mut n = self
+            .store
+            .negotiation(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no negotiation `{id}`")))?;
+        let expected = n.version;
+        let step = action.step();
+        if let Some(pending) = n.pending
+            && step != Step::Terminate
+        {
+            return Err(ServiceError::Conflict(format!(
+                "a {} message is on its way (attempt {}{}); wait until it is acknowledged or given up, or terminate",
+                pending.as_str(),
+                n.attempts + 1,
+                n.last_error
+                    .as_deref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            )));
+        }
+        if matches!(action, ManualStep::Approve | ManualStep::Reject)
+            && n.awaiting != Some(Awaiting::Approval)
+        {
+            return Err(ServiceError::Conflict(format!(
+                "negotiation {id} is not waiting for an approval"
+            )));
+        }
+        if let Some(role) = step.role()
+            && role != n.role
+        {
+            return Err(ServiceError::Conflict(format!(
+                "only the {role} may {}; this connector is the {} here",
+                step.as_str(),
+                n.role
+            )));
+        }
+        if let Err(illegal) = transition(n.state, n.role, step.event(n.state)) {
+            return Err(ServiceError::Conflict(illegal.to_string()));
+        }
+        let now = self.clock.now();
+        let mut ledger = Vec::new();
+        match step {
+            Step::Agree => {
+                let offer = n.body.offer.clone();
+                self.agree(&mut n, &offer, now).map_err(|r| {
+                    ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
+                })?;
+            }
+            Step::Terminate => {
+                let reason = request.reason.clone().unwrap_or_else(|| match action {
+                    ManualStep::Reject => "the provider rejected the request".into(),
+                    _ => format!("terminated by the {}", n.role),
+                });
+                let code = request.code.clone().unwrap_or_else(|| match action {
+                    ManualStep::Reject => "rejected".into(),
+                    _ => "terminated".into(),
+                });
+                terminate_with(&mut n, &code, reason, now);
+            }
+            Step::Verify => {
+                let agreement = n.body.agreement.clone().unwrap_or_default();
+                self.check_agreement(
+                    &n.body.offer,
+                    &n.dataset_id,
+                    &n.counterparty_id,
+                    &agreement,
+                    n.body.signature.as_ref(),
+                    false,
+                )
+                .map_err(ServiceError::Conflict)?;
+                n.owe(Step::Verify, now);
+            }
+            Step::Offer | Step::CounterOffer => {
+                let offer = request
+                    .offer
+                    .clone()
+                    .ok_or_else(|| ServiceError::field("/offer", "give the offer to send"))?;
+                super::decide::parse("offer", &offer)
+                    .map_err(|e| ServiceError::field("/offer", e))?;
+                let offer = with_target(offer, &n.dataset_id);
+                if super::decide::offer_ids(&offer).is_err() {
+                    return Err(ServiceError::field("/offer/@id", "the offer needs an @id"));
+                }
+                n.body.offer = offer;
+                n.owe(step, now);
+            }
+            other => n.owe(other, now),
+        }
+        if matches!(action, ManualStep::Approve | ManualStep::Reject) {
+            ledger.push(NewEntry {
+                at: now,
+                kind: EntryKind::PolicyDecision,
+                subject: n.id.clone(),
+                payload: json!({
+                    "point": "negotiation",
+                    "requester": n.counterparty_id,
+                    "offerId": n.offer_id,
+                    "datasetId": n.dataset_id,
+                    "decision": if action == ManualStep::Approve { "approved" } else { "rejected" },
+                    "reason": request.reason,
+                }),
+            });
+        }
+        n.body.log(
+            now,
+            Actor::Local,
+            format!("{} (management API)", step.as_str()),
+        );
+        let saved = self
+            .store
+            .save_negotiation(
+                &n,
+                Some(expected),
+                &crate::store::negotiations::Effects {
+                    ledger,
+                    keep_lease: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.wake.notify_one();
+        Ok(saved.into())
+    }
+}
