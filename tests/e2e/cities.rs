@@ -82,10 +82,19 @@ fn negotiation(server: &Server, id: &str) -> Value {
 }
 
 fn wait_for(server: &Server, id: &str, state: &str) -> Value {
-    eventually(20, &format!("negotiation {id} in {state}"), || {
-        let n = negotiation(server, id);
-        (n["state"] == state).then_some(n)
-    })
+    let mut last = Value::Null;
+    let start = std::time::Instant::now();
+    loop {
+        last = negotiation(server, id);
+        if last["state"] == state {
+            return last;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "negotiation {id} not in {state} after 20 s: {last:#}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn ledger_verify(node: &Node) -> std::process::Output {
@@ -193,7 +202,7 @@ fn two_cities_negotiate_sign_and_both_ledgers_verify_until_a_row_is_tampered_wit
         .unwrap();
         let changed = store
             .execute_raw(
-                "UPDATE ledger SET payload = replace(payload, 'lund', 'lurk') WHERE seq = 2",
+                "UPDATE ledger SET payload = replace(payload, 'malmo', 'mallo') WHERE seq = 2",
             )
             .await
             .unwrap();
@@ -242,7 +251,14 @@ fn a_request_for_other_terms_is_terminated_with_a_reason_the_consumer_can_read()
 
 #[test]
 fn manual_approval_survives_a_provider_crash_and_a_consumer_outage() {
-    let p = pair(&[], &[]);
+    // The provider keeps retrying for a while (about every second) while the consumer is down.
+    let p = pair(
+        &[
+            ("negotiation.max_attempts", "60".into()),
+            ("negotiation.retry_max_secs", "1".into()),
+        ],
+        &[],
+    );
     publish_offer(&p.provider, "malmo-by-hand", "manual");
     let r = p.consumer.api(
         "POST",
@@ -266,8 +282,12 @@ fn manual_approval_survives_a_provider_crash_and_a_consumer_outage() {
         consumer,
         ..
     } = p;
+    let provider_port = provider.dsp.rsplit(':').next().unwrap().to_owned();
     drop(provider);
-    let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
+    let provider = provider_node.start(&[
+        ("CAAP_PARTICIPANT_ID", "did:web:malmo.example"),
+        ("CAAP_DSP_BIND", &format!("127.0.0.1:{provider_port}")),
+    ]);
     assert_eq!(
         negotiation(&provider, &provider_pid)["awaiting"],
         "approval"

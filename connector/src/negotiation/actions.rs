@@ -213,7 +213,7 @@ impl Connector {
         let cached = self.store.cached_datasets().await?;
         let Some(dataset) = cached
             .iter()
-            .filter(|d| d.counter_party_address == fetched.counter_party_address)
+            .filter(|d| d.counter_party_address == fetched.dsp_base)
             .find(|d| d.dataset.offer_ids.iter().any(|o| o == offer_id))
         else {
             return Err(ServiceError::field(

@@ -393,11 +393,18 @@ fn record(
             n.last_error = None;
         }
         Outcome::LocalOnly => {
+            let reason = n
+                .body
+                .outgoing_termination
+                .as_ref()
+                .map_or_else(|| "terminated".to_owned(), |t| t.reason.clone());
             local_termination(
                 &mut n,
                 now,
                 &mut effects,
-                "terminated locally: the counterparty's process id was never learnt".into(),
+                format!(
+                    "{reason} (terminated locally: the counterparty never acknowledged the request, so it holds no process to terminate)"
+                ),
             );
         }
         Outcome::Failed { error, permanent } => {
