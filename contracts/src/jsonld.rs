@@ -1,12 +1,8 @@
 //! JSON-LD plumbing shared by the DSP bodies of this crate.
 
-/// The DSP 2025-1 JSON-LD context every message carries in `@context`.
-pub(crate) const DSP_CONTEXT: &str = "https://w3id.org/dspace/2025/1/context.jsonld";
-
-/// `["https://w3id.org/dspace/2025/1/context.jsonld"]`.
-pub(crate) fn dsp_context() -> Vec<String> {
-    vec![DSP_CONTEXT.to_owned()]
-}
+/// The DSP 2025-1 JSON-LD context every message carries in `@context`, and `[that context]`: defined once,
+/// in `caap-catalog`.
+pub(crate) use caap_catalog::{DSP_CONTEXT, dsp_context};
 
 /// Defines a zero-sized type that (de)serializes as exactly one JSON-LD `@type` string and rejects any other.
 macro_rules! type_tag {

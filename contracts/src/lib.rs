@@ -4,11 +4,27 @@
 //! two pure state machines ([`negotiation::state::transition`] and [`transfer::state::transition`]), each one
 //! function from (current state, sender, message) to the next state or an [`negotiation::state::IllegalTransition`].
 //! It does no IO, has no async and reads no clock; the `connector` crate stores processes, sends messages and maps
-//! [`Error`] to HTTP. Agreement signing and the transaction ledger (MIM3) will live here too.
+//! [`Error`] to HTTP.
+//!
+//! It also holds what lets both sides prove later what was agreed and what happened (OASC MIM3):
+//! [`canonical::canonical_json`], the one byte form of a JSON value that is hashed and signed; provider-signed
+//! agreements ([`agreement::sign_agreement`], [`agreement::verify_agreement`]: a compact ES256 JWS over the
+//! canonical agreement); and the hash-chained transaction ledger ([`ledger::append`] builds entries,
+//! [`ledger::ChainVerifier`] checks a stored ledger page by page, agreement signatures included).
 
+pub mod agreement;
+pub mod canonical;
 mod jsonld;
+pub mod ledger;
 pub mod negotiation;
 pub mod transfer;
+
+pub use agreement::{AgreementSignatureError, sign_agreement, signer_public_jwk, verify_agreement};
+pub use canonical::canonical_json;
+pub use ledger::{
+    AgreementRecord, ChainVerifier, EntryKind, GENESIS_HASH, LedgerEntry, LedgerFault,
+    LedgerSummary, NewEntry, append, entry_hash, verify_chain,
+};
 
 use std::fmt;
 

@@ -8,7 +8,11 @@ use caap_contracts::negotiation::message::{ContractNegotiationAck, ContractNegot
 use caap_contracts::negotiation::state::{
     self as negotiation, NegotiationEvent, NegotiationState, Role,
 };
-use caap_contracts::transfer::message::{TransferError, TransferProcessAck};
+use caap_contracts::transfer::message::{
+    DataAddress, TransferCompletionMessage, TransferError, TransferProcessAck,
+    TransferRequestMessage, TransferStartMessage, TransferSuspensionMessage,
+    TransferTerminationMessage,
+};
 use caap_contracts::transfer::state::{self as transfer, TransferEvent, TransferState};
 use dsp_schema::{DspSchemas, Shared};
 use serde_json::{Value, json};
@@ -284,4 +288,176 @@ fn transfer_bodies_validate() {
     let official = example(&schemas, "transfer/transfer-error.json");
     let parsed: TransferError = serde_json::from_value(official.clone()).unwrap();
     assert_eq!(serde_json::to_value(&parsed).unwrap(), official);
+}
+
+fn http_address(with_properties: bool) -> DataAddress {
+    let address = DataAddress::new(
+        "https://w3id.org/idsa/v4.1/HTTP",
+        Some("https://provider.example/api/v1/data/urn:uuid:t1".into()),
+    );
+    if with_properties {
+        address
+            .with_property("authorization", "TOKEN-ABCDEFG")
+            .with_property("authType", "bearer")
+    } else {
+        address
+    }
+}
+
+/// Every transfer process message caap sends, in each shape it can take, against its official schema.
+#[test]
+fn transfer_messages_validate() {
+    let Some(schemas) = schemas() else { return };
+    let (p, c) = ("urn:uuid:provider", "urn:uuid:consumer");
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "transfer/transfer-request-message-schema.json",
+            value(&TransferRequestMessage::new(
+                c,
+                "urn:uuid:agreement",
+                "HttpData-PULL",
+                "https://consumer.example/dsp",
+                None,
+            )),
+        ),
+        (
+            "transfer/transfer-request-message-schema.json",
+            value(&TransferRequestMessage::new(
+                c,
+                "urn:uuid:agreement",
+                "example:HTTP_PUSH",
+                "https://consumer.example/dsp",
+                Some(http_address(true)),
+            )),
+        ),
+        (
+            "transfer/transfer-start-message-schema.json",
+            value(&TransferStartMessage::new(p, c, None)),
+        ),
+        (
+            "transfer/transfer-start-message-schema.json",
+            value(&TransferStartMessage::new(p, c, Some(http_address(true)))),
+        ),
+        (
+            "transfer/transfer-start-message-schema.json",
+            value(&TransferStartMessage::new(p, c, Some(http_address(false)))),
+        ),
+        (
+            "transfer/transfer-start-message-schema.json",
+            value(&TransferStartMessage::new(
+                p,
+                c,
+                Some(DataAddress::new("https://w3id.org/idsa/v4.1/HTTP", None)),
+            )),
+        ),
+        (
+            "transfer/transfer-suspension-message-schema.json",
+            value(&TransferSuspensionMessage::new(p, c, None, "")),
+        ),
+        (
+            "transfer/transfer-suspension-message-schema.json",
+            value(&TransferSuspensionMessage::new(
+                p,
+                c,
+                Some("7"),
+                "maintenance",
+            )),
+        ),
+        (
+            "transfer/transfer-completion-message-schema.json",
+            value(&TransferCompletionMessage::new(p, c)),
+        ),
+        (
+            "transfer/transfer-termination-message-schema.json",
+            value(&TransferTerminationMessage::new(p, c, None, "")),
+        ),
+        (
+            "transfer/transfer-termination-message-schema.json",
+            value(&TransferTerminationMessage::new(
+                p,
+                c,
+                Some("99"),
+                "agreement expired",
+            )),
+        ),
+        (
+            "transfer/data-address-schema.json",
+            value(&http_address(true)),
+        ),
+        (
+            "transfer/data-address-schema.json",
+            value(&http_address(false)),
+        ),
+    ];
+    for (schema, json) in &cases {
+        schemas.assert_valid(schema, json);
+    }
+    // The schemas would notice a wrong tag, so the check above means something.
+    let mut wrong = cases[8].1.clone();
+    wrong["@type"] = json!("TransferStartMessage");
+    assert!(
+        schemas
+            .validate("transfer/transfer-completion-message-schema.json", &wrong)
+            .is_err()
+    );
+}
+
+/// Every official transfer process example parses into caap's type and serializes back to the same JSON.
+#[test]
+fn official_transfer_examples_parse() {
+    let Some(schemas) = schemas() else { return };
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
+        schemas: &DspSchemas,
+        name: &str,
+    ) -> T {
+        let official = example(schemas, name);
+        let parsed: T = serde_json::from_value(official.clone())
+            .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), official, "{name}");
+        parsed
+    }
+    let request: TransferRequestMessage =
+        round_trip(&schemas, "transfer/transfer-request-message.json");
+    assert_eq!(request.format, "example:HTTP_PUSH");
+    let address = request.data_address.unwrap();
+    assert_eq!(address.property("authType"), Some("bearer"));
+    let start: TransferStartMessage = round_trip(&schemas, "transfer/transfer-start-message.json");
+    assert!(start.check().is_ok());
+    assert_eq!(
+        start.data_address.unwrap().endpoint.as_deref(),
+        Some("http://example.com")
+    );
+    let suspension: TransferSuspensionMessage =
+        round_trip(&schemas, "transfer/transfer-suspension-message.json");
+    assert_eq!(suspension.reason_text(), "Policy violation");
+    let _: TransferCompletionMessage =
+        round_trip(&schemas, "transfer/transfer-completion-message.json");
+    let termination: TransferTerminationMessage =
+        round_trip(&schemas, "transfer/transfer-termination-message.json");
+    assert_eq!(termination.code.as_deref(), Some("99"));
+    let _: TransferProcessAck = round_trip(&schemas, "transfer/transfer-process.json");
+    let _: TransferError = round_trip(&schemas, "transfer/transfer-error.json");
+
+    // Every transfer example is covered above.
+    let covered = [
+        "transfer/examples/transfer-completion-message.json",
+        "transfer/examples/transfer-error.json",
+        "transfer/examples/transfer-process.json",
+        "transfer/examples/transfer-request-message.json",
+        "transfer/examples/transfer-start-message.json",
+        "transfer/examples/transfer-suspension-message.json",
+        "transfer/examples/transfer-termination-message.json",
+    ];
+    let official: Vec<String> = schemas
+        .self_check()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("transfer/"))
+        .collect();
+    assert_eq!(official, covered);
+}
+
+#[allow(clippy::unwrap_used)]
+fn value(message: &impl serde::Serialize) -> Value {
+    serde_json::to_value(message).unwrap()
 }
