@@ -48,6 +48,75 @@ pub enum NegotiationCommand {
     },
 }
 
+/// `caap policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate a policy against a request and a state of the world; prints the compliance report (JSON-LD,
+    /// W3C ODRL formal-semantics / FORCE compliance-report vocabulary).
+    Evaluate {
+        /// The ODRL policy (JSON-LD or Turtle).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The evaluation request (who asks for which action on which target, and when).
+        #[arg(long)]
+        request: PathBuf,
+        /// The state of the world (current time, counters, duty states, claims); may be left out when the
+        /// request carries the time.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// `jsonld`, `turtle` or `detect` (per file, from its first character).
+        #[arg(long, default_value = "detect")]
+        format: String,
+    },
+    /// Print a policy in plain language.
+    Explain {
+        /// The ODRL policy (JSON-LD or Turtle).
+        file: PathBuf,
+        /// `jsonld`, `turtle` or `detect`.
+        #[arg(long, default_value = "detect")]
+        format: String,
+    },
+}
+
+fn read(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the {what} file {}: {e}", path.display()))
+}
+
+/// `caap policy …` (offline: no connector needed).
+pub fn policy(command: PolicyCommand) -> anyhow::Result<()> {
+    let format_of = |f: &str| -> anyhow::Result<caap_policy::InputFormat> {
+        f.parse()
+            .map_err(|_| anyhow::anyhow!("--format `{f}`: use jsonld, turtle or detect"))
+    };
+    match command {
+        PolicyCommand::Evaluate {
+            policy,
+            request,
+            state,
+            format,
+        } => {
+            let format = format_of(&format)?;
+            let state = match state {
+                Some(p) => read(&p, "state of the world")?,
+                None => String::new(),
+            };
+            let report = caap_policy::evaluate_documents(
+                &read(&policy, "policy")?,
+                &read(&request, "request")?,
+                &state,
+                format,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&report.to_json_ld())?);
+        }
+        PolicyCommand::Explain { file, format } => {
+            let policy = caap_policy::read_policy(&read(&file, "policy")?, format_of(&format)?)?;
+            println!("{}", policy.describe());
+        }
+    }
+    Ok(())
+}
+
 /// `caap ledger …`.
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {

@@ -126,6 +126,11 @@ enum Command {
         #[arg(long)]
         api_url: Option<String>,
     },
+    /// ODRL policies offline: evaluate one against a request (compliance report), or explain it.
+    Policy {
+        #[command(subcommand)]
+        command: commands::PolicyCommand,
+    },
     /// The MIM3 transaction ledger: verify its hash chain and signatures, or export it.
     Ledger {
         #[command(subcommand)]
@@ -456,6 +461,7 @@ async fn main() -> std::process::ExitCode {
         } => commands::negotiation(command, config, api_url).await,
         Command::Agreements { config, api_url } => commands::agreements(config, api_url).await,
         Command::Ledger { command, config } => commands::ledger(command, config).await,
+        Command::Policy { command } => commands::policy(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

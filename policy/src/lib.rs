@@ -39,7 +39,7 @@ pub use model::{
     PolicyKind, RightOperand, Rule,
 };
 pub use parse::parse_policy;
-pub use report::{ComplianceReport, InputFormat, evaluate_documents};
+pub use report::{ComplianceReport, InputFormat, evaluate_documents, read_policy};
 pub use serialize::AgreementTerms;
 
 /// Why a policy could not be accepted.

@@ -949,6 +949,12 @@ fn apply_fact(
     ctx
 }
 
+/// Reads one policy document (JSON-LD or Turtle, `Detect` decides) into the model, failing closed on
+/// anything caap cannot evaluate, with messages naming the field or line.
+pub fn read_policy(text: &str, format: InputFormat) -> Result<Policy, PolicyError> {
+    load_policy(text, format).map(|(policy, _, _)| policy)
+}
+
 /// Evaluates a policy against a request and a state of the world, all given as documents, and
 /// returns the compliance report. `format` applies to all three (`Detect` decides per
 /// document). An empty `state` is allowed when the request carries the current time.

@@ -213,10 +213,7 @@ impl Connector {
         let agreement = policy.to_dsp_agreement_json(&terms);
         let jws = sign_agreement(&agreement, &self.identity.key)
             .map_err(|e| ServiceError::Internal(format!("signing the agreement failed: {e}")))?;
-        let signer_jwk = self
-            .identity
-            .key
-            .public_jwk()
+        let signer_jwk = caap_contracts::agreement::signer_public_jwk(&self.identity.key)
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         Ok((agreement, AgreementSignature { jws, signer_jwk }))
     }

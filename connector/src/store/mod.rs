@@ -161,6 +161,29 @@ pub enum StoreError {
 pub struct Store {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
+    /// SQLite allows one writer; a transaction that reads and then writes can deadlock another one doing the
+    /// same (SQLITE_BUSY on the lock upgrade, which no busy timeout cures). So on SQLite the write
+    /// transactions of one process take turns here. PostgreSQL needs no gate.
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A write transaction, holding the SQLite write gate (if any) until it is dropped.
+pub(crate) struct WriteTxn {
+    pub(crate) txn: sea_orm::DatabaseTransaction,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = sea_orm::DatabaseTransaction;
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -200,9 +223,27 @@ impl Store {
         if db.get_database_backend() == DbBackend::Sqlite {
             db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
-        let store = Store { db, clock };
+        let write_gate = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let store = Store {
+            db,
+            clock,
+            write_gate,
+        };
         store.migrate_up().await?;
         Ok(store)
+    }
+
+    /// Begins a write transaction (taking turns with the others on SQLite).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let gate = match &self.write_gate {
+            Some(g) => Some(g.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(WriteTxn {
+            txn: self.db.begin().await?,
+            _gate: gate,
+        })
     }
 
     /// Applies pending migrations.
@@ -300,9 +341,9 @@ impl Store {
         refs: &[DocRef],
     ) -> Result<StoredDoc, StoreError> {
         let now = millis(self.clock.now());
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         if document::Entity::find_by_id((kind.as_str().to_owned(), id.to_owned()))
-            .one(&txn)
+            .one(&txn.txn)
             .await?
             .is_some()
         {
@@ -311,7 +352,7 @@ impl Store {
                 kind.as_str()
             )));
         }
-        Self::check_refs(&txn, refs).await?;
+        Self::check_refs(&txn.txn, refs).await?;
         let model = document::ActiveModel {
             kind: Set(kind.as_str().to_owned()),
             id: Set(id.to_owned()),
@@ -320,8 +361,8 @@ impl Store {
             updated_at: Set(now),
             version: Set(1),
         };
-        document::Entity::insert(model).exec(&txn).await?;
-        Self::write_refs(&txn, kind, id, refs).await?;
+        document::Entity::insert(model).exec(&txn.txn).await?;
+        Self::write_refs(&txn.txn, kind, id, refs).await?;
         txn.commit().await?;
         Ok(StoredDoc {
             id: id.to_owned(),
@@ -342,9 +383,9 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<StoredDoc, StoreError> {
         let now = millis(self.clock.now());
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let current = document::Entity::find_by_id((kind.as_str().to_owned(), id.to_owned()))
-            .one(&txn)
+            .one(&txn.txn)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.as_str(),
@@ -359,7 +400,7 @@ impl Store {
                 current.version
             )));
         }
-        Self::check_refs(&txn, refs).await?;
+        Self::check_refs(&txn.txn, refs).await?;
         // Optimistic: the update only applies if nobody changed the row since we read it.
         let updated = document::Entity::update_many()
             .col_expr(document::Column::Body, Expr::value(body.to_string()))
@@ -368,7 +409,7 @@ impl Store {
             .filter(document::Column::Kind.eq(kind.as_str()))
             .filter(document::Column::Id.eq(id))
             .filter(document::Column::Version.eq(current.version))
-            .exec(&txn)
+            .exec(&txn.txn)
             .await?;
         if updated.rows_affected != 1 {
             return Err(StoreError::Conflict(format!(
@@ -376,7 +417,7 @@ impl Store {
                 kind.as_str()
             )));
         }
-        Self::write_refs(&txn, kind, id, refs).await?;
+        Self::write_refs(&txn.txn, kind, id, refs).await?;
         txn.commit().await?;
         Ok(StoredDoc {
             id: id.to_owned(),
@@ -442,12 +483,12 @@ impl Store {
 
     /// Deletes a document; `InUse` while others reference it.
     pub async fn delete(&self, kind: DocKind, id: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let users = doc_ref::Entity::find()
             .filter(doc_ref::Column::ToKind.eq(kind.as_str()))
             .filter(doc_ref::Column::ToId.eq(id))
             .limit(10)
-            .all(&txn)
+            .all(&txn.txn)
             .await?;
         if !users.is_empty() {
             return Err(StoreError::InUse {
@@ -461,7 +502,7 @@ impl Store {
             });
         }
         let gone = document::Entity::delete_by_id((kind.as_str().to_owned(), id.to_owned()))
-            .exec(&txn)
+            .exec(&txn.txn)
             .await?;
         if gone.rows_affected == 0 {
             return Err(StoreError::NotFound {
@@ -469,7 +510,7 @@ impl Store {
                 id: id.to_owned(),
             });
         }
-        Self::write_refs(&txn, kind, id, &[]).await?;
+        Self::write_refs(&txn.txn, kind, id, &[]).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -502,13 +543,13 @@ impl Store {
         datasets: &[RemoteDataset],
     ) -> Result<CatalogSourceInfo, StoreError> {
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         cached_dataset::Entity::delete_many()
             .filter(cached_dataset::Column::Address.eq(address))
-            .exec(&txn)
+            .exec(&txn.txn)
             .await?;
         catalog_source::Entity::delete_by_id(address.to_owned())
-            .exec(&txn)
+            .exec(&txn.txn)
             .await?;
         catalog_source::Entity::insert(catalog_source::ActiveModel {
             address: Set(address.to_owned()),
@@ -517,7 +558,7 @@ impl Store {
             fetched_at: Set(millis(now)),
             dataset_count: Set(datasets.len() as i64),
         })
-        .exec(&txn)
+        .exec(&txn.txn)
         .await?;
         let mut seen = std::collections::HashSet::new();
         let rows: Vec<cached_dataset::ActiveModel> = datasets
@@ -534,7 +575,7 @@ impl Store {
             .collect::<Result<_, StoreError>>()?;
         for chunk in rows.chunks(200) {
             cached_dataset::Entity::insert_many(chunk.to_vec())
-                .exec(&txn)
+                .exec(&txn.txn)
                 .await?;
         }
         txn.commit().await?;

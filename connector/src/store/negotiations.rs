@@ -225,13 +225,13 @@ impl Store {
         let now = self.clock.now();
         let mut saved = n.clone();
         saved.updated_at = now;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         match expected_version {
             None => {
                 saved.created_at = now;
                 saved.version = 1;
                 negotiation::Entity::insert(to_active(&saved)?)
-                    .exec(&txn)
+                    .exec(&txn.txn)
                     .await?;
             }
             Some(v) => {
@@ -245,7 +245,7 @@ impl Store {
                     .set(active)
                     .filter(negotiation::Column::Id.eq(saved.id.clone()))
                     .filter(negotiation::Column::Version.eq(v))
-                    .exec(&txn)
+                    .exec(&txn.txn)
                     .await?;
                 if result.rows_affected != 1 {
                     return Err(StoreError::Conflict(format!(
@@ -255,7 +255,7 @@ impl Store {
                 }
             }
         }
-        append_ledger(&txn, &effects.ledger).await?;
+        append_ledger(&txn.txn, &effects.ledger).await?;
         if let Some(a) = &effects.agreement {
             let row = agreement::ActiveModel {
                 id: Set(a.id.clone()),
@@ -267,7 +267,7 @@ impl Store {
                 body: Set(a.body.to_string()),
                 signed_at: Set(millis(a.signed_at)),
             };
-            agreement::Entity::insert(row).exec(&txn).await?;
+            agreement::Entity::insert(row).exec(&txn.txn).await?;
         }
         txn.commit().await?;
         Ok(saved)
@@ -277,8 +277,8 @@ impl Store {
     pub async fn append_ledger(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
-            let txn = self.db.begin().await?;
-            let result = append_ledger(&txn, entries).await;
+            let txn = self.begin_write().await?;
+            let result = append_ledger(&txn.txn, entries).await;
             let result = match result {
                 Ok(()) => txn.commit().await.map_err(StoreError::from),
                 Err(e) => Err(e),

@@ -302,3 +302,131 @@ async fn federated_cache_replaces_per_source() {
         assert_eq!(store.catalog_sources().await.unwrap().len(), 2);
     }
 }
+
+fn sample_negotiation(id: &str) -> crate::negotiation::Negotiation {
+    use crate::negotiation::{Negotiation, NegotiationBody, Step};
+    let now = crate::clock::Clock::now(&SystemClock);
+    let mut n = Negotiation {
+        id: id.to_owned(),
+        role: caap_contracts::Role::Consumer,
+        provider_pid: None,
+        consumer_pid: Some(id.to_owned()),
+        counterparty_id: "did:web:malmo.example".into(),
+        counterparty_address: "http://127.0.0.1:9/dsp".into(),
+        state: None,
+        offer_id: "o".into(),
+        dataset_id: "d".into(),
+        body: NegotiationBody {
+            offer: json!({"@id": "o", "@type": "Offer", "target": "d", "permission": [{"action": "use"}]}),
+            ..NegotiationBody::default()
+        },
+        pending: None,
+        awaiting: None,
+        attempts: 0,
+        last_error: None,
+        next_attempt_at: None,
+        created_at: now,
+        updated_at: now,
+        version: 0,
+    };
+    n.owe(Step::Request, now - chrono::Duration::seconds(1));
+    n
+}
+
+fn entry(subject: &str) -> caap_contracts::ledger::NewEntry {
+    caap_contracts::ledger::NewEntry {
+        at: crate::clock::Clock::now(&SystemClock),
+        kind: caap_contracts::ledger::EntryKind::NegotiationState,
+        subject: subject.into(),
+        payload: json!({"to": "REQUESTED", "note": "ünïcode"}),
+    }
+}
+
+#[tokio::test]
+async fn due_negotiations_are_claimed_once_and_stale_writes_are_refused() {
+    use crate::store::negotiations::Effects;
+    for b in backends("claims").await {
+        let a = open(&b).await;
+        let other = open(&b).await;
+        let n = sample_negotiation("urn:uuid:n1");
+        let saved = a
+            .save_negotiation(&n, None, &Effects::default())
+            .await
+            .unwrap();
+        assert_eq!(saved.version, 1);
+        let until = crate::clock::Clock::now(&SystemClock) + chrono::Duration::seconds(60);
+        // Two replicas claim at once: exactly one gets it.
+        let (x, y) = tokio::join!(
+            a.claim_due_negotiations("replica-a", until, 10),
+            other.claim_due_negotiations("replica-b", until, 10)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.len() + y.len(), 1, "claimed by both or by none");
+        // Leased: nobody claims it again until the lease is released.
+        assert!(
+            a.claim_due_negotiations("replica-a", until, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let claimed = x.into_iter().chain(y).next().unwrap();
+        assert_eq!(claimed.version, 2);
+        // A write based on the version before the claim is refused.
+        assert!(matches!(
+            a.save_negotiation(&saved, Some(saved.version), &Effects::default())
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        // The claimer's write goes through and releases the lease.
+        let mut done = claimed.clone();
+        done.idle();
+        let written = a
+            .save_negotiation(&done, Some(claimed.version), &Effects::default())
+            .await
+            .unwrap();
+        assert_eq!(written.version, 3);
+        assert!(a.next_negotiation_due().await.unwrap().is_none());
+        let back = other.negotiation("urn:uuid:n1").await.unwrap().unwrap();
+        assert_eq!(back.pending, None);
+        assert_eq!(back.body, n.body);
+        a.close().await.unwrap();
+        other.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_chains_across_concurrent_writers_and_detects_a_changed_row() {
+    for b in backends("ledger").await {
+        let a = open(&b).await;
+        // Replicas share PostgreSQL; SQLite is one process's (its writers take turns inside the store).
+        let other = match b {
+            Backend::Sqlite(_) => a.clone(),
+            Backend::Postgres(_) => open(&b).await,
+        };
+        let writes = (0..10).map(|i| {
+            let s = if i % 2 == 0 { a.clone() } else { other.clone() };
+            async move {
+                s.append_ledger(&[entry(&format!("s{i}")), entry("x")])
+                    .await
+            }
+        });
+        for r in futures_util::future::join_all(writes).await {
+            r.unwrap();
+        }
+        let summary = crate::ledger::verify(&a).await.unwrap();
+        assert_eq!(summary.entries, 20);
+        let all = a.ledger(0, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=20).collect::<Vec<_>>()
+        );
+        assert_eq!(a.ledger(15, 100).await.unwrap().len(), 5);
+        a.execute_raw("UPDATE ledger SET subject = 'forged' WHERE seq = 7")
+            .await
+            .unwrap();
+        let err = crate::ledger::verify(&a).await.unwrap_err().to_string();
+        assert!(err.contains("entry 7"), "{err}");
+        a.close().await.unwrap();
+        other.close().await.unwrap();
+    }
+}
