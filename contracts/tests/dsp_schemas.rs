@@ -461,3 +461,166 @@ fn official_transfer_examples_parse() {
 fn value(message: &impl serde::Serialize) -> Value {
     serde_json::to_value(message).unwrap()
 }
+
+/// Every official contract negotiation example parses into caap's type and serializes back to the same JSON;
+/// every negotiation message caap builds validates against its schema.
+#[test]
+#[allow(clippy::unwrap_used, clippy::panic)]
+fn official_negotiation_examples_parse_and_caap_messages_validate() {
+    use caap_contracts::negotiation::messages::{
+        AgreementSignature, ContractAgreementMessage, ContractAgreementVerificationMessage,
+        ContractNegotiationEventMessage, ContractNegotiationTerminationMessage,
+        ContractOfferMessage, ContractRequestMessage, EventType,
+    };
+    let Some(schemas) = schemas() else { return };
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
+        schemas: &DspSchemas,
+        name: &str,
+    ) -> T {
+        let official = example(schemas, name);
+        let parsed: T = serde_json::from_value(official.clone())
+            .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), official, "{name}");
+        parsed
+    }
+    let initial: ContractRequestMessage = round_trip(
+        &schemas,
+        "negotiation/contract-request-message_initial.json",
+    );
+    assert!(initial.check().is_ok());
+    assert_eq!(
+        initial.event(),
+        NegotiationEvent::Request {
+            counter_offer: false
+        }
+    );
+    let counter: ContractRequestMessage =
+        round_trip(&schemas, "negotiation/contract-request-message.json");
+    assert!(counter.check().is_ok());
+    let offer: ContractOfferMessage =
+        round_trip(&schemas, "negotiation/contract-offer-message.json");
+    assert!(offer.check().is_ok());
+    let initial_offer: ContractOfferMessage =
+        round_trip(&schemas, "negotiation/contract-offer-message_initial.json");
+    assert!(initial_offer.check().is_ok());
+    let _: ContractAgreementMessage =
+        round_trip(&schemas, "negotiation/contract-agreement-message.json");
+    let _: ContractAgreementMessage =
+        round_trip(&schemas, "negotiation/contract-agreement-message-full.json");
+    let _: ContractAgreementVerificationMessage = round_trip(
+        &schemas,
+        "negotiation/contract-agreement-verification-message.json",
+    );
+    let _: ContractNegotiationEventMessage = round_trip(
+        &schemas,
+        "negotiation/contract-negotiation-event-message.json",
+    );
+    let _: ContractNegotiationTerminationMessage = round_trip(
+        &schemas,
+        "negotiation/contract-negotiation-termination-message.json",
+    );
+    let _: ContractNegotiationAck = round_trip(&schemas, "negotiation/contract-negotiation.json");
+    let _: ContractNegotiationError =
+        round_trip(&schemas, "negotiation/contract-negotiation-error.json");
+
+    // What caap builds.
+    let offer_body =
+        json!({"@id": "o", "@type": "Offer", "target": "d", "permission": [{"action": "use"}]});
+    let agreement = json!({"@id": "urn:uuid:a", "@type": "Agreement", "target": "d",
+        "assigner": "did:web:p", "assignee": "did:web:c", "timestamp": "2026-11-22T10:00:00Z",
+        "permission": [{"action": "use"}]});
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "negotiation/contract-request-message-schema.json",
+            value(&ContractRequestMessage::new(
+                "urn:uuid:c",
+                None,
+                offer_body.clone(),
+                Some("https://c.example/dsp"),
+            )),
+        ),
+        (
+            "negotiation/contract-request-message-schema.json",
+            value(&ContractRequestMessage::new(
+                "urn:uuid:c",
+                Some("urn:uuid:p"),
+                offer_body.clone(),
+                None,
+            )),
+        ),
+        (
+            "negotiation/contract-offer-message-schema.json",
+            value(&ContractOfferMessage::new(
+                "urn:uuid:p",
+                Some("urn:uuid:c"),
+                offer_body.clone(),
+                None,
+            )),
+        ),
+        (
+            "negotiation/contract-offer-message-schema.json",
+            value(&ContractOfferMessage::new(
+                "urn:uuid:p",
+                None,
+                offer_body,
+                Some("https://p.example/dsp"),
+            )),
+        ),
+        (
+            "negotiation/contract-agreement-message-schema.json",
+            value(&ContractAgreementMessage::new(
+                "urn:uuid:p",
+                "urn:uuid:c",
+                agreement,
+                Some(AgreementSignature {
+                    jws: "a.b.c".into(),
+                    signer_jwk: json!({"kty": "EC"}),
+                }),
+            )),
+        ),
+        (
+            "negotiation/contract-agreement-verification-message-schema.json",
+            value(&ContractAgreementVerificationMessage::new(
+                "urn:uuid:p",
+                "urn:uuid:c",
+            )),
+        ),
+        (
+            "negotiation/contract-negotiation-event-message-schema.json",
+            value(&ContractNegotiationEventMessage::new(
+                "urn:uuid:p",
+                "urn:uuid:c",
+                EventType::Accepted,
+            )),
+        ),
+        (
+            "negotiation/contract-negotiation-event-message-schema.json",
+            value(&ContractNegotiationEventMessage::new(
+                "urn:uuid:p",
+                "urn:uuid:c",
+                EventType::Finalized,
+            )),
+        ),
+        (
+            "negotiation/contract-negotiation-termination-message-schema.json",
+            value(&ContractNegotiationTerminationMessage::new(
+                "urn:uuid:p",
+                "urn:uuid:c",
+                Some("terms-differ"),
+                "no",
+            )),
+        ),
+        (
+            "negotiation/contract-negotiation-termination-message-schema.json",
+            value(&ContractNegotiationTerminationMessage::new(
+                "urn:uuid:p",
+                "urn:uuid:c",
+                None,
+                "",
+            )),
+        ),
+    ];
+    for (schema, body) in cases {
+        schemas.assert_valid(schema, &body);
+    }
+}
