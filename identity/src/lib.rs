@@ -37,6 +37,8 @@ pub mod trust;
 pub mod vc;
 
 #[cfg(test)]
+mod interop_ssi;
+#[cfg(test)]
 pub(crate) mod testutil;
 
 pub use auth::{AuthFailure, DspAuthenticator, OutboundCredentials, StaticTokens, VerifiedCaller};
