@@ -5,6 +5,7 @@
 //! * [`messages`]: `PresentationQueryMessage` / `PresentationResponseMessage` and scopes.
 //! * [`verify`]: the verifier's pipeline ([`verify_presentation_response`]) and the credential
 //!   service's selection and presentation of stored credentials.
+//! * [`outbound`]: [`DcpOutbound`], the sender's `OutboundCredentials` (SI token + access token).
 //! * [`Refusal`]: why, one variant per TCK case, with a stable code.
 //!
 //! The connector's DCP `DspAuthenticator` glues HTTP to these: verify the caller's SI token,
@@ -12,6 +13,7 @@
 //! `token`, `POST {cs}/presentations/query`, and verify the response.
 
 pub mod messages;
+pub mod outbound;
 pub mod refusal;
 pub mod token;
 pub mod verify;
@@ -22,6 +24,7 @@ mod tests;
 pub use messages::{
     DCP_CONTEXT, PresentationQueryMessage, PresentationResponseMessage, QueryError, Scope,
 };
+pub use outbound::{DcpOutbound, Now};
 pub use refusal::Refusal;
 pub use token::{
     AccessGrant, InMemoryReplayCache, ReplayCache, TokenRules, VerifiedToken,
