@@ -18,6 +18,8 @@ pub mod http;
 pub mod init;
 pub mod ledger;
 pub mod negotiation;
+pub mod processor;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod transfer;

@@ -142,10 +142,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         wake: Arc::new(tokio::sync::Notify::new()),
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
-    let processor = actix_web::rt::spawn(crate::negotiation::processor::run(
-        connector.clone(),
-        stop_rx,
-    ));
+    let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
 
     let c = connector.clone();
     let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone()))

@@ -82,10 +82,9 @@ fn negotiation(server: &Server, id: &str) -> Value {
 }
 
 fn wait_for(server: &Server, id: &str, state: &str) -> Value {
-    let mut last = Value::Null;
     let start = std::time::Instant::now();
     loop {
-        last = negotiation(server, id);
+        let last = negotiation(server, id);
         if last["state"] == state {
             return last;
         }

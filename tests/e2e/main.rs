@@ -19,3 +19,4 @@ mod cli;
 mod input;
 mod negotiation;
 mod peer;
+mod transfers;

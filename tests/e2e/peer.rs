@@ -57,6 +57,13 @@ fn schema_for(kind: &str) -> Option<&'static str> {
         }
         "ContractNegotiation" => "negotiation/contract-negotiation-schema.json",
         "ContractNegotiationError" => "negotiation/contract-negotiation-error-schema.json",
+        "TransferRequestMessage" => "transfer/transfer-request-message-schema.json",
+        "TransferStartMessage" => "transfer/transfer-start-message-schema.json",
+        "TransferSuspensionMessage" => "transfer/transfer-suspension-message-schema.json",
+        "TransferCompletionMessage" => "transfer/transfer-completion-message-schema.json",
+        "TransferTerminationMessage" => "transfer/transfer-termination-message-schema.json",
+        "TransferProcess" => "transfer/transfer-process-schema.json",
+        "TransferError" => "transfer/transfer-error-schema.json",
         _ => return None,
     })
 }
@@ -189,9 +196,14 @@ impl Peer {
 
     /// caap's view of a negotiation over DSP (`GET <base>/negotiations/:pid`), validated.
     pub fn state(&self, caap: &Server, pid: &str) -> String {
+        self.process_state(caap, "negotiations", pid)
+    }
+
+    /// caap's view of a negotiation or transfer (`kind`: `negotiations` or `transfers`) over DSP, validated.
+    pub fn process_state(&self, caap: &Server, kind: &str, pid: &str) -> String {
         let r = request(
             "GET",
-            &format!("{}/dsp/negotiations/{pid}", caap.dsp),
+            &format!("{}/dsp/{kind}/{pid}", caap.dsp),
             Some(&format!("Bearer {TOKEN}")),
             None,
             "application/json",
@@ -248,6 +260,14 @@ async fn answer(
         let consumer = value["consumerPid"].as_str().unwrap_or_default();
         return HttpResponse::Created().json(json!({
             "@context": [CONTEXT], "@type": "ContractNegotiation",
+            "providerPid": format!("urn:uuid:peer-{}", consumer.trim_start_matches("urn:uuid:")),
+            "consumerPid": consumer, "state": "REQUESTED"
+        }));
+    }
+    if path.ends_with("/transfers/request") {
+        let consumer = value["consumerPid"].as_str().unwrap_or_default();
+        return HttpResponse::Created().json(json!({
+            "@context": [CONTEXT], "@type": "TransferProcess",
             "providerPid": format!("urn:uuid:peer-{}", consumer.trim_start_matches("urn:uuid:")),
             "consumerPid": consumer, "state": "REQUESTED"
         }));

@@ -33,6 +33,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/negotiations/{id}/{step}",
                     web::post().to(negotiation_step),
                 )
+                .route("/transfers", web::get().to(transfers))
+                .route("/transfers", web::post().to(start_transfer))
+                .route("/transfers/{id}", web::get().to(transfer))
+                .route("/transfers/{id}/data", web::get().to(transfer_data))
+                .route("/transfers/{id}/refresh", web::post().to(refresh_transfer))
+                .route("/transfers/{id}/{step}", web::post().to(transfer_step))
                 .route("/agreements", web::get().to(agreements))
                 .route("/agreements/{id}", web::get().to(agreement))
                 .route("/ledger", web::get().to(ledger))
@@ -387,4 +393,85 @@ async fn ledger(
         ));
     }
     Ok(res.body(out))
+}
+
+async fn transfers(
+    _: Admin,
+    req: HttpRequest,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(
+        connector
+            .transfer_page(q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
+}
+
+async fn start_transfer(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let t = connector.start_transfer(body).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/transfers/{}", t.id),
+        ))
+        .json(t))
+}
+
+async fn transfer(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(connector.transfer_view(&id).await?))
+}
+
+async fn transfer_step(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, step) = path.into_inner();
+    let body = if req
+        .headers()
+        .contains_key(actix_web::http::header::CONTENT_TYPE)
+    {
+        Some(read_json(&req, payload, connector.config.limits.max_body_bytes).await?)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(connector.transfer_step(&id, &step, body).await?))
+}
+
+async fn refresh_transfer(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(connector.refresh_transfer_token(&id).await?))
+}
+
+/// `GET /api/v1/transfers/{id}/data`: the data of a transfer this connector consumes, streamed.
+async fn transfer_data(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let opened = connector.transfer_data(&id).await?;
+    let mut res = HttpResponse::Ok();
+    if let Some(ct) = &opened.content_type {
+        res.insert_header((actix_web::http::header::CONTENT_TYPE, ct.as_str()));
+    }
+    Ok(match opened.length {
+        Some(len) => res.no_chunking(len).streaming(opened.stream),
+        None => res.streaming(opened.stream),
+    })
 }

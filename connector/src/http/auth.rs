@@ -108,11 +108,18 @@ impl FromRequest for ProcessCaller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let pid = req.match_info().get("pid").unwrap_or_default().to_owned();
+        let pid = req
+            .match_info()
+            .get("pid")
+            .or_else(|| req.match_info().get("tid"))
+            .unwrap_or_default()
+            .to_owned();
         let path = req.path().to_owned();
         Box::pin(async move {
+            let transfer = path.contains("/transfers/") || path.contains("/data/");
             let refuse = |status, reason: &str| {
                 super::errors::DspNegotiationError::new(status, pid.clone(), pid.clone(), reason)
+                    .for_transfer(transfer)
             };
             let Some(connector) = connector else {
                 return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "not configured"));

@@ -17,11 +17,13 @@ use crate::service::Connector;
 /// Routes under the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig, dsp_path: &str) {
     cfg.route("/.well-known/dspace-version", web::get().to(version))
+        .configure(super::transfer::data_routes)
         .service(
             web::scope(dsp_path)
                 .route("/catalog/request", web::post().to(catalog_request))
                 .route("/catalog/datasets/{id}", web::get().to(dataset))
-                .configure(super::negotiation::routes),
+                .configure(super::negotiation::routes)
+                .configure(super::transfer::routes),
         );
 }
 

@@ -236,6 +236,8 @@ pub struct DspNegotiationError {
     provider_pid: String,
     consumer_pid: String,
     reason: String,
+    /// Answer with a `TransferError` instead (transfer-process endpoints share the machinery).
+    transfer: bool,
 }
 
 impl DspNegotiationError {
@@ -251,7 +253,15 @@ impl DspNegotiationError {
             provider_pid: provider_pid.into(),
             consumer_pid: consumer_pid.into(),
             reason: reason.into(),
+            transfer: false,
         }
+    }
+
+    /// The same error on a transfer-process endpoint (a `TransferError` body).
+    #[must_use]
+    pub fn for_transfer(mut self, transfer: bool) -> Self {
+        self.transfer = transfer;
+        self
     }
 }
 
@@ -277,6 +287,17 @@ impl From<crate::negotiation::inbound::Rejected> for DspNegotiationError {
     }
 }
 
+impl DspNegotiationError {
+    /// The pids and the reason, for the transfer error body of the same shape.
+    pub fn parts(&self) -> (String, String, String) {
+        (
+            self.provider_pid.clone(),
+            self.consumer_pid.clone(),
+            self.reason.clone(),
+        )
+    }
+}
+
 impl std::fmt::Display for DspNegotiationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status.as_u16(), self.reason)
@@ -288,17 +309,50 @@ impl ResponseError for DspNegotiationError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        let body = caap_contracts::negotiation::message::ContractNegotiationError::new(
-            self.provider_pid.clone(),
-            self.consumer_pid.clone(),
-            Some(self.status.as_u16().to_string()),
-            vec![self.reason.clone()],
-        );
+        let code = Some(self.status.as_u16().to_string());
+        let body = if self.transfer {
+            serde_json::to_string(&caap_contracts::transfer::message::TransferError::new(
+                self.provider_pid.clone(),
+                self.consumer_pid.clone(),
+                code,
+                vec![self.reason.clone()],
+            ))
+        } else {
+            serde_json::to_string(
+                &caap_contracts::negotiation::message::ContractNegotiationError::new(
+                    self.provider_pid.clone(),
+                    self.consumer_pid.clone(),
+                    code,
+                    vec![self.reason.clone()],
+                ),
+            )
+        };
         HttpResponse::build(self.status)
             .insert_header((
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ))
-            .body(serde_json::to_string(&body).unwrap_or_default())
+            .body(body.unwrap_or_default())
+    }
+}
+
+impl From<crate::transfer::dataplane::AccessError> for ApiError {
+    fn from(e: crate::transfer::dataplane::AccessError) -> Self {
+        use crate::transfer::dataplane::AccessError;
+        match e {
+            AccessError::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+            }
+            AccessError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AccessError::Source(m) => ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", m),
+            AccessError::Internal(cause) => {
+                tracing::error!(%cause, "data plane failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the connector's log has the details",
+                )
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod body;
 pub mod dsp;
 pub mod errors;
 pub mod negotiation;
+pub mod transfer;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};

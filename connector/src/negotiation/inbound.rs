@@ -416,12 +416,18 @@ impl Connector {
             Ok(to) => to,
             Err(illegal) => {
                 // A repeated message (the same one that led to the current state) changes nothing.
-                let repeat = n.state.is_some_and(|now_in| {
-                    n.body.last_inbound.as_deref() == Some(format!("{event} -> {now_in}").as_str())
-                }) && event
-                    != (NegotiationEvent::Request {
-                        counter_offer: true,
-                    });
+                // Not while we owe a message: then the counterparty may already consider the negotiation moved on
+                // (our message reached it before we recorded its acknowledgement), and the same message again
+                // is an illegal one, not a retry.
+                let repeat = n.pending.is_none()
+                    && n.state.is_some_and(|now_in| {
+                        n.body.last_inbound.as_deref()
+                            == Some(format!("{event} -> {now_in}").as_str())
+                    })
+                    && event
+                        != (NegotiationEvent::Request {
+                            counter_offer: true,
+                        });
                 if repeat {
                     return Ok(ack_of(&n, false));
                 }

@@ -1,13 +1,10 @@
-//! The negotiation processor: sends the messages negotiations owe.
+//! Sending what a negotiation owes, for [`crate::processor`], which claims the work with a lease.
 //!
-//! It claims due negotiations from the store with a lease (so replicas on one PostgreSQL never send the same
-//! message twice), sends each message, and records the outcome: on an acknowledgement the step's transition,
-//! on a failure the error, the attempt count and the next attempt (exponential back-off with jitter). After
-//! `negotiation.max_attempts` failures it gives up: it owes a termination whose reason names the failure, and
-//! if even that cannot be delivered it terminates the negotiation locally. New work wakes it at once (no
-//! polling delay); it also looks every `poll_interval_ms` for work another replica left behind.
+//! One claimed negotiation: send its message, then record the outcome: on an acknowledgement the step's
+//! transition, on a failure the error, the attempt count and the next attempt (exponential back-off with
+//! jitter). After `negotiation.max_attempts` failures it gives up: it owes a termination whose reason names
+//! the failure, and if even that cannot be delivered it terminates the negotiation locally.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use caap_contracts::Role;
@@ -21,8 +18,6 @@ use caap_contracts::negotiation::state::{NegotiationState, transition};
 use chrono::{DateTime, Utc};
 use reqwest::header;
 use serde_json::Value;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
 
 use super::inbound::{agreement_entry, agreement_record};
 use super::model::{Actor, Negotiation, Step, Termination};
@@ -42,71 +37,8 @@ enum Outcome {
     LocalOnly,
 }
 
-/// Runs until `stop` turns true. `owner` names this replica in leases.
-pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
-    let owner = format!("caap-{}", uuid::Uuid::new_v4());
-    let config = connector.config.negotiation.clone();
-    let permits = Arc::new(Semaphore::new(config.concurrency));
-    let mut tasks = JoinSet::new();
-    let poll = Duration::from_millis(config.poll_interval_ms);
-    tracing::debug!(%owner, "negotiation processor started");
-    loop {
-        // Claim as much due work as there are free slots.
-        let free = permits.available_permits();
-        if free > 0 {
-            let lease_until = connector.clock.now()
-                + chrono::Duration::seconds(
-                    i64::try_from(connector.config.limits.outbound_timeout_secs).unwrap_or(30) + 30,
-                );
-            match connector
-                .store
-                .claim_due_negotiations(&owner, lease_until, free as u64)
-                .await
-            {
-                Ok(claimed) => {
-                    for n in claimed {
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
-                        let c = connector.clone();
-                        let owner = owner.clone();
-                        tasks.spawn(async move {
-                            process(&c, n, &owner).await;
-                            drop(permit);
-                        });
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "claiming negotiation work failed"),
-            }
-        }
-        let wait = match connector.store.next_negotiation_due().await {
-            Ok(Some(due)) => (due - connector.clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(poll),
-            _ => poll,
-        };
-        let wait = if wait.is_zero() && permits.available_permits() == 0 {
-            poll
-        } else {
-            wait.max(Duration::from_millis(2))
-        };
-        tokio::select! {
-            _ = connector.wake.notified() => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => break,
-        }
-        if *stop.borrow() {
-            break;
-        }
-    }
-    // Let messages in flight finish; their leases would expire otherwise and another replica would retry.
-    while tasks.join_next().await.is_some() {}
-    tracing::debug!(%owner, "negotiation processor stopped");
-}
-
-fn join(base: &str, path: &str) -> String {
+/// `base` + `/` + `path`, whether or not `base` ends with a slash (DSP: a callback may have one).
+pub(crate) fn join(base: &str, path: &str) -> String {
     format!(
         "{}/{}",
         base.trim_end_matches('/'),
@@ -308,7 +240,7 @@ pub fn backoff(base_ms: u64, max_secs: u64, attempts: u32) -> Duration {
 }
 
 /// Sends one claimed negotiation's step and records the outcome.
-async fn process(c: &Connector, claimed: Negotiation, owner: &str) {
+pub(crate) async fn process(c: &Connector, claimed: Negotiation, owner: &str) {
     let Some(step) = claimed.pending else { return };
     let outcome = send(c, &claimed, step).await;
     for _ in 0..5 {

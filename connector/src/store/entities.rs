@@ -169,3 +169,39 @@ pub mod ledger {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Transfer processes, one row per process this connector takes part in (keyed by its own pid).
+pub mod transfer {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "transfers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub role: String,
+        pub provider_pid: Option<String>,
+        pub consumer_pid: Option<String>,
+        pub counterparty_id: String,
+        pub counterparty_address: String,
+        pub state: Option<String>,
+        pub agreement_id: String,
+        pub format: String,
+        pub body: String,
+        pub pending: Option<String>,
+        pub awaiting: Option<String>,
+        pub attempts: i64,
+        pub last_error: Option<String>,
+        pub next_attempt_at: Option<i64>,
+        pub lease_owner: Option<String>,
+        pub lease_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

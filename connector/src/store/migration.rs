@@ -11,7 +11,11 @@ pub struct Migrator;
 #[async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002Negotiations)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002Negotiations),
+            Box::new(M0003Transfers),
+        ]
     }
 }
 
@@ -150,5 +154,58 @@ impl MigrationTrait for M0002Negotiations {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0002).await
+    }
+}
+
+/// Transfer processes (with the processor's lease and retry columns).
+#[derive(Debug)]
+struct M0003Transfers;
+
+impl MigrationName for M0003Transfers {
+    fn name(&self) -> &str {
+        "m0003_transfers"
+    }
+}
+
+const UP_0003: &[&str] = &[
+    "CREATE TABLE transfers (
+        id VARCHAR(200) NOT NULL PRIMARY KEY,
+        role VARCHAR(16) NOT NULL,
+        provider_pid VARCHAR(200),
+        consumer_pid VARCHAR(200),
+        counterparty_id VARCHAR(2048) NOT NULL,
+        counterparty_address VARCHAR(2048) NOT NULL,
+        state VARCHAR(16),
+        agreement_id VARCHAR(2048) NOT NULL,
+        format VARCHAR(200) NOT NULL,
+        body TEXT NOT NULL,
+        pending VARCHAR(16),
+        awaiting VARCHAR(16),
+        attempts BIGINT NOT NULL,
+        last_error TEXT,
+        next_attempt_at BIGINT,
+        lease_owner VARCHAR(100),
+        lease_until BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL)",
+    "CREATE INDEX transfers_due ON transfers (pending, next_attempt_at)",
+    "CREATE INDEX transfers_consumer_pid ON transfers (role, consumer_pid)",
+];
+
+const DOWN_0003: &[&str] = &[
+    "DROP INDEX transfers_consumer_pid",
+    "DROP INDEX transfers_due",
+    "DROP TABLE transfers",
+];
+
+#[async_trait]
+impl MigrationTrait for M0003Transfers {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP_0003).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN_0003).await
     }
 }

@@ -4,6 +4,7 @@
 mod entities;
 pub mod migration;
 pub mod negotiations;
+pub mod transfers;
 
 use std::sync::Arc;
 

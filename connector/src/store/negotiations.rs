@@ -62,7 +62,7 @@ fn role_str(r: Role) -> &'static str {
     r.as_str()
 }
 
-fn parse_role(s: &str) -> Result<Role, StoreError> {
+pub(super) fn parse_role(s: &str) -> Result<Role, StoreError> {
     match s {
         "consumer" => Ok(Role::Consumer),
         "provider" => Ok(Role::Provider),
@@ -155,12 +155,15 @@ fn to_entry(m: ledger_row::Model) -> Result<LedgerEntry, StoreError> {
     })
 }
 
-fn is_unique_violation(e: &StoreError) -> bool {
+pub(super) fn is_unique_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(db) if matches!(db.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))))
 }
 
 /// Appends entries after the current head, inside the caller's transaction.
-async fn append_ledger<C: ConnectionTrait>(db: &C, entries: &[NewEntry]) -> Result<(), StoreError> {
+pub(super) async fn append_ledger_in<C: ConnectionTrait>(
+    db: &C,
+    entries: &[NewEntry],
+) -> Result<(), StoreError> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -255,7 +258,7 @@ impl Store {
                 }
             }
         }
-        append_ledger(&txn.txn, &effects.ledger).await?;
+        append_ledger_in(&txn.txn, &effects.ledger).await?;
         if let Some(a) = &effects.agreement {
             let row = agreement::ActiveModel {
                 id: Set(a.id.clone()),
@@ -278,7 +281,7 @@ impl Store {
         let mut attempt = 0;
         loop {
             let txn = self.begin_write().await?;
-            let result = append_ledger(&txn.txn, entries).await;
+            let result = append_ledger_in(&txn.txn, entries).await;
             let result = match result {
                 Ok(()) => txn.commit().await.map_err(StoreError::from),
                 Err(e) => Err(e),

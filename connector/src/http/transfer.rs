@@ -1,0 +1,317 @@
+//! DSP 2025-1 transfer process endpoints (provider and consumer side), and the data plane: pull
+//! (`GET /data/{tid}`), token refresh (`POST /data/{tid}/token`) and the consumer's push receiver
+//! (`POST /push/{tid}`).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use caap_contracts::Role;
+use caap_contracts::transfer::message::TransferProcessAck;
+use caap_contracts::transfer::state::TransferState;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::auth::ProcessCaller;
+use super::body::read_json;
+use super::errors::{ApiError, DspNegotiationError};
+use crate::service::Connector;
+use crate::transfer::inbound::TInbound;
+
+/// A DSP transfer error: the negotiation error machinery with a `TransferError` body.
+#[derive(Debug)]
+pub struct DspTransferError(DspNegotiationError);
+
+impl std::fmt::Display for DspTransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<DspNegotiationError> for DspTransferError {
+    fn from(e: DspNegotiationError) -> Self {
+        DspTransferError(e.for_transfer(true))
+    }
+}
+
+impl From<crate::negotiation::inbound::Rejected> for DspTransferError {
+    fn from(r: crate::negotiation::inbound::Rejected) -> Self {
+        DspNegotiationError::from(r).into()
+    }
+}
+
+impl actix_web::ResponseError for DspTransferError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+    fn error_response(&self) -> HttpResponse {
+        self.0.error_response()
+    }
+}
+
+/// DSP routes under the DSP base.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/transfers/request", web::post().to(request))
+        .route("/transfers/{pid}", web::get().to(get))
+        .route("/transfers/{pid}/start", web::post().to(start))
+        .route("/transfers/{pid}/completion", web::post().to(completion))
+        .route("/transfers/{pid}/termination", web::post().to(termination))
+        .route("/transfers/{pid}/suspension", web::post().to(suspension));
+}
+
+/// Data-plane routes under the DSP listener's root.
+pub fn data_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/data/{tid}", web::get().to(pull))
+        .route("/data/{tid}/token", web::post().to(refresh))
+        .route("/push/{tid}", web::post().to(receive_push));
+}
+
+async fn message<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    connector: &Connector,
+    pid: Option<&str>,
+) -> Result<T, DspTransferError> {
+    let body = read_json(req, payload, connector.config.limits.max_body_bytes)
+        .await
+        .map_err(|e| {
+            DspNegotiationError::new(
+                e.status(),
+                pid.unwrap_or_default(),
+                pid.unwrap_or_default(),
+                e.to_string(),
+            )
+        })?;
+    let pick = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .or(pid)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    crate::service::decode(&body).map_err(|e| {
+        DspNegotiationError::new(
+            StatusCode::BAD_REQUEST,
+            pick("providerPid"),
+            pick("consumerPid"),
+            e.to_string(),
+        )
+        .into()
+    })
+}
+
+async fn receive(
+    connector: &Connector,
+    caller: &caap_identity::VerifiedCaller,
+    pid: Option<&str>,
+    inbound: TInbound,
+) -> Result<HttpResponse, DspTransferError> {
+    let ack = connector
+        .receive_transfer_message(caller, pid, inbound)
+        .await?;
+    Ok(if ack.created {
+        HttpResponse::Created().json(ack.ack)
+    } else {
+        HttpResponse::Ok().json(ack.ack)
+    })
+}
+
+async fn request(
+    req: HttpRequest,
+    payload: web::Payload,
+    ProcessCaller(caller): ProcessCaller,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, DspTransferError> {
+    let m = message(&req, payload, &connector, None).await?;
+    receive(&connector, &caller, None, TInbound::Request(m)).await
+}
+
+async fn get(
+    pid: web::Path<String>,
+    ProcessCaller(caller): ProcessCaller,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, DspTransferError> {
+    let not_found = || -> DspTransferError {
+        DspNegotiationError::new(
+            StatusCode::NOT_FOUND,
+            pid.as_str(),
+            pid.as_str(),
+            "no such transfer for this caller",
+        )
+        .into()
+    };
+    let t = connector
+        .store
+        .transfer(&pid)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading a transfer failed");
+            not_found()
+        })?
+        .filter(|t| t.counterparty_id == caller.participant_id)
+        .ok_or_else(not_found)?;
+    let (p, c) = t.pids();
+    Ok(HttpResponse::Ok().json(TransferProcessAck::new(
+        p,
+        c,
+        t.state.unwrap_or(TransferState::Requested),
+    )))
+}
+
+macro_rules! in_process {
+    ($name:ident, $variant:ident) => {
+        async fn $name(
+            req: HttpRequest,
+            pid: web::Path<String>,
+            payload: web::Payload,
+            ProcessCaller(caller): ProcessCaller,
+            connector: web::Data<Connector>,
+        ) -> Result<HttpResponse, DspTransferError> {
+            let m = message(&req, payload, &connector, Some(&pid)).await?;
+            receive(&connector, &caller, Some(&pid), TInbound::$variant(m)).await
+        }
+    };
+}
+
+in_process!(start, Start);
+in_process!(completion, Completion);
+in_process!(termination, Termination);
+in_process!(suspension, Suspension);
+
+fn authorization(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `GET /data/{tid}`: the pull endpoint. Streams the source; checked on every access.
+async fn pull(
+    req: HttpRequest,
+    tid: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let t = connector
+        .authorize_pull(&tid, authorization(&req).as_deref())
+        .await?;
+    let opened = connector.open_source(&t.body.dataset_id).await?;
+    tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
+    let mut res = HttpResponse::Ok();
+    if let Some(ct) = &opened.content_type {
+        res.insert_header((header::CONTENT_TYPE, ct.as_str()));
+    }
+    match opened.length {
+        Some(len) => Ok(res.no_chunking(len).streaming(opened.stream)),
+        None => Ok(res.streaming(opened.stream)),
+    }
+}
+
+/// `POST /data/{tid}/token`: a fresh pull token for the transfer's consumer (DSP-authenticated).
+async fn refresh(
+    tid: web::Path<String>,
+    ProcessCaller(caller): ProcessCaller,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let t = connector
+        .store
+        .transfer(&tid)
+        .await
+        .map_err(crate::service::ServiceError::from)?
+        .filter(|t| t.role == Role::Provider && t.counterparty_id == caller.participant_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no such transfer for this caller",
+            )
+        })?;
+    if t.state != Some(TransferState::Started) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("transfer {} is not STARTED; no token is issued", t.id),
+        ));
+    }
+    let address = connector.pull_address(&t, connector.clock.now())?;
+    Ok(HttpResponse::Ok().json(address))
+}
+
+/// `POST /push/{tid}`: this connector's receiver for push transfers it consumes. Writes the body to
+/// `<data_dir>/received/<transfer>` as it arrives.
+async fn receive_push(
+    req: HttpRequest,
+    tid: web::Path<String>,
+    mut payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let t = connector
+        .store
+        .transfer(&tid)
+        .await
+        .map_err(crate::service::ServiceError::from)?
+        .filter(|t| t.role == Role::Consumer && t.is_push());
+    let expected = t
+        .as_ref()
+        .and_then(|t| t.body.data_address.as_ref())
+        .and_then(|a| a.property("authorization"))
+        .map(|a| caap_identity::Secret::new(a.to_owned()));
+    let presented = authorization(&req).unwrap_or_default();
+    let (Some(t), Some(expected)) = (t, expected) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no push transfer here",
+        ));
+    };
+    if !expected.matches(&presented) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong push token",
+        ));
+    }
+    if t.state != Some(TransferState::Started) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("transfer {} is not STARTED", t.id),
+        ));
+    }
+    let path = connector.received_path(&t.id);
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("cannot store: {e}"),
+            )
+        })?;
+    }
+    let mut file = tokio::fs::File::create(&path).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot store: {e}"),
+        )
+    })?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.to_string()))?;
+        bytes += chunk.len() as u64;
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("cannot store: {e}"),
+                )
+            })?;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut file)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    connector.record_received(&t.id, bytes).await;
+    tracing::info!(transfer = %t.id, bytes, "push received");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"received": bytes})))
+}

@@ -1,0 +1,488 @@
+//! The management side of transfers: start one as consumer, look at them, take a step by hand, refresh the
+//! pull token, and read the data.
+
+use caap_contracts::Role;
+use caap_contracts::transfer::message::DataAddress;
+use caap_contracts::transfer::state::transition;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::TransferView;
+use super::inbound::{PULL, PUSH, owe_with_reason};
+use super::model::{Actor, TStep, Transfer, TransferBody};
+use crate::negotiation::new_pid;
+use crate::service::{Connector, ServiceError, decode};
+
+/// `POST /api/v1/transfers`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StartTransfer {
+    /// The finalized agreement (this connector is its consumer).
+    pub agreement_id: String,
+    /// `HttpData-PULL` (default) or `HttpData-PUSH`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Push: where the provider should send the data (default: this connector's own receiver).
+    #[serde(default)]
+    pub push_to: Option<String>,
+    /// Push: the `Authorization` value the provider must present to `pushTo`.
+    #[serde(default)]
+    pub push_authorization: Option<String>,
+    /// The provider's DSP base and participant id, for an agreement this connector does not hold (the DSP
+    /// TCK's pre-existing agreements); otherwise taken from the agreement's negotiation.
+    #[serde(default)]
+    pub counter_party_address: Option<String>,
+    /// See `counterPartyAddress`.
+    #[serde(default)]
+    pub counter_party_id: Option<String>,
+    /// Take no step automatically.
+    #[serde(default)]
+    pub manual: bool,
+}
+
+/// A transfer step by hand.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TransferStepRequest {
+    /// Code (suspend, terminate).
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Reason (suspend, terminate).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Connector {
+    /// Starts a transfer as consumer; the request leaves from the processor at once.
+    pub async fn start_transfer(&self, body: Value) -> Result<TransferView, ServiceError> {
+        let start: StartTransfer = decode(&body)?;
+        let format = start.format.clone().unwrap_or_else(|| PULL.to_owned());
+        let push = format.eq_ignore_ascii_case(PUSH);
+        if !push && !format.eq_ignore_ascii_case(PULL) {
+            return Err(ServiceError::field(
+                "/format",
+                format!("use {PULL} or {PUSH}, not `{format}`"),
+            ));
+        }
+        let (address, provider, dataset) = match (
+            &start.counter_party_address,
+            &start.counter_party_id,
+        ) {
+            (Some(a), Some(p)) => (a.trim_end_matches('/').to_owned(), p.clone(), String::new()),
+            (None, None) => {
+                let agreement = self
+                    .store
+                    .agreement(&start.agreement_id)
+                    .await?
+                    .filter(|a| a.role == Role::Consumer)
+                    .ok_or_else(|| {
+                        ServiceError::field(
+                            "/agreementId",
+                            format!(
+                                "no finalized agreement `{}` with this connector as consumer; see GET /api/v1/agreements",
+                                start.agreement_id
+                            ),
+                        )
+                    })?;
+                let negotiation = self
+                    .store
+                    .negotiation(&agreement.negotiation_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::Internal(format!(
+                            "agreement {} has no negotiation",
+                            agreement.id
+                        ))
+                    })?;
+                (
+                    negotiation.counterparty_address,
+                    agreement.provider_id,
+                    agreement.dataset_id,
+                )
+            }
+            _ => {
+                return Err(ServiceError::field(
+                    "/counterPartyId",
+                    "give counterPartyAddress and counterPartyId together, or neither",
+                ));
+            }
+        };
+        let now = self.clock.now();
+        let id = new_pid();
+        let data_address = if push {
+            Some(match &start.push_to {
+                Some(url) => {
+                    url::Url::parse(url).map_err(|e| {
+                        ServiceError::field("/pushTo", format!("`{url}` is not a URL: {e}"))
+                    })?;
+                    let mut a =
+                        DataAddress::new(super::dataplane::ENDPOINT_TYPE, Some(url.clone()));
+                    if let Some(auth) = &start.push_authorization {
+                        a = a
+                            .with_property("authorization", auth.clone())
+                            .with_property("authType", "bearer");
+                    }
+                    a
+                }
+                None => DataAddress::new(
+                    super::dataplane::ENDPOINT_TYPE,
+                    Some(format!("{}/push/{id}", self.identity.public_url)),
+                )
+                .with_property(
+                    "authorization",
+                    format!("Bearer {}", caap_identity::Secret::random_token().expose()),
+                )
+                .with_property("authType", "bearer"),
+            })
+        } else {
+            None
+        };
+        let mut t = Transfer {
+            id: id.clone(),
+            role: Role::Consumer,
+            provider_pid: None,
+            consumer_pid: Some(id),
+            counterparty_id: provider,
+            counterparty_address: address,
+            state: None,
+            agreement_id: start.agreement_id.clone(),
+            format,
+            body: TransferBody {
+                dataset_id: dataset,
+                data_address,
+                manual: start.manual,
+                ..TransferBody::default()
+            },
+            pending: None,
+            awaiting: None,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        };
+        t.owe(TStep::Request, now);
+        t.body
+            .log(now, Actor::Local, "transfer started; sending the request");
+        let saved = self
+            .store
+            .save_transfer(&t, None, &Default::default())
+            .await?;
+        self.wake.notify_one();
+        Ok(saved.into())
+    }
+
+    /// One transfer.
+    pub async fn transfer_view(&self, id: &str) -> Result<TransferView, ServiceError> {
+        self.store
+            .transfer(id)
+            .await?
+            .map(TransferView::from)
+            .ok_or_else(|| ServiceError::NotFound(format!("no transfer `{id}`")))
+    }
+
+    /// A page of transfers.
+    pub async fn transfer_page(
+        &self,
+        token: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<caap_catalog::page::Page<TransferView>, ServiceError> {
+        use caap_catalog::page::{self, Cursor, Page};
+        let cursor = Cursor::from_token(token)?;
+        let limit = page::page_size(limit)?;
+        let after = match &cursor {
+            Cursor::After(id) => Some(id.as_str()),
+            _ => None,
+        };
+        let rows = self.store.transfers(after, u64::from(limit) + 1).await?;
+        let p = Page::from_scan(rows, &cursor, limit, |t| t.id.clone());
+        Ok(Page {
+            items: p.items.into_iter().map(Into::into).collect(),
+            next: p.next,
+            previous: p.previous,
+        })
+    }
+
+    /// Takes a step by hand: `start` (provider's first start, or either side resuming), `suspend`, `resume`,
+    /// `complete`, `terminate`.
+    pub async fn transfer_step(
+        &self,
+        id: &str,
+        step: &str,
+        body: Option<Value>,
+    ) -> Result<TransferView, ServiceError> {
+        let request: TransferStepRequest = match body {
+            Some(b) if !b.is_null() => decode(&b)?,
+            _ => TransferStepRequest::default(),
+        };
+        let step = match step {
+            "start" | "resume" => TStep::Start,
+            "suspend" => TStep::Suspend,
+            "complete" => TStep::Complete,
+            "terminate" => TStep::Terminate,
+            other => {
+                return Err(ServiceError::NotFound(format!(
+                    "no step `{other}`; the steps are start, resume, suspend, complete, terminate"
+                )));
+            }
+        };
+        let mut t = self
+            .store
+            .transfer(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no transfer `{id}`")))?;
+        let expected = t.version;
+        if let Some(p) = t.pending
+            && !matches!(step, TStep::Terminate | TStep::Suspend)
+        {
+            return Err(ServiceError::Conflict(format!(
+                "a {} step is under way (attempt {}); wait, or suspend or terminate",
+                p.as_str(),
+                t.attempts + 1
+            )));
+        }
+        let Some(event) = step.event() else {
+            return Err(ServiceError::Internal("a step without a message".into()));
+        };
+        if let Err(illegal) = transition(t.state, t.role, event) {
+            return Err(ServiceError::Conflict(illegal.to_string()));
+        }
+        let now = self.clock.now();
+        match step {
+            TStep::Suspend | TStep::Terminate => {
+                let reason = request
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("{} by the {}", step.as_str(), t.role));
+                let code = request
+                    .code
+                    .clone()
+                    .unwrap_or_else(|| step.as_str().to_owned());
+                owe_with_reason(&mut t, step, &code, reason, now);
+            }
+            other => t.owe(other, now),
+        }
+        t.body.log(
+            now,
+            Actor::Local,
+            format!("{} (management API)", step.as_str()),
+        );
+        let saved = self
+            .store
+            .save_transfer(
+                &t,
+                Some(expected),
+                &crate::store::negotiations::Effects {
+                    keep_lease: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.wake.notify_one();
+        Ok(saved.into())
+    }
+
+    /// Consumer: asks the provider's data plane for a fresh pull token and stores it.
+    pub async fn refresh_transfer_token(&self, id: &str) -> Result<TransferView, ServiceError> {
+        let t = self
+            .store
+            .transfer(id)
+            .await?
+            .filter(|t| t.role == Role::Consumer)
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer transfer `{id}`")))?;
+        let endpoint = t
+            .body
+            .data_address
+            .as_ref()
+            .and_then(|a| a.endpoint.clone())
+            .ok_or_else(|| {
+                ServiceError::Conflict("the provider has not sent a pull address (yet)".into())
+            })?;
+        let url = format!("{endpoint}/token");
+        let mut req = self.http.post(&url);
+        if let Some(a) = self
+            .outbound
+            .authorization(Some(&t.counterparty_id))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+        {
+            req = req.header(reqwest::header::AUTHORIZATION, a.expose());
+        }
+        let res = req
+            .send()
+            .await
+            .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let text = res.text().await.unwrap_or_default();
+            return Err(ServiceError::Upstream(format!(
+                "{url} answered {status}: {text}"
+            )));
+        }
+        let address: DataAddress = res
+            .json()
+            .await
+            .map_err(|e| ServiceError::Upstream(format!("{url}: not a DataAddress: {e}")))?;
+        for _ in 0..5 {
+            let Some(mut current) = self.store.transfer(id).await? else {
+                break;
+            };
+            let expected = current.version;
+            current.body.data_address = Some(address.clone());
+            current
+                .body
+                .log(self.clock.now(), Actor::Local, "pull token refreshed");
+            match self
+                .store
+                .save_transfer(
+                    &current,
+                    Some(expected),
+                    &crate::store::negotiations::Effects {
+                        keep_lease: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
+                Ok(saved) => return Ok(saved.into()),
+                Err(crate::store::StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Conflict(
+            "the transfer kept changing; retry".into(),
+        ))
+    }
+}
+
+impl Connector {
+    /// Where a push transfer this connector consumes is stored.
+    pub fn received_path(&self, transfer_id: &str) -> std::path::PathBuf {
+        let safe: String = transfer_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.config.data_dir.join("received").join(safe)
+    }
+
+    /// Records bytes received by push (best effort: the data is on disk either way).
+    pub async fn record_received(&self, transfer_id: &str, bytes: u64) {
+        for _ in 0..5 {
+            let Ok(Some(mut t)) = self.store.transfer(transfer_id).await else {
+                return;
+            };
+            let expected = t.version;
+            t.body.bytes += bytes;
+            t.body.log(
+                self.clock.now(),
+                Actor::Provider,
+                format!("received {bytes} bytes"),
+            );
+            let effects = crate::store::negotiations::Effects {
+                keep_lease: true,
+                ..Default::default()
+            };
+            match self.store.save_transfer(&t, Some(expected), &effects).await {
+                Err(crate::store::StoreError::Conflict(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(transfer = transfer_id, error = %e, "recording received bytes failed");
+                    return;
+                }
+                Ok(_) => return,
+            }
+        }
+    }
+
+    /// Consumer: the data of a transfer. Pull: a stream from the provider's data plane (refreshing an expired
+    /// token once). Push: the received file.
+    pub async fn transfer_data(
+        &self,
+        id: &str,
+    ) -> Result<crate::transfer::dataplane::Opened, ServiceError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let t = self
+            .store
+            .transfer(id)
+            .await?
+            .filter(|t| t.role == Role::Consumer)
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer transfer `{id}`")))?;
+        if t.is_push() {
+            let path = self.received_path(id);
+            let file = tokio::fs::File::open(&path).await.map_err(|_| {
+                ServiceError::Conflict(format!("nothing received for transfer {id} yet"))
+            })?;
+            let length = file.metadata().await.ok().map(|m| m.len());
+            let stream = futures_util::stream::try_unfold(file, |mut file| async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 64 * 1024];
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                buf.truncate(n);
+                Ok(Some((actix_web::web::Bytes::from(buf), file)))
+            });
+            return Ok(crate::transfer::dataplane::Opened {
+                content_type: None,
+                length,
+                stream: stream.boxed(),
+            });
+        }
+        if t.state != Some(caap_contracts::transfer::state::TransferState::Started) {
+            return Err(ServiceError::Conflict(format!(
+                "transfer {id} is {}; data flows only while it is STARTED",
+                t.state.map_or("not acknowledged yet", |s| s.as_str())
+            )));
+        }
+        for attempt in 0..2 {
+            let t = self
+                .store
+                .transfer(id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no transfer `{id}`")))?;
+            let address = t.body.data_address.clone().ok_or_else(|| {
+                ServiceError::Conflict("the provider has not sent a pull address".into())
+            })?;
+            let endpoint = address.endpoint.clone().unwrap_or_default();
+            let mut req = self.http.get(&endpoint);
+            if let Some(auth) = address.property("authorization") {
+                req = req.header(reqwest::header::AUTHORIZATION, auth);
+            }
+            let res = req
+                .send()
+                .await
+                .map_err(|e| ServiceError::Upstream(format!("{endpoint}: {e}")))?;
+            if res.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.refresh_transfer_token(id).await?;
+                continue;
+            }
+            if !res.status().is_success() {
+                let status = res.status();
+                let text = res.text().await.unwrap_or_default();
+                return Err(ServiceError::Upstream(format!(
+                    "{endpoint} answered {status}: {text}"
+                )));
+            }
+            let content_type = res
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let length = res.content_length();
+            return Ok(crate::transfer::dataplane::Opened {
+                content_type,
+                length,
+                stream: res.bytes_stream().map_err(std::io::Error::other).boxed(),
+            });
+        }
+        Err(ServiceError::Upstream(
+            "the provider refused the refreshed token".into(),
+        ))
+    }
+}

@@ -1,0 +1,333 @@
+//! The data plane: access tokens for pull transfers, the sources data comes from, and streaming.
+//!
+//! A pull token is a JWT signed with the connector's key (ES256), bound to the transfer, its agreement and the
+//! consumer, valid for [`TOKEN_TTL_SECS`]. It is checked on every access together with the transfer's state,
+//! so it stops working the moment the transfer is suspended, completed or terminated. Data is streamed chunk
+//! by chunk from the source to the consumer: memory stays flat whatever the size.
+
+use std::time::{Duration, SystemTime};
+
+use actix_web::web::Bytes;
+use caap_catalog::asset::{Asset, DataAddress as Source};
+use caap_contracts::Role;
+use caap_contracts::transfer::message::DataAddress;
+use caap_contracts::transfer::state::TransferState;
+use chrono::{DateTime, Utc};
+use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
+use josekit::jws::{ES256, JwsHeader};
+use josekit::jwt::{self, JwtPayload};
+use serde_json::Value;
+
+use super::model::Transfer;
+use crate::service::{Connector, ServiceError};
+use crate::store::DocKind;
+
+/// How long a pull token is valid.
+pub const TOKEN_TTL_SECS: i64 = 600;
+/// The `endpointType` of caap's pull addresses.
+pub const ENDPOINT_TYPE: &str = "https://w3id.org/idsa/v4.1/HTTP";
+const AUDIENCE: &str = "caap-data-plane";
+/// Bytes read from a file per chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// A source opened for streaming.
+pub struct Opened {
+    /// Its media type, if known.
+    pub content_type: Option<String>,
+    /// Its length, if known.
+    pub length: Option<u64>,
+    /// The bytes.
+    pub stream: BoxStream<'static, Result<Bytes, std::io::Error>>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("content_type", &self.content_type)
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a data-plane access was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// No valid token: 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token, but the transfer does not allow access now: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The source failed: 502.
+    #[error("{0}")]
+    Source(String),
+    /// Our fault: 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn system_time(t: DateTime<Utc>) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0))
+}
+
+impl Connector {
+    /// A fresh pull token for a transfer this connector provides.
+    pub fn issue_pull_token(
+        &self,
+        t: &Transfer,
+        now: DateTime<Utc>,
+    ) -> Result<String, ServiceError> {
+        let mut header = JwsHeader::new();
+        header.set_token_type("JWT");
+        if let Some(kid) = self.identity.key.key_id() {
+            header.set_key_id(kid);
+        }
+        let mut payload = JwtPayload::new();
+        payload.set_issuer(&self.identity.participant_id);
+        payload.set_subject(&t.counterparty_id);
+        payload.set_audience(vec![AUDIENCE]);
+        payload.set_issued_at(&system_time(now));
+        payload.set_expires_at(&system_time(
+            now + chrono::Duration::seconds(TOKEN_TTL_SECS),
+        ));
+        payload.set_jwt_id(uuid::Uuid::new_v4().to_string());
+        let claims = [
+            ("tid", Value::String(t.id.clone())),
+            ("agr", Value::String(t.agreement_id.clone())),
+        ];
+        for (k, v) in claims {
+            payload
+                .set_claim(k, Some(v))
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
+        let signer = ES256
+            .signer_from_jwk(self.identity.key.jwk())
+            .map_err(|e| ServiceError::Internal(format!("token signer: {e}")))?;
+        jwt::encode_with_signer(&payload, &header, &signer)
+            .map_err(|e| ServiceError::Internal(format!("token signing: {e}")))
+    }
+
+    /// The pull address for a transfer: this connector's data plane and a fresh token.
+    pub fn pull_address(
+        &self,
+        t: &Transfer,
+        now: DateTime<Utc>,
+    ) -> Result<DataAddress, ServiceError> {
+        let token = self.issue_pull_token(t, now)?;
+        Ok(DataAddress::new(
+            ENDPOINT_TYPE,
+            Some(format!("{}/data/{}", self.identity.public_url, t.id)),
+        )
+        .with_property("authorization", format!("Bearer {token}"))
+        .with_property("authType", "bearer"))
+    }
+
+    /// Checks a pull token and the transfer it names; returns the transfer if data may flow now.
+    pub async fn authorize_pull(
+        &self,
+        transfer_id: &str,
+        authorization: Option<&str>,
+    ) -> Result<Transfer, AccessError> {
+        let token = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                AccessError::Unauthorized(
+                    "present the transfer's token as `Authorization: Bearer …`".into(),
+                )
+            })?;
+        let public = self
+            .identity
+            .key
+            .jwk()
+            .to_public_key()
+            .map_err(|e| AccessError::Internal(e.to_string()))?;
+        let verifier = ES256
+            .verifier_from_jwk(&public)
+            .map_err(|e| AccessError::Internal(e.to_string()))?;
+        let (payload, _) = jwt::decode_with_verifier(token, &verifier).map_err(|_| {
+            AccessError::Unauthorized("the token is not one this data plane issued".into())
+        })?;
+        let now = self.clock.now();
+        let expired = payload
+            .expires_at()
+            .is_none_or(|exp| exp <= system_time(now));
+        if expired {
+            return Err(AccessError::Unauthorized(
+                "the token has expired; refresh it (caap transfer refresh, or POST /api/v1/transfers/{id}/refresh)".into(),
+            ));
+        }
+        if payload.audience().is_none_or(|a| !a.contains(&AUDIENCE)) {
+            return Err(AccessError::Unauthorized(
+                "the token is not for this data plane".into(),
+            ));
+        }
+        let tid = payload
+            .claim("tid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if tid != transfer_id {
+            return Err(AccessError::Unauthorized(
+                "the token is for another transfer".into(),
+            ));
+        }
+        let t = self
+            .store
+            .transfer(transfer_id)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?
+            .filter(|t| t.role == Role::Provider)
+            .ok_or_else(|| AccessError::Unauthorized("no such transfer".into()))?;
+        if payload.subject() != Some(t.counterparty_id.as_str()) {
+            return Err(AccessError::Unauthorized(
+                "the token was issued to another participant".into(),
+            ));
+        }
+        match t.state {
+            Some(TransferState::Started) => {}
+            Some(other) => {
+                return Err(AccessError::Forbidden(format!(
+                    "transfer {transfer_id} is {other}; data flows only while it is STARTED"
+                )));
+            }
+            None => {
+                return Err(AccessError::Forbidden(
+                    "the transfer has not started".into(),
+                ));
+            }
+        }
+        self.check_access(&t).await?;
+        Ok(t)
+    }
+
+    /// The policy seam for every data access: the agreement must still be there. Time windows, counts and
+    /// purposes of the agreement's policy are checked here once the policy engine is wired in.
+    pub async fn check_access(&self, t: &Transfer) -> Result<(), AccessError> {
+        let agreement = self
+            .store
+            .agreement(&t.agreement_id)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?;
+        if agreement.is_none() {
+            return Err(AccessError::Forbidden(format!(
+                "agreement {} no longer exists",
+                t.agreement_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens the data source of a dataset for streaming.
+    pub async fn open_source(&self, dataset_id: &str) -> Result<Opened, AccessError> {
+        let doc = self
+            .store
+            .get(DocKind::Asset, dataset_id)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?
+            .ok_or_else(|| {
+                AccessError::Forbidden(format!("dataset {dataset_id} is no longer published"))
+            })?;
+        let asset: Asset =
+            serde_json::from_value(doc.body).map_err(|e| AccessError::Internal(e.to_string()))?;
+        match asset.data_address {
+            Source::HttpApi { url, method } => {
+                let method = reqwest::Method::from_bytes(method.as_bytes())
+                    .map_err(|e| AccessError::Internal(format!("method {method}: {e}")))?;
+                self.open_http(self.http.request(method, &url), &url).await
+            }
+            Source::NgsiLdQuery {
+                broker_url,
+                entity_type,
+                query,
+                tenant,
+            } => {
+                let url = format!("{}/ngsi-ld/v1/entities", broker_url.trim_end_matches('/'));
+                let mut req = self
+                    .http
+                    .get(&url)
+                    .query(&[("type", entity_type.as_str())])
+                    .header("accept", "application/ld+json");
+                if let Some(q) = &query {
+                    req = req.query(&[("q", q.as_str())]);
+                }
+                if let Some(t) = &tenant {
+                    req = req.header("NGSILD-Tenant", t.as_str());
+                }
+                self.open_http(req, &url).await
+            }
+            Source::File { path, media_type } => self.open_file(&path, media_type).await,
+            Source::LiveStream { .. } => Err(AccessError::Source(
+                "live-stream sources are not served by this data plane yet".into(),
+            )),
+        }
+    }
+
+    async fn open_http(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<Opened, AccessError> {
+        let res = req
+            .send()
+            .await
+            .map_err(|e| AccessError::Source(format!("the source {url} cannot be reached: {e}")))?;
+        if !res.status().is_success() {
+            return Err(AccessError::Source(format!(
+                "the source {url} answered {}",
+                res.status()
+            )));
+        }
+        let content_type = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let length = res.content_length();
+        Ok(Opened {
+            content_type,
+            length,
+            stream: res.bytes_stream().map_err(std::io::Error::other).boxed(),
+        })
+    }
+
+    async fn open_file(
+        &self,
+        path: &str,
+        media_type: Option<String>,
+    ) -> Result<Opened, AccessError> {
+        let base = self.config.data_dir.join("files");
+        let full = base.join(path);
+        let canonical = tokio::fs::canonicalize(&full)
+            .await
+            .map_err(|e| AccessError::Source(format!("file {path}: {e}")))?;
+        let base = tokio::fs::canonicalize(&base)
+            .await
+            .map_err(|e| AccessError::Internal(format!("the files directory: {e}")))?;
+        if !canonical.starts_with(&base) {
+            return Err(AccessError::Forbidden(format!(
+                "file {path} is outside the files directory"
+            )));
+        }
+        let file = tokio::fs::File::open(&canonical)
+            .await
+            .map_err(|e| AccessError::Source(format!("file {path}: {e}")))?;
+        let length = file.metadata().await.ok().map(|m| m.len());
+        let stream = futures_util::stream::try_unfold(file, |mut file| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; CHUNK];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.truncate(n);
+            Ok(Some((Bytes::from(buf), file)))
+        });
+        Ok(Opened {
+            content_type: media_type,
+            length,
+            stream: stream.boxed(),
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! Transfer process (DSP 2025-1), both roles, and the data plane.
+//!
+//! The same design as [`crate::negotiation`]: [`inbound`] records a DSP message in one transaction and wakes
+//! the [`processor`], which alone sends messages (leases, back-off, visible errors). [`dataplane`] serves pull
+//! transfers (a short-lived signed token bound to agreement, transfer and consumer, checked on every access;
+//! it stops working the moment the transfer leaves STARTED) and pushes data for push transfers, streaming in
+//! both cases (constant memory). [`actions`] is the management side.
+
+pub mod actions;
+pub mod dataplane;
+pub mod inbound;
+pub mod model;
+pub mod processor;
+
+use caap_contracts::ledger::{EntryKind, NewEntry};
+use caap_contracts::transfer::state::{TransferEvent, TransferState};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+pub use model::{Actor, TStep, Transfer, TransferBody};
+
+/// The ledger entry for a transfer state change.
+pub fn state_entry(
+    t: &Transfer,
+    at: DateTime<Utc>,
+    from: Option<TransferState>,
+    event: TransferEvent,
+    by: Actor,
+) -> NewEntry {
+    let (provider_pid, consumer_pid) = t.pids();
+    NewEntry {
+        at,
+        kind: EntryKind::TransferState,
+        subject: t.id.clone(),
+        payload: json!({
+            "role": t.role.as_str(),
+            "providerPid": provider_pid,
+            "consumerPid": consumer_pid,
+            "counterparty": t.counterparty_id,
+            "agreementId": t.agreement_id,
+            "format": t.format,
+            "from": from.map(TransferState::as_str),
+            "to": t.state.map(TransferState::as_str),
+            "message": format!("{event:?}"),
+            "by": by,
+            "reason": t.body.termination,
+            "bytes": t.body.bytes,
+        }),
+    }
+}
+
+/// A transfer as the management API and the CLI show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferView {
+    /// Our pid.
+    pub id: String,
+    /// Our role.
+    pub role: &'static str,
+    /// The provider's pid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_pid: Option<String>,
+    /// The consumer's pid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_pid: Option<String>,
+    /// The counterparty.
+    pub counter_party_id: String,
+    /// Its DSP address.
+    pub counter_party_address: String,
+    /// Protocol state (`null` until acknowledged).
+    pub state: Option<&'static str>,
+    /// The agreement.
+    pub agreement_id: String,
+    /// The format.
+    pub format: String,
+    /// What this side is doing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<&'static str>,
+    /// Parked for a step by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<&'static str>,
+    /// Failed attempts at the pending step.
+    pub retry_count: u32,
+    /// The last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the pending step is tried next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Addresses (tokens redacted), progress, history.
+    #[serde(flatten)]
+    pub body: TransferBody,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Transfer> for TransferView {
+    fn from(t: Transfer) -> Self {
+        let mut body = t.body;
+        if let Some(a) = &mut body.data_address {
+            for p in &mut a.endpoint_properties {
+                if p.name.eq_ignore_ascii_case("authorization") {
+                    p.value = "(redacted)".into();
+                }
+            }
+        }
+        TransferView {
+            role: t.role.as_str(),
+            state: t.state.map(TransferState::as_str),
+            pending: t.pending.map(TStep::as_str),
+            awaiting: t.awaiting.map(|a| a.as_str()),
+            retry_count: t.attempts,
+            id: t.id,
+            provider_pid: t.provider_pid,
+            consumer_pid: t.consumer_pid,
+            counter_party_id: t.counterparty_id,
+            counter_party_address: t.counterparty_address,
+            agreement_id: t.agreement_id,
+            format: t.format,
+            last_error: t.last_error,
+            next_attempt_at: t.next_attempt_at,
+            body,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}

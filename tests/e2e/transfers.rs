@@ -1,0 +1,738 @@
+//! Transfer processes end to end: every TP (caap as provider) and TP_C (caap as consumer) scenario of the DSP
+//! TCK against the scripted counterparty, then data flowing between two real connectors (pull and push), a
+//! suspension that stops the flow at once, token refresh, and a transfer without an agreement refused.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::negotiation::{eventually, peer_settings, publish_offer};
+use crate::peer::{CONTEXT, PEER_ID, Peer};
+use crate::support::{Node, Server, TOKEN, request};
+
+#[derive(Debug, Clone, Copy)]
+enum S {
+    Peer(&'static str, &'static str),
+    Caap(&'static str, &'static str),
+    Refused(&'static str),
+}
+use S::{Caap as U, Peer as P, Refused as X};
+
+const REQ: &str = "REQUESTED";
+const STA: &str = "STARTED";
+const SUS: &str = "SUSPENDED";
+const COM: &str = "COMPLETED";
+const TER: &str = "TERMINATED";
+
+const TP: &[(&str, &[S])] = &[
+    (
+        "TP:01-01",
+        &[P("request", REQ), U("start", STA), U("terminate", TER)],
+    ),
+    (
+        "TP:01-02",
+        &[P("request", REQ), U("start", STA), U("complete", COM)],
+    ),
+    (
+        "TP:01-03",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            U("suspend", SUS),
+            U("terminate", TER),
+        ],
+    ),
+    (
+        "TP:01-04",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            U("suspend", SUS),
+            U("start", STA),
+            U("complete", COM),
+        ],
+    ),
+    ("TP:01-05", &[P("request", REQ), U("terminate", TER)]),
+    (
+        "TP:02-01",
+        &[P("request", REQ), U("start", STA), P("terminate", TER)],
+    ),
+    (
+        "TP:02-02",
+        &[P("request", REQ), U("start", STA), P("complete", COM)],
+    ),
+    (
+        "TP:02-03",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            P("suspend", SUS),
+            P("terminate", TER),
+        ],
+    ),
+    (
+        "TP:02-04",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            P("suspend", SUS),
+            P("start", STA),
+            P("complete", COM),
+        ],
+    ),
+    ("TP:02-05", &[P("request", REQ), P("terminate", TER)]),
+    ("TP:03-01", &[P("request", REQ), X("complete")]),
+    ("TP:03-02", &[P("request", REQ), X("suspend")]),
+    (
+        "TP:03-03",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            P("suspend", SUS),
+            X("complete"),
+        ],
+    ),
+    (
+        "TP:03-04",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            P("terminate", TER),
+            X("start"),
+        ],
+    ),
+    (
+        "TP:03-05",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            P("terminate", TER),
+            X("suspend"),
+        ],
+    ),
+    (
+        "TP:03-06",
+        &[
+            P("request", REQ),
+            U("start", STA),
+            P("terminate", TER),
+            X("complete"),
+        ],
+    ),
+];
+
+const TP_C: &[(&str, &[S])] = &[
+    (
+        "TP_C:01-01",
+        &[U("request", REQ), P("start", STA), P("terminate", TER)],
+    ),
+    (
+        "TP_C:01-02",
+        &[U("request", REQ), P("start", STA), P("complete", COM)],
+    ),
+    (
+        "TP_C:01-03",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            P("suspend", SUS),
+            P("terminate", TER),
+        ],
+    ),
+    (
+        "TP_C:01-04",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            P("suspend", SUS),
+            P("start", STA),
+            P("complete", COM),
+        ],
+    ),
+    ("TP_C:01-05", &[U("request", REQ), P("terminate", TER)]),
+    (
+        "TP_C:02-01",
+        &[U("request", REQ), P("start", STA), U("terminate", TER)],
+    ),
+    (
+        "TP_C:02-02",
+        &[U("request", REQ), P("start", STA), U("complete", COM)],
+    ),
+    (
+        "TP_C:02-03",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            U("suspend", SUS),
+            U("terminate", TER),
+        ],
+    ),
+    (
+        "TP_C:02-04",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            U("suspend", SUS),
+            U("start", STA),
+            U("complete", COM),
+        ],
+    ),
+    ("TP_C:02-05", &[U("request", REQ), U("terminate", TER)]),
+    ("TP_C:03-01", &[U("request", REQ), X("complete")]),
+    ("TP_C:03-02", &[U("request", REQ), X("suspend")]),
+    (
+        "TP_C:03-03",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            P("suspend", SUS),
+            X("complete"),
+        ],
+    ),
+    (
+        "TP_C:03-04",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            P("terminate", TER),
+            X("start"),
+        ],
+    ),
+    (
+        "TP_C:03-05",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            P("terminate", TER),
+            X("suspend"),
+        ],
+    ),
+    (
+        "TP_C:03-06",
+        &[
+            U("request", REQ),
+            P("start", STA),
+            P("terminate", TER),
+            X("complete"),
+        ],
+    ),
+];
+
+/// A finalized agreement between caap (provider) and the peer, through the negotiation protocol. With a
+/// `stepwise` offer, the transfers under it are stepwise too.
+fn agreement_with_peer(
+    caap: &Server,
+    peer: &Peer,
+    offer_id: &str,
+    approval: &str,
+) -> (String, String) {
+    let target = publish_offer(caap, offer_id, approval);
+    let consumer_pid = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    let r = peer.post(
+        caap,
+        "negotiations/request",
+        &json!({"@context": [CONTEXT], "@type": "ContractRequestMessage", "consumerPid": consumer_pid,
+            "offer": {"@id": offer_id, "@type": "Offer", "target": target, "permission": [{"action": "use"}]},
+            "callbackAddress": peer.base}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pid = r.body["providerPid"].as_str().unwrap().to_owned();
+    if approval == "stepwise" {
+        let r = caap.api("POST", &format!("/api/v1/negotiations/{pid}/agree"), None);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let agreement = peer.expect("ContractAgreementMessage");
+    let id = agreement.body["agreement"]["@id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(10, "AGREED", || {
+        (peer.state(caap, &pid) == "AGREED").then_some(())
+    });
+    let r = peer.post(
+        caap,
+        &format!("negotiations/{pid}/agreement/verification"),
+        &json!({"@context": [CONTEXT], "@type": "ContractAgreementVerificationMessage",
+            "providerPid": pid, "consumerPid": consumer_pid}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    if approval == "stepwise" {
+        let r = caap.api(
+            "POST",
+            &format!("/api/v1/negotiations/{pid}/finalize"),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    peer.expect("ContractNegotiationEventMessage");
+    eventually(10, "FINALIZED", || {
+        (peer.state(caap, &pid) == "FINALIZED").then_some(())
+    });
+    (id, target)
+}
+
+struct Run<'a> {
+    case: &'a str,
+    caap: &'a Server,
+    peer: &'a Peer,
+    role: &'static str,
+    provider_pid: String,
+    consumer_pid: String,
+    agreement: String,
+}
+
+impl Run<'_> {
+    fn ours(&self) -> &str {
+        if self.role == "provider" {
+            &self.provider_pid
+        } else {
+            &self.consumer_pid
+        }
+    }
+
+    fn peer_message(&self, step: &str) -> (String, Value) {
+        let (p, c) = (&self.provider_pid, &self.consumer_pid);
+        let ours = self.ours();
+        let base = |t: &str| json!({"@context": [CONTEXT], "@type": t, "providerPid": p, "consumerPid": c});
+        let with = |mut v: Value, k: &str, x: Value| {
+            v[k] = x;
+            v
+        };
+        match step {
+            "request" => (
+                "transfers/request".into(),
+                json!({"@context": [CONTEXT], "@type": "TransferRequestMessage", "consumerPid": c,
+                    "agreementId": self.agreement, "format": "HttpData-PULL", "callbackAddress": self.peer.base}),
+            ),
+            "start" => {
+                let mut m = base("TransferStartMessage");
+                if self.role == "consumer" {
+                    m["dataAddress"] = json!({"@type": "DataAddress", "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+                        "endpoint": "http://127.0.0.1:9/data", "endpointProperties": [
+                            {"@type": "EndpointProperty", "name": "authorization", "value": "Bearer peer-token"},
+                            {"@type": "EndpointProperty", "name": "authType", "value": "bearer"}]});
+                }
+                (format!("transfers/{ours}/start"), m)
+            }
+            "suspend" => (
+                format!("transfers/{ours}/suspension"),
+                with(
+                    with(base("TransferSuspensionMessage"), "code", json!("pause")),
+                    "reason",
+                    json!(["the peer pauses"]),
+                ),
+            ),
+            "complete" => (
+                format!("transfers/{ours}/completion"),
+                base("TransferCompletionMessage"),
+            ),
+            "terminate" => (
+                format!("transfers/{ours}/termination"),
+                with(
+                    with(base("TransferTerminationMessage"), "code", json!("stop")),
+                    "reason",
+                    json!(["the peer stops"]),
+                ),
+            ),
+            other => panic!("no peer step {other}"),
+        }
+    }
+
+    fn sent_type(step: &str) -> &'static str {
+        match step {
+            "request" => "TransferRequestMessage",
+            "start" => "TransferStartMessage",
+            "suspend" => "TransferSuspensionMessage",
+            "complete" => "TransferCompletionMessage",
+            "terminate" => "TransferTerminationMessage",
+            other => panic!("no caap step {other}"),
+        }
+    }
+
+    fn caap_state(&self) -> String {
+        self.peer.process_state(self.caap, "transfers", self.ours())
+    }
+
+    fn step(&mut self, s: S) {
+        match s {
+            S::Peer(step, want) => {
+                let (path, body) = self.peer_message(step);
+                let r = self.peer.post(self.caap, &path, &body);
+                assert!(
+                    r.status == 200 || r.status == 201,
+                    "{}: caap refused the peer's {step}: {} {}",
+                    self.case,
+                    r.status,
+                    r.body
+                );
+                if step == "request" {
+                    assert_eq!(r.status, 201, "{}", self.case);
+                    self.provider_pid = r.body["providerPid"].as_str().unwrap().to_owned();
+                }
+                assert_eq!(
+                    self.caap_state(),
+                    want,
+                    "{}: after the peer's {step}",
+                    self.case
+                );
+            }
+            S::Caap(step, want) => {
+                if step == "request" {
+                    let r = self.caap.api(
+                        "POST",
+                        "/api/v1/transfers",
+                        Some(&json!({"agreementId": self.agreement, "format": "HttpData-PULL",
+                            "counterPartyAddress": self.peer.base, "counterPartyId": PEER_ID, "manual": true})),
+                    );
+                    assert_eq!(r.status, 201, "{}: {}", self.case, r.body);
+                    self.consumer_pid = r.body["id"].as_str().unwrap().to_owned();
+                    let got = self.peer.expect("TransferRequestMessage");
+                    assert_eq!(got.body["agreementId"], self.agreement.as_str());
+                    self.provider_pid = format!(
+                        "urn:uuid:peer-{}",
+                        self.consumer_pid.trim_start_matches("urn:uuid:")
+                    );
+                } else {
+                    let body = match step {
+                        "suspend" | "terminate" => {
+                            Some(json!({"code": "by-hand", "reason": "the test says so"}))
+                        }
+                        _ => None,
+                    };
+                    let r = self.caap.api(
+                        "POST",
+                        &format!("/api/v1/transfers/{}/{step}", self.ours()),
+                        body.as_ref(),
+                    );
+                    assert_eq!(r.status, 200, "{}: caap's {step}: {}", self.case, r.body);
+                    let got = self.peer.expect(Self::sent_type(step));
+                    assert_eq!(
+                        got.body["providerPid"],
+                        self.provider_pid.as_str(),
+                        "{}",
+                        self.case
+                    );
+                    assert_eq!(
+                        got.body["consumerPid"],
+                        self.consumer_pid.as_str(),
+                        "{}",
+                        self.case
+                    );
+                    if step == "start" && self.role == "provider" {
+                        let address = &got.body["dataAddress"];
+                        assert!(
+                            address["endpoint"].as_str().unwrap().contains("/data/"),
+                            "{}: {address}",
+                            self.case
+                        );
+                        assert!(
+                            address["endpointProperties"]
+                                .to_string()
+                                .contains("Bearer "),
+                            "{}",
+                            self.case
+                        );
+                    }
+                    if matches!(step, "suspend" | "terminate") {
+                        assert_eq!(
+                            got.body["reason"],
+                            json!(["the test says so"]),
+                            "{}",
+                            self.case
+                        );
+                    }
+                }
+                eventually(10, &format!("{}: caap in {want}", self.case), || {
+                    (self.caap_state() == want).then_some(())
+                });
+            }
+            S::Refused(step) => {
+                let before = self.caap_state();
+                let (path, body) = self.peer_message(step);
+                let r = self.peer.post(self.caap, &path, &body);
+                assert!(
+                    (400..500).contains(&r.status) && r.status != 404,
+                    "{}: the peer's {step} in {before} must get a 4xx (not 404), got {} {}",
+                    self.case,
+                    r.status,
+                    r.body
+                );
+                assert_eq!(r.body["@type"], "TransferError", "{}", self.case);
+                assert_eq!(self.caap_state(), before, "{}", self.case);
+            }
+        }
+    }
+}
+
+fn scenario_caap() -> (Node, Server) {
+    let node = Node::init_with(
+        "Transfer city",
+        &peer_settings(&[("require_signed_agreements", "false")]),
+    );
+    let server = node.start(&[]);
+    (node, server)
+}
+
+#[test]
+fn every_tp_scenario_with_caap_as_provider() {
+    let (_node, caap) = scenario_caap();
+    let peer = Peer::start();
+    for (case, steps) in TP {
+        println!("{case}");
+        let (agreement, _) = agreement_with_peer(
+            &caap,
+            &peer,
+            &format!("offer-{}", case.replace([':', '-'], "")),
+            "stepwise",
+        );
+        let mut run = Run {
+            case,
+            caap: &caap,
+            peer: &peer,
+            role: "provider",
+            provider_pid: String::new(),
+            consumer_pid: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            agreement,
+        };
+        for s in *steps {
+            run.step(*s);
+        }
+        peer.quiet_for(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_tp_c_scenario_with_caap_as_consumer() {
+    let (_node, caap) = scenario_caap();
+    let peer = Peer::start();
+    for (case, steps) in TP_C {
+        println!("{case}");
+        let mut run = Run {
+            case,
+            caap: &caap,
+            peer: &peer,
+            role: "consumer",
+            provider_pid: String::new(),
+            consumer_pid: String::new(),
+            agreement: format!("ATPC{}", case.replace(['T', 'P', '_', 'C', ':', '-'], "")),
+        };
+        for s in *steps {
+            run.step(*s);
+        }
+        peer.quiet_for(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_transfer_needs_a_finalized_agreement_with_the_caller() {
+    let (_node, caap) = scenario_caap();
+    let peer = Peer::start();
+    let r = peer.post(
+        &caap,
+        "transfers/request",
+        &json!({"@context": [CONTEXT], "@type": "TransferRequestMessage", "consumerPid": "urn:uuid:t-1",
+            "agreementId": "urn:uuid:no-such-agreement", "format": "HttpData-PULL", "callbackAddress": peer.base}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["@type"], "TransferError");
+    assert!(
+        r.body["reason"][0]
+            .as_str()
+            .unwrap()
+            .contains("not a finalized agreement"),
+        "{}",
+        r.body
+    );
+    // An unknown caller gets 404 with a TransferError.
+    let r = request(
+        "POST",
+        &format!("{}/dsp/transfers/request", caap.dsp),
+        Some("Bearer not-a-known-token-at-all"),
+        Some("{}"),
+        "application/json",
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["@type"], "TransferError");
+    let _ = TOKEN;
+}
+
+/// Two cities: an agreement, then a pull transfer streamed through the consumer's API, a suspension that
+/// stops the token at once, a resume with a fresh token, and a push transfer into the consumer's receiver.
+#[test]
+fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
+    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "dsp.auth.tokens",
+                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
+            ),
+            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
+            ("negotiation.retry_base_ms", "20".into()),
+        ]
+    };
+    let provider_node = Node::init_with(
+        "Malmö",
+        &settings(
+            "token-lund-presents-to-malmo-01",
+            "did:web:lund.example",
+            "token-malmo-presents-to-lund-01",
+        ),
+    );
+    let consumer_node = Node::init_with(
+        "Lund",
+        &settings(
+            "token-malmo-presents-to-lund-01",
+            "did:web:malmo.example",
+            "token-lund-presents-to-malmo-01",
+        ),
+    );
+    // The provider's dataset is a file of 3 MiB in its files directory.
+    let payload: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(
+        provider_node.dir.path().join("files/readings.bin"),
+        &payload,
+    )
+    .unwrap();
+    let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
+    let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
+    let mut asset = serde_json::to_value(
+        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
+            .into_iter()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    asset["id"] = json!("readings-file");
+    asset["dataAddress"] =
+        json!({"type": "File", "path": "readings.bin", "mediaType": "application/octet-stream"});
+    let r = provider.api("POST", "/api/v1/assets", Some(&asset));
+    assert_eq!(r.status, 201, "{}", r.body);
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
+    let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": "readings", "assets": ["readings-file"], "accessPolicy": "use", "contractPolicy": "use"})));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "readings"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let nid = r.body["id"].as_str().unwrap().to_owned();
+    let agreement = eventually(10, "FINALIZED", || {
+        let n = consumer
+            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
+            .body;
+        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
+    });
+
+    // Pull.
+    let r = consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": agreement})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.body["id"].as_str().unwrap().to_owned();
+    let t = eventually(10, "STARTED", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "STARTED").then_some(t)
+    });
+    assert!(
+        t["dataAddress"].to_string().contains("(redacted)"),
+        "tokens never shown: {t}"
+    );
+    let data = fetch(&consumer, &tid);
+    assert_eq!(data.len(), payload.len());
+    assert!(data == payload, "the bytes arrive unchanged");
+    // The provider suspends: the token stops working at once.
+    let provider_pid = t["providerPid"].as_str().unwrap().to_owned();
+    let r = provider.api(
+        "POST",
+        &format!("/api/v1/transfers/{provider_pid}/suspend"),
+        Some(&json!({"reason": "maintenance"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(10, "SUSPENDED on the consumer", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "SUSPENDED").then_some(())
+    });
+    let r = consumer.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("SUSPENDED"),
+        "{}",
+        r.body
+    );
+    // Resumed by the provider: a fresh token arrives with the start message.
+    let r = provider.api(
+        "POST",
+        &format!("/api/v1/transfers/{provider_pid}/resume"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(10, "STARTED again", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "STARTED").then_some(())
+    });
+    assert_eq!(fetch(&consumer, &tid).len(), payload.len());
+    let r = consumer.api("POST", &format!("/api/v1/transfers/{tid}/refresh"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(fetch(&consumer, &tid).len(), payload.len());
+    let r = consumer.api("POST", &format!("/api/v1/transfers/{tid}/complete"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(10, "COMPLETED on the provider", || {
+        let t = provider
+            .api("GET", &format!("/api/v1/transfers/{provider_pid}"), None)
+            .body;
+        (t["state"] == "COMPLETED").then_some(())
+    });
+
+    // Push into the consumer's own receiver; the provider completes when the data is delivered.
+    let r = consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": agreement, "format": "HttpData-PUSH"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let push = r.body["id"].as_str().unwrap().to_owned();
+    let t = eventually(20, "push COMPLETED", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{push}"), None)
+            .body;
+        (t["state"] == "COMPLETED").then_some(t)
+    });
+    assert_eq!(t["bytes"], payload.len() as u64, "{t}");
+    let data = fetch(&consumer, &push);
+    assert!(data == payload);
+}
+
+fn fetch(server: &Server, tid: &str) -> Vec<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/transfers/{tid}/data", server.api))
+            .bearer_auth(&server.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+        res.bytes().await.unwrap().to_vec()
+    })
+}
