@@ -219,11 +219,17 @@ impl Store {
         options
             .max_connections(max_connections)
             .min_connections(1)
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // WAL with synchronous=NORMAL on every pooled connection: a commit survives a crash of the
+            // process (not of the machine's power) without an fsync per transaction, the usual choice for WAL.
+            .map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(std::time::Duration::from_secs(10))
+            });
         let db = Database::connect(options).await?;
-        if db.get_database_backend() == DbBackend::Sqlite {
-            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
-        }
+
         let write_gate = (db.get_database_backend() == DbBackend::Sqlite)
             .then(|| Arc::new(tokio::sync::Mutex::new(())));
         let store = Store {
