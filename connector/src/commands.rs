@@ -413,3 +413,297 @@ pub async fn ledger(command: LedgerCommand, config: Option<PathBuf>) -> anyhow::
     store.close().await?;
     result
 }
+
+/// `caap transfer …`.
+#[derive(Debug, Subcommand)]
+pub enum TransferCommand {
+    /// Start a transfer under a finalized agreement (as consumer); with --out, wait for the data and write it
+    /// to FILE (or `-` for standard output), showing progress.
+    Start {
+        /// The agreement id (see `caap agreements`).
+        #[arg(long)]
+        agreement: String,
+        /// Push: have the provider send the data to this URL instead of pulling it.
+        #[arg(long)]
+        push: Option<String>,
+        /// Push to this connector's own receiver (no URL needed).
+        #[arg(long, conflicts_with = "push")]
+        push_here: bool,
+        /// Where to write the data (pull, or a push into this connector): a file or `-`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List transfers.
+    List,
+    /// Show one transfer: state, what it is doing, last error, retries, bytes, history.
+    Show {
+        /// The transfer id (this connector's pid).
+        id: String,
+    },
+    /// Suspend a running transfer (data stops at once).
+    Suspend {
+        /// The transfer id.
+        id: String,
+        /// Why (sent to the counterparty).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a suspended transfer.
+    Resume {
+        /// The transfer id.
+        id: String,
+    },
+    /// Complete a transfer.
+    Complete {
+        /// The transfer id.
+        id: String,
+    },
+    /// Terminate a transfer.
+    Terminate {
+        /// The transfer id.
+        id: String,
+        /// Why (sent to the counterparty).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Ask the provider for a fresh pull token (consumer).
+    Refresh {
+        /// The transfer id.
+        id: String,
+    },
+}
+
+fn print_transfer(t: &Value) {
+    println!("transfer {}", short(t, "id"));
+    println!("  role            {}", short(t, "role"));
+    println!("  counterparty    {}", short(t, "counterPartyId"));
+    println!(
+        "  agreement       {} ({})",
+        short(t, "agreementId"),
+        short(t, "format")
+    );
+    println!(
+        "  state           {}",
+        t.get("state")
+            .and_then(Value::as_str)
+            .unwrap_or("(not yet acknowledged)")
+    );
+    println!("  bytes           {}", t["bytes"].as_u64().unwrap_or(0));
+    if let Some(p) = t.get("pending").and_then(Value::as_str) {
+        println!(
+            "  doing           {p} (attempt {})",
+            t["retryCount"].as_u64().unwrap_or(0) + 1
+        );
+    }
+    if let Some(e) = t.get("lastError").and_then(Value::as_str) {
+        println!("  last error      {e}");
+    }
+    if let Some(r) = t.get("termination") {
+        println!(
+            "  stopped by      {} ({}): {}",
+            short(r, "by"),
+            short(r, "code"),
+            short(r, "reason")
+        );
+    }
+    if let Some(h) = t.get("history").and_then(Value::as_array) {
+        println!("  history");
+        for item in h {
+            println!(
+                "    {}  {:<8} {}",
+                short(item, "at"),
+                short(item, "by"),
+                short(item, "what")
+            );
+        }
+    }
+}
+
+/// Streams a transfer's data from the management API to a file or stdout, with progress on stderr.
+async fn download(
+    config: &crate::Config,
+    api: Option<&str>,
+    id: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use tokio::io::AsyncWriteExt;
+    let base = crate::api_base(config, api);
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/v1/transfers/{id}/data"))
+        .bearer_auth(config.api.admin_token.expose())
+        .send()
+        .await?;
+    if !res.status().is_success() {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        bail!(
+            "{status}: {}",
+            body.get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("no detail")
+        );
+    }
+    let total = res.content_length();
+    let to_stdout = out.as_os_str() == "-";
+    let mut file = if to_stdout {
+        None
+    } else {
+        Some(tokio::fs::File::create(out).await?)
+    };
+    let mut stdout = std::io::stdout();
+    let started = Instant::now();
+    let mut done: u64 = 0;
+    let mut last_report = Instant::now();
+    let mut stream = res.bytes_stream();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk?;
+        done += chunk.len() as u64;
+        match &mut file {
+            Some(f) => f.write_all(&chunk).await?,
+            None => stdout.write_all(&chunk)?,
+        }
+        if last_report.elapsed() > Duration::from_millis(500) {
+            last_report = Instant::now();
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001) / 1_048_576.0;
+            match total {
+                Some(t) if t > 0 => eprint!(
+                    "\r  {:>6.1} % of {} MiB  {rate:>7.1} MiB/s",
+                    done as f64 * 100.0 / t as f64,
+                    t / 1_048_576
+                ),
+                _ => eprint!("\r  {} MiB  {rate:>7.1} MiB/s", done / 1_048_576),
+            }
+        }
+    }
+    if let Some(f) = &mut file {
+        f.flush().await?;
+    }
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    eprintln!(
+        "\rcaap: {done} bytes in {secs:.2} s ({:.1} MiB/s){}",
+        done as f64 / secs / 1_048_576.0,
+        if to_stdout {
+            String::new()
+        } else {
+            format!(" -> {}", out.display())
+        }
+    );
+    Ok(())
+}
+
+/// `caap transfer …`.
+pub async fn transfer(
+    command: TransferCommand,
+    config: Option<PathBuf>,
+    api_url: Option<String>,
+) -> anyhow::Result<()> {
+    let config = load(config.as_deref())?;
+    let api = api_url.as_deref();
+    let step = |id: &str, step: &str, body: Option<Value>| {
+        let path = format!("/api/v1/transfers/{id}/{step}");
+        let config = config.clone();
+        async move { api_call(&config, api, reqwest::Method::POST, &path, body).await }
+    };
+    match command {
+        TransferCommand::Start {
+            agreement,
+            push,
+            push_here,
+            out,
+        } => {
+            let mut body = json!({"agreementId": agreement});
+            if push.is_some() || push_here {
+                body["format"] = json!("HttpData-PUSH");
+            }
+            if let Some(url) = push {
+                body["pushTo"] = json!(url);
+            }
+            let t = api_call(
+                &config,
+                api,
+                reqwest::Method::POST,
+                "/api/v1/transfers",
+                Some(body),
+            )
+            .await?;
+            let id = short(&t, "id");
+            eprintln!(
+                "caap: transfer {id} requested from {}",
+                short(&t, "counterPartyId")
+            );
+            let Some(out) = out else {
+                println!("{id}");
+                return Ok(());
+            };
+            let started = Instant::now();
+            let ready = if push_here { "COMPLETED" } else { "STARTED" };
+            loop {
+                let t = api_call(
+                    &config,
+                    api,
+                    reqwest::Method::GET,
+                    &format!("/api/v1/transfers/{id}"),
+                    None,
+                )
+                .await?;
+                match t.get("state").and_then(Value::as_str) {
+                    Some(s) if s == ready => break,
+                    Some("TERMINATED") => bail!(
+                        "the transfer was TERMINATED: {}",
+                        short(&t["termination"], "reason")
+                    ),
+                    _ if started.elapsed() > Duration::from_secs(120) => {
+                        bail!("not {ready} after 120 s: caap transfer show {id}")
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+            download(&config, api, &id, &out).await?;
+        }
+        TransferCommand::List => {
+            let r = api_call(
+                &config,
+                api,
+                reqwest::Method::GET,
+                "/api/v1/transfers?limit=500",
+                None,
+            )
+            .await?;
+            let items = r["items"].as_array().cloned().unwrap_or_default();
+            println!("{} transfer(s)", items.len());
+            for t in items {
+                println!(
+                    "  {}  {:<8} {:<10} {:<14} {:>12} B  agreement {}",
+                    short(&t, "id"),
+                    short(&t, "role"),
+                    t.get("state").and_then(Value::as_str).unwrap_or("-"),
+                    short(&t, "format"),
+                    t["bytes"].as_u64().unwrap_or(0),
+                    short(&t, "agreementId")
+                );
+            }
+        }
+        TransferCommand::Show { id } => {
+            let t = api_call(
+                &config,
+                api,
+                reqwest::Method::GET,
+                &format!("/api/v1/transfers/{id}"),
+                None,
+            )
+            .await?;
+            print_transfer(&t);
+        }
+        TransferCommand::Suspend { id, reason } => {
+            print_transfer(&step(&id, "suspend", Some(json!({"reason": reason}))).await?)
+        }
+        TransferCommand::Resume { id } => print_transfer(&step(&id, "resume", None).await?),
+        TransferCommand::Complete { id } => print_transfer(&step(&id, "complete", None).await?),
+        TransferCommand::Terminate { id, reason } => {
+            print_transfer(&step(&id, "terminate", Some(json!({"reason": reason}))).await?)
+        }
+        TransferCommand::Refresh { id } => print_transfer(&step(&id, "refresh", None).await?),
+    }
+    Ok(())
+}

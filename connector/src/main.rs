@@ -117,6 +117,18 @@ enum Command {
         #[arg(long, global = true)]
         api_url: Option<String>,
     },
+    /// Transfers: start one under an agreement (pull or push, with progress), look at them, suspend, resume,
+    /// complete, terminate, refresh the pull token.
+    Transfer {
+        #[command(subcommand)]
+        command: commands::TransferCommand,
+        /// The running connector's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long, global = true)]
+        api_url: Option<String>,
+    },
     /// List the contract agreements of a running connector.
     Agreements {
         /// The running connector's configuration.
@@ -279,6 +291,21 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The management API's base URL: `--api-url`, else the config's `api.bind` (loopback for 0.0.0.0).
+pub(crate) fn api_base(config: &Config, api_url: Option<&str>) -> String {
+    match api_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let host = if config.api.bind.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                config.api.bind.ip().to_string()
+            };
+            format!("http://{host}:{}", config.api.bind.port())
+        }
+    }
+}
+
 pub(crate) async fn api_call(
     config: &Config,
     api_url: Option<&str>,
@@ -286,15 +313,7 @@ pub(crate) async fn api_call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let host = if config.api.bind.ip().is_unspecified() {
-        "127.0.0.1".to_owned()
-    } else {
-        config.api.bind.ip().to_string()
-    };
-    let url = match api_url {
-        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
-        None => format!("http://{host}:{}{path}", config.api.bind.port()),
-    };
+    let url = format!("{}{path}", api_base(config, api_url));
     let client = reqwest::Client::new();
     let mut req = client
         .request(method, &url)
@@ -460,6 +479,11 @@ async fn main() -> std::process::ExitCode {
             api_url,
         } => commands::negotiation(command, config, api_url).await,
         Command::Agreements { config, api_url } => commands::agreements(config, api_url).await,
+        Command::Transfer {
+            command,
+            config,
+            api_url,
+        } => commands::transfer(command, config, api_url).await,
         Command::Ledger { command, config } => commands::ledger(command, config).await,
         Command::Policy { command } => commands::policy(command),
     };

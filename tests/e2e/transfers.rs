@@ -713,6 +713,31 @@ fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
     assert_eq!(t["bytes"], payload.len() as u64, "{t}");
     let data = fetch(&consumer, &push);
     assert!(data == payload);
+
+    // The CLI: start a pull transfer and write the data to a file, with progress.
+    let out_file = consumer_node.dir.path().join("out.bin");
+    let out = crate::support::caap()
+        .args(["transfer", "start", "--agreement", &agreement, "--out"])
+        .arg(&out_file)
+        .arg("--config")
+        .arg(&consumer_node.config)
+        .args(["--api-url", &consumer.api])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("caap: {} bytes in", payload.len())),
+        "{stderr}"
+    );
+    assert!(std::fs::read(&out_file).unwrap() == payload);
+    let out = crate::support::caap()
+        .args(["transfer", "list", "--config"])
+        .arg(&consumer_node.config)
+        .args(["--api-url", &consumer.api])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 transfer(s)"));
 }
 
 fn fetch(server: &Server, tid: &str) -> Vec<u8> {
