@@ -35,6 +35,12 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// HTTPS on the DSP listener and extra trust roots for requests to other connectors.
+    #[serde(default, skip_serializing_if = "TlsConfig::is_empty")]
+    pub tls: TlsConfig,
+    /// The built-in sensor simulator (demo and tests).
+    #[serde(default)]
+    pub simulator: SimulatorConfig,
     /// Directory for the SQLite database, keys and files; relative paths elsewhere in this file are
     /// resolved against the directory the config file is in.
     #[serde(default = "default_data_dir")]
@@ -169,6 +175,60 @@ pub struct LogConfig {
     pub format: String,
 }
 
+/// HTTPS. With `cert_file` and `key_file` the DSP listener (protocol and data plane) serves HTTPS;
+/// `ca_files` are trusted, besides the system's roots, on every request to another connector or
+/// source. Plain HTTP stays available when no certificate is configured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The DSP listener's certificate (PEM, leaf first, then any intermediates), relative to the
+    /// data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM), relative to the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Extra trust roots (PEM files, each may hold several certificates), relative to the data
+    /// directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_files: Vec<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Nothing configured.
+    pub fn is_empty(&self) -> bool {
+        self.cert_file.is_none() && self.key_file.is_none() && self.ca_files.is_empty()
+    }
+    /// The DSP listener serves HTTPS.
+    pub fn serves_https(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
+}
+
+/// The built-in sensor simulator, mounted under `/sim` on the DSP listener. Off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    /// Serve the simulator.
+    #[serde(default)]
+    pub enabled: bool,
+    /// One reading per station every this many milliseconds (streams and the `dateObserved` step).
+    #[serde(default = "default_sim_interval_ms")]
+    pub interval_ms: u64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            enabled: false,
+            interval_ms: default_sim_interval_ms(),
+        }
+    }
+}
+
+fn default_sim_interval_ms() -> u64 {
+    1000
+}
 fn default_data_dir() -> PathBuf {
     PathBuf::from(".")
 }
@@ -376,6 +436,19 @@ pub const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
         "negotiation.poll_interval_ms",
         EnvKind::Integer,
     ),
+    ("CAAP_TLS_CERT_FILE", "tls.cert_file", EnvKind::Text),
+    ("CAAP_TLS_KEY_FILE", "tls.key_file", EnvKind::Text),
+    ("CAAP_TLS_CA_FILES", "tls.ca_files", EnvKind::List),
+    (
+        "CAAP_SIMULATOR_ENABLED",
+        "simulator.enabled",
+        EnvKind::Boolean,
+    ),
+    (
+        "CAAP_SIMULATOR_INTERVAL_MS",
+        "simulator.interval_ms",
+        EnvKind::Integer,
+    ),
     ("CAAP_LOG_LEVEL", "log.level", EnvKind::Text),
     ("CAAP_LOG_FORMAT", "log.format", EnvKind::Text),
     ("CAAP_DATA_DIR", "data_dir", EnvKind::Text),
@@ -392,6 +465,10 @@ pub enum EnvKind {
     Text,
     /// A non-negative integer.
     Integer,
+    /// `true` or `false` (also `1`/`0`).
+    Boolean,
+    /// Comma-separated values, e.g. `a.pem,b.pem`.
+    List,
 }
 
 impl Config {
@@ -453,6 +530,24 @@ impl Config {
                         message: format!("`{value}` is not a whole number"),
                     })?)
                 }
+                EnvKind::Boolean => toml::Value::Boolean(match value.trim() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ConfigError::Env {
+                            name,
+                            message: format!("`{value}` is not true or false"),
+                        });
+                    }
+                }),
+                EnvKind::List => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_owned()))
+                        .collect(),
+                ),
             };
             set_path(&mut table, key, value);
             from_env.insert(*key);
@@ -582,6 +677,26 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be text or json".into()));
         }
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(_), None) => {
+                return Err(bad(
+                    "tls.key_file",
+                    "is missing: tls.cert_file needs its private key (`caap init --tls` makes both)"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "tls.cert_file",
+                    "is missing: tls.key_file needs its certificate (`caap init --tls` makes both)"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.simulator.interval_ms < 10 {
+            return Err(bad("simulator.interval_ms", "must be at least 10".into()));
+        }
         Ok(())
     }
 
@@ -601,6 +716,15 @@ impl Config {
             self.identity.key_file.clone()
         } else {
             self.data_dir.join(&self.identity.key_file)
+        }
+    }
+
+    /// A path from the config (e.g. `tls.cert_file`), resolved against the data directory.
+    pub fn data_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.data_dir.join(path)
         }
     }
 
@@ -725,6 +849,47 @@ admin_token = "0123456789abcdef0123"
     }
 
     #[test]
+    fn tls_and_simulator_keys() {
+        let c = parse(MIN, &[]).unwrap();
+        assert!(!c.tls.serves_https() && !c.simulator.enabled);
+        assert!(!c.to_toml().unwrap().contains("[tls]"));
+        let c = parse(
+            &format!(
+                "{MIN}\n[tls]\ncert_file = \"keys/tls.crt\"\nkey_file = \"keys/tls.key\"\nca_files = [\"peer.pem\"]\n[simulator]\nenabled = true\ninterval_ms = 50\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert!(c.tls.serves_https() && c.simulator.enabled);
+        assert_eq!(c.simulator.interval_ms, 50);
+        let c = parse(
+            MIN,
+            &[
+                ("CAAP_TLS_CA_FILES", "a.pem, b.pem"),
+                ("CAAP_SIMULATOR_ENABLED", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.tls.ca_files,
+            [PathBuf::from("a.pem"), PathBuf::from("b.pem")]
+        );
+        assert!(c.simulator.enabled);
+        let err = parse(&format!("{MIN}\n[tls]\ncert_file = \"x.crt\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.key_file"), "{err}");
+        let err = parse(MIN, &[("CAAP_SIMULATOR_ENABLED", "yes")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CAAP_SIMULATOR_ENABLED"), "{err}");
+        let err = parse(&format!("{MIN}\n[simulator]\ninterval_ms = 1\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("simulator.interval_ms"), "{err}");
+    }
+
+    #[test]
     fn every_env_override_names_a_real_key() {
         let full = parse(MIN, &[]).unwrap();
         let value = toml::Value::try_from(&full).unwrap();
@@ -738,6 +903,9 @@ admin_token = "0123456789abcdef0123"
                 "participant.id",
                 "dsp.auth.outbound_token",
                 "database.url",
+                "tls.cert_file",
+                "tls.key_file",
+                "tls.ca_files",
             ];
             if known_optional.contains(key) {
                 continue;

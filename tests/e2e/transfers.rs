@@ -553,6 +553,60 @@ fn a_transfer_needs_a_finalized_agreement_with_the_caller() {
     );
     assert_eq!(r.status, 404);
     assert_eq!(r.body["@type"], "TransferError");
+    // An imported agreement (e.g. the TCK's pre-existing ones) is signed, in the ledger, and usable.
+    let target = publish_offer(&caap, "import-offer", "automatic");
+    let r = caap.api(
+        "POST",
+        "/api/v1/agreements",
+        Some(
+            &json!({"id": "ATP-imported", "consumerId": PEER_ID, "datasetId": target,
+            "policy": {"@type": "Set", "permission": [{"action": "use"}]}}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.body["body"]["jws"].is_string());
+    let again = caap.api(
+        "POST",
+        "/api/v1/agreements",
+        Some(
+            &json!({"id": "ATP-imported", "consumerId": PEER_ID, "datasetId": target,
+            "policy": {"@type": "Set", "permission": [{"action": "use"}]}}),
+        ),
+    );
+    assert_eq!(again.status, 409);
+    let r = peer.post(
+        &caap,
+        "transfers/request",
+        &json!({"@context": [CONTEXT], "@type": "TransferRequestMessage", "consumerPid": "urn:uuid:t-2",
+            "agreementId": "ATP-imported", "format": "HttpData-PULL", "callbackAddress": peer.base}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let start = peer.expect("TransferStartMessage");
+    let address = &start.body["dataAddress"];
+    let endpoint = address["endpoint"].as_str().unwrap();
+    let token = address["endpointProperties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "authorization")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The sample dataset's source is unreachable: the data plane says so (502), it does not hang.
+    let r = request("GET", endpoint, Some(&token), None, "application/json");
+    assert_eq!(r.status, 502, "{}", r.body);
+    // A forged or missing token is refused.
+    let r = request(
+        "GET",
+        endpoint,
+        Some("Bearer forged"),
+        None,
+        "application/json",
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = request("GET", endpoint, None, None, "application/json");
+    assert_eq!(r.status, 401, "{}", r.body);
     let _ = TOKEN;
 }
 

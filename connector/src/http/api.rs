@@ -40,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/transfers/{id}/refresh", web::post().to(refresh_transfer))
                 .route("/transfers/{id}/{step}", web::post().to(transfer_step))
                 .route("/agreements", web::get().to(agreements))
+                .route("/agreements", web::post().to(import_agreement))
                 .route("/agreements/{id}", web::get().to(agreement))
                 .route("/ledger", web::get().to(ledger))
                 .configure(|c| documents(c, "/assets", DocKind::Asset))
@@ -474,4 +475,15 @@ async fn transfer_data(
         Some(len) => res.no_chunking(len).streaming(opened.stream),
         None => res.streaming(opened.stream),
     })
+}
+
+async fn import_agreement(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let a = connector.import_agreement(body).await?;
+    Ok(HttpResponse::Created().json(a))
 }

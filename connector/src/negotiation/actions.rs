@@ -414,3 +414,95 @@ impl Connector {
         Ok(saved.into())
     }
 }
+
+/// `POST /api/v1/agreements`: an agreement made outside this connector (migrated from another connector, or
+/// the DSP TCK's pre-existing agreements), imported on the provider side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImportAgreement {
+    /// The agreement id consumers will name in transfer requests.
+    pub id: String,
+    /// The consumer's participant id.
+    pub consumer_id: String,
+    /// The dataset (one of this connector's assets).
+    pub dataset_id: String,
+    /// The ODRL rules granted (e.g. `{"permission": [{"action": "use"}]}`).
+    pub policy: Value,
+    /// Every transfer under it is steered by hand (the TCK profile).
+    #[serde(default)]
+    pub stepwise: bool,
+}
+
+impl Connector {
+    /// Imports an agreement as provider: it is built from `policy` like a negotiated one, signed with this
+    /// connector's key, recorded in the ledger (as an import), and usable for transfers by `consumerId`.
+    pub async fn import_agreement(
+        &self,
+        body: Value,
+    ) -> Result<crate::store::negotiations::AgreementRecord, ServiceError> {
+        let import: ImportAgreement = decode(&body)?;
+        let mut errors = Vec::new();
+        caap_catalog::asset::check_id("/id", &import.id, &mut errors);
+        if let Some(e) = errors.into_iter().next() {
+            return Err(ServiceError::field(&e.pointer, e.message));
+        }
+        if self
+            .store
+            .get(crate::store::DocKind::Asset, &import.dataset_id)
+            .await?
+            .is_none()
+        {
+            return Err(ServiceError::field(
+                "/datasetId",
+                format!("no asset `{}`", import.dataset_id),
+            ));
+        }
+        if self.store.agreement(&import.id).await?.is_some() {
+            return Err(ServiceError::Conflict(format!(
+                "agreement `{}` exists already",
+                import.id
+            )));
+        }
+        let policy = super::decide::parse("policy", &import.policy)
+            .map_err(|e| ServiceError::field("/policy", e))?;
+        let now = self.clock.now();
+        let terms = caap_policy::AgreementTerms {
+            id: import.id.clone(),
+            target: import.dataset_id.clone(),
+            assigner: self.identity.participant_id.clone(),
+            assignee: import.consumer_id.clone(),
+            timestamp: now,
+        };
+        let agreement = policy.to_dsp_agreement_json(&terms);
+        let record =
+            caap_contracts::ledger::AgreementRecord::sign(agreement.clone(), &self.identity.key)
+                .map_err(|e| {
+                    ServiceError::Internal(format!("signing the agreement failed: {e}"))
+                })?;
+        let mut body = record.to_payload();
+        if let Value::Object(m) = &mut body {
+            m.insert("imported".into(), Value::Bool(true));
+            m.insert("stepwise".into(), Value::Bool(import.stepwise));
+        }
+        let row = crate::store::negotiations::AgreementRecord {
+            id: import.id.clone(),
+            negotiation_id: String::new(),
+            role: Role::Provider,
+            provider_id: self.identity.participant_id.clone(),
+            consumer_id: import.consumer_id.clone(),
+            dataset_id: import.dataset_id.clone(),
+            body,
+            signed_at: now,
+        };
+        self.store
+            .import_agreement(
+                &row,
+                &[caap_contracts::ledger::NewEntry::agreement_signed(
+                    now, &record,
+                )],
+            )
+            .await?;
+        tracing::info!(agreement = %import.id, consumer = %import.consumer_id, "agreement imported");
+        Ok(row)
+    }
+}

@@ -241,6 +241,14 @@ impl Store {
         Ok(store)
     }
 
+    /// Takes the SQLite write gate for a single write statement (`None` on PostgreSQL).
+    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_gate {
+            Some(g) => Some(g.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
     /// Begins a write transaction (taking turns with the others on SQLite).
     pub(crate) async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
         let gate = match &self.write_gate {

@@ -276,6 +276,41 @@ impl Store {
         Ok(saved)
     }
 
+    /// Records an imported agreement with its ledger entries, in one transaction.
+    pub async fn import_agreement(
+        &self,
+        a: &AgreementRecord,
+        entries: &[NewEntry],
+    ) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            let txn = self.begin_write().await?;
+            let row = agreement::ActiveModel {
+                id: Set(a.id.clone()),
+                negotiation_id: Set(a.negotiation_id.clone()),
+                role: Set(role_str(a.role).into()),
+                provider_id: Set(a.provider_id.clone()),
+                consumer_id: Set(a.consumer_id.clone()),
+                dataset_id: Set(a.dataset_id.clone()),
+                body: Set(a.body.to_string()),
+                signed_at: Set(millis(a.signed_at)),
+            };
+            let result = async {
+                agreement::Entity::insert(row).exec(&txn.txn).await?;
+                append_ledger_in(&txn.txn, entries).await
+            }
+            .await;
+            let result = match result {
+                Ok(()) => txn.commit().await.map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if is_unique_violation(&e) && attempt < LEDGER_RACE_RETRIES => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
     /// Appends ledger entries on their own (e.g. an offer published).
     pub async fn append_ledger(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
         let mut attempt = 0;
@@ -374,6 +409,7 @@ impl Store {
             .await?;
         let mut claimed = Vec::with_capacity(candidates.len());
         for row in candidates {
+            let _gate = self.write_gate().await;
             let result = negotiation::Entity::update_many()
                 .col_expr(negotiation::Column::LeaseOwner, Expr::value(owner))
                 .col_expr(
@@ -396,6 +432,7 @@ impl Store {
 
     /// Gives up `owner`'s lease on a negotiation (after a send whose outcome another write overtook).
     pub async fn release_negotiation_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         negotiation::Entity::update_many()
             .col_expr(
                 negotiation::Column::LeaseOwner,
@@ -474,6 +511,7 @@ impl Store {
 
     /// Runs raw SQL (tests use it to tamper with rows the way an attacker with database access would).
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         Ok(self.db.execute_unprepared(sql).await?.rows_affected())
     }
 }

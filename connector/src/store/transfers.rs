@@ -211,6 +211,7 @@ impl Store {
             .await?;
         let mut claimed = Vec::with_capacity(candidates.len());
         for row in candidates {
+            let _gate = self.write_gate().await;
             let result = transfer::Entity::update_many()
                 .col_expr(transfer::Column::LeaseOwner, Expr::value(owner))
                 .col_expr(
@@ -233,6 +234,7 @@ impl Store {
 
     /// Gives up `owner`'s lease on a transfer.
     pub async fn release_transfer_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         transfer::Entity::update_many()
             .col_expr(
                 transfer::Column::LeaseOwner,

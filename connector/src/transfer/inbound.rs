@@ -198,10 +198,13 @@ impl Connector {
                 "{PUSH} needs a dataAddress with the endpoint to push to"
             )));
         }
-        let manual = match self.store.negotiation(&agreement.negotiation_id).await? {
-            Some(n) => n.body.manual,
-            None => false,
-        };
+        let stepwise_import =
+            agreement.body.get("stepwise") == Some(&serde_json::Value::Bool(true));
+        let manual = stepwise_import
+            || match self.store.negotiation(&agreement.negotiation_id).await? {
+                Some(n) => n.body.manual,
+                None => false,
+            };
         let now = self.clock.now();
         let id = new_pid();
         let mut t = Transfer {
