@@ -96,6 +96,8 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         identity: IdentityConfig::default(),
         limits: LimitsConfig::default(),
         negotiation: Default::default(),
+        tls: Default::default(),
+        simulator: Default::default(),
         log: LogConfig::default(),
         data_dir: PathBuf::from("."),
     };
