@@ -127,6 +127,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(config.limits.outbound_timeout_secs))
         .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
+        .tcp_nodelay(true)
         .build()
         .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
     let dsp_workers = workers(config.dsp.workers);
@@ -148,6 +149,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone()))
         .workers(dsp_workers)
         .disable_signals()
+        .tcp_nodelay(true)
         .shutdown_timeout(10)
         .listen(dsp_listener)
         .map_err(|source| StartError::Bind {
@@ -160,6 +162,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let api = HttpServer::new(move || crate::http::api_app(c.clone()))
         .workers(1)
         .disable_signals()
+        .tcp_nodelay(true)
         .shutdown_timeout(10)
         .listen(api_listener)
         .map_err(|source| StartError::Bind {
