@@ -4,7 +4,8 @@
 //! ([`clock`]), persistence with SeaORM ([`store`]), the HTTP surfaces with actix-web ([`http`]:
 //! the DSP protocol endpoints and the management API), the consumer-side client for other
 //! connectors ([`federation`]), start-up and shutdown ([`server`]), set-up of a new connector
-//! ([`init`]) and the multi-city walk-through ([`demo`]). The binary `caap` (`src/main.rs`) is a
+//! ([`init`]), HTTPS ([`tls`]), the built-in sensor simulator ([`sim`]) and the multi-city
+//! walk-through ([`demo`]). The binary `caap` (`src/main.rs`) is a
 //! thin command-line layer over these modules.
 //!
 //! Business rules live in the domain crates (`caap-catalog`, `caap-contracts`, `caap-policy`,
@@ -21,5 +22,7 @@ pub mod negotiation;
 pub mod processor;
 pub mod server;
 pub mod service;
+pub mod sim;
 pub mod store;
+pub mod tls;
 pub mod transfer;

@@ -35,6 +35,9 @@ pub enum StartError {
         /// Why.
         message: String,
     },
+    /// The TLS certificate, key or trust roots are unusable.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}; check database.url")]
     Store(String),
@@ -86,6 +89,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
 
+    let tls_acceptor = crate::tls::acceptor(&config)?;
+    let trust_roots = crate::tls::trust_roots(&config)?;
     let key_path = config.key_path();
     let key_json = std::fs::read_to_string(&key_path).map_err(|e| StartError::Key {
         path: key_path.display().to_string(),
@@ -99,7 +104,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .participant
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{dsp_addr}"))
+        .unwrap_or_else(|| {
+            let scheme = if tls_acceptor.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{dsp_addr}")
+        })
         .trim_end_matches('/')
         .to_owned();
     let participant_id = match &config.participant.id {
@@ -128,6 +140,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .timeout(Duration::from_secs(config.limits.outbound_timeout_secs))
         .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
         .tcp_nodelay(true)
+        .tls_certs_merge(trust_roots)
         .build()
         .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
     let dsp_workers = workers(config.dsp.workers);
@@ -145,13 +158,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
 
+    let simulator = connector.config.simulator.enabled.then(|| {
+        crate::sim::Simulator::new(
+            connector.clock.clone(),
+            connector.config.simulator.interval_ms,
+            connector.http.clone(),
+        )
+    });
     let c = connector.clone();
-    let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone()))
+    let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone(), simulator.clone()))
         .workers(dsp_workers)
         .disable_signals()
         .tcp_nodelay(true)
-        .shutdown_timeout(10)
-        .listen(dsp_listener)
+        .shutdown_timeout(10);
+    let dsp = match tls_acceptor {
+        Some(acceptor) => dsp.listen_openssl(dsp_listener, acceptor),
+        None => dsp.listen(dsp_listener),
+    };
+    let dsp = dsp
         .map_err(|source| StartError::Bind {
             addr: dsp_addr,
             key: "dsp.bind",
@@ -189,6 +213,16 @@ impl Running {
     /// The management API's base URL.
     pub fn api_url(&self) -> String {
         format!("http://{}", self.api_addr)
+    }
+
+    /// The DSP listener's root URL on this machine (`https://` when `[tls]` has a certificate).
+    pub fn dsp_url(&self) -> String {
+        let scheme = if self.connector.config.tls.serves_https() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.dsp_addr)
     }
 
     /// Stops both listeners, letting requests in flight finish, then closes the database.

@@ -20,9 +20,10 @@ use crate::service::Connector;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The DSP listener's app.
+/// The DSP listener's app; with a simulator, it also serves `/sim` (see [`crate::sim`]).
 pub fn dsp_app(
     connector: Connector,
+    simulator: Option<crate::sim::Simulator>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -37,6 +38,11 @@ pub fn dsp_app(
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
+        .configure(|c| {
+            if let Some(sim) = simulator {
+                crate::sim::routes(c, sim);
+            }
+        })
         .default_service(web::to(not_found))
 }
 
