@@ -82,6 +82,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
             dsp_bind: SocketAddr::from(([127, 0, 0, 1], *dsp_port)),
             api_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             force: false,
+            tls: false,
         })
         .map_err(|e| DemoError(e.to_string()))?;
         let mut config = Config::load(&made.config_path, std::iter::empty())
@@ -101,6 +102,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
             .collect();
         config.dsp.auth.outbound_token = Some(token.clone());
         config.dsp.workers = 1;
+        config.simulator.enabled = true;
         let r = start(config)
             .await
             .map_err(|e| DemoError(format!("{}: {e}", city.name)))?;

@@ -67,7 +67,10 @@ pub async fn discover(connector: &Connector, address: &str) -> Result<String, Se
                 last_problem = format!("version discovery at {root} answered {}", r.status());
                 continue;
             }
-            Err(e) => return Err(upstream(address, format!("cannot reach it: {e}"))),
+            Err(e) => {
+                let why = crate::tls::describe(&e);
+                return Err(upstream(address, format!("cannot reach it: {why}")));
+            }
         };
         let versions: VersionResponse = res
             .json()

@@ -1,14 +1,21 @@
-//! `caap init`: a new connector's directory with a config, a key pair and a data directory.
+//! `caap init`: a new connector's directory with a config, a key pair and a data directory, and (with
+//! `--tls`) a self-signed TLS certificate for the DSP listener.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use caap_identity::{ParticipantKey, Secret, did_web_from_url};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{
     ApiConfig, Config, DatabaseConfig, DspConfig, IdentityConfig, LimitsConfig, LogConfig,
-    ParticipantConfig,
+    ParticipantConfig, TlsConfig,
 };
+
+/// Where `--tls` puts the certificate, relative to the directory.
+pub const TLS_CERT_FILE: &str = "keys/tls.crt";
+/// Where `--tls` puts the certificate's private key (mode 0600), relative to the directory.
+pub const TLS_KEY_FILE: &str = "keys/tls.key";
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -25,6 +32,8 @@ pub struct InitOptions {
     pub api_bind: SocketAddr,
     /// Overwrite an existing config and key.
     pub force: bool,
+    /// Make a self-signed certificate and serve the DSP listener over HTTPS.
+    pub tls: bool,
 }
 
 /// What was created.
@@ -36,6 +45,8 @@ pub struct Initialized {
     pub key_path: PathBuf,
     /// The participant id, if it could be derived now.
     pub participant_id: Option<String>,
+    /// The self-signed TLS certificate, with `tls`.
+    pub tls_cert_path: Option<PathBuf>,
 }
 
 /// Why init failed.
@@ -52,7 +63,7 @@ pub enum InitError {
     Io(String),
 }
 
-fn write_private(path: &Path, content: &str) -> Result<(), InitError> {
+fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), InitError> {
     let io = |e: std::io::Error| InitError::Io(format!("cannot write {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -61,9 +72,15 @@ fn write_private(path: &Path, content: &str) -> Result<(), InitError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     Ok(())
+}
+
+fn write_private(path: &Path, content: &str) -> Result<(), InitError> {
+    write_file(path, content, 0o600)
 }
 
 /// Creates the directory, `caap.toml`, `keys/participant.jwk` and `files/`.
@@ -77,6 +94,23 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
             did_web_from_url(u).map_err(|e| InitError::Invalid(format!("--public-url: {e}")))?,
         ),
         None => None,
+    };
+    if opts.tls
+        && let Some(u) = &opts.public_url
+        && !u.starts_with("https://")
+    {
+        return Err(InitError::Invalid(format!(
+            "--public-url {u}: with --tls the DSP listener serves HTTPS; give an https:// URL"
+        )));
+    }
+    let tls = if opts.tls {
+        TlsConfig {
+            cert_file: Some(PathBuf::from(TLS_CERT_FILE)),
+            key_file: Some(PathBuf::from(TLS_KEY_FILE)),
+            ca_files: Vec::new(),
+        }
+    } else {
+        TlsConfig::default()
     };
     let config = Config {
         participant: ParticipantConfig {
@@ -96,7 +130,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         identity: IdentityConfig::default(),
         limits: LimitsConfig::default(),
         negotiation: Default::default(),
-        tls: Default::default(),
+        tls,
         simulator: Default::default(),
         log: LogConfig::default(),
         data_dir: PathBuf::from("."),
@@ -112,6 +146,17 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
     std::fs::create_dir_all(opts.dir.join("files"))
         .map_err(|e| InitError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
     write_private(&key_path, &key.to_private_jwk_json())?;
+    let tls_cert_path = if opts.tls {
+        let hosts = crate::tls::default_hosts(opts.public_url.as_deref());
+        let pair = crate::tls::self_signed(&hosts, SystemClock.now())
+            .map_err(|e| InitError::Io(e.to_string()))?;
+        let cert_path = opts.dir.join(TLS_CERT_FILE);
+        write_private(&opts.dir.join(TLS_KEY_FILE), &pair.key_pem)?;
+        write_file(&cert_path, &pair.cert_pem, 0o644)?;
+        Some(cert_path)
+    } else {
+        None
+    };
     let text = config.to_toml().map_err(|e| InitError::Io(e.to_string()))?;
     let header = "# caap connector configuration, written by `caap init`.\n\
                   # Every key is documented in README.md; CAAP_* environment variables override them.\n\
@@ -121,5 +166,6 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         config_path,
         key_path,
         participant_id,
+        tls_cert_path,
     })
 }

@@ -62,6 +62,11 @@ enum Command {
         /// Replace an existing configuration and key.
         #[arg(long)]
         force: bool,
+        /// Also make a self-signed TLS certificate (keys/tls.crt, keys/tls.key) for localhost,
+        /// 127.0.0.1 and the public URL's host, and serve the DSP listener over HTTPS. Other
+        /// connectors trust it by listing keys/tls.crt in their [tls] ca_files.
+        #[arg(long)]
+        tls: bool,
     },
     /// Run a federation of city connectors on this machine and narrate what they do.
     ///
@@ -239,6 +244,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                     dsp_bind: SocketAddr::from(([127, 0, 0, 1], 8181)),
                     api_bind: SocketAddr::from(([127, 0, 0, 1], 8182)),
                     force: false,
+                    tls: false,
                 })?;
                 println!(
                     "caap: first start: created {} and {}",
@@ -445,10 +451,13 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => serve(config).await,
-        Command::Init { dir, name, public_url, dsp_bind, api_bind, force } => {
-            init(&InitOptions { dir, name, public_url, dsp_bind, api_bind, force }).map(|made| {
+        Command::Init { dir, name, public_url, dsp_bind, api_bind, force, tls } => {
+            init(&InitOptions { dir, name, public_url, dsp_bind, api_bind, force, tls }).map(|made| {
                 println!("caap: created {}", made.config_path.display());
                 println!("  key pair        {} (private, mode 0600)", made.key_path.display());
+                if let Some(cert) = &made.tls_cert_path {
+                    println!("  TLS certificate {} (self-signed; peers list it in [tls] ca_files)", cert.display());
+                }
                 match made.participant_id {
                     Some(id) => println!("  participant id  {id}"),
                     None => println!("  participant id  the did:web of the DSP listener's address (set --public-url to fix it)"),

@@ -19,4 +19,6 @@ mod cli;
 mod input;
 mod negotiation;
 mod peer;
+mod sim;
+mod tls;
 mod transfers;
