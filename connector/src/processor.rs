@@ -23,6 +23,7 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(config.poll_interval_ms);
     tracing::debug!(%owner, "processor started");
     loop {
+        let mut claimed_any = false;
         let lease_until = connector.clock.now()
             + chrono::Duration::seconds(
                 i64::try_from(connector.config.limits.outbound_timeout_secs).unwrap_or(30) + 30,
@@ -35,6 +36,7 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
                 .await
             {
                 Ok(claimed) => {
+                    claimed_any |= !claimed.is_empty();
                     for n in claimed {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
@@ -57,6 +59,7 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
                 .await
             {
                 Ok(claimed) => {
+                    claimed_any |= !claimed.is_empty();
                     for t in claimed {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
@@ -72,13 +75,18 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
             }
         }
         let now = connector.clock.now();
-        let due = [
-            connector.store.next_negotiation_due().await.ok().flatten(),
-            connector.store.next_transfer_due().await.ok().flatten(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        // Work was just claimed: its completion wakes the loop, so skip asking the store when the next is due.
+        let due = if claimed_any {
+            None
+        } else {
+            [
+                connector.store.next_negotiation_due().await.ok().flatten(),
+                connector.store.next_transfer_due().await.ok().flatten(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+        };
         let wait = match due {
             Some(due) => (due - now).to_std().unwrap_or(Duration::ZERO).min(poll),
             None => poll,
