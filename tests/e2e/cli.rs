@@ -17,10 +17,12 @@ fn demo_runs_the_walk_through_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     for needle in [
-        "[1/5]",
-        "[3/5]",
+        "[1/6]",
+        "[3/6]",
         "cached",
         "OffStreetParking",
+        "ContractAgreementVerificationMessage -> VERIFIED",
+        "hash chain intact, 1 agreement signature(s) verified",
         "all steps passed",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
