@@ -249,6 +249,29 @@ impl Store {
         }
     }
 
+    /// Offers are part of the MIM3 ledger: publishing, changing and withdrawing one is recorded in the same
+    /// transaction as the change.
+    async fn record_offer<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        kind: DocKind,
+        id: &str,
+        what: &str,
+        body: Option<&serde_json::Value>,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        if kind != DocKind::Offer {
+            return Ok(());
+        }
+        let entry = caap_contracts::ledger::NewEntry {
+            at: self.clock.now(),
+            kind: caap_contracts::ledger::EntryKind::OfferPublished,
+            subject: id.to_owned(),
+            payload: serde_json::json!({"change": what, "offer": body, "version": version}),
+        };
+        negotiations::append_ledger_in(db, &[entry]).await
+    }
+
     /// Begins a write transaction (taking turns with the others on SQLite).
     pub(crate) async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
         let gate = match &self.write_gate {
@@ -378,6 +401,8 @@ impl Store {
         };
         document::Entity::insert(model).exec(&txn.txn).await?;
         Self::write_refs(&txn.txn, kind, id, refs).await?;
+        self.record_offer(&txn.txn, kind, id, "published", Some(body), 1)
+            .await?;
         txn.commit().await?;
         Ok(StoredDoc {
             id: id.to_owned(),
@@ -433,6 +458,15 @@ impl Store {
             )));
         }
         Self::write_refs(&txn.txn, kind, id, refs).await?;
+        self.record_offer(
+            &txn.txn,
+            kind,
+            id,
+            "changed",
+            Some(body),
+            current.version + 1,
+        )
+        .await?;
         txn.commit().await?;
         Ok(StoredDoc {
             id: id.to_owned(),
@@ -526,6 +560,8 @@ impl Store {
             });
         }
         Self::write_refs(&txn.txn, kind, id, &[]).await?;
+        self.record_offer(&txn.txn, kind, id, "withdrawn", None, 0)
+            .await?;
         txn.commit().await?;
         Ok(())
     }

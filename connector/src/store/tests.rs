@@ -430,3 +430,37 @@ async fn the_ledger_chains_across_concurrent_writers_and_detects_a_changed_row()
         other.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn offers_are_recorded_in_the_ledger_with_their_changes() {
+    for b in backends("offer_ledger").await {
+        let store = open(&b).await;
+        let assets = seed(&store).await;
+        let offers = samples::offers(&samples::CITIES[1], &assets);
+        let first = &offers[0];
+        let mut changed = first.clone();
+        changed.assets.truncate(1);
+        store
+            .replace(
+                DocKind::Offer,
+                &first.id,
+                &serde_json::to_value(&changed).unwrap(),
+                &DocRef::of_offer(&changed),
+                None,
+            )
+            .await
+            .unwrap();
+        store.delete(DocKind::Offer, &first.id).await.unwrap();
+        let entries = store.ledger(0, 100).await.unwrap();
+        let mine: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.subject == first.id)
+            .map(|e| e.payload["change"].as_str().unwrap())
+            .collect();
+        assert_eq!(mine, ["published", "changed", "withdrawn"]);
+        assert_eq!(entries.len(), offers.len() + 2);
+        let summary = crate::ledger::verify(&store).await.unwrap();
+        assert_eq!(summary.entries, entries.len() as u64);
+        store.close().await.unwrap();
+    }
+}
