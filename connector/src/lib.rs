@@ -14,6 +14,7 @@
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod enforce;
 pub mod federation;
 pub mod http;
 pub mod init;

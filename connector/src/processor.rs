@@ -14,6 +14,9 @@ use tokio::task::JoinSet;
 
 use crate::service::Connector;
 
+/// How often running transfers are re-evaluated against their agreements.
+const MONITOR_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs until `stop` turns true.
 pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     let owner = format!("caap-{}", uuid::Uuid::new_v4());
@@ -22,7 +25,13 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     let mut tasks = JoinSet::new();
     let poll = Duration::from_millis(config.poll_interval_ms);
     tracing::debug!(%owner, "processor started");
+    // The policy monitor runs on the same loop, about once a second.
+    let mut last_monitor = std::time::Instant::now();
     loop {
+        if last_monitor.elapsed() >= MONITOR_EVERY {
+            last_monitor = std::time::Instant::now();
+            connector.monitor_transfers().await;
+        }
         let mut claimed_any = false;
         let lease_until = connector.clock.now()
             + chrono::Duration::seconds(
@@ -95,7 +104,8 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
             poll
         } else {
             wait.max(Duration::from_millis(2))
-        };
+        }
+        .min(MONITOR_EVERY);
         tokio::select! {
             _ = connector.wake.notified() => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

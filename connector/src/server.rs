@@ -150,7 +150,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         clock,
         authenticator: tokens.clone(),
         outbound: tokens,
-        decider: Arc::new(caap_policy::PermitAll),
+        decider: Arc::new(caap_policy::OdrlEvaluator::new()),
         identity: Arc::new(identity),
         http,
         wake: Arc::new(tokio::sync::Notify::new()),

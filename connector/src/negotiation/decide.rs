@@ -7,7 +7,7 @@ use caap_contracts::agreement::{sign_agreement, verify_agreement};
 use caap_contracts::ledger::{EntryKind, NewEntry};
 use caap_contracts::negotiation::messages::AgreementSignature;
 use caap_identity::VerifiedCaller;
-use caap_policy::{AgreementTerms, EvaluationContext, Policy, parse_policy};
+use caap_policy::{AgreementTerms, Policy, parse_policy};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -175,9 +175,16 @@ impl Connector {
                 ),
             );
         }
-        let ctx = EvaluationContext::new(&caller.participant_id, caap_policy::Action::Use, now)
-            .with_claims(caller.claims.clone())
-            .with_target(dataset_id);
+        // As if the first use happened now, for the purpose the offer names (see `crate::enforce`).
+        let ctx = crate::enforce::usage_context(
+            &policy,
+            &caller.participant_id,
+            dataset_id,
+            now,
+            0,
+            None,
+        )
+        .with_claims(caller.claims.clone());
         let decision = self.decider.decide(&policy, &ctx);
         if !decision.permitted {
             return terminate(

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002Negotiations),
             Box::new(M0003Transfers),
+            Box::new(M0004Usage),
         ]
     }
 }
@@ -207,5 +208,35 @@ impl MigrationTrait for M0003Transfers {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0003).await
+    }
+}
+
+/// Uses of each agreement per counting period (what `count` constraints are evaluated against).
+#[derive(Debug)]
+struct M0004Usage;
+
+impl MigrationName for M0004Usage {
+    fn name(&self) -> &str {
+        "m0004_agreement_usage"
+    }
+}
+
+const UP_0004: &[&str] = &["CREATE TABLE agreement_usage (
+        agreement_id VARCHAR(200) NOT NULL,
+        period_start BIGINT NOT NULL,
+        uses BIGINT NOT NULL,
+        first_use BIGINT NOT NULL,
+        PRIMARY KEY (agreement_id, period_start))"];
+
+const DOWN_0004: &[&str] = &["DROP TABLE agreement_usage"];
+
+#[async_trait]
+impl MigrationTrait for M0004Usage {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP_0004).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN_0004).await
     }
 }

@@ -232,6 +232,84 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Running transfers this connector provides (for the policy monitor).
+    pub async fn running_provided_transfers(&self) -> Result<Vec<Transfer>, StoreError> {
+        transfer::Entity::find()
+            .filter(transfer::Column::Role.eq(Role::Provider.as_str()))
+            .filter(transfer::Column::State.eq(TransferState::Started.as_str()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_transfer)
+            .collect()
+    }
+
+    /// Uses of an agreement in the period starting at `period_start`, and its first use ever.
+    pub async fn agreement_usage(
+        &self,
+        agreement_id: &str,
+        period_start: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(u64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "SELECT COALESCE(SUM(CASE WHEN period_start = $2 THEN uses ELSE 0 END), 0) AS uses, \
+                 MIN(first_use) AS first_use FROM agreement_usage WHERE agreement_id = $1"
+            }
+            _ => {
+                "SELECT COALESCE(SUM(CASE WHEN period_start = ?2 THEN uses ELSE 0 END), 0) AS uses, \
+                 MIN(first_use) AS first_use FROM agreement_usage WHERE agreement_id = ?1"
+            }
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [agreement_id.into(), millis(period_start).into()],
+            ))
+            .await?;
+        let Some(row) = row else { return Ok((0, None)) };
+        let uses: i64 = row.try_get("", "uses").unwrap_or(0);
+        let first: Option<i64> = row.try_get("", "first_use").unwrap_or(None);
+        Ok((u64::try_from(uses).unwrap_or(0), first.map(from_millis)))
+    }
+
+    /// Counts one use of an agreement in the period starting at `period_start`.
+    pub async fn record_agreement_use(
+        &self,
+        agreement_id: &str,
+        period_start: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "INSERT INTO agreement_usage (agreement_id, period_start, uses, first_use) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (agreement_id, period_start) DO UPDATE SET uses = agreement_usage.uses + 1"
+            }
+            _ => {
+                "INSERT INTO agreement_usage (agreement_id, period_start, uses, first_use) VALUES (?1, ?2, 1, ?3) \
+                 ON CONFLICT (agreement_id, period_start) DO UPDATE SET uses = agreement_usage.uses + 1"
+            }
+        };
+        let _gate = self.write_gate().await;
+        self.db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [
+                    agreement_id.into(),
+                    millis(period_start).into(),
+                    millis(now).into(),
+                ],
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// Gives up `owner`'s lease on a transfer.
     pub async fn release_transfer_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
         let _gate = self.write_gate().await;

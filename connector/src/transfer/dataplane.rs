@@ -202,21 +202,80 @@ impl Connector {
         Ok(t)
     }
 
-    /// The policy seam for every data access: the agreement must still be there. Time windows, counts and
-    /// purposes of the agreement's policy are checked here once the policy engine is wired in.
+    /// Every data access: the agreement must still be there and its policy must permit this use now (time
+    /// windows, `count` per period, purpose, recipient). A permitted access is counted; a refused one is
+    /// recorded in the ledger with the reason.
     pub async fn check_access(&self, t: &Transfer) -> Result<(), AccessError> {
+        let now = self.clock.now();
+        let (policy, period_start, uses, first_use) = self.usage_of(t, now).await?;
+        let ctx = crate::enforce::usage_context(
+            &policy,
+            &t.counterparty_id,
+            &t.body.dataset_id,
+            now,
+            uses,
+            first_use,
+        );
+        let decision = self.decider.decide(&policy, &ctx);
+        if !decision.permitted {
+            let reason = decision.reasons.join("; ");
+            let entry = caap_contracts::ledger::NewEntry {
+                at: now,
+                kind: caap_contracts::ledger::EntryKind::PolicyDecision,
+                subject: t.id.clone(),
+                payload: serde_json::json!({"point": "data-access", "agreementId": t.agreement_id,
+                    "requester": t.counterparty_id, "decision": "deny", "reason": reason, "uses": uses}),
+            };
+            if let Err(e) = self.store.append_ledger(&[entry]).await {
+                tracing::warn!(error = %e, "recording a refused access failed");
+            }
+            tracing::info!(transfer = %t.id, %reason, "data access refused by the agreement's policy");
+            return Err(AccessError::Forbidden(format!(
+                "the agreement's policy does not permit this access now: {reason}"
+            )));
+        }
+        self.store
+            .record_agreement_use(&t.agreement_id, period_start, now)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The agreement's policy, the current counting period and the uses in it.
+    pub(crate) async fn usage_of(
+        &self,
+        t: &Transfer,
+        now: DateTime<Utc>,
+    ) -> Result<
+        (
+            caap_policy::Policy,
+            DateTime<Utc>,
+            u64,
+            Option<DateTime<Utc>>,
+        ),
+        AccessError,
+    > {
         let agreement = self
             .store
             .agreement(&t.agreement_id)
             .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?
+            .ok_or_else(|| {
+                AccessError::Forbidden(format!("agreement {} no longer exists", t.agreement_id))
+            })?;
+        let policy = caap_policy::parse_policy(&agreement.body["agreement"]).map_err(|e| {
+            AccessError::Internal(format!("agreement {} is unreadable: {e}", agreement.id))
+        })?;
+        let period_start = match crate::enforce::count_period(&policy) {
+            Some((_, period)) => crate::enforce::period_start(agreement.signed_at, period, now),
+            None => agreement.signed_at,
+        };
+        let (uses, first_use) = self
+            .store
+            .agreement_usage(&t.agreement_id, period_start)
+            .await
             .map_err(|e| AccessError::Internal(e.to_string()))?;
-        if agreement.is_none() {
-            return Err(AccessError::Forbidden(format!(
-                "agreement {} no longer exists",
-                t.agreement_id
-            )));
-        }
-        Ok(())
+        Ok((policy, period_start, uses, first_use))
     }
 
     /// Opens the data source of a dataset for streaming.

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod dataplane;
 pub mod inbound;
 pub mod model;
+pub mod monitor;
 pub mod processor;
 
 use caap_contracts::ledger::{EntryKind, NewEntry};
