@@ -19,6 +19,7 @@ mod cli;
 mod input;
 mod negotiation;
 mod peer;
+mod policy;
 mod sim;
 mod tls;
 mod transfers;
