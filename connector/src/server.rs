@@ -136,8 +136,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.dsp.auth.tokens.clone(),
         config.dsp.auth.outbound_token.clone(),
     ));
+    let timeout = Duration::from_secs(config.limits.outbound_timeout_secs);
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(config.limits.outbound_timeout_secs))
+        .timeout(timeout)
+        .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
+        .tcp_nodelay(true)
+        .tls_certs_merge(trust_roots.clone())
+        .build()
+        .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
+    // Data flows may run for hours (streams, large files): no total timeout, but connecting and every single
+    // read must make progress within the outbound timeout.
+    let http_streaming = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
         .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
         .tcp_nodelay(true)
         .tls_certs_merge(trust_roots)
@@ -153,7 +164,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         decider: Arc::new(caap_policy::OdrlEvaluator::new()),
         identity: Arc::new(identity),
         http,
+        http_streaming,
         wake: Arc::new(tokio::sync::Notify::new()),
+        flows: Arc::default(),
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));

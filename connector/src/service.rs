@@ -50,10 +50,14 @@ pub struct Connector {
     pub decider: Arc<dyn PolicyDecider>,
     /// Who we are.
     pub identity: Arc<Identity>,
-    /// HTTP client for other connectors.
+    /// HTTP client for other connectors (protocol messages: a total timeout).
     pub http: reqwest::Client,
+    /// HTTP client for data flows (no total timeout; connect and read timeouts).
+    pub http_streaming: reqwest::Client,
     /// Wakes the negotiation processor when work is created (so nothing waits for a poll).
     pub wake: Arc<tokio::sync::Notify>,
+    /// The data flows being served, so a suspension stops them at once.
+    pub flows: Arc<crate::transfer::flows::Flows>,
 }
 
 impl std::fmt::Debug for Connector {

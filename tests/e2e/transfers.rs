@@ -815,3 +815,211 @@ fn fetch(server: &Server, tid: &str) -> Vec<u8> {
         res.bytes().await.unwrap().to_vec()
     })
 }
+
+/// Reads server-sent events from a consumer's transfer until `n` ids arrived or the stream ends; returns the
+/// ids and whether the stream ended by itself.
+async fn read_events(
+    client: &reqwest::Client,
+    (api, admin): (&str, &str),
+    tid: &str,
+    last_event_id: Option<u64>,
+    n: usize,
+) -> (Vec<u64>, bool) {
+    use futures_util::StreamExt;
+    let mut req = client
+        .get(format!("{api}/api/v1/transfers/{tid}/data"))
+        .bearer_auth(admin);
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut stream = res.bytes_stream();
+    let mut buf = String::new();
+    let mut ids = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let event: String = buf.drain(..end + 2).collect();
+                    if let Some(id) = event.lines().find_map(|l| l.strip_prefix("id:")) {
+                        ids.push(id.trim().parse().unwrap());
+                    }
+                }
+                if ids.len() >= n {
+                    return (ids, false);
+                }
+            }
+            Ok(Some(Err(_)) | None) => return (ids, true),
+            Err(_) => panic!("no event within 10 s; got {ids:?}"),
+        }
+    }
+}
+
+/// A live stream (server-sent events from the provider's sensor simulator) relayed to another city: suspended
+/// (the flow stops at once), resumed from the last event id (nothing lost, nothing twice), terminated.
+#[test]
+fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates() {
+    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "dsp.auth.tokens",
+                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
+            ),
+            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
+            ("negotiation.retry_base_ms", "20".into()),
+        ]
+    };
+    let mut provider_settings = settings(
+        "token-lund-presents-to-malmo-01",
+        "did:web:lund.example",
+        "token-malmo-presents-to-lund-01",
+    );
+    provider_settings.push(("simulator.enabled", "true".into()));
+    provider_settings.push(("simulator.interval_ms", "40".into()));
+    let provider_node = Node::init_with("Malmö", &provider_settings);
+    let consumer_node = Node::init_with(
+        "Lund",
+        &settings(
+            "token-malmo-presents-to-lund-01",
+            "did:web:malmo.example",
+            "token-lund-presents-to-malmo-01",
+        ),
+    );
+    let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
+    let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
+    let mut asset = serde_json::to_value(
+        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
+            .into_iter()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    asset["id"] = json!("live-air");
+    asset["dataAddress"] = json!({"type": "LiveStream", "source": "Sse",
+        "url": format!("{}/sim/malmo/air-quality/radhuset/stream", provider.dsp)});
+    assert_eq!(
+        provider.api("POST", "/api/v1/assets", Some(&asset)).status,
+        201
+    );
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
+    let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": "live", "assets": ["live-air"], "accessPolicy": "use", "contractPolicy": "use"})));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "live"})),
+    );
+    let nid = r.body["id"].as_str().unwrap().to_owned();
+    let agreement = eventually(10, "FINALIZED", || {
+        let n = consumer
+            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
+            .body;
+        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
+    });
+    let r = consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": agreement})),
+    );
+    let tid = r.body["id"].as_str().unwrap().to_owned();
+    let t = eventually(10, "STARTED", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "STARTED").then_some(t)
+    });
+    let provider_pid = t["providerPid"].as_str().unwrap().to_owned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let api = (consumer.api.clone(), consumer.admin.clone());
+    // Read a few events, keep the stream open while the provider suspends: it ends at once.
+    let (first, ended) = rt.block_on(read_events(&client, (&api.0, &api.1), &tid, None, 5));
+    assert!(!ended && first.len() >= 5, "{first:?}");
+    let open_stream = {
+        let (client, api, tid) = (client.clone(), api.clone(), tid.clone());
+        let last = *first.last().unwrap();
+        rt.spawn(async move {
+            read_events(&client, (&api.0, &api.1), &tid, Some(last), usize::MAX).await
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let r = provider.api(
+        "POST",
+        &format!("/api/v1/transfers/{provider_pid}/suspend"),
+        Some(&json!({"reason": "maintenance"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (during, ended) = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), open_stream).await })
+        .expect("the flow did not stop")
+        .unwrap();
+    assert!(ended, "the stream ends when the transfer is suspended");
+    let mut seen: Vec<u64> = first.clone();
+    seen.extend(&during);
+    eventually(10, "SUSPENDED on the consumer", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "SUSPENDED").then_some(())
+    });
+    let r = consumer.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
+    assert_eq!(r.status, 409, "{}", r.body);
+    // Resumed: the consumer continues from the last id it saw.
+    let r = provider.api(
+        "POST",
+        &format!("/api/v1/transfers/{provider_pid}/resume"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(10, "STARTED again", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "STARTED").then_some(())
+    });
+    let (after, _) = rt.block_on(read_events(
+        &client,
+        (&api.0, &api.1),
+        &tid,
+        seen.last().copied(),
+        20,
+    ));
+    seen.extend(&after);
+    let expected: Vec<u64> = (seen[0]..seen[0] + seen.len() as u64).collect();
+    assert_eq!(
+        seen, expected,
+        "no event lost or repeated across suspension and resumption"
+    );
+    // Terminated by the consumer: no more data.
+    let r = consumer.api("POST", &format!("/api/v1/transfers/{tid}/terminate"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(10, "TERMINATED on the provider", || {
+        let t = provider
+            .api("GET", &format!("/api/v1/transfers/{provider_pid}"), None)
+            .body;
+        (t["state"] == "TERMINATED").then_some(())
+    });
+    let r = consumer.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
+    assert_eq!(r.status, 409, "{}", r.body);
+}

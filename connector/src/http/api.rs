@@ -463,10 +463,18 @@ async fn refresh_transfer(
 /// `GET /api/v1/transfers/{id}/data`: the data of a transfer this connector consumes, streamed.
 async fn transfer_data(
     _: Admin,
+    req: HttpRequest,
     id: web::Path<String>,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
-    let opened = connector.transfer_data(&id).await?;
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let opened = connector
+        .transfer_data(&id, last_event_id.as_deref())
+        .await?;
     let mut res = HttpResponse::Ok();
     if let Some(ct) = &opened.content_type {
         res.insert_header((actix_web::http::header::CONTENT_TYPE, ct.as_str()));

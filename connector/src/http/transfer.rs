@@ -193,15 +193,25 @@ async fn pull(
     let t = connector
         .authorize_pull(&tid, authorization(&req).as_deref())
         .await?;
-    let opened = connector.open_source(&t.body.dataset_id).await?;
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Watch for a stop before opening the source, so a suspension racing with this access still ends it.
+    let stop = connector.flows.watch(&t.id);
+    let opened = connector
+        .open_source(&t.body.dataset_id, last_event_id.as_deref())
+        .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
+    let stream = crate::transfer::flows::until_stopped(opened.stream, stop);
     let mut res = HttpResponse::Ok();
     if let Some(ct) = &opened.content_type {
         res.insert_header((header::CONTENT_TYPE, ct.as_str()));
     }
     match opened.length {
-        Some(len) => Ok(res.no_chunking(len).streaming(opened.stream)),
-        None => Ok(res.streaming(opened.stream)),
+        Some(len) => Ok(res.no_chunking(len).streaming(stream)),
+        None => Ok(res.streaming(stream)),
     }
 }
 

@@ -404,6 +404,7 @@ impl Connector {
     pub async fn transfer_data(
         &self,
         id: &str,
+        last_event_id: Option<&str>,
     ) -> Result<crate::transfer::dataplane::Opened, ServiceError> {
         use futures_util::{StreamExt, TryStreamExt};
         let t = self
@@ -450,9 +451,12 @@ impl Connector {
                 ServiceError::Conflict("the provider has not sent a pull address".into())
             })?;
             let endpoint = address.endpoint.clone().unwrap_or_default();
-            let mut req = self.http.get(&endpoint);
+            let mut req = self.http_streaming.get(&endpoint);
             if let Some(auth) = address.property("authorization") {
                 req = req.header(reqwest::header::AUTHORIZATION, auth);
+            }
+            if let Some(last) = last_event_id {
+                req = req.header("Last-Event-ID", last);
             }
             let res = req
                 .send()
@@ -475,14 +479,31 @@ impl Connector {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let length = res.content_length();
+            // This side's suspension or termination ends the relay at once too.
+            let stop = self.flows.watch(id);
+            let stream = res.bytes_stream().map_err(std::io::Error::other).boxed();
             return Ok(crate::transfer::dataplane::Opened {
                 content_type,
                 length,
-                stream: res.bytes_stream().map_err(std::io::Error::other).boxed(),
+                stream: crate::transfer::flows::until_stopped(stream, stop).boxed(),
             });
         }
         Err(ServiceError::Upstream(
             "the provider refused the refreshed token".into(),
         ))
+    }
+}
+
+impl Connector {
+    /// Stops the transfer's running flows when it no longer lets data flow (or is about to stop): called after
+    /// every write of a transfer.
+    pub fn transfer_saved(&self, t: &Transfer) {
+        let ending = matches!(
+            t.pending,
+            Some(TStep::Suspend | TStep::Terminate | TStep::Complete)
+        );
+        if ending || t.state != Some(caap_contracts::transfer::state::TransferState::Started) {
+            self.flows.stop(&t.id);
+        }
     }
 }

@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use actix_web::web::Bytes;
-use caap_catalog::asset::{Asset, DataAddress as Source};
+use caap_catalog::asset::{Asset, DataAddress as Source, StreamSource};
 use caap_contracts::Role;
 use caap_contracts::transfer::message::DataAddress;
 use caap_contracts::transfer::state::TransferState;
@@ -185,6 +185,17 @@ impl Connector {
                 "the token was issued to another participant".into(),
             ));
         }
+        if let Some(
+            step @ (super::model::TStep::Suspend
+            | super::model::TStep::Terminate
+            | super::model::TStep::Complete),
+        ) = t.pending
+        {
+            return Err(AccessError::Forbidden(format!(
+                "transfer {transfer_id} is being ended ({}); no more data flows",
+                step.as_str()
+            )));
+        }
         match t.state {
             Some(TransferState::Started) => {}
             Some(other) => {
@@ -279,7 +290,11 @@ impl Connector {
     }
 
     /// Opens the data source of a dataset for streaming.
-    pub async fn open_source(&self, dataset_id: &str) -> Result<Opened, AccessError> {
+    pub async fn open_source(
+        &self,
+        dataset_id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Opened, AccessError> {
         let doc = self
             .store
             .get(DocKind::Asset, dataset_id)
@@ -294,7 +309,8 @@ impl Connector {
             Source::HttpApi { url, method } => {
                 let method = reqwest::Method::from_bytes(method.as_bytes())
                     .map_err(|e| AccessError::Internal(format!("method {method}: {e}")))?;
-                self.open_http(self.http.request(method, &url), &url).await
+                self.open_http(self.http_streaming.request(method, &url), &url)
+                    .await
             }
             Source::NgsiLdQuery {
                 broker_url,
@@ -304,7 +320,7 @@ impl Connector {
             } => {
                 let url = format!("{}/ngsi-ld/v1/entities", broker_url.trim_end_matches('/'));
                 let mut req = self
-                    .http
+                    .http_streaming
                     .get(&url)
                     .query(&[("type", entity_type.as_str())])
                     .header("accept", "application/ld+json");
@@ -317,9 +333,30 @@ impl Connector {
                 self.open_http(req, &url).await
             }
             Source::File { path, media_type } => self.open_file(&path, media_type).await,
-            Source::LiveStream { .. } => Err(AccessError::Source(
-                "live-stream sources are not served by this data plane yet".into(),
-            )),
+            Source::LiveStream {
+                source: StreamSource::Sse,
+                url,
+                ..
+            } => {
+                // Server-sent events are relayed as they come (back-pressure is the consumer's read); a
+                // consumer that reconnects with Last-Event-ID resumes where it stopped.
+                let mut req = self
+                    .http_streaming
+                    .get(&url)
+                    .header(reqwest::header::ACCEPT, "text/event-stream");
+                if let Some(id) = last_event_id {
+                    req = req.header("Last-Event-ID", id);
+                }
+                let mut opened = self.open_http(req, &url).await?;
+                opened.content_type = Some("text/event-stream".into());
+                opened.length = None;
+                Ok(opened)
+            }
+            Source::LiveStream {
+                source: StreamSource::HttpPoll | StreamSource::NgsiLdSubscription,
+                url,
+                interval_secs,
+            } => Ok(self.poll_stream(url, interval_secs.unwrap_or(5))),
         }
     }
 
@@ -349,6 +386,54 @@ impl Connector {
             length,
             stream: res.bytes_stream().map_err(std::io::Error::other).boxed(),
         })
+    }
+
+    /// A non-finite stream of a polled source: every `interval` seconds the source is fetched and, when its
+    /// content changed, emitted as one line of NDJSON. Source failures are emitted as error lines and the
+    /// polling goes on.
+    fn poll_stream(&self, url: String, interval: u32) -> Opened {
+        let http = self.http.clone();
+        let every = Duration::from_secs(u64::from(interval.max(1)));
+        let state = (http, url, None::<Value>, true);
+        let stream =
+            futures_util::stream::unfold(state, move |(http, url, last, first)| async move {
+                if !first {
+                    tokio::time::sleep(every).await;
+                }
+                let line = match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+                        // Unchanged: an empty chunk, filtered out below.
+                        Ok(v) if Some(&v) == last.as_ref() => {
+                            return Some((Ok(Bytes::new()), (http, url, last, false)));
+                        }
+                        Ok(v) => {
+                            let mut line = serde_json::to_vec(&v).unwrap_or_default();
+                            line.push(b'\n');
+                            return Some((Ok(Bytes::from(line)), (http, url, Some(v), false)));
+                        }
+                        Err(e) => {
+                            serde_json::json!({"error": format!("the source sent no JSON: {e}")})
+                        }
+                    },
+                    Ok(r) => {
+                        serde_json::json!({"error": format!("the source answered {}", r.status())})
+                    }
+                    Err(e) => {
+                        serde_json::json!({"error": format!("the source cannot be reached: {e}")})
+                    }
+                };
+                let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+                bytes.push(b'\n');
+                Some((Ok(Bytes::from(bytes)), (http, url, last, false)))
+            })
+            .filter(|chunk: &Result<Bytes, std::io::Error>| {
+                std::future::ready(!matches!(chunk, Ok(b) if b.is_empty()))
+            });
+        Opened {
+            content_type: Some("application/x-ndjson".into()),
+            length: None,
+            stream: stream.boxed(),
+        }
     }
 
     async fn open_file(

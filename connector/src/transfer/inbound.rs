@@ -395,6 +395,7 @@ impl Connector {
             .store
             .save_transfer(&t, Some(expected), &effects)
             .await?;
+        self.transfer_saved(&saved);
         tracing::info!(pid = %saved.id, role = %saved.role, from = ?before, to = %to, by = %sender,
             "transfer transition");
         Ok(ack_of(&saved, false))

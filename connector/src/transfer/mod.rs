@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod dataplane;
+pub mod flows;
 pub mod inbound;
 pub mod model;
 pub mod monitor;

@@ -57,7 +57,8 @@ impl Connector {
                 ..Effects::default()
             };
             match self.store.save_transfer(&t, Some(expected), &effects).await {
-                Ok(_) => {
+                Ok(saved) => {
+                    self.transfer_saved(&saved);
                     tracing::info!(transfer = %t.id, %reason, "policy monitor suspends a transfer");
                     suspended += 1;
                 }

@@ -207,7 +207,7 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
             permanent: true,
         };
     }
-    let opened = match c.open_source(&t.body.dataset_id).await {
+    let opened = match c.open_source(&t.body.dataset_id, None).await {
         Ok(o) => o,
         Err(e) => {
             return Outcome::Failed {
@@ -226,7 +226,7 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
         })
     };
     let mut req = c
-        .http
+        .http_streaming
         .post(&endpoint)
         .header("x-caap-transfer", t.id.as_str())
         .body(reqwest::Body::wrap_stream(counted));
@@ -284,6 +284,7 @@ pub(crate) async fn process(c: &Connector, claimed: Transfer, owner: &str) {
         let (next, effects) = record(c, current, step, &outcome);
         match c.store.save_transfer(&next, Some(expected), &effects).await {
             Ok(saved) => {
+                c.transfer_saved(&saved);
                 if saved.pending.is_some() {
                     c.wake.notify_one();
                 }

@@ -1,0 +1,61 @@
+//! The data flows this connector is serving right now, so that a suspension, completion or termination stops
+//! them at once: every served stream watches its transfer's stop signal.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+/// Running flows by transfer id.
+#[derive(Debug, Default)]
+pub struct Flows {
+    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+}
+
+impl Flows {
+    /// A stop signal for a new flow of `transfer_id` (several flows of one transfer share it).
+    pub fn watch(&self, transfer_id: &str) -> watch::Receiver<bool> {
+        let Ok(mut running) = self.running.lock() else {
+            // A poisoned lock: hand out a signal that is already stopped rather than an unstoppable flow.
+            let (tx, rx) = watch::channel(true);
+            drop(tx);
+            return rx;
+        };
+        running.retain(|_, tx| !tx.is_closed());
+        running
+            .entry(transfer_id.to_owned())
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe()
+    }
+
+    /// Stops every flow of `transfer_id` now.
+    pub fn stop(&self, transfer_id: &str) {
+        if let Ok(mut running) = self.running.lock()
+            && let Some(tx) = running.remove(transfer_id)
+        {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+/// Ends `stream` as soon as `stop` turns true (or its sender is gone).
+pub fn until_stopped<S, T>(
+    stream: S,
+    mut stop: watch::Receiver<bool>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static
+where
+    S: futures_util::Stream<Item = T> + Send + Unpin + 'static,
+    T: Send + 'static,
+{
+    let stopped = async move {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if stop.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    futures_util::StreamExt::take_until(stream, Box::pin(stopped))
+}
