@@ -45,7 +45,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         .iter()
         .take(cities.clamp(2, samples::CITIES.len()))
         .collect();
-    let total = 6;
+    let total = 7;
     let dir = tempfile::Builder::new()
         .prefix("caap-demo-")
         .tempdir()
@@ -103,6 +103,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         config.dsp.auth.outbound_token = Some(token.clone());
         config.dsp.workers = 1;
         config.simulator.enabled = true;
+        config.simulator.interval_ms = 300;
         let r = start(config)
             .await
             .map_err(|e| DemoError(format!("{}: {e}", city.name)))?;
@@ -260,6 +261,16 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     step(
         6,
         total,
+        &format!(
+            "{} streams live air-quality readings from its sensor simulator to {} (a non-finite pull transfer)…",
+            neighbour.name, home.name
+        ),
+    );
+    stream_narrated(home_run, neighbour_run, neighbour.slug).await?;
+
+    step(
+        7,
+        total,
         "Done. The same data model in every city means a service built for one city runs in the next.",
     );
     if exit {
@@ -360,4 +371,151 @@ async fn negotiate_narrated(
         );
     }
     Ok(())
+}
+
+/// One city publishes a live stream, the other negotiates and reads it with a live counter; then the provider
+/// suspends it (the flow stops at once) and the consumer terminates it.
+async fn stream_narrated(
+    consumer: &Running,
+    provider: &Running,
+    slug: &str,
+) -> Result<(), DemoError> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let p = &provider.connector;
+    let c = &consumer.connector;
+    let id = format!("{slug}-air-quality-live");
+    let mut asset = serde_json::json!({
+        "id": id,
+        "title": format!("Live air quality, {} (simulated sensor stream)", p.identity.name),
+        "description": "Server-sent events, one reading every 300 ms, from the connector's sensor simulator.",
+        "keywords": ["air quality", "live"],
+        "dataModel": "AirQualityObserved",
+        "dataAddress": {"type": "LiveStream", "source": "Sse",
+            "url": format!("{}/sim/{slug}/air-quality/live/stream", p.identity.public_url)},
+    });
+    if let Some(m) = asset.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
+    }
+    p.create(DocKind::Asset, asset)
+        .await
+        .map_err(|e| fail("publishing the live stream")(e.to_string()))?;
+    p.create(
+        DocKind::Offer,
+        serde_json::json!({"id": id, "assets": [id], "accessPolicy": samples::OPEN_POLICY_ID,
+            "contractPolicy": samples::OPEN_POLICY_ID}),
+    )
+    .await
+    .map_err(|e| fail("offering the live stream")(e.to_string()))?;
+    let n = c
+        .start_negotiation(
+            serde_json::json!({"counterPartyAddress": p.identity.public_url, "offerId": id}),
+        )
+        .await
+        .map_err(|e| fail("negotiating the stream")(e.to_string()))?;
+    let agreement = wait_until(|| async {
+        let v = c.negotiation_view(&n.id).await.ok()?;
+        match v.state {
+            Some("FINALIZED") => Some(Ok(v.agreement_id.unwrap_or_default())),
+            Some("TERMINATED") => Some(Err(format!("{:?}", v.body.termination))),
+            _ => None,
+        }
+    })
+    .await?
+    .map_err(|e| DemoError(format!("the stream's negotiation was terminated: {e}")))?;
+    println!("  ✓ agreement {agreement} (open data, CC BY 4.0: attribute the source)");
+    let t = c
+        .start_transfer(serde_json::json!({"agreementId": agreement}))
+        .await
+        .map_err(|e| fail("starting the transfer")(e.to_string()))?;
+    let provider_pid = wait_until(|| async {
+        let v = c.transfer_view(&t.id).await.ok()?;
+        (v.state == Some("STARTED")).then(|| v.provider_pid.unwrap_or_default())
+    })
+    .await?;
+    println!(
+        "  ✓ transfer {} STARTED: {} hands out a pull address with a 10-minute token",
+        t.id, p.identity.name
+    );
+    let opened = c
+        .transfer_data(&t.id, None)
+        .await
+        .map_err(|e| fail("opening the stream")(e.to_string()))?;
+    let mut stream = opened.stream;
+    let mut buf = String::new();
+    let mut count = 0u64;
+    let started = std::time::Instant::now();
+    let mut suspended_at = None;
+    loop {
+        if suspended_at.is_none() && started.elapsed() > std::time::Duration::from_secs(3) {
+            p.transfer_step(
+                &provider_pid,
+                "suspend",
+                Some(serde_json::json!({"reason": "sensor maintenance"})),
+            )
+            .await
+            .map_err(|e| fail("suspending")(e.to_string()))?;
+            suspended_at = Some(count);
+        }
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await;
+        let Ok(Some(Ok(chunk))) = next else { break };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
+            count += 1;
+            let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap_or_default();
+            let no2 = v["no2"]["value"].as_f64().unwrap_or(f64::NAN);
+            print!(
+                "\r  ⟳ readings received by {}: {count:>3}   latest NO₂ {no2:>5.1} µg/m³   ",
+                c.identity.name
+            );
+            let _ = std::io::stdout().flush();
+        }
+    }
+    println!();
+    if count == 0 {
+        return Err(DemoError("no reading arrived".into()));
+    }
+    println!(
+        "  ✓ {} suspended the transfer (\"sensor maintenance\"): the flow stopped at once, after {count} readings",
+        p.identity.name
+    );
+    c.transfer_step(
+        &t.id,
+        "terminate",
+        Some(serde_json::json!({"reason": "demo over"})),
+    )
+    .await
+    .map_err(|e| fail("terminating")(e.to_string()))?;
+    wait_until(|| async {
+        let v = p.transfer_view(&provider_pid).await.ok()?;
+        (v.state == Some("TERMINATED")).then_some(())
+    })
+    .await?;
+    println!(
+        "  ✓ {} terminated it; the token is dead, both ledgers hold every step",
+        c.identity.name
+    );
+    Ok(())
+}
+
+/// Polls `f` every few milliseconds until it yields, for at most 20 seconds.
+async fn wait_until<T, F, Fut>(mut f: F) -> Result<T, DemoError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            return Err(DemoError("a step did not finish within 20 s".into()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

@@ -17,8 +17,10 @@ fn demo_runs_the_walk_through_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     for needle in [
-        "[1/6]",
-        "[3/6]",
+        "[1/7]",
+        "[3/7]",
+        "readings received by Malmö",
+        "the flow stopped at once",
         "cached",
         "OffStreetParking",
         "ContractAgreementVerificationMessage -> VERIFIED",
