@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""A small local stand-in for the Eclipse DSP TCK's contract-negotiation tests (CN and CN_C), to smoke-test
-this profile where the official TCK cannot run (no Maven Central or Docker Hub). It is NOT the TCK: it
-sends the same message sequences as the TCK's test classes, with the same ids, from its own callback
-server on the TCK's default port 8083, and checks caap's answers and states. It does not validate
-against the JSON schemas.
+"""A small local stand-in for the Eclipse DSP TCK's contract-negotiation (CN, CN_C) and transfer-process
+(TP, TP_C) tests, to smoke-test this profile where the official TCK cannot run (no Maven Central or Docker
+Hub). It is NOT the TCK: it sends the same message sequences as the TCK's test classes, with the same ids,
+from its own callback server on the TCK's default port 8083, and checks caap's answers and states. It does
+not validate against the JSON schemas.
 
     examples/tck/serve.sh &            # caap with the TCK profile
-    examples/tck/mini-tck.py           # all CN and CN_C scenarios
-    examples/tck/mini-tck.py CN:01-03 CN_C:02-05
+    examples/tck/mini-tck.py           # all CN, CN_C, TP and TP_C scenarios
+    examples/tck/mini-tck.py CN:01-03 CN_C:02-05 TP:01-04 TP_C:02-03
+    examples/tck/mini-tck.py TP TP_C   # whole groups
+
+TP:02-04 and TP_C:02-04 are @Disabled in the TCK; they run here too and are marked as such.
 
 Python 3.9+, standard library only.
 """
@@ -26,6 +29,8 @@ CUT_DSP = "http://localhost:8080/dsp"
 CUT_ID = "urn:connector:caap-under-test"
 AUTH = "Bearer tck-caap-fixed-token-2025-1"
 INITIATE = "http://localhost:8687/tck/negotiations/requests"
+INITIATE_TRANSFER = "http://localhost:8687/tck/transfers/requests"
+FORMAT = "HttpData-PULL"
 CALLBACK = "http://localhost:8083"
 TCK_ID = "TCK_PARTICIPANT"
 CONTEXT = ["https://w3id.org/dspace/2025/1/context.jsonld"]
@@ -46,6 +51,12 @@ class Callback(BaseHTTPRequestHandler):
             pid = "urn:uuid:tck-" + str(uuid.uuid4())
             body["providerPid"] = pid
             answer = {"@context": CONTEXT, "@type": "ContractNegotiation", "providerPid": pid,
+                      "consumerPid": body.get("consumerPid"), "state": "REQUESTED"}
+            self.reply(201, answer)
+        elif self.path.rstrip("/").endswith("/transfers/request") and "providerPid" not in body:
+            pid = "urn:uuid:tck-" + str(uuid.uuid4())
+            body["providerPid"] = pid
+            answer = {"@context": CONTEXT, "@type": "TransferProcess", "providerPid": pid,
                       "consumerPid": body.get("consumerPid"), "state": "REQUESTED"}
             self.reply(201, answer)
         else:
@@ -86,6 +97,8 @@ class Failure(Exception):
 
 
 class Run:
+    collection = "negotiations"
+
     def __init__(self, case, dataset, offer_id, cut_is_provider):
         self.case, self.dataset, self.offer_id = case, dataset, offer_id
         self.cut_is_provider = cut_is_provider
@@ -189,7 +202,7 @@ class Run:
         cut_pid = self.provider_pid if self.cut_is_provider else self.consumer_pid
         deadline, got = time.time() + 5, None
         while time.time() < deadline:
-            status, answer = http("GET", f"{self.cut_base}/negotiations/{cut_pid}")
+            status, answer = http("GET", f"{self.cut_base}/{self.collection}/{cut_pid}")
             got = answer.get("state") if isinstance(answer, dict) else answer
             if status == 200 and str(got).endswith(want):
                 return
@@ -203,6 +216,59 @@ class Run:
         except queue.Empty:
             return
         raise Failure(f"unexpected {body.get('@type')} {body.get('eventType', '')} at {path}")
+
+
+class TRun(Run):
+    """A transfer process: the TCK's consumer (TP) or provider (TP_C), as dsp-tck's TransferFunctions and
+    AbstractTransferProcessPipeline shape the messages (a random message @id, termination and suspension
+    code "1", the provider's start with a DataAddress)."""
+    collection = "transfers"
+
+    def __init__(self, case, agreement, cut_is_provider):
+        super().__init__(case, None, None, cut_is_provider)
+        self.agreement = agreement
+
+    def message(self, kind):
+        body = self.base({"start": "TransferStartMessage", "suspend": "TransferSuspensionMessage",
+                          "complete": "TransferCompletionMessage",
+                          "terminate": "TransferTerminationMessage"}[kind])
+        if kind in ("suspend", "terminate"):
+            body["code"] = "1"
+        if kind == "start" and not self.cut_is_provider:
+            body["dataAddress"] = {"@type": "DataAddress", "endpoint": "http://example.com",
+                                   "endpointType": "https://w3id.org/idsa/v4.1/HTTP"}
+        return body
+
+    def path(self, kind):
+        cut_pid = self.provider_pid if self.cut_is_provider else self.consumer_pid
+        suffix = {"start": "start", "suspend": "suspension", "complete": "completion",
+                  "terminate": "termination"}[kind]
+        return f"{self.cut_base}/transfers/{cut_pid}/{suffix}"
+
+    def request(self):
+        body = {"@id": str(uuid.uuid4()), "@type": "TransferRequestMessage", "@context": CONTEXT,
+                "consumerPid": self.consumer_pid, "agreementId": self.agreement, "format": FORMAT,
+                "callbackAddress": CALLBACK}
+        status, answer = http("POST", f"{CUT_DSP}/transfers/request", body)
+        if status != 201 or not isinstance(answer, dict) or not answer.get("providerPid"):
+            raise Failure(f"request: {status} {answer}")
+        if answer.get("@type") != "TransferProcess":
+            raise Failure(f"request: the answer is a {answer.get('@type')}, not a TransferProcess")
+        self.provider_pid = answer["providerPid"]
+
+    def initiate(self):
+        body = {"providerId": TCK_ID, "agreementId": self.agreement, "format": FORMAT,
+                "connectorAddress": CALLBACK}
+        status, answer = http("POST", INITIATE_TRANSFER, body, auth=False)
+        if not 200 <= status < 300:
+            raise Failure(f"transfer initiate webhook: {status} {answer}")
+        path, request = self.expect("TransferRequestMessage")
+        self.consumer_pid = request["consumerPid"]
+        self.provider_pid = request["providerPid"]
+        self.cut_base = request.get("callbackAddress", "").rstrip("/")
+        if request.get("agreementId") != self.agreement or request.get("format") != FORMAT:
+            raise Failure(f"the CUT's request names {request.get('agreementId')} / {request.get('format')}, "
+                          f"not {self.agreement} / {FORMAT}")
 
 
 def cn(steps):
@@ -272,27 +338,92 @@ CN_C = {
 }
 
 
+START, SUSP, COMPL = "TransferStartMessage", "TransferSuspensionMessage", "TransferCompletionMessage"
+TTERM = "TransferTerminationMessage"
+tp, tp_c = cn, cn_c  # the same shape: TP starts with the TCK's request, TP_C with the initiate webhook
+
+# TP: the TCK is the consumer, caap the provider (dsp-tck TransferProcessProvider0xTest).
+TP = {
+    "01-01": [expect(START), expect(TTERM), state("TERMINATED")],
+    "01-02": [expect(START), expect(COMPL), state("COMPLETED")],
+    "01-03": [expect(START), expect(SUSP), expect(TTERM), state("TERMINATED")],
+    "01-04": [expect(START), expect(SUSP), expect(START), expect(COMPL), state("COMPLETED")],
+    "01-05": [expect(TTERM), state("TERMINATED")],
+    "02-01": [expect(START), state("STARTED"), send("terminate"), state("TERMINATED")],
+    "02-02": [expect(START), state("STARTED"), send("complete"), state("COMPLETED")],
+    "02-03": [expect(START), state("STARTED"), send("suspend"), state("SUSPENDED"), send("terminate"),
+              state("TERMINATED")],
+    "02-04": [expect(START), state("STARTED"), send("suspend"), state("SUSPENDED"), send("start"),
+              state("STARTED"), send("complete"), state("COMPLETED")],
+    "02-05": [state("REQUESTED"), send("terminate"), state("TERMINATED")],
+    "03-01": [state("REQUESTED"), bad("complete"), state("REQUESTED")],
+    "03-02": [state("REQUESTED"), bad("suspend"), state("REQUESTED")],
+    "03-03": [expect(START), state("STARTED"), send("suspend"), state("SUSPENDED"), bad("complete"),
+              state("SUSPENDED")],
+    "03-04": [expect(START), state("STARTED"), send("terminate"), state("TERMINATED"), bad("start"),
+              state("TERMINATED")],
+    "03-05": [expect(START), state("STARTED"), send("terminate"), state("TERMINATED"), bad("suspend"),
+              state("TERMINATED")],
+    "03-06": [expect(START), state("STARTED"), send("terminate"), state("TERMINATED"), bad("complete"),
+              state("TERMINATED")],
+}
+# TP_C: the TCK is the provider, caap the consumer (dsp-tck TransferProcessConsumer0xTest). Like the TCK, the
+# start follows the request at once (caap may still be recording the acknowledgement).
+TP_C = {
+    "01-01": [send("start"), state("STARTED"), send("terminate"), state("TERMINATED")],
+    "01-02": [send("start"), state("STARTED"), send("complete"), state("COMPLETED")],
+    "01-03": [send("start"), state("STARTED"), send("suspend"), state("SUSPENDED"), send("terminate"),
+              state("TERMINATED")],
+    "01-04": [send("start"), state("STARTED"), send("suspend"), state("SUSPENDED"), send("start"),
+              state("STARTED"), send("complete"), state("COMPLETED")],
+    "01-05": [send("terminate"), state("TERMINATED")],
+    "02-01": [send("start"), expect(TTERM), state("TERMINATED")],
+    "02-02": [send("start"), expect(COMPL), state("COMPLETED")],
+    "02-03": [send("start"), expect(SUSP), expect(TTERM), state("TERMINATED")],
+    "02-04": [send("start"), expect(SUSP), expect(START), expect(COMPL), state("COMPLETED")],
+    "02-05": [expect(TTERM), state("TERMINATED")],
+    "03-01": [state("REQUESTED"), bad("complete"), state("REQUESTED")],
+    "03-02": [state("REQUESTED"), bad("suspend"), state("REQUESTED")],
+    "03-03": [send("start"), state("STARTED"), send("suspend"), state("SUSPENDED"), bad("complete"),
+              state("SUSPENDED")],
+    "03-04": [send("start"), state("STARTED"), send("terminate"), state("TERMINATED"), bad("start"),
+              state("TERMINATED")],
+    "03-05": [send("start"), state("STARTED"), send("terminate"), state("TERMINATED"), bad("suspend"),
+              state("TERMINATED")],
+    "03-06": [send("start"), state("STARTED"), send("terminate"), state("TERMINATED"), bad("complete"),
+              state("TERMINATED")],
+}
+DISABLED_IN_TCK = {"TP:02-04", "TP_C:02-04"}
+
+
 def main(selected):
     server = ThreadingHTTPServer(("127.0.0.1", 8083), Callback)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    cases = [(f"CN:{n}", cn(s), f"ACN0{n.replace('-', '')[1:]}", True) for n, s in CN.items()]
-    cases += [(f"CN_C:{n}", cn_c(s), f"ACNC0{n.replace('-', '')[1:]}", False) for n, s in CN_C.items()]
-    failed = 0
-    for case, run, dataset, provider in cases:
-        if selected and case not in selected:
+    num = lambda n: n.replace("-", "")[1:]  # "01-03" -> "103"
+    cases = [(f"CN:{n}", cn(s), f"ACN0{num(n)}", True) for n, s in CN.items()]
+    cases += [(f"CN_C:{n}", cn_c(s), f"ACNC0{num(n)}", False) for n, s in CN_C.items()]
+    cases += [(f"TP:{n}", tp(s), f"ATP0{num(n)}", True) for n, s in TP.items()]
+    cases += [(f"TP_C:{n}", tp_c(s), f"ATPC0{num(n)}", False) for n, s in TP_C.items()]
+    failed = ran = 0
+    for case, run, ident, provider in cases:
+        if selected and case not in selected and case.split(":")[0] not in selected:
             continue
-        offer_id = f"CD123:{dataset}:456" if provider else f"offer{dataset}"
         while not inbox.empty():
             inbox.get_nowait()
-        r = Run(case, dataset, offer_id, provider)
+        if case.startswith("TP"):
+            r = TRun(case, ident, provider)
+        else:
+            r = Run(case, ident, f"CD123:{ident}:456" if provider else f"offer{ident}", provider)
+        note = ", @Disabled in the TCK" if case in DISABLED_IN_TCK else ""
         started = time.time()
+        ran += 1
         try:
             run(r)
-            print(f"PASS {case} ({dataset}, {time.time() - started:.1f} s)", flush=True)
+            print(f"PASS {case} ({ident}, {time.time() - started:.1f} s{note})", flush=True)
         except Failure as e:
             failed += 1
-            print(f"FAIL {case} ({dataset}): {e}", flush=True)
-    print(f"{'all passed' if not failed else f'{failed} failed'}")
+            print(f"FAIL {case} ({ident}{note}): {e}", flush=True)
+    print(f"{ran - failed}/{ran} passed" if failed else f"all {ran} passed")
     return 1 if failed else 0
 
 

@@ -3,14 +3,18 @@
 //!
 //! * On start it seeds the connector through the management API: the datasets the TCK asks for (CAT0101,
 //!   CAT0102, ACN0101 … ACN0304; CAT0103 deliberately absent), each with the offer id of the TCK's sample
-//!   properties and `approval = "stepwise"`, so that caap takes no provider step by itself.
-//! * It serves the TCK's two "initiate" webhooks: the negotiation one starts a consumer negotiation with
-//!   `manual = true` (no automatic consumer step); the transfer one answers 501 until transfers exist.
-//! * It polls `GET /api/v1/negotiations` and, per dataset id, takes caap's side of the TCK scenario through
-//!   `POST /api/v1/negotiations/{id}/{step}`, a few hundred milliseconds after the counterparty's message
-//!   (the TCK records its own state only after its POSTs return).
+//!   properties and `approval = "stepwise"`, so that caap takes no provider step by itself; and the TP
+//!   tests' pre-existing agreements ATP0101 … ATP0306 with `TCK_PARTICIPANT` as consumer, on the dataset
+//!   `TCK-TP-DATA`, imported `stepwise` (caap takes no provider transfer step by itself).
+//! * It serves the TCK's two "initiate" webhooks: the negotiation one starts a consumer negotiation, the
+//!   transfer one a consumer transfer (for the TCK's agreement, which caap does not hold), both with
+//!   `manual = true` (no automatic consumer step).
+//! * It polls `GET /api/v1/negotiations` and `GET /api/v1/transfers` and, per dataset id (negotiations) or
+//!   agreement id (transfers), takes caap's side of the TCK scenario through
+//!   `POST /api/v1/{negotiations|transfers}/{id}/{step}`, a few hundred milliseconds after the
+//!   counterparty's message (the TCK records its own state only after its POSTs return).
 //!
-//! Where a negotiation is in its scenario is the number of transitions in its history (`… -> STATE`
+//! Where a process is in its scenario is the number of transitions in its history (`… -> STATE`
 //! lines), checked against the state it should be in; caap acts only when nothing is on its way
 //! (`pending` is null). None of this is in the default build: it is the TCK profile only.
 //!
@@ -36,12 +40,12 @@ use caap_connector::config::Config;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// One move of a TCK scenario, in order, and the state the negotiation is in after it.
+/// One move of a TCK scenario, in order, and the state the process (negotiation or transfer) is in after it.
 #[derive(Debug, Clone, Copy)]
 enum Turn {
     /// The TCK's message.
     Them(&'static str),
-    /// caap's step (`request` is taken by the initiate webhook, the others by this script).
+    /// caap's step (`request` is taken by an initiate webhook, the others by this script).
     Us(&'static str, &'static str),
 }
 
@@ -233,6 +237,156 @@ const CONSUMER: &[(&str, &[Turn])] = &[
     ),
 ];
 
+const STARTED: Turn = U("start", "STARTED");
+
+/// TP (caap is the provider), keyed by agreement id: the TCK's TransferProcessProvider0xTest sequences.
+/// The TCK's consumer requests; caap starts, suspends, resumes, completes or terminates.
+const TP_PROVIDER: &[(&str, &[Turn])] = &[
+    // start, provider terminates.
+    (
+        "ATP0101",
+        &[REQUESTED, STARTED, U("terminate", "TERMINATED")],
+    ),
+    // start, provider completes.
+    ("ATP0102", &[REQUESTED, STARTED, U("complete", "COMPLETED")]),
+    // start, provider suspends, provider terminates.
+    (
+        "ATP0103",
+        &[
+            REQUESTED,
+            STARTED,
+            U("suspend", "SUSPENDED"),
+            U("terminate", "TERMINATED"),
+        ],
+    ),
+    // start, provider suspends, starts again, completes.
+    (
+        "ATP0104",
+        &[
+            REQUESTED,
+            STARTED,
+            U("suspend", "SUSPENDED"),
+            U("resume", "STARTED"),
+            U("complete", "COMPLETED"),
+        ],
+    ),
+    // provider terminates while REQUESTED.
+    ("ATP0105", &[REQUESTED, U("terminate", "TERMINATED")]),
+    // start, consumer terminates.
+    ("ATP0201", &[REQUESTED, STARTED, T("TERMINATED")]),
+    // start, consumer completes.
+    ("ATP0202", &[REQUESTED, STARTED, T("COMPLETED")]),
+    // start, consumer suspends, consumer terminates.
+    (
+        "ATP0203",
+        &[REQUESTED, STARTED, T("SUSPENDED"), T("TERMINATED")],
+    ),
+    // start, consumer suspends, starts again, completes (@Disabled in the TCK).
+    (
+        "ATP0204",
+        &[
+            REQUESTED,
+            STARTED,
+            T("SUSPENDED"),
+            T("STARTED"),
+            T("COMPLETED"),
+        ],
+    ),
+    // consumer terminates while REQUESTED.
+    ("ATP0205", &[REQUESTED, T("TERMINATED")]),
+    // an illegal consumer completion while REQUESTED.
+    ("ATP0301", &[REQUESTED]),
+    // an illegal consumer suspension while REQUESTED.
+    ("ATP0302", &[REQUESTED]),
+    // start, consumer suspends; then an illegal completion while SUSPENDED.
+    ("ATP0303", &[REQUESTED, STARTED, T("SUSPENDED")]),
+    // start, consumer terminates; then an illegal start after TERMINATED.
+    ("ATP0304", &[REQUESTED, STARTED, T("TERMINATED")]),
+    // start, consumer terminates; then an illegal suspension after TERMINATED.
+    ("ATP0305", &[REQUESTED, STARTED, T("TERMINATED")]),
+    // start, consumer terminates; then an illegal completion after TERMINATED.
+    ("ATP0306", &[REQUESTED, STARTED, T("TERMINATED")]),
+];
+
+/// TP_C (caap is the consumer), keyed by the agreement id the TCK sends to the transfer initiate webhook:
+/// the TCK's TransferProcessConsumer0xTest sequences. caap requests; the TCK's provider starts; caap
+/// suspends, resumes, completes or terminates.
+const TP_CONSUMER: &[(&str, &[Turn])] = &[
+    // TCK starts, TCK terminates.
+    ("ATPC0101", &[START, T("STARTED"), T("TERMINATED")]),
+    // TCK starts, TCK completes.
+    ("ATPC0102", &[START, T("STARTED"), T("COMPLETED")]),
+    // TCK starts, suspends, terminates.
+    (
+        "ATPC0103",
+        &[START, T("STARTED"), T("SUSPENDED"), T("TERMINATED")],
+    ),
+    // TCK starts, suspends, starts again, completes.
+    (
+        "ATPC0104",
+        &[
+            START,
+            T("STARTED"),
+            T("SUSPENDED"),
+            T("STARTED"),
+            T("COMPLETED"),
+        ],
+    ),
+    // TCK terminates while REQUESTED.
+    ("ATPC0105", &[START, T("TERMINATED")]),
+    // TCK starts, caap terminates.
+    (
+        "ATPC0201",
+        &[START, T("STARTED"), U("terminate", "TERMINATED")],
+    ),
+    // TCK starts, caap completes.
+    (
+        "ATPC0202",
+        &[START, T("STARTED"), U("complete", "COMPLETED")],
+    ),
+    // TCK starts, caap suspends, caap terminates.
+    (
+        "ATPC0203",
+        &[
+            START,
+            T("STARTED"),
+            U("suspend", "SUSPENDED"),
+            U("terminate", "TERMINATED"),
+        ],
+    ),
+    // TCK starts, caap suspends, starts again, completes (@Disabled in the TCK).
+    (
+        "ATPC0204",
+        &[
+            START,
+            T("STARTED"),
+            U("suspend", "SUSPENDED"),
+            U("resume", "STARTED"),
+            U("complete", "COMPLETED"),
+        ],
+    ),
+    // caap terminates while REQUESTED.
+    ("ATPC0205", &[START, U("terminate", "TERMINATED")]),
+    // an illegal TCK completion while REQUESTED.
+    ("ATPC0301", &[START]),
+    // an illegal TCK suspension while REQUESTED.
+    ("ATPC0302", &[START]),
+    // TCK starts, suspends; then an illegal completion while SUSPENDED.
+    ("ATPC0303", &[START, T("STARTED"), T("SUSPENDED")]),
+    // TCK starts, terminates; then an illegal start after TERMINATED.
+    ("ATPC0304", &[START, T("STARTED"), T("TERMINATED")]),
+    // TCK starts, terminates; then an illegal suspension after TERMINATED.
+    ("ATPC0305", &[START, T("STARTED"), T("TERMINATED")]),
+    // TCK starts, terminates; then an illegal completion after TERMINATED.
+    ("ATPC0306", &[START, T("STARTED"), T("TERMINATED")]),
+];
+
+/// The dataset the TP agreements cover.
+const TP_DATASET: &str = "TCK-TP-DATA";
+
+/// The TCK's own participant id (the consumer of the TP agreements).
+const TCK_PARTICIPANT: &str = "TCK_PARTICIPANT";
+
 /// Catalog datasets (CAT_01_03's CAT0103 must not exist).
 const CATALOG: &[&str] = &["CAT0101", "CAT0102"];
 
@@ -241,13 +395,56 @@ fn offer_id(dataset: &str) -> String {
     format!("CD123:{dataset}:456")
 }
 
-fn scenario(role: &str, dataset: &str) -> Option<&'static [Turn]> {
-    let table = match role {
-        "provider" => PROVIDER,
-        "consumer" => CONSUMER,
+/// What the script follows: negotiations (scenarios keyed by dataset id) and transfer processes (keyed by
+/// agreement id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Negotiation,
+    Transfer,
+}
+
+impl Kind {
+    const ALL: [Kind; 2] = [Kind::Negotiation, Kind::Transfer];
+
+    /// The management API's collection.
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Negotiation => "/api/v1/negotiations",
+            Kind::Transfer => "/api/v1/transfers",
+        }
+    }
+
+    /// The field the scenarios are keyed by.
+    fn key_field(self) -> &'static str {
+        match self {
+            Kind::Negotiation => "datasetId",
+            Kind::Transfer => "agreementId",
+        }
+    }
+
+    /// What the key is, for the log.
+    fn key_name(self) -> &'static str {
+        match self {
+            Kind::Negotiation => "dataset",
+            Kind::Transfer => "agreement",
+        }
+    }
+}
+
+/// The scenario key of a process: its dataset id (negotiations) or agreement id (transfers).
+fn key(kind: Kind, n: &Value) -> &str {
+    text(n, kind.key_field())
+}
+
+fn scenario(kind: Kind, role: &str, key: &str) -> Option<&'static [Turn]> {
+    let table = match (kind, role) {
+        (Kind::Negotiation, "provider") => PROVIDER,
+        (Kind::Negotiation, "consumer") => CONSUMER,
+        (Kind::Transfer, "provider") => TP_PROVIDER,
+        (Kind::Transfer, "consumer") => TP_CONSUMER,
         _ => return None,
     };
-    table.iter().find(|(d, _)| *d == dataset).map(|(_, s)| *s)
+    table.iter().find(|(d, _)| *d == key).map(|(_, s)| *s)
 }
 
 /// The management API of the connector under test.
@@ -299,10 +496,11 @@ impl Api {
         )
     }
 
-    /// Every negotiation (following the pages).
-    async fn negotiations(&self) -> anyhow::Result<Vec<Value>> {
+    /// Every negotiation or transfer (following the pages).
+    async fn list(&self, kind: Kind) -> anyhow::Result<Vec<Value>> {
         let mut out = Vec::new();
-        let mut path = "/api/v1/negotiations?limit=500".to_owned();
+        let base = kind.path();
+        let mut path = format!("{base}?limit=500");
         loop {
             let (status, page) = self.call("GET", &path, None).await?;
             if status != 200 {
@@ -312,7 +510,7 @@ impl Api {
                 out.extend(items.iter().cloned());
             }
             match page.get("next").and_then(Value::as_str) {
-                Some(next) => path = format!("/api/v1/negotiations?limit=500&cursor={next}"),
+                Some(next) => path = format!("{base}?limit=500&cursor={next}"),
                 None => return Ok(out),
             }
         }
@@ -368,6 +566,40 @@ async fn seed(api: &Api, data_base: &str) -> anyhow::Result<()> {
         .await?;
         println!("seed: dataset {dataset} with offer {}", offer_id(dataset));
     }
+    // TP: the pre-existing agreements the TCK's consumer names in its transfer requests, on one dataset.
+    // No offer: the agreements are imported, not negotiated.
+    seed_one(
+        api,
+        "/api/v1/assets",
+        json!({
+            "id": TP_DATASET,
+            "title": "DSP TCK transfer dataset",
+            "description": "The dataset of the DSP TCK's pre-existing agreements ATP0101 … (caap examples/tck).",
+            "keywords": ["dsp-tck"],
+            "mediaType": "application/json",
+            "dataAddress": {"type": "HttpApi", "url": format!("{data_base}/tck/data/{TP_DATASET}")},
+        }),
+    )
+    .await?;
+    for (agreement, _) in TP_PROVIDER {
+        seed_one(
+            api,
+            "/api/v1/agreements",
+            json!({
+                "id": agreement,
+                "consumerId": TCK_PARTICIPANT,
+                "datasetId": TP_DATASET,
+                "policy": {"permission": [{"action": "use"}]},
+                "stepwise": true,
+            }),
+        )
+        .await?;
+    }
+    println!(
+        "seed: agreements {} … {} for {TCK_PARTICIPANT} on {TP_DATASET}, stepwise",
+        TP_PROVIDER.first().map_or("", |(a, _)| *a),
+        TP_PROVIDER.last().map_or("", |(a, _)| *a),
+    );
     Ok(())
 }
 
@@ -425,22 +657,61 @@ async fn initiate_negotiation(api: web::Data<Api>, body: web::Bytes) -> HttpResp
     }
 }
 
-async fn initiate_transfer(body: web::Bytes) -> HttpResponse {
+/// The body of the TCK's transfer initiate call.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitiateTransfer {
+    provider_id: String,
+    agreement_id: String,
+    format: String,
+    connector_address: String,
+}
+
+async fn initiate_transfer(api: web::Data<Api>, body: web::Bytes) -> HttpResponse {
+    let start: InitiateTransfer = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("webhook: transfer initiate with a bad body: {e}");
+            return HttpResponse::BadRequest().json(json!({
+                "error": format!("expected {{providerId, agreementId, format, connectorAddress}}: {e}")
+            }));
+        }
+    };
     println!(
-        "webhook: transfer initiate ({}) refused: not implemented yet",
-        String::from_utf8_lossy(&body)
+        "webhook: start a consumer transfer under agreement {} ({}) with {} at {}",
+        start.agreement_id, start.format, start.provider_id, start.connector_address
     );
-    HttpResponse::NotImplemented().json(json!({
-        "error": "caap has no transfer process yet: transfers come with the transfer-process issue",
-    }))
+    // The TCK's agreement is not in caap's store: name the provider and its DSP base explicitly.
+    let request = json!({
+        "agreementId": start.agreement_id,
+        "format": start.format,
+        "counterPartyAddress": start.connector_address,
+        "counterPartyId": start.provider_id,
+        "manual": true,
+    });
+    match api.call("POST", "/api/v1/transfers", Some(&request)).await {
+        Ok((status, answer)) => {
+            println!(
+                "webhook: caap answered {status}: transfer {}",
+                answer.get("id").unwrap_or(&answer)
+            );
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
+                .json(answer)
+        }
+        Err(e) => {
+            println!("webhook: the management API failed: {e:#}");
+            HttpResponse::BadGateway().json(json!({"error": format!("{e:#}")}))
+        }
+    }
 }
 
 async fn data(id: web::Path<String>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"dataset": id.into_inner(), "source": "caap DSP TCK profile"}))
 }
 
-/// What the poller knows: attempts per step (negotiation id, turn index), the steps being taken now, the
-/// last position shown per negotiation, and the negotiations without a scenario.
+/// What the poller knows: attempts per step (process id, turn index), the steps being taken now, the
+/// last position shown per process, and the processes without a scenario. (Negotiation and transfer ids
+/// are random UUIDs, so one map serves both.)
 #[derive(Debug, Default)]
 struct Memory {
     attempts: HashMap<(String, usize), u32>,
@@ -452,7 +723,7 @@ struct Memory {
 /// Most attempts at one scripted step (a refused step is retried on the next polls).
 const MAX_ATTEMPTS: u32 = 3;
 
-/// Where a negotiation is: (transitions so far, state).
+/// Where a negotiation or transfer is: (transitions so far, state).
 fn position(n: &Value) -> (usize, String) {
     let count = n
         .get("history")
@@ -480,8 +751,8 @@ fn text<'a>(n: &'a Value, key: &str) -> &'a str {
 }
 
 /// The step caap owes now in `n`'s scenario, if any: (turn index, step).
-fn due(n: &Value) -> Option<(usize, &'static str)> {
-    let turns = scenario(text(n, "role"), text(n, "datasetId"))?;
+fn due(kind: Kind, n: &Value) -> Option<(usize, &'static str)> {
+    let turns = scenario(kind, text(n, "role"), key(kind, n))?;
     if n.get("pending").is_some_and(|p| !p.is_null()) {
         return None;
     }
@@ -499,37 +770,42 @@ fn due(n: &Value) -> Option<(usize, &'static str)> {
     (state == expected).then_some((count, *step))
 }
 
-fn step_body(n: &Value, step: &str) -> Option<Value> {
-    match step {
-        "offer" | "counter-offer" => {
+fn step_body(kind: Kind, n: &Value, step: &str) -> Option<Value> {
+    match (kind, step) {
+        (Kind::Negotiation, "offer" | "counter-offer") => {
             Some(json!({"offer": n.get("offer").cloned().unwrap_or_default()}))
         }
-        "terminate" => Some(json!({
+        (_, "terminate" | "suspend") => Some(json!({
             "code": "tck-scripted",
-            "reason": format!("scripted termination for {} (caap DSP TCK profile)", text(n, "datasetId")),
+            "reason": format!(
+                "scripted {step} for {} {} (caap DSP TCK profile)",
+                kind.key_name(),
+                key(kind, n)
+            ),
         })),
         _ => None,
     }
 }
 
-/// Waits `reaction`, checks the negotiation is still where it was, and takes `step`.
+/// Waits `reaction`, checks the process is still where it was, and takes `step`.
 async fn react(
     api: Api,
     memory: Arc<Mutex<Memory>>,
+    kind: Kind,
     id: String,
     index: usize,
     step: &'static str,
     reaction: Duration,
 ) {
     tokio::time::sleep(reaction).await;
-    take(&api, &id, index, step).await;
+    take(&api, kind, &id, index, step).await;
     if let Ok(mut m) = memory.lock() {
         m.in_flight.remove(&(id, index));
     }
 }
 
-async fn take(api: &Api, id: &str, index: usize, step: &'static str) {
-    let path = format!("/api/v1/negotiations/{id}");
+async fn take(api: &Api, kind: Kind, id: &str, index: usize, step: &'static str) {
+    let path = format!("{}/{id}", kind.path());
     let n = match api.call("GET", &path, None).await {
         Ok((200, n)) => n,
         Ok((status, answer)) => {
@@ -541,28 +817,92 @@ async fn take(api: &Api, id: &str, index: usize, step: &'static str) {
             return;
         }
     };
-    if due(&n) != Some((index, step)) {
+    if due(kind, &n) != Some((index, step)) {
         return;
     }
-    let dataset = text(&n, "datasetId");
+    let name = key(kind, &n);
     println!(
-        "{dataset} {id}: taking step `{step}` as {} (turn {})",
+        "{name} {id}: taking step `{step}` as {} (turn {})",
         text(&n, "role"),
         index + 1
     );
-    let body = step_body(&n, step);
+    let body = step_body(kind, &n, step);
     match api
         .call("POST", &format!("{path}/{step}"), body.as_ref())
         .await
     {
         Ok((200, after)) => println!(
-            "{dataset} {id}: `{step}` accepted by caap; it is sending {}",
+            "{name} {id}: `{step}` accepted by caap; it is sending {}",
             text(&after, "pending")
         ),
         Ok((status, answer)) => {
-            println!("{dataset} {id}: `{step}` refused with {status}: {answer}")
+            println!("{name} {id}: `{step}` refused with {status}: {answer}")
         }
-        Err(e) => println!("{dataset} {id}: `{step}` failed: {e:#}"),
+        Err(e) => println!("{name} {id}: `{step}` failed: {e:#}"),
+    }
+}
+
+/// Looks at every process of one kind and schedules the steps caap owes.
+fn follow(
+    api: &Api,
+    memory: &Arc<Mutex<Memory>>,
+    kind: Kind,
+    processes: Vec<Value>,
+    reaction: Duration,
+) {
+    for n in processes {
+        let id = text(&n, "id").to_owned();
+        let name = key(kind, &n).to_owned();
+        let role = text(&n, "role").to_owned();
+        let Ok(mut m) = memory.lock() else { return };
+        let Some(turns) = scenario(kind, &role, &name) else {
+            if m.unknown.insert(id.clone()) {
+                println!(
+                    "{name} {id}: no TCK scenario for this {} as {role}; leaving it alone",
+                    kind.key_name()
+                );
+            }
+            continue;
+        };
+        let now = position(&n);
+        if m.shown.get(&id) != Some(&now) {
+            let why = n
+                .get("termination")
+                .and_then(|t| t.get("reason"))
+                .and_then(Value::as_str)
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            println!(
+                "{name} {id}: {role}, {} after {}/{} turns{why}",
+                now.1,
+                now.0,
+                turns.len()
+            );
+            m.shown.insert(id.clone(), now);
+        }
+        let Some((index, step)) = due(kind, &n) else {
+            continue;
+        };
+        let key = (id.clone(), index);
+        if m.in_flight.contains(&key) {
+            continue;
+        }
+        let attempts = m.attempts.entry(key.clone()).or_insert(0);
+        if *attempts >= MAX_ATTEMPTS {
+            continue;
+        }
+        *attempts += 1;
+        m.in_flight.insert(key);
+        drop(m);
+        actix_web::rt::spawn(react(
+            api.clone(),
+            memory.clone(),
+            kind,
+            id,
+            index,
+            step,
+            reaction,
+        ));
     }
 }
 
@@ -571,71 +911,30 @@ async fn poll(api: Api, every: Duration, reaction: Duration) {
     let mut failing = false;
     loop {
         tokio::time::sleep(every).await;
-        let negotiations = match api.negotiations().await {
-            Ok(n) => n,
-            Err(e) => {
-                if !failing {
-                    println!("poll: {e:#} (retrying quietly)");
-                    failing = true;
+        let mut lists = Vec::with_capacity(Kind::ALL.len());
+        let mut error = None;
+        for kind in Kind::ALL {
+            match api.list(kind).await {
+                Ok(l) => lists.push((kind, l)),
+                Err(e) => {
+                    error = Some(e);
+                    break;
                 }
-                continue;
             }
-        };
+        }
+        if let Some(e) = error {
+            if !failing {
+                println!("poll: {e:#} (retrying quietly)");
+                failing = true;
+            }
+            continue;
+        }
         if failing {
             println!("poll: the management API answers again");
             failing = false;
         }
-        for n in negotiations {
-            let id = text(&n, "id").to_owned();
-            let dataset = text(&n, "datasetId").to_owned();
-            let role = text(&n, "role").to_owned();
-            let Ok(mut m) = memory.lock() else { return };
-            let Some(turns) = scenario(&role, &dataset) else {
-                if m.unknown.insert(id.clone()) {
-                    println!(
-                        "{dataset} {id}: no TCK scenario for this dataset as {role}; leaving it alone"
-                    );
-                }
-                continue;
-            };
-            let now = position(&n);
-            if m.shown.get(&id) != Some(&now) {
-                let why = n
-                    .get("termination")
-                    .and_then(|t| t.get("reason"))
-                    .and_then(Value::as_str)
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                println!(
-                    "{dataset} {id}: {role}, {} after {}/{} turns{why}",
-                    now.1,
-                    now.0,
-                    turns.len()
-                );
-                m.shown.insert(id.clone(), now);
-            }
-            let Some((index, step)) = due(&n) else {
-                continue;
-            };
-            let key = (id.clone(), index);
-            if m.in_flight.contains(&key) {
-                continue;
-            }
-            let attempts = m.attempts.entry(key.clone()).or_insert(0);
-            if *attempts >= MAX_ATTEMPTS {
-                continue;
-            }
-            *attempts += 1;
-            m.in_flight.insert(key);
-            drop(m);
-            actix_web::rt::spawn(react(
-                api.clone(),
-                memory.clone(),
-                id,
-                index,
-                step,
-                reaction,
-            ));
+        for (kind, processes) in lists {
+            follow(&api, &memory, kind, processes, reaction);
         }
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts caap with the DSP TCK profile in the foreground: builds caap and the scripted counterpart
 # (examples/tck/script.rs), makes a fresh scratch directory with a key pair, starts `caap serve` with
-# examples/tck/caap.toml, then the script (it seeds the TCK's datasets and serves the initiate webhooks).
+# examples/tck/caap.toml, then the script (it seeds the TCK's datasets and agreements and serves the initiate
+# webhooks).
 # Ctrl-C stops both. Runnable from any directory.
 #
 #   examples/tck/serve.sh [--release]
@@ -23,7 +24,7 @@ build_flags=()
 for arg in "$@"; do
     case "$arg" in
         --release) profile=release; build_flags=(--release) ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "serve.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
 done
