@@ -72,6 +72,10 @@ pub enum DataAddress {
         /// HTTP method, `GET` unless said otherwise.
         #[serde(default = "default_method")]
         method: String,
+        /// The name of an OAuth2 client-credentials entry in the connector's configuration
+        /// (`[[source_credentials]]`) whose token is sent to the source. The secret never sits in the asset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<String>,
     },
     /// A query against an NGSI-LD context broker (OASC MIM1).
     #[serde(rename = "NgsiLdQuery", rename_all = "camelCase")]
@@ -145,7 +149,14 @@ impl DataAddress {
 
     fn validate(&self, errors: &mut Vec<FieldError>) {
         match self {
-            DataAddress::HttpApi { url, method } => {
+            DataAddress::HttpApi {
+                url,
+                method,
+                credentials,
+            } => {
+                if let Some(c) = credentials {
+                    check_id("/dataAddress/credentials", c, errors);
+                }
                 check_http_url("/dataAddress/url", url, errors);
                 if !matches!(method.as_str(), "GET" | "POST") {
                     errors.push(FieldError::new(
@@ -353,6 +364,7 @@ mod tests {
             data_address: DataAddress::HttpApi {
                 url: "http://127.0.0.1:1/x".into(),
                 method: "GET".into(),
+                credentials: None,
             },
         }
     }

@@ -155,6 +155,7 @@ pub fn assets(city: &SampleCity, source_base: &str) -> Vec<Asset> {
             data_address: DataAddress::HttpApi {
                 url: format!("{base}/sim/{}/parking/{slug}", city.slug),
                 method: "GET".into(),
+                credentials: None,
             },
         });
     }

@@ -32,6 +32,10 @@ pub struct Config {
     /// Contract negotiations: retries, leases, agreement signatures.
     #[serde(default)]
     pub negotiation: NegotiationConfig,
+    /// OAuth2 client credentials for protected data sources, referred to by name from assets'
+    /// `dataAddress.credentials`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_credentials: Vec<SourceCredential>,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -137,6 +141,23 @@ pub struct LimitsConfig {
     /// Timeout of requests to other connectors, in seconds.
     #[serde(default = "default_outbound_timeout")]
     pub outbound_timeout_secs: u64,
+}
+
+/// OAuth2 client credentials (RFC 6749 §4.4) for a protected data source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCredential {
+    /// The name assets use (`dataAddress.credentials`).
+    pub name: String,
+    /// The authorization server's token endpoint.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret (never logged).
+    pub client_secret: Secret,
+    /// Scopes to ask for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 /// How negotiations send their messages: retries with exponential back-off, leases between replicas.
@@ -626,6 +647,25 @@ impl Config {
                 return Err(bad(
                     &format!("dsp.auth.tokens[{i}].token"),
                     "must be at least 16 characters".into(),
+                ));
+            }
+        }
+        for (i, c) in self.source_credentials.iter().enumerate() {
+            let mut errors = Vec::new();
+            caap_catalog::asset::check_http_url("", &c.token_url, &mut errors);
+            if let Some(e) = errors.first() {
+                return Err(bad(
+                    &format!("source_credentials[{i}].token_url"),
+                    e.message.clone(),
+                ));
+            }
+            if self.source_credentials[..i]
+                .iter()
+                .any(|o| o.name == c.name)
+            {
+                return Err(bad(
+                    &format!("source_credentials[{i}].name"),
+                    format!("`{}` is used twice", c.name),
                 ));
             }
         }

@@ -130,6 +130,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         identity: IdentityConfig::default(),
         limits: LimitsConfig::default(),
         negotiation: Default::default(),
+        source_credentials: Vec::new(),
         tls,
         simulator: Default::default(),
         log: LogConfig::default(),

@@ -58,6 +58,8 @@ pub struct Connector {
     pub wake: Arc<tokio::sync::Notify>,
     /// The data flows being served, so a suspension stops them at once.
     pub flows: Arc<crate::transfer::flows::Flows>,
+    /// OAuth2 tokens for protected data sources.
+    pub source_tokens: Arc<crate::transfer::source_auth::SourceTokens>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -255,6 +257,7 @@ impl Connector {
     /// Creates an asset, policy or offer from a JSON body (an `id` is generated if missing).
     pub async fn create(&self, kind: DocKind, body: Value) -> Result<Versioned, ServiceError> {
         let (id, body, refs) = prepare(kind, body, None)?;
+        self.check_source_credentials(&body)?;
         let doc = self.store.create(kind, &id, &body, &refs).await?;
         tracing::info!(kind = kind.as_str(), id = %id, "created");
         Ok(doc.into())
@@ -269,6 +272,7 @@ impl Connector {
         if_match: Option<i64>,
     ) -> Result<Versioned, ServiceError> {
         let (id, body, refs) = prepare(kind, body, Some(id))?;
+        self.check_source_credentials(&body)?;
         let doc = self
             .store
             .replace(kind, &id, &body, &refs, if_match)
@@ -309,6 +313,29 @@ impl Connector {
         self.store.delete(kind, id).await?;
         tracing::info!(kind = kind.as_str(), id = %id, "deleted");
         Ok(())
+    }
+
+    /// An asset's `dataAddress.credentials` must name configured source credentials.
+    fn check_source_credentials(&self, body: &Value) -> Result<(), ServiceError> {
+        let Some(name) = body
+            .get("dataAddress")
+            .and_then(|a| a.get("credentials"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        if self
+            .config
+            .source_credentials
+            .iter()
+            .any(|c| c.name == name)
+        {
+            return Ok(());
+        }
+        Err(ServiceError::field(
+            "/dataAddress/credentials",
+            format!("no source credentials `{name}` in the configuration ([[source_credentials]])"),
+        ))
     }
 
     /// The identity the catalog is served under.

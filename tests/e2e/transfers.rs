@@ -1023,3 +1023,143 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     let r = consumer.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
     assert_eq!(r.status, 409, "{}", r.body);
 }
+
+/// A source behind OAuth2: the provider gets a token with client credentials (once, then cached) and the
+/// data reaches the consumer; an asset naming credentials the configuration lacks is refused when saved.
+#[test]
+fn a_protected_source_is_read_with_oauth2_client_credentials() {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let token_calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let calls = token_calls.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                let calls = calls.clone();
+                App::new()
+                    .route(
+                        "/token",
+                        web::post().to(move |req: HttpRequest, body: String| {
+                            let calls = calls.clone();
+                            async move {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                // client_secret_basic: base64("caap-provider:s3cret-s3cret-s3cret")
+                                let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                                if auth != "Basic Y2FhcC1wcm92aWRlcjpzM2NyZXQtczNjcmV0LXMzY3JldA==" || !body.contains("grant_type=client_credentials") {
+                                    return HttpResponse::Unauthorized().json(serde_json::json!({"error": "invalid_client"}));
+                                }
+                                HttpResponse::Ok().json(serde_json::json!({"access_token": "tok-1", "token_type": "bearer", "expires_in": 3600}))
+                            }
+                        }),
+                    )
+                    .route(
+                        "/traffic",
+                        web::get().to(|req: HttpRequest| async move {
+                            if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer tok-1") {
+                                return HttpResponse::Unauthorized().finish();
+                            }
+                            HttpResponse::Ok().json(serde_json::json!({"vehicles": 42}))
+                        }),
+                    )
+            })
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+            tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    let source = format!(
+        "http://{}",
+        rx.recv_timeout(Duration::from_secs(10)).unwrap()
+    );
+    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "dsp.auth.tokens",
+                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
+            ),
+            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
+        ]
+    };
+    let mut ps = settings(
+        "token-lund-presents-to-malmo-01",
+        "did:web:lund.example",
+        "token-malmo-presents-to-lund-01",
+    );
+    ps.push((
+        "source_credentials",
+        format!("[{{name = \"traffic\", token_url = \"{source}/token\", client_id = \"caap-provider\", client_secret = \"s3cret-s3cret-s3cret\"}}]"),
+    ));
+    let provider_node = Node::init_with("Malmö", &ps);
+    let consumer_node = Node::init_with(
+        "Lund",
+        &settings(
+            "token-malmo-presents-to-lund-01",
+            "did:web:malmo.example",
+            "token-lund-presents-to-malmo-01",
+        ),
+    );
+    let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
+    let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
+    let mut asset = serde_json::to_value(
+        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
+            .into_iter()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    asset["id"] = json!("traffic");
+    asset["dataAddress"] =
+        json!({"type": "HttpApi", "url": format!("{source}/traffic"), "credentials": "nope"});
+    let r = provider.api("POST", "/api/v1/assets", Some(&asset));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("source_credentials"),
+        "{}",
+        r.body
+    );
+    asset["dataAddress"]["credentials"] = json!("traffic");
+    assert_eq!(
+        provider.api("POST", "/api/v1/assets", Some(&asset)).status,
+        201
+    );
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
+    provider.api("POST", "/api/v1/offers", Some(&json!({"id": "traffic", "assets": ["traffic"], "accessPolicy": "use", "contractPolicy": "use"})));
+    let r = consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "traffic"})),
+    );
+    let nid = r.body["id"].as_str().unwrap().to_owned();
+    let agreement = eventually(10, "FINALIZED", || {
+        let n = consumer
+            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
+            .body;
+        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
+    });
+    let r = consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": agreement})),
+    );
+    let tid = r.body["id"].as_str().unwrap().to_owned();
+    eventually(10, "STARTED", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "STARTED").then_some(())
+    });
+    for _ in 0..2 {
+        assert_eq!(fetch(&consumer, &tid), br#"{"vehicles":42}"#);
+    }
+    assert_eq!(token_calls.load(Ordering::SeqCst), 1, "the token is cached");
+}

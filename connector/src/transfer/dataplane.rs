@@ -306,11 +306,36 @@ impl Connector {
         let asset: Asset =
             serde_json::from_value(doc.body).map_err(|e| AccessError::Internal(e.to_string()))?;
         match asset.data_address {
-            Source::HttpApi { url, method } => {
+            Source::HttpApi {
+                url,
+                method,
+                credentials,
+            } => {
                 let method = reqwest::Method::from_bytes(method.as_bytes())
                     .map_err(|e| AccessError::Internal(format!("method {method}: {e}")))?;
-                self.open_http(self.http_streaming.request(method, &url), &url)
-                    .await
+                let Some(name) = credentials else {
+                    return self
+                        .open_http(self.http_streaming.request(method, &url), &url)
+                        .await;
+                };
+                // A protected source: a token from the cache or the authorization server; one that the
+                // source refuses is forgotten and fetched anew once.
+                for attempt in 0..2 {
+                    let auth = self.source_authorization(&name).await?;
+                    let req = self
+                        .http_streaming
+                        .request(method.clone(), &url)
+                        .header(reqwest::header::AUTHORIZATION, auth);
+                    match self.open_http(req, &url).await {
+                        Err(AccessError::Source(m)) if attempt == 0 && m.contains("401") => {
+                            self.source_tokens.forget(&name);
+                        }
+                        other => return other,
+                    }
+                }
+                Err(AccessError::Source(format!(
+                    "the source {url} refused a fresh token"
+                )))
             }
             Source::NgsiLdQuery {
                 broker_url,

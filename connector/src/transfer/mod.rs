@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod model;
 pub mod monitor;
 pub mod processor;
+pub mod source_auth;
 
 use caap_contracts::ledger::{EntryKind, NewEntry};
 use caap_contracts::transfer::state::{TransferEvent, TransferState};

@@ -1,0 +1,131 @@
+//! OAuth2 client credentials towards protected data sources (the `oauth2` crate), with a token cache: a
+//! token is fetched once and reused until shortly before it expires, or until the source refuses it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use caap_identity::Secret;
+use chrono::{DateTime, Duration, Utc};
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+
+use super::dataplane::AccessError;
+use crate::config::SourceCredential;
+use crate::service::Connector;
+
+/// Cached source tokens by credential name.
+#[derive(Debug, Default)]
+pub struct SourceTokens {
+    cache: Mutex<HashMap<String, (Secret, DateTime<Utc>)>>,
+}
+
+/// An HTTP failure towards the token endpoint, for the oauth2 crate.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenHttpError(String);
+
+impl SourceTokens {
+    fn cached(&self, name: &str, now: DateTime<Utc>) -> Option<Secret> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(name)
+            .filter(|(_, until)| *until > now)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn store(&self, name: &str, token: Secret, until: DateTime<Utc>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(name.to_owned(), (token, until));
+        }
+    }
+
+    /// Forgets a token the source refused.
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(name);
+        }
+    }
+}
+
+impl Connector {
+    /// The `Authorization` value for a source protected by the credentials named `name`.
+    pub async fn source_authorization(&self, name: &str) -> Result<String, AccessError> {
+        let now = self.clock.now();
+        if let Some(t) = self.source_tokens.cached(name, now) {
+            return Ok(format!("Bearer {}", t.expose()));
+        }
+        let cred = self
+            .config
+            .source_credentials
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                AccessError::Internal(format!(
+                    "the dataset names source credentials `{name}`, which the configuration does not have"
+                ))
+            })?;
+        let (token, expires_in) = self.fetch_token(cred).await?;
+        // Renew a little before the authorization server says it expires.
+        let until = now + expires_in - Duration::seconds(30).min(expires_in / 10);
+        self.source_tokens
+            .store(name, Secret::new(token.clone()), until);
+        Ok(format!("Bearer {token}"))
+    }
+
+    async fn fetch_token(
+        &self,
+        cred: &SourceCredential,
+    ) -> Result<(String, Duration), AccessError> {
+        let bad = |what: &str, e: String| {
+            AccessError::Source(format!("source credentials `{}`: {what}: {e}", cred.name))
+        };
+        let token_url =
+            TokenUrl::new(cred.token_url.clone()).map_err(|e| bad("token_url", e.to_string()))?;
+        // The client-credentials grant needs no authorization endpoint; the crate's type wants one.
+        let auth_url =
+            AuthUrl::new(cred.token_url.clone()).map_err(|e| bad("token_url", e.to_string()))?;
+        let client = BasicClient::new(ClientId::new(cred.client_id.clone()))
+            .set_client_secret(ClientSecret::new(cred.client_secret.expose().to_owned()))
+            .set_auth_uri(auth_url)
+            .set_token_uri(token_url);
+        let http = self.http.clone();
+        let send = move |req: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let res = http
+                    .request(parts.method, parts.uri.to_string())
+                    .headers(parts.headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| TokenHttpError(e.to_string()))?;
+                let mut builder = http::Response::builder().status(res.status());
+                for (k, v) in res.headers() {
+                    builder = builder.header(k, v);
+                }
+                let bytes = res
+                    .bytes()
+                    .await
+                    .map_err(|e| TokenHttpError(e.to_string()))?;
+                builder
+                    .body(bytes.to_vec())
+                    .map_err(|e| TokenHttpError(e.to_string()))
+            }
+        };
+        let mut request = client.exchange_client_credentials();
+        for s in &cred.scopes {
+            request = request.add_scope(Scope::new(s.clone()));
+        }
+        let response = request
+            .request_async(&send)
+            .await
+            .map_err(|e| bad("the token request failed", e.to_string()))?;
+        let expires_in = response
+            .expires_in()
+            .and_then(|d| Duration::from_std(d).ok())
+            .unwrap_or_else(|| Duration::minutes(5));
+        tracing::info!(credentials = %cred.name, "source token obtained");
+        Ok((response.access_token().secret().clone(), expires_in))
+    }
+}
