@@ -13,6 +13,7 @@ mod support;
 #[path = "../support/dsp_schema.rs"]
 mod dsp_schema;
 
+mod bigdata;
 mod catalog;
 mod cities;
 mod cli;

@@ -30,9 +30,16 @@ pub struct Node {
 impl Node {
     /// `caap init` with loopback port 0 listeners, plus extra TOML appended to the config.
     pub fn init(name: &str, extra_toml: &str) -> Node {
+        Node::init_args(name, &[], extra_toml)
+    }
+
+    /// `caap init` with extra arguments (e.g. `--tls`), loopback port 0 listeners, plus extra TOML.
+    fn init_args(name: &str, args: &[&str], extra_toml: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let out = caap()
-            .args(["init", "--dir"])
+            .arg("init")
+            .args(args)
+            .arg("--dir")
             .arg(dir.path())
             .args([
                 "--name",
@@ -66,6 +73,26 @@ impl Node {
     /// `("negotiation.retry_base_ms", "20")` or `("dsp.auth.tokens", "[{token = \"…\", participant = \"…\"}]")`.
     pub fn init_with(name: &str, settings: &[(&str, String)]) -> Node {
         let node = Node::init(name, "");
+        node.set_all(settings);
+        node
+    }
+
+    /// `caap init --tls` (a self-signed certificate for `127.0.0.1`, HTTPS on the DSP listener), then sets
+    /// dotted keys like [`Node::init_with`].
+    pub fn init_tls_with(name: &str, settings: &[(&str, String)]) -> Node {
+        let node = Node::init_args(name, &["--tls"], "");
+        node.set_all(settings);
+        node
+    }
+
+    /// The certificate `caap init --tls` wrote (to trust through another node's `tls.ca_files`).
+    pub fn tls_cert(&self) -> PathBuf {
+        self.dir.path().join("keys/tls.crt")
+    }
+
+    /// Sets dotted keys of the config to TOML values.
+    pub fn set_all(&self, settings: &[(&str, String)]) {
+        let node = self;
         let text = std::fs::read_to_string(&node.config).unwrap();
         let mut table: toml::Table = toml::from_str(&text).unwrap();
         for (key, value) in settings {
@@ -82,7 +109,6 @@ impl Node {
             current.insert(parts[parts.len() - 1].to_owned(), v["v"].clone());
         }
         std::fs::write(&node.config, toml::to_string(&table).unwrap()).unwrap();
-        node
     }
 
     pub fn start(&self, env: &[(&str, &str)]) -> Server {
@@ -155,6 +181,11 @@ impl Server {
             child,
             output,
         }
+    }
+
+    /// The process id of the `caap serve` child (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then wait for a clean exit.
