@@ -168,6 +168,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         wake: Arc::new(tokio::sync::Notify::new()),
         flows: Arc::default(),
         source_tokens: Arc::default(),
+        notifications: Arc::default(),
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));

@@ -60,6 +60,8 @@ pub struct Connector {
     pub flows: Arc<crate::transfer::flows::Flows>,
     /// OAuth2 tokens for protected data sources.
     pub source_tokens: Arc<crate::transfer::source_auth::SourceTokens>,
+    /// NGSI-LD notification endpoints of subscription-fed streams.
+    pub notifications: Arc<crate::transfer::flows::Notifications>,
 }
 
 impl std::fmt::Debug for Connector {

@@ -1163,3 +1163,126 @@ fn a_protected_source_is_read_with_oauth2_client_credentials() {
     }
     assert_eq!(token_calls.load(Ordering::SeqCst), 1, "the token is cached");
 }
+
+/// A stream fed by NGSI-LD subscription notifications (the provider's simulated broker): each notification
+/// reaches the consumer as one NDJSON line; when the transfer ends, the subscription is deleted at the broker.
+#[test]
+fn an_ngsi_ld_subscription_feeds_a_stream_until_the_transfer_ends() {
+    use futures_util::StreamExt;
+    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "dsp.auth.tokens",
+                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
+            ),
+            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
+        ]
+    };
+    let mut ps = settings(
+        "token-lund-presents-to-malmo-01",
+        "did:web:lund.example",
+        "token-malmo-presents-to-lund-01",
+    );
+    ps.push(("simulator.enabled", "true".into()));
+    ps.push(("simulator.interval_ms", "50".into()));
+    let provider_node = Node::init_with("Malmö", &ps);
+    let consumer_node = Node::init_with(
+        "Lund",
+        &settings(
+            "token-malmo-presents-to-lund-01",
+            "did:web:malmo.example",
+            "token-lund-presents-to-malmo-01",
+        ),
+    );
+    let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
+    let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
+    let mut asset = serde_json::to_value(
+        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
+            .into_iter()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    asset["id"] = json!("air-subscription");
+    asset["dataModel"] = json!("AirQualityObserved");
+    asset["dataAddress"] = json!({"type": "LiveStream", "source": "NgsiLdSubscription", "url": format!("{}/sim", provider.dsp)});
+    let r = provider.api("POST", "/api/v1/assets", Some(&asset));
+    assert_eq!(r.status, 201, "{}", r.body);
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
+    provider.api("POST", "/api/v1/offers", Some(&json!({"id": "air-sub", "assets": ["air-subscription"], "accessPolicy": "use", "contractPolicy": "use"})));
+    let r = consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "air-sub"})),
+    );
+    let nid = r.body["id"].as_str().unwrap().to_owned();
+    let agreement = eventually(10, "FINALIZED", || {
+        let n = consumer
+            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
+            .body;
+        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
+    });
+    let r = consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": agreement})),
+    );
+    let tid = r.body["id"].as_str().unwrap().to_owned();
+    eventually(10, "STARTED", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "STARTED").then_some(())
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lines = rt.block_on(async {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/transfers/{tid}/data", consumer.api))
+            .bearer_auth(&consumer.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let mut stream = res.bytes_stream();
+        let mut buf = String::new();
+        let mut lines = Vec::new();
+        while lines.len() < 3 {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find('\n') {
+                let line: String = buf.drain(..=end).collect();
+                lines.push(serde_json::from_str::<Value>(line.trim()).unwrap());
+            }
+        }
+        lines
+    });
+    for l in &lines {
+        assert_eq!(l["type"], "Notification", "{l}");
+        assert_eq!(l["data"][0]["type"], "AirQualityObserved", "{l}");
+    }
+    // One subscription at the broker while the stream ran; none once the transfer is over.
+    let r = consumer.api("POST", &format!("/api/v1/transfers/{tid}/terminate"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(10, "the subscription deleted at the broker", || {
+        let r = request(
+            "GET",
+            &format!("{}/sim/ngsi-ld/v1/subscriptions", provider.dsp),
+            None,
+            None,
+            "application/json",
+        );
+        (r.body.as_array().map(Vec::len) == Some(0)).then_some(())
+    });
+}

@@ -62,7 +62,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn data_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/data/{tid}", web::get().to(pull))
         .route("/data/{tid}/token", web::post().to(refresh))
-        .route("/push/{tid}", web::post().to(receive_push));
+        .route("/push/{tid}", web::post().to(receive_push))
+        .route("/notify/{id}", web::post().to(notification));
 }
 
 async fn message<T: DeserializeOwned>(
@@ -324,4 +325,33 @@ async fn receive_push(
     connector.record_received(&t.id, bytes).await;
     tracing::info!(transfer = %t.id, bytes, "push received");
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": bytes})))
+}
+
+/// `POST /notify/{id}`: an NGSI-LD broker's notification for a subscription-fed stream this connector serves.
+/// Waits while the stream's queue is full (back-pressure towards the broker).
+async fn notification(
+    id: web::Path<String>,
+    body: web::Bytes,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(tx) = connector.notifications.sender(&id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such subscription endpoint",
+        ));
+    };
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("not JSON: {e}"),
+        )
+    })?;
+    let mut line = serde_json::to_vec(&value).unwrap_or_default();
+    line.push(b'\n');
+    tx.send(web::Bytes::from(line))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::GONE, "gone", "the stream has ended"))?;
+    Ok(HttpResponse::NoContent().finish())
 }

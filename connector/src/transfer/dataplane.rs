@@ -378,10 +378,23 @@ impl Connector {
                 Ok(opened)
             }
             Source::LiveStream {
-                source: StreamSource::HttpPoll | StreamSource::NgsiLdSubscription,
+                source: StreamSource::HttpPoll,
                 url,
                 interval_secs,
             } => Ok(self.poll_stream(url, interval_secs.unwrap_or(5))),
+            Source::LiveStream {
+                source: StreamSource::NgsiLdSubscription,
+                url,
+                interval_secs,
+            } => {
+                let entity_type = asset.data_model.clone().ok_or_else(|| {
+                    AccessError::Internal(format!(
+                        "dataset {dataset_id} streams an NGSI-LD subscription but names no dataModel (entity type)"
+                    ))
+                })?;
+                self.subscription_stream(&url, &entity_type, interval_secs)
+                    .await
+            }
         }
     }
 
@@ -410,6 +423,81 @@ impl Connector {
             content_type,
             length,
             stream: res.bytes_stream().map_err(std::io::Error::other).boxed(),
+        })
+    }
+
+    /// A non-finite stream fed by an NGSI-LD subscription at the broker `broker` (its base, before
+    /// `/ngsi-ld/v1`): the broker notifies this connector's `/notify/{id}` endpoint, each notification becomes one
+    /// NDJSON line, and the subscription is deleted when the stream ends.
+    async fn subscription_stream(
+        &self,
+        broker: &str,
+        entity_type: &str,
+        interval_secs: Option<u32>,
+    ) -> Result<Opened, AccessError> {
+        let (id, rx) = self.notifications.open();
+        let subscriptions = format!("{}/ngsi-ld/v1/subscriptions", broker.trim_end_matches('/'));
+        let mut body = serde_json::json!({
+            "@context": ["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"],
+            "type": "Subscription",
+            "entities": [{"type": entity_type}],
+            "notification": {"endpoint": {"uri": format!("{}/notify/{id}", self.identity.public_url),
+                "accept": "application/json"}},
+        });
+        if let Some(i) = interval_secs {
+            body["timeInterval"] = Value::from(i);
+        }
+        let res = self
+            .http
+            .post(&subscriptions)
+            .header(reqwest::header::CONTENT_TYPE, "application/ld+json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let res = match res {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                self.notifications.close(&id);
+                return Err(AccessError::Source(format!(
+                    "the broker {subscriptions} refused the subscription: {}",
+                    r.status()
+                )));
+            }
+            Err(e) => {
+                self.notifications.close(&id);
+                return Err(AccessError::Source(format!(
+                    "the broker {subscriptions} cannot be reached: {e}"
+                )));
+            }
+        };
+        let location = res
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| {
+                if l.starts_with("http") {
+                    l.to_owned()
+                } else {
+                    let origin = url::Url::parse(&subscriptions)
+                        .map(|u| u.origin().ascii_serialization())
+                        .unwrap_or_default();
+                    format!("{origin}{l}")
+                }
+            });
+        let guard = SubscriptionGuard {
+            notifications: self.notifications.clone(),
+            id,
+            location,
+            http: self.http.clone(),
+        };
+        let stream = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            let line = rx.recv().await?;
+            Some((Ok(line), (rx, guard)))
+        });
+        Ok(Opened {
+            content_type: Some("application/x-ndjson".into()),
+            length: None,
+            stream: stream.boxed(),
         })
     }
 
@@ -498,5 +586,30 @@ impl Connector {
             length,
             stream: stream.boxed(),
         })
+    }
+}
+
+/// Ends a subscription when its stream is dropped: closes the notification endpoint and deletes the
+/// subscription at the broker.
+struct SubscriptionGuard {
+    notifications: std::sync::Arc<super::flows::Notifications>,
+    id: String,
+    location: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        self.notifications.close(&self.id);
+        if let (Some(location), Ok(handle)) =
+            (self.location.take(), tokio::runtime::Handle::try_current())
+        {
+            let http = self.http.clone();
+            handle.spawn(async move {
+                if let Err(e) = http.delete(&location).send().await {
+                    tracing::warn!(subscription = %location, error = %e, "deleting an NGSI-LD subscription failed");
+                }
+            });
+        }
     }
 }

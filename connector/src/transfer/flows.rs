@@ -59,3 +59,33 @@ where
     };
     futures_util::StreamExt::take_until(stream, Box::pin(stopped))
 }
+
+/// NGSI-LD notification endpoints opened for subscription-fed streams, by their random id.
+#[derive(Debug, Default)]
+pub struct Notifications {
+    open: Mutex<HashMap<String, tokio::sync::mpsc::Sender<actix_web::web::Bytes>>>,
+}
+
+impl Notifications {
+    /// Opens an endpoint id with a bounded queue (a slow consumer slows the broker's deliveries down).
+    pub fn open(&self) -> (String, tokio::sync::mpsc::Receiver<actix_web::web::Bytes>) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id.clone(), tx);
+        }
+        (id, rx)
+    }
+
+    /// The queue of an open endpoint.
+    pub fn sender(&self, id: &str) -> Option<tokio::sync::mpsc::Sender<actix_web::web::Bytes>> {
+        self.open.lock().ok()?.get(id).cloned()
+    }
+
+    /// Closes an endpoint.
+    pub fn close(&self, id: &str) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(id);
+        }
+    }
+}
