@@ -182,6 +182,13 @@ pub fn self_signed(hosts: &[String], now: DateTime<Utc>) -> Result<SelfSigned, T
         .map_err(fail)?;
     name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "caap (self-signed)")
         .map_err(fail)?;
+    // A subject of its own: several self-signed certificates (one per connector) can then be trusted side
+    // by side in `tls.ca_files` without openssl taking one for another.
+    name.append_entry_by_nid(
+        Nid::ORGANIZATIONALUNITNAME,
+        &format!("connector {}", uuid::Uuid::new_v4().simple()),
+    )
+    .map_err(fail)?;
     let name = name.build();
 
     let mut builder = X509::builder().map_err(fail)?;

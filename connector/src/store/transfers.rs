@@ -310,6 +310,23 @@ impl Store {
         Ok(())
     }
 
+    /// Extends `owner`'s lease on a transfer (a long push renews it while it runs).
+    pub async fn renew_transfer_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
+        let r = transfer::Entity::update_many()
+            .col_expr(transfer::Column::LeaseUntil, Expr::value(millis(until)))
+            .filter(transfer::Column::Id.eq(id))
+            .filter(transfer::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
     /// Gives up `owner`'s lease on a transfer.
     pub async fn release_transfer_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
         let _gate = self.write_gate().await;

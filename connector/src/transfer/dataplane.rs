@@ -27,8 +27,8 @@ pub const TOKEN_TTL_SECS: i64 = 600;
 /// The `endpointType` of caap's pull addresses.
 pub const ENDPOINT_TYPE: &str = "https://w3id.org/idsa/v4.1/HTTP";
 const AUDIENCE: &str = "caap-data-plane";
-/// Bytes read from a file per chunk.
-const CHUNK: usize = 64 * 1024;
+/// Bytes read from a file per chunk (each read is a trip to tokio's blocking pool: fewer, larger reads).
+const CHUNK: usize = 512 * 1024;
 
 /// A source opened for streaming.
 pub struct Opened {

@@ -263,7 +263,33 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
 /// Sends one claimed transfer's step and records the outcome.
 pub(crate) async fn process(c: &Connector, claimed: Transfer, owner: &str) {
     let Some(step) = claimed.pending else { return };
-    let outcome = send(c, &claimed, step).await;
+    // A push may outlast the lease: renew it while the data flows, so no replica starts the push again.
+    let outcome = if step == TStep::Push {
+        let renew = async {
+            let every =
+                std::time::Duration::from_secs((c.config.limits.outbound_timeout_secs / 2).max(1));
+            loop {
+                tokio::time::sleep(every).await;
+                let until = c.clock.now()
+                    + chrono::Duration::seconds(
+                        i64::try_from(c.config.limits.outbound_timeout_secs).unwrap_or(30) + 30,
+                    );
+                if let Err(e) = c
+                    .store
+                    .renew_transfer_lease(&claimed.id, owner, until)
+                    .await
+                {
+                    tracing::warn!(pid = %claimed.id, error = %e, "renewing a push lease failed");
+                }
+            }
+        };
+        tokio::select! {
+            outcome = send(c, &claimed, step) => outcome,
+            () = renew => unreachable_outcome(),
+        }
+    } else {
+        send(c, &claimed, step).await
+    };
     for _ in 0..5 {
         let current = match c.store.transfer(&claimed.id).await {
             Ok(Some(t)) => t,
@@ -427,4 +453,12 @@ fn local_end(
         Actor::Local,
     ));
     t.idle();
+}
+
+/// The renewal loop never ends by itself; this satisfies the type of its `select!` arm.
+fn unreachable_outcome() -> Outcome {
+    Outcome::Failed {
+        error: "the lease renewal stopped".into(),
+        permanent: false,
+    }
 }
