@@ -295,6 +295,25 @@ fn a_running_transfer_is_suspended_when_its_window_closes() {
         .consumer
         .api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
     assert_eq!(r.status, 409, "{}", r.body);
+    // A new transfer under the same agreement is refused, with the reason.
+    let r = s.consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": n["agreementId"]})),
+    );
+    let again = r.body["id"].as_str().unwrap().to_owned();
+    let t = eventually(20, "the refused request ends the transfer", || {
+        let t = s
+            .consumer
+            .api("GET", &format!("/api/v1/transfers/{again}"), None)
+            .body;
+        (t["state"] == "TERMINATED").then_some(t)
+    });
+    let reason = t["termination"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("does not permit a transfer now"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -868,7 +868,8 @@ async fn read_events(
     }
 }
 
-/// A live stream (server-sent events from the provider's sensor simulator) relayed to another city: suspended
+/// A live stream (server-sent events from the provider's sensor simulator) relayed to another city over HTTPS:
+/// suspended
 /// (the flow stops at once), resumed from the last event id (nothing lost, nothing twice), terminated.
 #[test]
 fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates() {
@@ -889,8 +890,10 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     );
     provider_settings.push(("simulator.enabled", "true".into()));
     provider_settings.push(("simulator.interval_ms", "40".into()));
-    let provider_node = Node::init_with("Malmö", &provider_settings);
-    let consumer_node = Node::init_with(
+    // Over HTTPS: each connector trusts the other's self-signed certificate, and the provider its own (its data
+    // plane reads its simulator through its public https address).
+    let provider_node = Node::init_tls_with("Malmö", &provider_settings);
+    let consumer_node = Node::init_tls_with(
         "Lund",
         &settings(
             "token-malmo-presents-to-lund-01",
@@ -898,8 +901,15 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
             "token-lund-presents-to-malmo-01",
         ),
     );
+    let (pc, cc) = (provider_node.tls_cert(), consumer_node.tls_cert());
+    provider_node.set_all(&[(
+        "tls.ca_files",
+        format!("[\"{}\", \"{}\"]", cc.display(), pc.display()),
+    )]);
+    consumer_node.set_all(&[("tls.ca_files", format!("[\"{}\"]", pc.display()))]);
     let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
+    let provider_https = provider.dsp.replacen("http://", "https://", 1);
     let mut asset = serde_json::to_value(
         caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
             .into_iter()
@@ -909,7 +919,7 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     .unwrap();
     asset["id"] = json!("live-air");
     asset["dataAddress"] = json!({"type": "LiveStream", "source": "Sse",
-        "url": format!("{}/sim/malmo/air-quality/radhuset/stream", provider.dsp)});
+        "url": format!("{provider_https}/sim/malmo/air-quality/radhuset/stream")});
     assert_eq!(
         provider.api("POST", "/api/v1/assets", Some(&asset)).status,
         201
@@ -924,7 +934,7 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     let r = consumer.api(
         "POST",
         "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "live"})),
+        Some(&json!({"counterPartyAddress": provider_https, "offerId": "live"})),
     );
     let nid = r.body["id"].as_str().unwrap().to_owned();
     let agreement = eventually(10, "FINALIZED", || {

@@ -181,6 +181,28 @@ impl Connector {
                 m.agreement_id, caller.participant_id
             )));
         };
+        // The agreement's terms must permit a transfer now (a closed time window refuses it; counts are
+        // checked per access).
+        let now = self.clock.now();
+        if let Ok(policy) = caap_policy::parse_policy(&agreement.body["agreement"]) {
+            let ctx = crate::enforce::usage_context(
+                &policy,
+                &caller.participant_id,
+                &agreement.dataset_id,
+                now,
+                0,
+                None,
+            )
+            .with_claims(caller.claims.clone());
+            let decision = self.decider.decide(&policy, &ctx);
+            if !decision.permitted {
+                return Err(Refusal::BadRequest(format!(
+                    "agreement `{}` does not permit a transfer now: {}",
+                    m.agreement_id,
+                    decision.reasons.join("; ")
+                )));
+            }
+        }
         let push = m.format.eq_ignore_ascii_case(PUSH);
         if !push && !m.format.eq_ignore_ascii_case(PULL) {
             return Err(Refusal::BadRequest(format!(
@@ -205,7 +227,6 @@ impl Connector {
                 Some(n) => n.body.manual,
                 None => false,
             };
-        let now = self.clock.now();
         let id = new_pid();
         let mut t = Transfer {
             id: id.clone(),
