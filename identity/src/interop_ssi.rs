@@ -1,4 +1,4 @@
-//! Interop with SpruceID's `ssi` (a pinned dev-dependency; see ADR-DRAFT.md): credentials caap
+//! Interop with SpruceID's `ssi` (a pinned dev-dependency; see docs/adr/0002-credentials-with-josekit-ssi-as-dev-dependency.md): credentials caap
 //! issues verify with ssi, credentials ssi issues verify in caap, and both derive the same
 //! did:key from a key. The issuers are did:key DIDs, which both sides resolve without network.
 
