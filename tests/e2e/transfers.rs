@@ -614,16 +614,7 @@ fn a_transfer_needs_a_finalized_agreement_with_the_caller() {
 /// stops the token at once, a resume with a fresh token, and a push transfer into the consumer's receiver.
 #[test]
 fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
-    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "dsp.auth.tokens",
-                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
-            ),
-            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
-            ("negotiation.retry_base_ms", "20".into()),
-        ]
-    };
+    let settings = city_settings;
     let provider_node = Node::init_with(
         "Malmö",
         &settings(
@@ -649,13 +640,7 @@ fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
     .unwrap();
     let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
-    let mut asset = serde_json::to_value(
-        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
-            .into_iter()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut asset = sample_asset();
     asset["id"] = json!("readings-file");
     asset["dataAddress"] =
         json!({"type": "File", "path": "readings.bin", "mediaType": "application/octet-stream"});
@@ -668,34 +653,11 @@ fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
     );
     let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": "readings", "assets": ["readings-file"], "accessPolicy": "use", "contractPolicy": "use"})));
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = consumer.api(
-        "POST",
-        "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "readings"})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let nid = r.body["id"].as_str().unwrap().to_owned();
-    let agreement = eventually(10, "FINALIZED", || {
-        let n = consumer
-            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
-            .body;
-        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
-    });
+    let agreement = finalized_agreement(&consumer, &provider.dsp, "readings");
 
     // Pull.
-    let r = consumer.api(
-        "POST",
-        "/api/v1/transfers",
-        Some(&json!({"agreementId": agreement})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let tid = r.body["id"].as_str().unwrap().to_owned();
-    let t = eventually(10, "STARTED", || {
-        let t = consumer
-            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
-            .body;
-        (t["state"] == "STARTED").then_some(t)
-    });
+    let t = started_transfer(&consumer, &agreement);
+    let tid = t["id"].as_str().unwrap().to_owned();
     assert!(
         t["dataAddress"].to_string().contains("(redacted)"),
         "tokens never shown: {t}"
@@ -794,6 +756,63 @@ fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 transfer(s)"));
 }
 
+/// The TOML settings of a test city: whom it accepts (token, participant), what it presents, fast retries.
+fn city_settings(token: &str, from: &str, outbound: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "dsp.auth.tokens",
+            format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
+        ),
+        ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
+        ("negotiation.retry_base_ms", "20".into()),
+    ]
+}
+
+/// A sample dataset to give another id and data address.
+fn sample_asset() -> Value {
+    serde_json::to_value(
+        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
+            .into_iter()
+            .next()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Negotiates `offer` at `provider` from `consumer` until FINALIZED; the agreement id.
+fn finalized_agreement(consumer: &Server, provider: &str, offer: &str) -> String {
+    let r = consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": provider, "offerId": offer})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let nid = r.body["id"].as_str().unwrap().to_owned();
+    eventually(10, "FINALIZED", || {
+        let n = consumer
+            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
+            .body;
+        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
+    })
+}
+
+/// Starts a pull transfer under `agreement` and waits until it is STARTED; the transfer as the API shows it.
+fn started_transfer(consumer: &Server, agreement: &str) -> Value {
+    let r = consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": agreement})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.body["id"].as_str().unwrap().to_owned();
+    eventually(10, "STARTED", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        (t["state"] == "STARTED").then_some(t)
+    })
+}
+
 fn fetch(server: &Server, tid: &str) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -873,16 +892,7 @@ async fn read_events(
 /// (the flow stops at once), resumed from the last event id (nothing lost, nothing twice), terminated.
 #[test]
 fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates() {
-    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "dsp.auth.tokens",
-                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
-            ),
-            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
-            ("negotiation.retry_base_ms", "20".into()),
-        ]
-    };
+    let settings = city_settings;
     let mut provider_settings = settings(
         "token-lund-presents-to-malmo-01",
         "did:web:lund.example",
@@ -910,13 +920,7 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
     let provider_https = provider.dsp.replacen("http://", "https://", 1);
-    let mut asset = serde_json::to_value(
-        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
-            .into_iter()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut asset = sample_asset();
     asset["id"] = json!("live-air");
     asset["dataAddress"] = json!({"type": "LiveStream", "source": "Sse",
         "url": format!("{provider_https}/sim/malmo/air-quality/radhuset/stream")});
@@ -931,30 +935,9 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     );
     let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": "live", "assets": ["live-air"], "accessPolicy": "use", "contractPolicy": "use"})));
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = consumer.api(
-        "POST",
-        "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": provider_https, "offerId": "live"})),
-    );
-    let nid = r.body["id"].as_str().unwrap().to_owned();
-    let agreement = eventually(10, "FINALIZED", || {
-        let n = consumer
-            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
-            .body;
-        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
-    });
-    let r = consumer.api(
-        "POST",
-        "/api/v1/transfers",
-        Some(&json!({"agreementId": agreement})),
-    );
-    let tid = r.body["id"].as_str().unwrap().to_owned();
-    let t = eventually(10, "STARTED", || {
-        let t = consumer
-            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
-            .body;
-        (t["state"] == "STARTED").then_some(t)
-    });
+    let agreement = finalized_agreement(&consumer, &provider_https, "live");
+    let t = started_transfer(&consumer, &agreement);
+    let tid = t["id"].as_str().unwrap().to_owned();
     let provider_pid = t["providerPid"].as_str().unwrap().to_owned();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1084,15 +1067,7 @@ fn a_protected_source_is_read_with_oauth2_client_credentials() {
         "http://{}",
         rx.recv_timeout(Duration::from_secs(10)).unwrap()
     );
-    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "dsp.auth.tokens",
-                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
-            ),
-            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
-        ]
-    };
+    let settings = city_settings;
     let mut ps = settings(
         "token-lund-presents-to-malmo-01",
         "did:web:lund.example",
@@ -1113,13 +1088,7 @@ fn a_protected_source_is_read_with_oauth2_client_credentials() {
     );
     let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
-    let mut asset = serde_json::to_value(
-        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
-            .into_iter()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut asset = sample_asset();
     asset["id"] = json!("traffic");
     asset["dataAddress"] =
         json!({"type": "HttpApi", "url": format!("{source}/traffic"), "credentials": "nope"});
@@ -1144,30 +1113,11 @@ fn a_protected_source_is_read_with_oauth2_client_credentials() {
         Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
     );
     provider.api("POST", "/api/v1/offers", Some(&json!({"id": "traffic", "assets": ["traffic"], "accessPolicy": "use", "contractPolicy": "use"})));
-    let r = consumer.api(
-        "POST",
-        "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "traffic"})),
-    );
-    let nid = r.body["id"].as_str().unwrap().to_owned();
-    let agreement = eventually(10, "FINALIZED", || {
-        let n = consumer
-            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
-            .body;
-        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
-    });
-    let r = consumer.api(
-        "POST",
-        "/api/v1/transfers",
-        Some(&json!({"agreementId": agreement})),
-    );
-    let tid = r.body["id"].as_str().unwrap().to_owned();
-    eventually(10, "STARTED", || {
-        let t = consumer
-            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
-            .body;
-        (t["state"] == "STARTED").then_some(())
-    });
+    let agreement = finalized_agreement(&consumer, &provider.dsp, "traffic");
+    let tid = started_transfer(&consumer, &agreement)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..2 {
         assert_eq!(fetch(&consumer, &tid), br#"{"vehicles":42}"#);
     }
@@ -1179,15 +1129,7 @@ fn a_protected_source_is_read_with_oauth2_client_credentials() {
 #[test]
 fn an_ngsi_ld_subscription_feeds_a_stream_until_the_transfer_ends() {
     use futures_util::StreamExt;
-    let settings = |token: &str, from: &str, outbound: &str| -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "dsp.auth.tokens",
-                format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
-            ),
-            ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
-        ]
-    };
+    let settings = city_settings;
     let mut ps = settings(
         "token-lund-presents-to-malmo-01",
         "did:web:lund.example",
@@ -1206,13 +1148,7 @@ fn an_ngsi_ld_subscription_feeds_a_stream_until_the_transfer_ends() {
     );
     let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
-    let mut asset = serde_json::to_value(
-        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
-            .into_iter()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut asset = sample_asset();
     asset["id"] = json!("air-subscription");
     asset["dataModel"] = json!("AirQualityObserved");
     asset["dataAddress"] = json!({"type": "LiveStream", "source": "NgsiLdSubscription", "url": format!("{}/sim", provider.dsp)});
@@ -1224,30 +1160,11 @@ fn an_ngsi_ld_subscription_feeds_a_stream_until_the_transfer_ends() {
         Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
     );
     provider.api("POST", "/api/v1/offers", Some(&json!({"id": "air-sub", "assets": ["air-subscription"], "accessPolicy": "use", "contractPolicy": "use"})));
-    let r = consumer.api(
-        "POST",
-        "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "air-sub"})),
-    );
-    let nid = r.body["id"].as_str().unwrap().to_owned();
-    let agreement = eventually(10, "FINALIZED", || {
-        let n = consumer
-            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
-            .body;
-        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
-    });
-    let r = consumer.api(
-        "POST",
-        "/api/v1/transfers",
-        Some(&json!({"agreementId": agreement})),
-    );
-    let tid = r.body["id"].as_str().unwrap().to_owned();
-    eventually(10, "STARTED", || {
-        let t = consumer
-            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
-            .body;
-        (t["state"] == "STARTED").then_some(())
-    });
+    let agreement = finalized_agreement(&consumer, &provider.dsp, "air-sub");
+    let tid = started_transfer(&consumer, &agreement)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

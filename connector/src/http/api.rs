@@ -302,14 +302,7 @@ async fn negotiation_step(
             ),
         ));
     };
-    let body = if req
-        .headers()
-        .contains_key(actix_web::http::header::CONTENT_TYPE)
-    {
-        Some(read_json(&req, payload, connector.config.limits.max_body_bytes).await?)
-    } else {
-        None
-    };
+    let body = optional_json(&req, payload, &connector).await?;
     Ok(HttpResponse::Ok().json(connector.negotiation_step(&id, step, body).await?))
 }
 
@@ -441,14 +434,7 @@ async fn transfer_step(
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, step) = path.into_inner();
-    let body = if req
-        .headers()
-        .contains_key(actix_web::http::header::CONTENT_TYPE)
-    {
-        Some(read_json(&req, payload, connector.config.limits.max_body_bytes).await?)
-    } else {
-        None
-    };
+    let body = optional_json(&req, payload, &connector).await?;
     Ok(HttpResponse::Ok().json(connector.transfer_step(&id, &step, body).await?))
 }
 
@@ -494,4 +480,22 @@ async fn import_agreement(
     let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
     let a = connector.import_agreement(body).await?;
     Ok(HttpResponse::Created().json(a))
+}
+
+/// The JSON body of a request that may have none (a step taken by hand): read only when a content type says
+/// there is one.
+async fn optional_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+    connector: &Connector,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    if !req
+        .headers()
+        .contains_key(actix_web::http::header::CONTENT_TYPE)
+    {
+        return Ok(None);
+    }
+    Ok(Some(
+        read_json(req, payload, connector.config.limits.max_body_bytes).await?,
+    ))
 }

@@ -340,6 +340,8 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
     fn from(e: crate::transfer::dataplane::AccessError) -> Self {
         use crate::transfer::dataplane::AccessError;
         match e {
+            AccessError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not-found", m),
+            AccessError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad-request", m),
             AccessError::Unauthorized(m) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
             }

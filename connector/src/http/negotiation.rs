@@ -33,8 +33,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Reads and decodes a message; a malformed one is a 400 with a `ContractNegotiationError`.
-async fn message<T: DeserializeOwned>(
+/// Reads and decodes a DSP process message; a malformed one is a 400 with the protocol's error body
+/// (`ContractNegotiationError`, or `TransferError` once converted with `.for_transfer(true)`).
+pub(super) async fn message<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
     connector: &Connector,

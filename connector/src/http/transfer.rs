@@ -4,15 +4,12 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use caap_contracts::Role;
 use caap_contracts::transfer::message::TransferProcessAck;
 use caap_contracts::transfer::state::TransferState;
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::auth::ProcessCaller;
-use super::body::read_json;
 use super::errors::{ApiError, DspNegotiationError};
 use crate::service::Connector;
 use crate::transfer::inbound::TInbound;
@@ -72,32 +69,7 @@ async fn message<T: DeserializeOwned>(
     connector: &Connector,
     pid: Option<&str>,
 ) -> Result<T, DspTransferError> {
-    let body = read_json(req, payload, connector.config.limits.max_body_bytes)
-        .await
-        .map_err(|e| {
-            DspNegotiationError::new(
-                e.status(),
-                pid.unwrap_or_default(),
-                pid.unwrap_or_default(),
-                e.to_string(),
-            )
-        })?;
-    let pick = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .or(pid)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    crate::service::decode(&body).map_err(|e| {
-        DspNegotiationError::new(
-            StatusCode::BAD_REQUEST,
-            pick("providerPid"),
-            pick("consumerPid"),
-            e.to_string(),
-        )
-        .into()
-    })
+    Ok(super::negotiation::message(req, payload, connector, pid).await?)
 }
 
 async fn receive(
@@ -222,108 +194,22 @@ async fn refresh(
     ProcessCaller(caller): ProcessCaller,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = connector
-        .store
-        .transfer(&tid)
-        .await
-        .map_err(crate::service::ServiceError::from)?
-        .filter(|t| t.role == Role::Provider && t.counterparty_id == caller.participant_id)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "no such transfer for this caller",
-            )
-        })?;
-    if t.state != Some(TransferState::Started) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("transfer {} is not STARTED; no token is issued", t.id),
-        ));
-    }
-    let address = connector.pull_address(&t, connector.clock.now())?;
+    let address = connector
+        .refresh_pull_address(&caller.participant_id, &tid)
+        .await?;
     Ok(HttpResponse::Ok().json(address))
 }
 
-/// `POST /push/{tid}`: this connector's receiver for push transfers it consumes. Writes the body to
-/// `<data_dir>/received/<transfer>` as it arrives.
+/// `POST /push/{tid}`: this connector's receiver for push transfers it consumes.
 async fn receive_push(
     req: HttpRequest,
     tid: web::Path<String>,
-    mut payload: web::Payload,
+    payload: web::Payload,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = connector
-        .store
-        .transfer(&tid)
-        .await
-        .map_err(crate::service::ServiceError::from)?
-        .filter(|t| t.role == Role::Consumer && t.is_push());
-    let expected = t
-        .as_ref()
-        .and_then(|t| t.body.data_address.as_ref())
-        .and_then(|a| a.property("authorization"))
-        .map(|a| caap_identity::Secret::new(a.to_owned()));
-    let presented = authorization(&req).unwrap_or_default();
-    let (Some(t), Some(expected)) = (t, expected) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "no push transfer here",
-        ));
-    };
-    if !expected.matches(&presented) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong push token",
-        ));
-    }
-    if t.state != Some(TransferState::Started) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("transfer {} is not STARTED", t.id),
-        ));
-    }
-    let path = connector.received_path(&t.id);
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("cannot store: {e}"),
-            )
-        })?;
-    }
-    let mut file = tokio::fs::File::create(&path).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("cannot store: {e}"),
-        )
-    })?;
-    let mut bytes = 0u64;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.to_string()))?;
-        bytes += chunk.len() as u64;
-        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    format!("cannot store: {e}"),
-                )
-            })?;
-    }
-    tokio::io::AsyncWriteExt::flush(&mut file)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    connector.record_received(&t.id, bytes).await;
-    tracing::info!(transfer = %t.id, bytes, "push received");
+    let bytes = connector
+        .receive_push(&tid, authorization(&req).as_deref(), payload)
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": bytes})))
 }
 

@@ -140,7 +140,8 @@ fn message(c: &Connector, n: &Negotiation, step: Step) -> Option<(String, Value)
     Some((join(base, &path), body))
 }
 
-fn to_value<T: serde::Serialize>(message: &T) -> Value {
+/// A protocol message as JSON (our own types always serialize).
+pub(crate) fn to_value<T: serde::Serialize>(message: &T) -> Value {
     serde_json::to_value(message).unwrap_or_default()
 }
 
@@ -221,13 +222,16 @@ async fn send(c: &Connector, n: &Negotiation, step: Step) -> Outcome {
     }
 }
 
-fn describe_reqwest(e: &reqwest::Error) -> String {
+/// A failed request, readably: timeouts and refused connections by name, and the whole cause chain (so a
+/// TLS failure says "certificate verify failed", not "error sending request").
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let detail = crate::tls::describe(e);
     if e.is_timeout() {
-        "timed out".into()
+        format!("timed out ({detail})")
     } else if e.is_connect() {
-        format!("cannot connect ({e})")
+        format!("cannot connect ({detail})")
     } else {
-        e.to_string()
+        detail
     }
 }
 

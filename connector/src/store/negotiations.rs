@@ -463,12 +463,6 @@ impl Store {
         }))
     }
 
-    /// How many negotiations there are.
-    pub async fn negotiation_count(&self) -> Result<u64, StoreError> {
-        use sea_orm::PaginatorTrait;
-        Ok(negotiation::Entity::find().count(&self.db).await?)
-    }
-
     /// One agreement.
     pub async fn agreement(&self, id: &str) -> Result<Option<AgreementRecord>, StoreError> {
         agreement::Entity::find_by_id(id.to_owned())

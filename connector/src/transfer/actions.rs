@@ -419,20 +419,10 @@ impl Connector {
                 ServiceError::Conflict(format!("nothing received for transfer {id} yet"))
             })?;
             let length = file.metadata().await.ok().map(|m| m.len());
-            let stream = futures_util::stream::try_unfold(file, |mut file| async move {
-                use tokio::io::AsyncReadExt;
-                let mut buf = vec![0u8; 64 * 1024];
-                let n = file.read(&mut buf).await?;
-                if n == 0 {
-                    return Ok(None);
-                }
-                buf.truncate(n);
-                Ok(Some((actix_web::web::Bytes::from(buf), file)))
-            });
             return Ok(crate::transfer::dataplane::Opened {
                 content_type: None,
                 length,
-                stream: stream.boxed(),
+                stream: crate::transfer::dataplane::file_stream(file),
             });
         }
         if t.state != Some(caap_contracts::transfer::state::TransferState::Started) {

@@ -52,6 +52,12 @@ impl std::fmt::Debug for Opened {
 /// Why a data-plane access was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
+    /// No such transfer (for this caller): 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request itself is broken (e.g. the body stopped mid-way): 400.
+    #[error("{0}")]
+    BadRequest(String),
     /// No valid token: 401.
     #[error("{0}")]
     Unauthorized(String),
@@ -105,6 +111,83 @@ impl Connector {
             .map_err(|e| ServiceError::Internal(format!("token signer: {e}")))?;
         jwt::encode_with_signer(&payload, &header, &signer)
             .map_err(|e| ServiceError::Internal(format!("token signing: {e}")))
+    }
+
+    /// A fresh pull address and token for `caller`, the consumer of a running transfer this connector provides.
+    pub async fn refresh_pull_address(
+        &self,
+        caller: &str,
+        transfer_id: &str,
+    ) -> Result<DataAddress, AccessError> {
+        let t = self
+            .store
+            .transfer(transfer_id)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?
+            .filter(|t| t.role == Role::Provider && t.counterparty_id == caller)
+            .ok_or_else(|| AccessError::NotFound("no such transfer for this caller".into()))?;
+        if t.state != Some(TransferState::Started) {
+            return Err(AccessError::Forbidden(format!(
+                "transfer {} is not STARTED; no token is issued",
+                t.id
+            )));
+        }
+        self.pull_address(&t, self.clock.now())
+            .map_err(|e| AccessError::Internal(e.to_string()))
+    }
+
+    /// This connector's receiver for a push transfer it consumes: checks the push token and the state, then
+    /// writes `body` to `<data_dir>/received/<transfer>` as it arrives. Returns the bytes received.
+    pub async fn receive_push<S, E>(
+        &self,
+        transfer_id: &str,
+        authorization: Option<&str>,
+        mut body: S,
+    ) -> Result<u64, AccessError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use tokio::io::AsyncWriteExt;
+        let t = self
+            .store
+            .transfer(transfer_id)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?
+            .filter(|t| t.role == Role::Consumer && t.is_push());
+        let expected = t
+            .as_ref()
+            .and_then(|t| t.body.data_address.as_ref())
+            .and_then(|a| a.property("authorization"))
+            .map(|a| caap_identity::Secret::new(a.to_owned()));
+        let (Some(t), Some(expected)) = (t, expected) else {
+            return Err(AccessError::NotFound("no push transfer here".into()));
+        };
+        if !expected.matches(authorization.unwrap_or_default()) {
+            return Err(AccessError::Unauthorized("wrong push token".into()));
+        }
+        if t.state != Some(TransferState::Started) {
+            return Err(AccessError::Forbidden(format!(
+                "transfer {} is not STARTED",
+                t.id
+            )));
+        }
+        let store = |e: std::io::Error| AccessError::Internal(format!("storing pushed data: {e}"));
+        let path = self.received_path(&t.id);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(store)?;
+        }
+        let mut file = tokio::fs::File::create(&path).await.map_err(store)?;
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| AccessError::BadRequest(e.to_string()))?;
+            bytes += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(store)?;
+        }
+        file.flush().await.map_err(store)?;
+        self.record_received(&t.id, bytes).await;
+        tracing::info!(transfer = %t.id, bytes, "push received");
+        Ok(bytes)
     }
 
     /// The pull address for a transfer: this connector's data plane and a fresh token.
@@ -571,20 +654,10 @@ impl Connector {
             .await
             .map_err(|e| AccessError::Source(format!("file {path}: {e}")))?;
         let length = file.metadata().await.ok().map(|m| m.len());
-        let stream = futures_util::stream::try_unfold(file, |mut file| async move {
-            use tokio::io::AsyncReadExt;
-            let mut buf = vec![0u8; CHUNK];
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(None);
-            }
-            buf.truncate(n);
-            Ok(Some((Bytes::from(buf), file)))
-        });
         Ok(Opened {
             content_type: media_type,
             length,
-            stream: stream.boxed(),
+            stream: file_stream(file),
         })
     }
 }
@@ -612,4 +685,19 @@ impl Drop for SubscriptionGuard {
             });
         }
     }
+}
+
+/// A file read as a stream of chunks of [`CHUNK`] bytes (one in memory at a time).
+pub fn file_stream(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; CHUNK];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((Bytes::from(buf), file)))
+    })
+    .boxed()
 }

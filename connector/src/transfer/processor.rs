@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::model::{Actor, TStep, Termination, Transfer};
 use super::state_entry;
-use crate::negotiation::processor::{backoff, join};
+use crate::negotiation::processor::{backoff, describe_reqwest, join, to_value};
 use crate::service::Connector;
 use crate::store::StoreError;
 use crate::store::negotiations::Effects;
@@ -28,10 +28,6 @@ enum Outcome {
     Failed { error: String, permanent: bool },
     /// Nothing to send: the counterparty never learnt of the process.
     LocalOnly,
-}
-
-fn to_value<T: serde::Serialize>(m: &T) -> Value {
-    serde_json::to_value(m).unwrap_or_default()
 }
 
 fn reason_of(t: &Transfer) -> (Option<String>, String) {
@@ -147,7 +143,7 @@ async fn send(c: &Connector, t: &Transfer, step: TStep) -> Outcome {
         Ok(r) => r,
         Err(e) => {
             return Outcome::Failed {
-                error: format!("POST {url}: {e}"),
+                error: format!("POST {url}: {}", describe_reqwest(&e)),
                 permanent: false,
             };
         }
@@ -254,7 +250,7 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
             permanent: r.status().is_client_error() && r.status().as_u16() != 429,
         },
         Err(e) => Outcome::Failed {
-            error: format!("pushing to {endpoint}: {e}"),
+            error: format!("pushing to {endpoint}: {}", describe_reqwest(&e)),
             permanent: false,
         },
     }
@@ -264,32 +260,25 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
 pub(crate) async fn process(c: &Connector, claimed: Transfer, owner: &str) {
     let Some(step) = claimed.pending else { return };
     // A push may outlast the lease: renew it while the data flows, so no replica starts the push again.
-    let outcome = if step == TStep::Push {
-        let renew = async {
-            let every =
-                std::time::Duration::from_secs((c.config.limits.outbound_timeout_secs / 2).max(1));
+    let renewer = (step == TStep::Push).then(|| {
+        let (c, id, owner) = (c.clone(), claimed.id.clone(), owner.to_owned());
+        tokio::spawn(async move {
+            let secs = c.config.limits.outbound_timeout_secs;
+            let every = std::time::Duration::from_secs((secs / 2).max(1));
             loop {
                 tokio::time::sleep(every).await;
                 let until = c.clock.now()
-                    + chrono::Duration::seconds(
-                        i64::try_from(c.config.limits.outbound_timeout_secs).unwrap_or(30) + 30,
-                    );
-                if let Err(e) = c
-                    .store
-                    .renew_transfer_lease(&claimed.id, owner, until)
-                    .await
-                {
-                    tracing::warn!(pid = %claimed.id, error = %e, "renewing a push lease failed");
+                    + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(30) + 30);
+                if let Err(e) = c.store.renew_transfer_lease(&id, &owner, until).await {
+                    tracing::warn!(pid = %id, error = %e, "renewing a push lease failed");
                 }
             }
-        };
-        tokio::select! {
-            outcome = send(c, &claimed, step) => outcome,
-            () = renew => unreachable_outcome(),
-        }
-    } else {
-        send(c, &claimed, step).await
-    };
+        })
+    });
+    let outcome = send(c, &claimed, step).await;
+    if let Some(r) = renewer {
+        r.abort();
+    }
     for _ in 0..5 {
         let current = match c.store.transfer(&claimed.id).await {
             Ok(Some(t)) => t,
@@ -453,12 +442,4 @@ fn local_end(
         Actor::Local,
     ));
     t.idle();
-}
-
-/// The renewal loop never ends by itself; this satisfies the type of its `select!` arm.
-fn unreachable_outcome() -> Outcome {
-    Outcome::Failed {
-        error: "the lease renewal stopped".into(),
-        permanent: false,
-    }
 }
