@@ -198,6 +198,7 @@ fn main() {
                 "[{token = \"bench-token-of-lund-000001\", participant = \"did:web:lund.bench\"}]",
             ),
             ("dsp.auth.outbound_token", "\"bench-token-of-malmo-00001\""),
+            ("dsp.auth.mode", "\"static-token\""),
         ],
     );
     let (cc, cadmin) = init(
@@ -209,6 +210,7 @@ fn main() {
                 "[{token = \"bench-token-of-malmo-00001\", participant = \"did:web:malmo.bench\"}]",
             ),
             ("dsp.auth.outbound_token", "\"bench-token-of-lund-000001\""),
+            ("dsp.auth.mode", "\"static-token\""),
         ],
     );
     let provider = start(&pc, &padmin, "did:web:malmo.bench");

@@ -357,6 +357,7 @@ fn main() {
                 format!("[{{token = \"{token}\", participant = \"{from}\"}}]"),
             ),
             ("dsp.auth.outbound_token", format!("\"{outbound}\"")),
+            ("dsp.auth.mode", "\"static-token\"".into()),
         ]
     };
     let mut provider_settings = settings(

@@ -84,11 +84,13 @@ pub struct DspConfig {
     pub auth: DspAuthConfig,
 }
 
-/// DSP authentication. `static-token` is the only mode until DCP lands.
+/// DSP authentication: `dcp` (the default: DIDs, self-issued tokens and verifiable credentials), or
+/// `static-token` (a token table, for the DSP TCK and tests only: refused unless the DSP listener
+/// binds a loopback address).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DspAuthConfig {
-    /// `static-token`.
+    /// `dcp` or `static-token`.
     #[serde(default = "default_auth_mode")]
     pub mode: String,
     /// Accepted tokens and the participants they stand for.
@@ -122,13 +124,49 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-/// Identity files.
+/// Identity: keys, credentials, and what callers must prove (DCP).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
     /// The participant's private signing key (JWK), relative to the data directory.
     #[serde(default = "default_key_file")]
     pub key_file: PathBuf,
+    /// Credential types every DSP caller must present (DCP scopes are asked for them).
+    #[serde(default = "default_required_credentials")]
+    pub required_credentials: Vec<String>,
+    /// Credential types asked for as well but not required (their claims feed policies, e.g. the
+    /// `role` or `municipalityCode` of a MunicipalityCredential).
+    #[serde(default = "default_optional_credentials")]
+    pub optional_credentials: Vec<String>,
+    /// Credential types this connector lets verifiers read from its credential service.
+    #[serde(default = "default_disclosed_credentials")]
+    pub disclosed_credentials: Vec<String>,
+    /// Issuers trusted for credentials: an issuer DID and the credential types it is trusted for
+    /// (`["*"]`: every type).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// How long fetched DID documents are used before they are fetched again.
+    #[serde(default = "default_did_cache_secs")]
+    pub did_cache_secs: u64,
+    /// How long a fetched status list is used before it is fetched again (how fast a revocation
+    /// is noticed, at worst).
+    #[serde(default = "default_status_list_cache_secs")]
+    pub status_list_cache_secs: u64,
+    /// DEVELOPMENT ONLY: resolve `did:web` DIDs of loopback hosts over plain `http://`. Logged
+    /// loudly at start; never in a real data space.
+    #[serde(default)]
+    pub insecure_did_web_over_http: bool,
+}
+
+/// An issuer trusted for some credential types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    /// The issuer's DID, e.g. the federation authority's `did:web`.
+    pub issuer: String,
+    /// Credential types it is trusted for (`*`: all).
+    #[serde(default = "default_all_types")]
+    pub types: Vec<String>,
 }
 
 /// Request limits.
@@ -263,7 +301,29 @@ fn default_dsp_path() -> String {
     "/dsp".into()
 }
 fn default_auth_mode() -> String {
-    "static-token".into()
+    "dcp".into()
+}
+fn default_required_credentials() -> Vec<String> {
+    vec!["MembershipCredential".into()]
+}
+fn default_optional_credentials() -> Vec<String> {
+    vec!["MunicipalityCredential".into(), "SupplierCredential".into()]
+}
+fn default_disclosed_credentials() -> Vec<String> {
+    vec![
+        "MembershipCredential".into(),
+        "MunicipalityCredential".into(),
+        "SupplierCredential".into(),
+    ]
+}
+fn default_all_types() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_did_cache_secs() -> u64 {
+    300
+}
+fn default_status_list_cache_secs() -> u64 {
+    60
 }
 fn default_max_connections() -> u32 {
     8
@@ -333,6 +393,13 @@ impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig {
             key_file: default_key_file(),
+            required_credentials: default_required_credentials(),
+            optional_credentials: default_optional_credentials(),
+            disclosed_credentials: default_disclosed_credentials(),
+            trusted_issuers: Vec::new(),
+            did_cache_secs: default_did_cache_secs(),
+            status_list_cache_secs: default_status_list_cache_secs(),
+            insecure_did_web_over_http: false,
         }
     }
 }
@@ -432,6 +499,21 @@ pub const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
         EnvKind::Integer,
     ),
     ("CAAP_IDENTITY_KEY_FILE", "identity.key_file", EnvKind::Text),
+    (
+        "CAAP_IDENTITY_REQUIRED_CREDENTIALS",
+        "identity.required_credentials",
+        EnvKind::List,
+    ),
+    (
+        "CAAP_IDENTITY_STATUS_LIST_CACHE_SECS",
+        "identity.status_list_cache_secs",
+        EnvKind::Integer,
+    ),
+    (
+        "CAAP_IDENTITY_INSECURE_DID_WEB_OVER_HTTP",
+        "identity.insecure_did_web_over_http",
+        EnvKind::Boolean,
+    ),
     (
         "CAAP_LIMITS_MAX_BODY_BYTES",
         "limits.max_body_bytes",
@@ -633,12 +715,46 @@ impl Config {
                 ),
             ));
         }
-        if self.dsp.auth.mode != "static-token" {
+        match self.dsp.auth.mode.as_str() {
+            "dcp" => {}
+            "static-token" if self.dsp.bind.ip().is_loopback() => {}
+            "static-token" => {
+                return Err(bad(
+                    "dsp.auth.mode",
+                    format!(
+                        "static-token is for the DSP TCK and tests only and needs a loopback dsp.bind, not {}; \
+                         use dcp (the default)",
+                        self.dsp.bind
+                    ),
+                ));
+            }
+            other => {
+                return Err(bad(
+                    "dsp.auth.mode",
+                    format!("`{other}` is not supported; use dcp (the default) or static-token"),
+                ));
+            }
+        }
+        for (i, t) in self.identity.trusted_issuers.iter().enumerate() {
+            if !t.issuer.starts_with("did:") {
+                return Err(bad(
+                    &format!("identity.trusted_issuers[{i}].issuer"),
+                    format!("`{}` is not a DID", t.issuer),
+                ));
+            }
+            if t.types.is_empty() {
+                return Err(bad(
+                    &format!("identity.trusted_issuers[{i}].types"),
+                    "name at least one credential type, or \"*\" for all".into(),
+                ));
+            }
+        }
+        if self.identity.insecure_did_web_over_http && !self.dsp.bind.ip().is_loopback() {
             return Err(bad(
-                "dsp.auth.mode",
+                "identity.insecure_did_web_over_http",
                 format!(
-                    "`{}` is not supported; use static-token",
-                    self.dsp.auth.mode
+                    "is a development setting for loopback only; dsp.bind is {}",
+                    self.dsp.bind
                 ),
             ));
         }

@@ -101,6 +101,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
             })
             .collect();
         config.dsp.auth.outbound_token = Some(token.clone());
+        config.dsp.auth.mode = "static-token".into();
         config.dsp.workers = 1;
         config.simulator.enabled = true;
         config.simulator.interval_ms = 300;

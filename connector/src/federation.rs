@@ -34,8 +34,18 @@ fn upstream(address: &str, what: impl std::fmt::Display) -> ServiceError {
     ServiceError::Upstream(format!("{address}: {what}"))
 }
 
-/// Finds the DSP 2025-1 base of a connector, given its root or its DSP base URL.
-pub async fn discover(connector: &Connector, address: &str) -> Result<String, ServiceError> {
+/// A connector found by version discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// Its DSP 2025-1 base URL.
+    pub base: String,
+    /// Its participant DID, when the version document tells it (the audience of our DCP token).
+    pub participant_id: Option<String>,
+}
+
+/// Finds the DSP 2025-1 base of a connector, given its root or its DSP base URL, and its DID (from
+/// the `serviceId`, or the `did:web` of the root when `identifierType` says so).
+pub async fn discover(connector: &Connector, address: &str) -> Result<Discovered, ServiceError> {
     let address = address.trim_end_matches('/');
     let url = url::Url::parse(address).map_err(|e| {
         ServiceError::field(
@@ -95,7 +105,21 @@ pub async fn discover(connector: &Connector, address: &str) -> Result<String, Se
         };
         let base = format!("{root}{}", v.path.trim_end_matches('/'));
         if root == address || base == address {
-            return Ok(base);
+            let participant_id = v
+                .service_id
+                .as_deref()
+                .map(|s| s.split('#').next().unwrap_or_default())
+                .filter(|s| s.starts_with("did:"))
+                .map(str::to_owned)
+                .or_else(|| {
+                    (v.identifier_type.as_deref() == Some("did:web"))
+                        .then(|| caap_identity::did_web_from_url(&root).ok())
+                        .flatten()
+                });
+            return Ok(Discovered {
+                base,
+                participant_id,
+            });
         }
         last_problem = format!("{address} is neither the root nor the DSP base ({base})");
     }
@@ -110,10 +134,13 @@ pub async fn fetch_catalog(
     connector: &Connector,
     address: &str,
 ) -> Result<FetchedCatalog, ServiceError> {
-    let base = discover(connector, address).await?;
+    let Discovered {
+        base,
+        participant_id: audience,
+    } = discover(connector, address).await?;
     let auth = connector
         .outbound
-        .authorization(None)
+        .authorization(audience.as_deref())
         .map_err(|e| ServiceError::Internal(format!("cannot authorize the request: {e}")))?;
     let body = serde_json::json!({"@context": dsp_context(), "@type": "CatalogRequestMessage"});
     let mut url = format!("{base}/catalog/request");

@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod dcp;
 pub mod demo;
 pub mod enforce;
 pub mod federation;

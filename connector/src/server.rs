@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
-use caap_identity::{ParticipantKey, StaticTokens, did_web_from_url};
+use caap_identity::{
+    DspAuthenticator, OutboundCredentials, ParticipantKey, StaticTokens, did_web_from_url,
+};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -132,10 +134,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await
     .map_err(|e| StartError::Store(e.to_string()))?;
-    let tokens = Arc::new(StaticTokens::new(
-        config.dsp.auth.tokens.clone(),
-        config.dsp.auth.outbound_token.clone(),
-    ));
     let timeout = Duration::from_secs(config.limits.outbound_timeout_secs);
     let http = reqwest::Client::builder()
         .timeout(timeout)
@@ -151,16 +149,68 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .read_timeout(timeout)
         .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
         .tcp_nodelay(true)
-        .tls_certs_merge(trust_roots)
+        .tls_certs_merge(trust_roots.clone())
         .build()
         .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
+    let fetch =
+        crate::dcp::HttpFetch::new(timeout, trust_roots, 1024 * 1024).map_err(StartError::Other)?;
+    let trust = Arc::new(
+        crate::dcp::Trust::new(
+            &config,
+            &identity.participant_id,
+            &identity.public_url,
+            identity.key.clone(),
+            clock.clone(),
+            store.clone(),
+            http.clone(),
+            fetch,
+        )
+        .map_err(|e| StartError::Key {
+            path: key_path.display().to_string(),
+            message: e.to_string(),
+        })?,
+    );
+    // Agreements and pull tokens are signed with the same key, under its DID URL.
+    let identity = Identity {
+        key: trust.key().clone(),
+        ..identity
+    };
+    let (authenticator, outbound): (Arc<dyn DspAuthenticator>, Arc<dyn OutboundCredentials>) =
+        match config.dsp.auth.mode.as_str() {
+            "static-token" => {
+                tracing::warn!(
+                    "dsp.auth.mode = static-token: DSP callers are checked against a token table, not \
+                     credentials (for the DSP TCK and tests only)"
+                );
+                let tokens = Arc::new(StaticTokens::new(
+                    config.dsp.auth.tokens.clone(),
+                    config.dsp.auth.outbound_token.clone(),
+                ));
+                (tokens.clone(), tokens)
+            }
+            _ => (
+                Arc::new(crate::dcp::DcpAuthenticator(trust.clone())),
+                Arc::new(trust.outbound()),
+            ),
+        };
+    if config.identity.insecure_did_web_over_http {
+        tracing::warn!(
+            "identity.insecure_did_web_over_http = true: did:web DIDs on loopback are resolved over plain \
+             HTTP. DEVELOPMENT ONLY: anyone on the path could swap the keys"
+        );
+    }
+    if config.dsp.auth.mode == "dcp" && config.identity.trusted_issuers.is_empty() {
+        tracing::warn!(
+            "no identity.trusted_issuers: every caller will be refused; add the federation authority's DID"
+        );
+    }
     let dsp_workers = workers(config.dsp.workers);
     let connector = Connector {
         config: Arc::new(config),
         store,
         clock,
-        authenticator: tokens.clone(),
-        outbound: tokens,
+        authenticator,
+        outbound,
         decider: Arc::new(caap_policy::OdrlEvaluator::new()),
         identity: Arc::new(identity),
         http,
@@ -169,6 +219,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         flows: Arc::default(),
         source_tokens: Arc::default(),
         notifications: Arc::default(),
+        trust,
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));

@@ -62,6 +62,8 @@ pub struct Connector {
     pub source_tokens: Arc<crate::transfer::source_auth::SourceTokens>,
     /// NGSI-LD notification endpoints of subscription-fed streams.
     pub notifications: Arc<crate::transfer::flows::Notifications>,
+    /// Our DID, keys and credential verification (DCP).
+    pub trust: Arc<crate::dcp::Trust>,
 }
 
 impl std::fmt::Debug for Connector {

@@ -134,6 +134,16 @@ impl ParticipantKey {
         self.jwk.key_id()
     }
 
+    /// The same key under another key id (e.g. `did:web:…#key-1` once the DID is known).
+    pub fn with_key_id(&self, key_id: &str) -> Self {
+        let mut jwk = self.jwk.clone();
+        jwk.set_key_id(key_id);
+        ParticipantKey {
+            jwk,
+            algorithm: self.algorithm,
+        }
+    }
+
     /// The signature algorithm.
     pub fn algorithm(&self) -> KeyAlgorithm {
         self.algorithm

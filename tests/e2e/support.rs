@@ -66,7 +66,11 @@ impl Node {
             .unwrap()
             .trim_matches('"')
             .to_owned();
-        Node { dir, config, admin }
+        let node = Node { dir, config, admin };
+        // Most tests are about something else than identity: they use the token table (loopback
+        // only). The DCP tests (`identity.rs`) switch back to `dcp`, the default.
+        node.set_all(&[("dsp.auth.mode", "\"static-token\"".into())]);
+        node
     }
 
     /// `caap init`, then sets dotted keys of the config to TOML values, e.g.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod dsp;
 pub mod errors;
+pub mod identity;
 pub mod negotiation;
 pub mod transfer;
 
@@ -38,6 +39,7 @@ pub fn dsp_app(
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
+        .configure(identity::routes)
         .configure(|c| {
             if let Some(sim) = simulator {
                 crate::sim::routes(c, sim);

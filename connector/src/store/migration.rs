@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Negotiations),
             Box::new(M0003Transfers),
             Box::new(M0004Usage),
+            Box::new(M0005Identity),
         ]
     }
 }
@@ -238,5 +239,79 @@ impl MigrationTrait for M0004Usage {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0004).await
+    }
+}
+
+/// Identity: the credentials this connector holds, the jtis of self-issued tokens already seen
+/// (shared by replicas), what each caller's credentials were at its last verification (for the
+/// revocation monitor), and the trust anchor's members, requests and issued credentials.
+#[derive(Debug)]
+struct M0005Identity;
+
+impl MigrationName for M0005Identity {
+    fn name(&self) -> &str {
+        "m0005_identity"
+    }
+}
+
+const UP_0005: &[&str] = &[
+    "CREATE TABLE held_credentials (
+        id VARCHAR(400) NOT NULL PRIMARY KEY,
+        types TEXT NOT NULL,
+        issuer VARCHAR(400) NOT NULL,
+        format VARCHAR(20) NOT NULL,
+        jwt TEXT NOT NULL,
+        valid_until BIGINT NULL,
+        received_at BIGINT NOT NULL)",
+    "CREATE TABLE dcp_jti (
+        jti_key VARCHAR(700) NOT NULL PRIMARY KEY,
+        expires_at BIGINT NOT NULL)",
+    "CREATE INDEX dcp_jti_expiry ON dcp_jti (expires_at)",
+    "CREATE TABLE verified_callers (
+        participant_id VARCHAR(400) NOT NULL PRIMARY KEY,
+        credentials TEXT NOT NULL,
+        verified_at BIGINT NOT NULL)",
+    "CREATE TABLE authority_members (
+        holder VARCHAR(400) NOT NULL PRIMARY KEY,
+        profile TEXT NOT NULL,
+        created_at BIGINT NOT NULL)",
+    "CREATE TABLE authority_requests (
+        id VARCHAR(100) NOT NULL PRIMARY KEY,
+        holder VARCHAR(400) NOT NULL,
+        holder_pid VARCHAR(200) NOT NULL,
+        status VARCHAR(20) NOT NULL,
+        reason TEXT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE TABLE authority_credentials (
+        id VARCHAR(400) NOT NULL PRIMARY KEY,
+        holder VARCHAR(400) NOT NULL,
+        credential_type VARCHAR(200) NOT NULL,
+        status_index BIGINT NOT NULL UNIQUE,
+        request_id VARCHAR(100) NULL,
+        issued_at BIGINT NOT NULL,
+        valid_until BIGINT NOT NULL,
+        revoked_at BIGINT NULL,
+        revoke_reason TEXT NULL)",
+    "CREATE INDEX authority_credentials_holder ON authority_credentials (holder)",
+];
+
+const DOWN_0005: &[&str] = &[
+    "DROP TABLE authority_credentials",
+    "DROP TABLE authority_requests",
+    "DROP TABLE authority_members",
+    "DROP TABLE verified_callers",
+    "DROP TABLE dcp_jti",
+    "DROP TABLE held_credentials",
+];
+
+#[async_trait]
+impl MigrationTrait for M0005Identity {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP_0005).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN_0005).await
     }
 }

@@ -2,6 +2,7 @@
 //! sea-orm; it hands out domain types and implements the domain crates' store traits.
 
 mod entities;
+pub mod identity;
 pub mod migration;
 pub mod negotiations;
 pub mod transfers;

@@ -1,0 +1,561 @@
+//! DCP in the connector: the glue between `caap-identity`'s pure DCP functions and HTTP, the
+//! database and the clock.
+//!
+//! * [`Trust`]: who we are (DID, keys, our DID document) and how we check others (resolver,
+//!   status lists, replay cache, trusted issuers, the credential types we ask for).
+//! * [`DcpAuthenticator`]: the receiver's side of a DSP request: verify the caller's self-issued
+//!   token, query the caller's credential service with our own token carrying the caller's access
+//!   token, verify the presentation and every credential, and hand the claims to policy.
+//! * [`HttpFetch`]: the resolver's and status lists' HTTP GET (no redirects, size limit).
+//! * The credential service (presentation queries, credential storage) is in `http::identity`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use caap_identity::auth::BoxFuture;
+use caap_identity::dcp::{
+    self, DcpOutbound, PresentationQueryMessage, PresentationResponseMessage, Refusal, ReplayCache,
+    Scope, TokenRules, VerificationContext, VerifierPolicy,
+};
+use caap_identity::did::DidWebOptions;
+use caap_identity::did_doc::{DidDocument, Service};
+use caap_identity::keys::{KeySet, RetiredKey};
+use caap_identity::resolve::{
+    DidResolve, DidResolver, FetchError, HttpGet, HttpResponse, ResolverOptions,
+};
+use caap_identity::status::{HttpStatusLists, StatusListSource};
+use caap_identity::trust::TrustedIssuers;
+use caap_identity::{AuthFailure, DspAuthenticator, ParticipantKey, VerifiedCaller};
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::identity::PresentedCredential;
+
+/// The path of the credential service under the DSP listener's root.
+pub const CREDENTIAL_SERVICE_PATH: &str = "/dcp";
+/// How long our self-issued tokens, access tokens and presentations live.
+pub const TOKEN_LIFETIME_SECS: i64 = 300;
+/// The file next to the key file that lists retired keys still published.
+pub const RETIRED_KEYS_FILE: &str = "retired-keys.json";
+
+/// The connector clock for `caap-identity`, which reads none itself.
+#[derive(Debug, Clone)]
+pub struct ClockNow(pub Arc<dyn Clock>);
+
+impl dcp::Now for ClockNow {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+}
+
+/// HTTP GET for DID documents and status lists: no redirects, a size limit, JSON accepted.
+#[derive(Debug, Clone)]
+pub struct HttpFetch {
+    client: reqwest::Client,
+    max_bytes: usize,
+}
+
+impl HttpFetch {
+    /// A fetcher with its own client (no redirects; `timeout` in total; `roots` trusted too).
+    pub fn new(
+        timeout: StdDuration,
+        roots: Vec<reqwest::Certificate>,
+        max_bytes: usize,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_merge(roots)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(HttpFetch { client, max_bytes })
+    }
+}
+
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<StdDuration> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').find_map(|d| {
+        let d = d.trim();
+        if d == "no-store" || d == "no-cache" {
+            return Some(StdDuration::ZERO);
+        }
+        d.strip_prefix("max-age=")?
+            .parse()
+            .ok()
+            .map(StdDuration::from_secs)
+    })
+}
+
+impl HttpGet for HttpFetch {
+    fn get<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<HttpResponse, FetchError>> {
+        Box::pin(async move {
+            let res = self
+                .client
+                .get(url)
+                .header(
+                    reqwest::header::ACCEPT,
+                    "application/did+json, application/json, application/vc+jwt, */*;q=0.1",
+                )
+                .send()
+                .await
+                .map_err(|e| FetchError(crate::negotiation::processor::describe_reqwest(&e)))?;
+            let status = res.status().as_u16();
+            let max_age = max_age(res.headers());
+            let mut body = Vec::new();
+            let mut stream = res.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| FetchError(format!("reading the body: {e}")))?;
+                if body.len() + chunk.len() > self.max_bytes {
+                    return Err(FetchError(format!(
+                        "the body is larger than {} bytes",
+                        self.max_bytes
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(HttpResponse {
+                status,
+                body,
+                max_age,
+            })
+        })
+    }
+}
+
+/// `jti` bookkeeping: in memory on SQLite (one process), in the database on PostgreSQL, where
+/// replicas must see each other's tokens.
+#[derive(Debug)]
+pub enum Replay {
+    /// One process.
+    Memory(dcp::InMemoryReplayCache),
+    /// Shared by replicas.
+    Database(Store),
+}
+
+impl ReplayCache for Replay {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        match self {
+            Replay::Memory(m) => m.first_use(key, expires_at, now),
+            Replay::Database(store) => Box::pin(async move {
+                store
+                    .first_jti_use(key, expires_at, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            }),
+        }
+    }
+}
+
+/// Why the identity could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TrustError(pub String);
+
+/// Who we are and how we check others.
+#[derive(Debug)]
+pub struct Trust {
+    /// Our DID.
+    pub did: String,
+    /// Our keys: the signing key (its id is `<did>#key-N`) and the retired ones still published.
+    pub keys: KeySet,
+    /// Our DID document.
+    pub document: Arc<DidDocument>,
+    /// DID resolution (ours answered locally).
+    pub resolver: Arc<dyn DidResolve>,
+    /// Status lists.
+    pub status_lists: Arc<dyn StatusListSource>,
+    /// Seen jtis.
+    pub replay: Arc<Replay>,
+    /// What credentials we accept.
+    pub policy: VerifierPolicy,
+    /// Credential types every caller must present.
+    pub required: Vec<String>,
+    /// The scopes we ask callers' credential services for.
+    pub query_scopes: Vec<String>,
+    /// The scopes our access tokens grant to verifiers.
+    pub disclosed_scopes: Vec<String>,
+    /// The credential service's base URL.
+    pub credential_service: String,
+    /// HTTP for presentation queries.
+    pub http: reqwest::Client,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The store (held credentials, verified callers).
+    pub store: Store,
+    /// What each caller presented at its last verification (to write only changes).
+    seen: Mutex<HashMap<String, Vec<String>>>,
+}
+
+/// The retired keys listed next to the key file (none when the file does not exist).
+pub fn read_retired_keys(config: &Config) -> Result<Vec<RetiredKey>, TrustError> {
+    let path = retired_keys_path(config);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            TrustError(format!(
+                "{} is not a list of retired keys: {e}",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(TrustError(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Where the retired keys are listed.
+pub fn retired_keys_path(config: &Config) -> std::path::PathBuf {
+    config
+        .key_path()
+        .parent()
+        .map(|p| p.join(RETIRED_KEYS_FILE))
+        .unwrap_or_else(|| RETIRED_KEYS_FILE.into())
+}
+
+/// The key under the id `<did>#<fragment>` (the key file may have been written before the DID was
+/// known, e.g. with a port picked at start).
+pub fn key_for_did(key: &ParticipantKey, did: &str) -> ParticipantKey {
+    let fragment = key
+        .key_id()
+        .and_then(|k| k.rsplit_once('#').map(|(_, f)| f.to_owned()))
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "key-1".to_owned());
+    let kid = format!("{did}#{fragment}");
+    if key.key_id() == Some(kid.as_str()) {
+        key.clone()
+    } else {
+        key.with_key_id(&kid)
+    }
+}
+
+fn scopes_for(types: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in types {
+        let s = Scope::for_type(t);
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+impl Trust {
+    /// Sets up our identity and the verifier from the configuration.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: &Config,
+        did: &str,
+        public_url: &str,
+        key: ParticipantKey,
+        clock: Arc<dyn Clock>,
+        store: Store,
+        http: reqwest::Client,
+        fetch: HttpFetch,
+    ) -> Result<Trust, TrustError> {
+        let now = clock.now();
+        let retired: Vec<RetiredKey> = read_retired_keys(config)?
+            .into_iter()
+            .filter(|r| r.keep_until > now)
+            .collect();
+        let keys = KeySet::with_retired(key_for_did(&key, did), retired);
+        let published = keys
+            .published()
+            .map_err(|e| TrustError(format!("the key cannot be published: {e}")))?;
+        let credential_service = format!("{public_url}{CREDENTIAL_SERVICE_PATH}");
+        let document = DidDocument::for_participant(
+            did,
+            &published,
+            vec![Service::credential_service(did, &credential_service)],
+        );
+        let options = ResolverOptions {
+            did_web: DidWebOptions {
+                insecure_http_on_loopback: config.identity.insecure_did_web_over_http,
+            },
+            ttl: Duration::seconds(
+                i64::try_from(config.identity.did_cache_secs).unwrap_or(i64::MAX / 2),
+            ),
+            ..ResolverOptions::default()
+        };
+        let resolver: Arc<dyn DidResolve> =
+            Arc::new(DidResolver::new(fetch.clone(), options).with_local(document.clone()));
+        let status_lists: Arc<dyn StatusListSource> = Arc::new(HttpStatusLists::new(
+            fetch,
+            resolver.clone(),
+            Duration::seconds(
+                i64::try_from(config.identity.status_list_cache_secs).unwrap_or(i64::MAX / 2),
+            ),
+        ));
+        let mut trusted = TrustedIssuers::new();
+        for t in &config.identity.trusted_issuers {
+            for kind in &t.types {
+                trusted = trusted.trust(kind, &t.issuer);
+            }
+        }
+        let replay = Arc::new(if store.backend() == "postgres" {
+            Replay::Database(store.clone())
+        } else {
+            Replay::Memory(dcp::InMemoryReplayCache::default())
+        });
+        let mut asked = config.identity.required_credentials.clone();
+        asked.extend(config.identity.optional_credentials.iter().cloned());
+        Ok(Trust {
+            did: did.to_owned(),
+            keys,
+            document: Arc::new(document),
+            resolver,
+            status_lists,
+            replay,
+            policy: VerifierPolicy::new(trusted),
+            required: config.identity.required_credentials.clone(),
+            query_scopes: scopes_for(&asked),
+            disclosed_scopes: scopes_for(&config.identity.disclosed_credentials),
+            credential_service,
+            http,
+            clock,
+            store,
+            seen: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &ParticipantKey {
+        self.keys.current()
+    }
+
+    /// Our outbound credentials: a self-issued token per request, granting verifiers the
+    /// disclosed scopes of our credential service.
+    pub fn outbound(&self) -> DcpOutbound {
+        DcpOutbound::new(
+            &self.did,
+            Arc::new(self.key().clone()),
+            Arc::new(ClockNow(self.clock.clone())),
+            self.disclosed_scopes.clone(),
+            Duration::seconds(TOKEN_LIFETIME_SECS),
+        )
+    }
+
+    /// Verifies the caller of a DSP request (the whole DCP verifier flow).
+    pub async fn verify_caller(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<VerifiedCaller, Refusal> {
+        let now = self.clock.now();
+        let rules = TokenRules::new(&self.did);
+        let token = dcp::verify_self_issued_token(
+            authorization,
+            &rules,
+            now,
+            self.resolver.as_ref(),
+            self.replay.as_ref(),
+        )
+        .await?;
+        let access = token
+            .access_token
+            .clone()
+            .ok_or(Refusal::MissingTokenClaim)?;
+        let cs = token
+            .did_document
+            .credential_service_url()
+            .ok_or_else(|| Refusal::NoCredentialService(token.issuer.clone()))?
+            .to_owned();
+        let ours = dcp::create_self_issued_token(
+            &self.did,
+            self.key(),
+            &token.issuer,
+            Some(&access),
+            now,
+            Duration::seconds(TOKEN_LIFETIME_SECS),
+        )
+        .map_err(|e| {
+            Refusal::CredentialServiceUnavailable(format!("cannot sign our token: {e}"))
+        })?;
+        let url = dcp::presentation_query_url(&cs);
+        let res = self
+            .http
+            .post(&url)
+            .bearer_auth(ours.expose())
+            .json(&PresentationQueryMessage::for_scopes(
+                self.query_scopes.clone(),
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                Refusal::CredentialServiceUnavailable(format!(
+                    "{url}: {}",
+                    crate::negotiation::processor::describe_reqwest(&e)
+                ))
+            })?;
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| {
+            Refusal::CredentialServiceUnavailable(format!("{url}: reading the answer: {e}"))
+        })?;
+        if status.is_server_error() {
+            return Err(Refusal::CredentialServiceUnavailable(format!(
+                "{url} answered {status}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(Refusal::PresentationInvalid(format!(
+                "the credential service {url} refused our query with {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            )));
+        }
+        let response: PresentationResponseMessage = serde_json::from_slice(&body).map_err(|e| {
+            Refusal::PresentationInvalid(format!(
+                "the credential service's answer is not a PresentationResponseMessage: {e}"
+            ))
+        })?;
+        let ctx = VerificationContext {
+            resolver: self.resolver.as_ref(),
+            status_lists: self.status_lists.as_ref(),
+            now,
+        };
+        let verified = dcp::verify_presentation_response(
+            &response,
+            &token.issuer,
+            &self.did,
+            &self.required,
+            &self.policy,
+            &ctx,
+        )
+        .await?;
+        self.remember(&verified.participant_id, &verified.credentials, now)
+            .await;
+        Ok(verified.into_verified_caller())
+    }
+
+    /// Records what a caller presented (for the revocation monitor) when it changed.
+    async fn remember(
+        &self,
+        participant: &str,
+        credentials: &[caap_identity::vc::Credential],
+        now: DateTime<Utc>,
+    ) {
+        let presented: Vec<PresentedCredential> = credentials
+            .iter()
+            .enumerate()
+            .map(|(i, c)| PresentedCredential {
+                id: c.id.clone().unwrap_or_else(|| format!("#{i}")),
+                types: c.specific_types().map(str::to_owned).collect(),
+                issuer: c.issuer.clone(),
+                valid_until: c.valid_until,
+                status: c.status.clone(),
+            })
+            .collect();
+        let ids: Vec<String> = presented.iter().map(|p| p.id.clone()).collect();
+        {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.get(participant) == Some(&ids) {
+                return;
+            }
+        }
+        match self
+            .store
+            .put_verified_caller(participant, &presented, now)
+            .await
+        {
+            Ok(()) => {
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(participant.to_owned(), ids);
+            }
+            Err(e) => {
+                tracing::warn!(%participant, error = %e, "cannot record the caller's credentials")
+            }
+        }
+    }
+
+    /// Re-checks what a caller last presented: `Some(reason)` when a credential has since been
+    /// revoked, suspended or has expired; `None` when all still hold, or when nothing is known.
+    pub async fn lost_credentials(&self, participant: &str) -> Option<String> {
+        let now = self.clock.now();
+        let (presented, _) = match self.store.verified_caller(participant).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(%participant, error = %e, "cannot read the caller's credentials");
+                return None;
+            }
+        };
+        for c in &presented {
+            if let Some(until) = c.valid_until
+                && until <= now
+            {
+                return Some(format!(
+                    "the credential {} of {participant} expired at {until}",
+                    c.id
+                ));
+            }
+            for entry in &c.status {
+                let list = match self
+                    .status_lists
+                    .status_list(&entry.status_list_credential, now)
+                    .await
+                {
+                    Ok(list) => list,
+                    Err(e) => {
+                        tracing::warn!(credential = %c.id, error = %e, "status list unavailable; checked again later");
+                        continue;
+                    }
+                };
+                match caap_identity::status::check_status(entry, &list, &c.issuer) {
+                    Ok(true)
+                        if matches!(entry.status_purpose.as_str(), "revocation" | "suspension") =>
+                    {
+                        let what = if entry.status_purpose == "revocation" {
+                            "revoked"
+                        } else {
+                            "suspended"
+                        };
+                        return Some(format!(
+                            "the {} {} of {participant} was {what} by its issuer {}",
+                            c.types.first().map(String::as_str).unwrap_or("credential"),
+                            c.id,
+                            c.issuer
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(credential = %c.id, error = %e, "status check failed; checked again later")
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The DCP [`DspAuthenticator`].
+#[derive(Debug, Clone)]
+pub struct DcpAuthenticator(pub Arc<Trust>);
+
+impl DspAuthenticator for DcpAuthenticator {
+    fn authenticate<'a>(
+        &'a self,
+        authorization: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<VerifiedCaller, AuthFailure>> {
+        Box::pin(async move {
+            self.0.verify_caller(authorization).await.map_err(|r| {
+                tracing::info!(code = r.code(), reason = %r, "DCP: caller refused");
+                AuthFailure::from(r)
+            })
+        })
+    }
+
+    fn advertised_profile(&self) -> Option<(String, String, Vec<String>)> {
+        Some((
+            "DCP".into(),
+            "1.0".into(),
+            vec!["vc11-sl2021/jwt".into(), "vc20-bssl/jwt".into()],
+        ))
+    }
+}
