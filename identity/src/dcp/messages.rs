@@ -103,7 +103,8 @@ impl PresentationQueryMessage {
     }
 }
 
-fn is_type(kind: &str, want: &str) -> bool {
+/// True when `kind` names `want` (plain, `dcp:`-prefixed or as a full IRI).
+pub(crate) fn is_type(kind: &str, want: &str) -> bool {
     kind == want || kind.strip_prefix("dcp:") == Some(want) || kind.ends_with(&format!("/{want}"))
 }
 

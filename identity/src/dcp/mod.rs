@@ -5,6 +5,8 @@
 //! * [`messages`]: `PresentationQueryMessage` / `PresentationResponseMessage` and scopes.
 //! * [`verify`]: the verifier's pipeline ([`verify_presentation_response`]) and the credential
 //!   service's selection and presentation of stored credentials.
+//! * [`issuance`]: credential issuance messages, the issuer's check of a credential request and
+//!   the holder's check of delivered credentials ([`accept_credential_message`]).
 //! * [`outbound`]: [`DcpOutbound`], the sender's `OutboundCredentials` (SI token + access token).
 //! * [`Refusal`]: why, one variant per TCK case, with a stable code.
 //!
@@ -12,6 +14,7 @@
 //! find its `CredentialService` in the DID document, sign our own SI token carrying the caller's
 //! `token`, `POST {cs}/presentations/query`, and verify the response.
 
+pub mod issuance;
 pub mod messages;
 pub mod outbound;
 pub mod refusal;
@@ -21,6 +24,12 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use issuance::{
+    CredentialContainer, CredentialDelivery, CredentialMessage, CredentialObject,
+    CredentialOfferMessage, CredentialRef, CredentialRequestMessage, CredentialStatus,
+    IssuanceMessageError, IssuanceOutcome, IssuerMetadata, ReceivedRequest, RequestStatus,
+    accept_credential_message, authorize_issuance_request, receive_credential_request,
+};
 pub use messages::{
     DCP_CONTEXT, PresentationQueryMessage, PresentationResponseMessage, QueryError, Scope,
 };

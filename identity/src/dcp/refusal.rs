@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::issuance::IssuanceMessageError;
 use crate::auth::AuthFailure;
 use crate::did_doc::DidDocError;
 use crate::jose::JwsError;
@@ -187,6 +188,27 @@ pub enum Refusal {
     /// A requested credential type is missing.
     #[error("no valid {0} was presented")]
     MissingCredential(String),
+    /// An issuance message body is malformed or lacks a required member (400).
+    #[error("invalid message: {0}")]
+    InvalidMessage(IssuanceMessageError),
+    /// The token comes from another participant than the issuer we expect.
+    #[error("the message comes from {found}, not the expected issuer {expected}")]
+    UnexpectedIssuer {
+        /// The issuer we asked.
+        expected: String,
+        /// The token's sender.
+        found: String,
+    },
+    /// A delivered credential was issued by someone else than the participant delivering it.
+    #[error("credential {id} is issued by {issuer}, but delivered by {sender}")]
+    CredentialNotFromSender {
+        /// The credential id (or its position).
+        id: String,
+        /// Its issuer.
+        issuer: String,
+        /// The token's sender.
+        sender: String,
+    },
 }
 
 impl Refusal {
@@ -229,6 +251,9 @@ impl Refusal {
             Refusal::UntrustedIssuer { .. } => "untrusted_issuer",
             Refusal::SchemaViolation { .. } => "schema_violation",
             Refusal::MissingCredential(_) => "missing_credential",
+            Refusal::InvalidMessage(_) => "invalid_message",
+            Refusal::UnexpectedIssuer { .. } => "unexpected_issuer",
+            Refusal::CredentialNotFromSender { .. } => "credential_not_from_sender",
         }
     }
 
