@@ -45,6 +45,9 @@ pub struct Config {
     /// The built-in sensor simulator (demo and tests).
     #[serde(default)]
     pub simulator: SimulatorConfig,
+    /// The trust anchor role: this connector issues and revokes the federation's credentials.
+    #[serde(default, skip_serializing_if = "AuthorityConfig::is_disabled")]
+    pub authority: AuthorityConfig,
     /// Directory for the SQLite database, keys and files; relative paths elsewhere in this file are
     /// resolved against the directory the config file is in.
     #[serde(default = "default_data_dir")]
@@ -145,6 +148,10 @@ pub struct IdentityConfig {
     /// (`["*"]`: every type).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Extra JSON Schemas for credential subjects (caap's own credential types have built-in
+    /// ones): a credential naming one of these ids in `credentialSchema` must conform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credential_schemas: Vec<CredentialSchemaConfig>,
     /// How long fetched DID documents are used before they are fetched again.
     #[serde(default = "default_did_cache_secs")]
     pub did_cache_secs: u64,
@@ -156,6 +163,56 @@ pub struct IdentityConfig {
     /// loudly at start; never in a real data space.
     #[serde(default)]
     pub insecure_did_web_over_http: bool,
+}
+
+/// The trust anchor role (`caap authority init` writes it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityConfig {
+    /// Serve the issuer service, the status list and the member register.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long issued credentials are valid, in days.
+    #[serde(default = "default_credential_validity_days")]
+    pub credential_validity_days: u32,
+    /// Entries in the revocation list (at least 131072, so a list does not reveal how many
+    /// credentials exist).
+    #[serde(default = "default_status_list_size")]
+    pub status_list_size: usize,
+}
+
+impl AuthorityConfig {
+    /// True when the role is off (the section is then left out of written configs).
+    pub fn is_disabled(&self) -> bool {
+        !self.enabled
+    }
+}
+
+impl Default for AuthorityConfig {
+    fn default() -> Self {
+        AuthorityConfig {
+            enabled: false,
+            credential_validity_days: default_credential_validity_days(),
+            status_list_size: default_status_list_size(),
+        }
+    }
+}
+
+fn default_credential_validity_days() -> u32 {
+    365
+}
+fn default_status_list_size() -> usize {
+    131_072
+}
+
+/// A credential schema from a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSchemaConfig {
+    /// The schema id credentials name in `credentialSchema.id`.
+    pub id: String,
+    /// The JSON Schema file, relative to the data directory.
+    pub file: PathBuf,
 }
 
 /// An issuer trusted for some credential types.
@@ -397,6 +454,7 @@ impl Default for IdentityConfig {
             optional_credentials: default_optional_credentials(),
             disclosed_credentials: default_disclosed_credentials(),
             trusted_issuers: Vec::new(),
+            credential_schemas: Vec::new(),
             did_cache_secs: default_did_cache_secs(),
             status_list_cache_secs: default_status_list_cache_secs(),
             insecure_did_web_over_http: false,
@@ -734,6 +792,20 @@ impl Config {
                     format!("`{other}` is not supported; use dcp (the default) or static-token"),
                 ));
             }
+        }
+        if self.authority.status_list_size < 1024
+            || !self.authority.status_list_size.is_multiple_of(8)
+        {
+            return Err(bad(
+                "authority.status_list_size",
+                "must be a multiple of 8 and at least 1024 (131072 keeps the list from revealing how many credentials exist)".into(),
+            ));
+        }
+        if self.authority.credential_validity_days == 0 {
+            return Err(bad(
+                "authority.credential_validity_days",
+                "must be at least 1".into(),
+            ));
         }
         for (i, t) in self.identity.trusted_issuers.iter().enumerate() {
             if !t.issuer.starts_with("did:") {

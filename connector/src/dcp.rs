@@ -194,6 +194,8 @@ pub struct Trust {
     pub store: Store,
     /// What each caller presented at its last verification (to write only changes).
     seen: Mutex<HashMap<String, Vec<String>>>,
+    /// Reasons issuers gave for rejecting our credential requests, by our request id.
+    rejections: Mutex<HashMap<String, String>>,
 }
 
 /// The retired keys listed next to the key file (none when the file does not exist).
@@ -220,15 +222,21 @@ pub fn retired_keys_path(config: &Config) -> std::path::PathBuf {
         .unwrap_or_else(|| RETIRED_KEYS_FILE.into())
 }
 
+/// `<did>#<fragment>` for a key id written as `<anything>#<fragment>` or `<fragment>`.
+pub fn kid_for_did(kid: &str, did: &str) -> String {
+    let fragment = kid.rsplit_once('#').map_or(kid, |(_, f)| f);
+    let fragment = if fragment.is_empty() {
+        "key-1"
+    } else {
+        fragment
+    };
+    format!("{did}#{fragment}")
+}
+
 /// The key under the id `<did>#<fragment>` (the key file may have been written before the DID was
 /// known, e.g. with a port picked at start).
 pub fn key_for_did(key: &ParticipantKey, did: &str) -> ParticipantKey {
-    let fragment = key
-        .key_id()
-        .and_then(|k| k.rsplit_once('#').map(|(_, f)| f.to_owned()))
-        .filter(|f| !f.is_empty())
-        .unwrap_or_else(|| "key-1".to_owned());
-    let kid = format!("{did}#{fragment}");
+    let kid = kid_for_did(key.key_id().unwrap_or_default(), did);
     if key.key_id() == Some(kid.as_str()) {
         key.clone()
     } else {
@@ -264,17 +272,24 @@ impl Trust {
         let retired: Vec<RetiredKey> = read_retired_keys(config)?
             .into_iter()
             .filter(|r| r.keep_until > now)
+            .map(|r| RetiredKey {
+                kid: kid_for_did(&r.kid, did),
+                ..r
+            })
             .collect();
         let keys = KeySet::with_retired(key_for_did(&key, did), retired);
         let published = keys
             .published()
             .map_err(|e| TrustError(format!("the key cannot be published: {e}")))?;
         let credential_service = format!("{public_url}{CREDENTIAL_SERVICE_PATH}");
-        let document = DidDocument::for_participant(
-            did,
-            &published,
-            vec![Service::credential_service(did, &credential_service)],
-        );
+        let mut services = vec![Service::credential_service(did, &credential_service)];
+        if config.authority.enabled {
+            services.push(Service::issuer_service(
+                did,
+                &crate::authority::issuer_url(public_url),
+            ));
+        }
+        let document = DidDocument::for_participant(did, &published, services);
         let options = ResolverOptions {
             did_web: DidWebOptions {
                 insecure_http_on_loopback: config.identity.insecure_did_web_over_http,
@@ -299,6 +314,32 @@ impl Trust {
                 trusted = trusted.trust(kind, &t.issuer);
             }
         }
+        let mut schemas = caap_identity::trust::CredentialSchemas::new();
+        for (id, schema) in crate::authority::builtin_schemas() {
+            schemas = schemas
+                .with(&id, &schema)
+                .map_err(|e| TrustError(format!("built-in schema {id}: {e}")))?;
+        }
+        for (i, s) in config.identity.credential_schemas.iter().enumerate() {
+            let path = config.data_path(&s.file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                TrustError(format!(
+                    "identity.credential_schemas[{i}].file: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let schema: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                TrustError(format!(
+                    "identity.credential_schemas[{i}].file: {} is not JSON: {e}",
+                    path.display()
+                ))
+            })?;
+            schemas = schemas
+                .with(&s.id, &schema)
+                .map_err(|e| TrustError(format!("identity.credential_schemas[{i}]: {e}")))?;
+        }
+        let mut policy = VerifierPolicy::new(trusted);
+        policy.schemas = schemas;
         let replay = Arc::new(if store.backend() == "postgres" {
             Replay::Database(store.clone())
         } else {
@@ -313,7 +354,7 @@ impl Trust {
             resolver,
             status_lists,
             replay,
-            policy: VerifierPolicy::new(trusted),
+            policy,
             required: config.identity.required_credentials.clone(),
             query_scopes: scopes_for(&asked),
             disclosed_scopes: scopes_for(&config.identity.disclosed_credentials),
@@ -322,7 +363,26 @@ impl Trust {
             clock,
             store,
             seen: Mutex::new(HashMap::new()),
+            rejections: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Remembers why an issuer rejected our request `holder_pid`.
+    pub fn note_rejection(&self, holder_pid: &str, reason: String) {
+        let mut r = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() > 1000 {
+            r.clear();
+        }
+        r.insert(holder_pid.to_owned(), reason);
+    }
+
+    /// Why an issuer rejected our request `holder_pid`, if it said.
+    pub fn rejection(&self, holder_pid: &str) -> Option<String> {
+        self.rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(holder_pid)
+            .cloned()
     }
 
     /// The signing key.

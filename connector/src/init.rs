@@ -133,16 +133,19 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         source_credentials: Vec::new(),
         tls,
         simulator: Default::default(),
+        authority: Default::default(),
         log: LogConfig::default(),
         data_dir: PathBuf::from("."),
     };
     let mut config_with_paths = config.clone();
     config_with_paths.data_dir = opts.dir.clone();
     let key_path = config_with_paths.key_path();
-    let kid = format!(
-        "{}#key-1",
-        participant_id.as_deref().unwrap_or("did:web:unknown")
-    );
+    // Without a public URL the DID is known only once the listener is bound; `caap serve` puts
+    // the key under `<did>#key-1` then.
+    let kid = match participant_id.as_deref() {
+        Some(did) => format!("{did}#key-1"),
+        None => "key-1".to_owned(),
+    };
     let key = ParticipantKey::generate(&kid).map_err(|e| InitError::Io(e.to_string()))?;
     std::fs::create_dir_all(opts.dir.join("files"))
         .map_err(|e| InitError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;

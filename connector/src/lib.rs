@@ -11,8 +11,10 @@
 //! Business rules live in the domain crates (`caap-catalog`, `caap-contracts`, `caap-policy`,
 //! `caap-identity`); this crate wires them to sockets and databases.
 
+pub mod authority;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod dcp;
 pub mod demo;
 pub mod enforce;

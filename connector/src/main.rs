@@ -16,6 +16,7 @@ use caap_connector::server;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod identity_commands;
 
 /// caap: a Dataspace Protocol (DSP 2025-1) connector for cities and their suppliers.
 ///
@@ -153,6 +154,37 @@ enum Command {
         #[command(subcommand)]
         command: commands::LedgerCommand,
         /// The connector's configuration (the ledger is read straight from its database).
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// The federation's trust anchor: create one, manage its members, list and revoke the
+    /// credentials it issued.
+    Authority {
+        #[command(subcommand)]
+        command: identity_commands::AuthorityCommand,
+        /// The authority's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long, global = true)]
+        api_url: Option<String>,
+    },
+    /// The verifiable credentials this connector holds: request them from an authority, list, forget.
+    Credentials {
+        #[command(subcommand)]
+        command: identity_commands::CredentialsCommand,
+        /// The running connector's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long, global = true)]
+        api_url: Option<String>,
+    },
+    /// The participant's signing keys: rotate, list.
+    Keys {
+        #[command(subcommand)]
+        command: identity_commands::KeysCommand,
+        /// The connector's configuration (the key files are next to it).
         #[arg(long, short, env = "CAAP_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
@@ -494,6 +526,17 @@ async fn main() -> std::process::ExitCode {
             api_url,
         } => commands::transfer(command, config, api_url).await,
         Command::Ledger { command, config } => commands::ledger(command, config).await,
+        Command::Authority {
+            command,
+            config,
+            api_url,
+        } => identity_commands::authority(command, config, api_url).await,
+        Command::Credentials {
+            command,
+            config,
+            api_url,
+        } => identity_commands::credentials(command, config, api_url).await,
+        Command::Keys { command, config } => identity_commands::keys(command, config),
         Command::Policy { command } => commands::policy(command),
     };
     match result {

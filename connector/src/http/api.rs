@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agreements", web::post().to(import_agreement))
                 .route("/agreements/{id}", web::get().to(agreement))
                 .route("/ledger", web::get().to(ledger))
+                .configure(super::identity_api::routes)
                 .configure(|c| documents(c, "/assets", DocKind::Asset))
                 .configure(|c| documents(c, "/policies", DocKind::Policy))
                 .configure(|c| documents(c, "/offers", DocKind::Offer)),

@@ -19,7 +19,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/did.json", web::get().to(did_document))
         .service(
             web::scope(CREDENTIAL_SERVICE_PATH)
-                .route("/presentations/query", web::post().to(presentation_query)),
+                .route("/presentations/query", web::post().to(presentation_query))
+                .route("/credentials", web::post().to(store_credentials)),
         );
 }
 
@@ -140,5 +141,30 @@ async fn presentation_query(
                 "internal error",
             )
         }
+    }
+}
+
+/// `POST /dcp/credentials`: the storage API, where an issuer delivers credentials (a
+/// CredentialMessage) with its self-issued token.
+async fn store_credentials(
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> HttpResponse {
+    let body = match read_json(&req, payload, connector.config.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return dcp_error(e.status(), "bad_request", &e.to_string()),
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let message = match caap_identity::dcp::issuance::CredentialMessage::parse(&bytes) {
+        Ok(m) => m,
+        Err(e) => return dcp_error(StatusCode::BAD_REQUEST, "invalid_message", &e.to_string()),
+    };
+    match connector
+        .store_delivery(authorization(&req).as_deref(), &message)
+        .await
+    {
+        Ok(_) => HttpResponse::Ok().finish(),
+        Err(r) => refused("credentials", &r),
     }
 }

@@ -4,10 +4,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod authority;
 pub mod body;
 pub mod dsp;
 pub mod errors;
 pub mod identity;
+pub mod identity_api;
 pub mod negotiation;
 pub mod transfer;
 
@@ -40,6 +42,7 @@ pub fn dsp_app(
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
         .configure(identity::routes)
+        .configure(authority::routes)
         .configure(|c| {
             if let Some(sim) = simulator {
                 crate::sim::routes(c, sim);

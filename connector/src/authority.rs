@@ -1,0 +1,427 @@
+//! The trust anchor role (`[authority] enabled = true`, `caap authority …`): the federation's
+//! issuer. It keeps a member register (who may get which credentials), issues a
+//! MembershipCredential and role credentials (`MunicipalityCredential`, `SupplierCredential`, …)
+//! over the DCP issuance protocol, delivers them to the holder's credential service, publishes a
+//! Bitstring Status List, and revokes.
+//!
+//! Credentials are VC 2.0 secured with VC-JOSE (DCP profile `vc20-bssl/jwt`), signed with the
+//! authority's DID key, each with a `revocation` entry in the authority's status list.
+
+use caap_identity::dcp::{self, issuance};
+use caap_identity::did::is_did;
+use caap_identity::status::{Bitstring, status_list_credential};
+use caap_identity::vc::{
+    CredentialFormat, CredentialSchemaRef, NewCredential, StatusEntry, issue_credential,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
+
+use crate::dcp::TOKEN_LIFETIME_SECS;
+use crate::service::{Connector, ServiceError};
+use crate::store::identity::{IssuanceRequest, IssuedCredential, MemberProfile};
+
+/// Where the issuer service lives under the DSP listener's root.
+pub const ISSUER_PATH: &str = "/issuer";
+/// The credential type every member gets.
+pub const MEMBERSHIP: &str = "MembershipCredential";
+/// Roles the authority issues credentials for, with their credential types.
+pub const ROLES: &[(&str, &str)] = &[
+    ("Municipality", "MunicipalityCredential"),
+    ("Supplier", "SupplierCredential"),
+];
+
+/// Where caap's credential schemas are named (they are built in; nothing is fetched).
+pub const SCHEMA_BASE: &str = "https://w3id.org/caap/schemas/v1/";
+
+/// The schema id of a credential type.
+pub fn schema_id(credential_type: &str) -> String {
+    format!("{SCHEMA_BASE}{credential_type}.json")
+}
+
+/// caap's built-in JSON Schemas for the subjects of the credentials an authority issues; every
+/// connector checks credentials naming them.
+pub fn builtin_schemas() -> Vec<(String, Value)> {
+    let membership = serde_json::json!({
+        "type": "object",
+        "required": ["id", "memberOf"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^did:"},
+            "memberOf": {"type": "string", "minLength": 1},
+            "since": {"type": "string", "format": "date"}
+        }
+    });
+    let role = |name: &str, extra: Value| {
+        let mut schema = serde_json::json!({
+            "type": "object",
+            "required": ["id", "role"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^did:"},
+                "role": {"const": name},
+                "country": {"type": "string", "pattern": "^[A-Z]{2}$"}
+            }
+        });
+        if let (Some(props), Value::Object(more)) = (
+            schema.get_mut("properties").and_then(Value::as_object_mut),
+            extra,
+        ) {
+            props.extend(more);
+        }
+        schema
+    };
+    vec![
+        (schema_id(MEMBERSHIP), membership),
+        (
+            schema_id("MunicipalityCredential"),
+            role(
+                "Municipality",
+                serde_json::json!({"municipalityCode": {"type": "string", "pattern": "^[0-9]{4}$"}}),
+            ),
+        ),
+        (
+            schema_id("SupplierCredential"),
+            role(
+                "Supplier",
+                serde_json::json!({"organizationNumber": {"type": "string"}}),
+            ),
+        ),
+    ]
+}
+
+/// The credential type of a role (`Municipality` → `MunicipalityCredential`).
+pub fn role_credential(role: &str) -> Option<&'static str> {
+    ROLES.iter().find(|(r, _)| *r == role).map(|(_, t)| *t)
+}
+
+/// The issuer service base URL of an authority at `public_url`.
+pub fn issuer_url(public_url: &str) -> String {
+    format!("{public_url}{ISSUER_PATH}")
+}
+
+/// The URL of the authority's revocation list.
+pub fn status_list_url(public_url: &str) -> String {
+    format!("{}/status/revocation", issuer_url(public_url))
+}
+
+/// What the issuer offers (`credentialsSupported`): the membership and every role credential. The
+/// object ids are the credential types.
+pub fn credentials_supported() -> Vec<issuance::CredentialObject> {
+    std::iter::once(MEMBERSHIP)
+        .chain(ROLES.iter().map(|(_, t)| *t))
+        .map(|t| issuance::CredentialObject::supported(t, t, &schema_id(t), "vc20-bssl/jwt"))
+        .collect()
+}
+
+impl Connector {
+    fn authority(&self) -> Result<&crate::config::AuthorityConfig, ServiceError> {
+        if self.config.authority.enabled {
+            Ok(&self.config.authority)
+        } else {
+            Err(ServiceError::NotFound(
+                "this connector is not a trust anchor ([authority] enabled = false)".into(),
+            ))
+        }
+    }
+
+    /// Adds or replaces a member of the federation.
+    pub async fn put_member(&self, member: MemberProfile) -> Result<MemberProfile, ServiceError> {
+        self.authority()?;
+        if !is_did(&member.holder) {
+            return Err(ServiceError::field(
+                "/holder",
+                format!("`{}` is not a DID", member.holder),
+            ));
+        }
+        for (i, role) in member.roles.iter().enumerate() {
+            if role_credential(role).is_none() {
+                return Err(ServiceError::field(
+                    &format!("/roles/{i}"),
+                    format!(
+                        "unknown role `{role}`; known roles: {}",
+                        ROLES.iter().map(|(r, _)| *r).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        self.store.put_member(&member, self.clock.now()).await?;
+        tracing::info!(holder = %member.holder, roles = ?member.roles, "authority: member registered");
+        Ok(member)
+    }
+
+    /// The members.
+    pub async fn members(&self) -> Result<Vec<MemberProfile>, ServiceError> {
+        self.authority()?;
+        Ok(self.store.members().await?)
+    }
+
+    /// Issued credentials (of one holder, or all).
+    pub async fn issued(
+        &self,
+        holder: Option<&str>,
+    ) -> Result<Vec<IssuedCredential>, ServiceError> {
+        self.authority()?;
+        Ok(self.store.issued_credentials(holder).await?)
+    }
+
+    /// Revokes a credential (by id) or every credential of a holder (by DID).
+    pub async fn revoke(&self, what: &str, reason: &str) -> Result<u64, ServiceError> {
+        self.authority()?;
+        let n = self
+            .store
+            .revoke_issued(what, reason, self.clock.now())
+            .await?;
+        if n == 0 {
+            return Err(ServiceError::NotFound(format!(
+                "no unrevoked credential with id or holder `{what}`"
+            )));
+        }
+        tracing::info!(%what, %reason, revoked = n, "authority: credentials revoked");
+        Ok(n)
+    }
+
+    /// The status list credential (a JWT), from the revocations in the database.
+    pub async fn status_list_jwt(&self) -> Result<String, ServiceError> {
+        let config = self.authority()?;
+        let issued = self.store.issued_credentials(None).await?;
+        let mut bits = Bitstring::new(config.status_list_size);
+        for c in issued.iter().filter(|c| c.revoked_at.is_some()) {
+            bits.set(c.status_index, true)
+                .map_err(|e| ServiceError::Internal(format!("status list: {e}")))?;
+        }
+        let now = self.clock.now();
+        let list = status_list_credential(
+            &self.identity.participant_id,
+            &status_list_url(&self.identity.public_url),
+            "revocation",
+            &bits,
+            now,
+            Some(now + Duration::days(1)),
+        )
+        .map_err(|e| ServiceError::Internal(format!("status list: {e}")))?;
+        issue_credential(&list, CredentialFormat::Vc20Jose, self.trust.key())
+            .map_err(|e| ServiceError::Internal(format!("signing the status list: {e}")))
+    }
+
+    /// Issues the credentials `wanted` (types; empty: all) that a member is entitled to: the
+    /// membership and one per role. Refuses strangers, and requests for nothing it may have.
+    pub async fn issue_to(
+        &self,
+        holder: &str,
+        wanted: &[String],
+        request_id: Option<&str>,
+    ) -> Result<Vec<(IssuedCredential, String)>, ServiceError> {
+        let config = self.authority()?;
+        let member = self.store.member(holder).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "{holder} is not a member of this federation; an administrator adds it with \
+                 `caap authority members add`"
+            ))
+        })?;
+        let mut types: Vec<&str> = vec![MEMBERSHIP];
+        types.extend(member.roles.iter().filter_map(|r| role_credential(r)));
+        if !wanted.is_empty() {
+            // Issue what was asked for and is allowed; the holder sees what it got.
+            let skipped: Vec<&String> = wanted
+                .iter()
+                .filter(|w| !types.contains(&w.as_str()))
+                .collect();
+            types.retain(|t| wanted.iter().any(|w| w == t));
+            if types.is_empty() {
+                return Err(ServiceError::Conflict(format!(
+                    "{holder} is not entitled to any of {wanted:?}"
+                )));
+            }
+            if !skipped.is_empty() {
+                tracing::info!(%holder, ?skipped, "authority: not entitled to some requested credentials; issuing the rest");
+            }
+        }
+        let now = self.clock.now();
+        let valid_until = now + Duration::days(i64::from(config.credential_validity_days));
+        let did = &self.identity.participant_id;
+        let list_url = status_list_url(&self.identity.public_url);
+        let mut out = Vec::new();
+        for credential_type in types {
+            let index = self.store.next_status_index().await?;
+            if index >= config.status_list_size as u64 {
+                return Err(ServiceError::Internal(format!(
+                    "the status list is full ({} entries); raise authority.status_list_size",
+                    config.status_list_size
+                )));
+            }
+            let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+            let claims = subject_claims(&self.identity.name, credential_type, &member, now);
+            let mut vc = NewCredential::new(did, credential_type, holder, claims, now);
+            vc.id = Some(id.clone());
+            vc.valid_until = Some(valid_until);
+            vc.status = vec![StatusEntry::bitstring(&list_url, index, "revocation")];
+            vc.schemas = vec![CredentialSchemaRef {
+                id: schema_id(credential_type),
+                kind: "JsonSchema".into(),
+            }];
+            let jwt = issue_credential(&vc, CredentialFormat::Vc20Jose, self.trust.key())
+                .map_err(|e| ServiceError::Internal(format!("signing the credential: {e}")))?;
+            let record = IssuedCredential {
+                id,
+                holder: holder.to_owned(),
+                credential_type: credential_type.to_owned(),
+                status_index: index,
+                request_id: request_id.map(str::to_owned),
+                issued_at: now,
+                valid_until,
+                revoked_at: None,
+                revoke_reason: None,
+            };
+            self.store.put_issued_credential(&record).await?;
+            out.push((record, jwt));
+        }
+        tracing::info!(%holder, credentials = out.len(), "authority: credentials issued");
+        Ok(out)
+    }
+
+    /// Answers a credential request in the background: issue, then deliver to the holder's
+    /// credential service (`POST {cs}/credentials`), and record the outcome on the request.
+    pub fn spawn_issuance(&self, request: IssuanceRequest, wanted: Vec<String>) {
+        let c = self.clone();
+        actix_web::rt::spawn(async move {
+            let outcome = c.issue_and_deliver(&request, &wanted).await;
+            let now = c.clock.now();
+            let (status, reason) = match outcome {
+                Ok(()) => ("ISSUED", None),
+                Err(Delivery::Rejected(why)) => ("REJECTED", Some(why)),
+                Err(Delivery::Failed(why)) => ("RECEIVED", Some(why)),
+            };
+            if let Some(why) = &reason {
+                tracing::warn!(request = %request.id, holder = %request.holder, %status, reason = %why, "authority: issuance did not complete");
+            }
+            let updated = IssuanceRequest {
+                status: status.to_owned(),
+                reason,
+                updated_at: now,
+                ..request
+            };
+            if let Err(e) = c.store.put_issuance_request(&updated).await {
+                tracing::error!(request = %updated.id, error = %e, "cannot record the issuance outcome");
+            }
+        });
+    }
+
+    async fn issue_and_deliver(
+        &self,
+        request: &IssuanceRequest,
+        wanted: &[String],
+    ) -> Result<(), Delivery> {
+        let issued = match self
+            .issue_to(&request.holder, wanted, Some(&request.id))
+            .await
+        {
+            Ok(i) => i,
+            Err(ServiceError::Conflict(why)) => {
+                // Tell the holder, so it does not wait: a REJECTED CredentialMessage.
+                let message = issuance::CredentialMessage::rejected(
+                    &request.id,
+                    &request.holder_pid,
+                    Some(&why),
+                );
+                let _ = self.deliver(&request.holder, &message).await;
+                return Err(Delivery::Rejected(why));
+            }
+            Err(e) => return Err(Delivery::Failed(e.to_string())),
+        };
+        let credentials = issued
+            .iter()
+            .map(|(c, jwt)| {
+                issuance::CredentialContainer::jwt(
+                    &c.credential_type,
+                    jwt,
+                    CredentialFormat::Vc20Jose,
+                )
+            })
+            .collect();
+        let message =
+            issuance::CredentialMessage::issued(&request.id, &request.holder_pid, credentials);
+        self.deliver(&request.holder, &message)
+            .await
+            .map_err(Delivery::Failed)
+    }
+
+    /// POSTs a CredentialMessage to the holder's credential service with our SI token.
+    async fn deliver(
+        &self,
+        holder: &str,
+        message: &issuance::CredentialMessage,
+    ) -> Result<(), String> {
+        let now = self.clock.now();
+        let doc = self
+            .trust
+            .resolver
+            .resolve(holder, now)
+            .await
+            .map_err(|e| format!("cannot resolve {holder}: {e}"))?;
+        let cs = doc
+            .credential_service_url()
+            .ok_or_else(|| format!("the DID document of {holder} names no CredentialService"))?;
+        let token = dcp::create_self_issued_token(
+            &self.identity.participant_id,
+            self.trust.key(),
+            holder,
+            None,
+            now,
+            Duration::seconds(TOKEN_LIFETIME_SECS),
+        )
+        .map_err(|e| format!("cannot sign our token: {e}"))?;
+        let url = format!("{}/credentials", cs.trim_end_matches('/'));
+        let res = self
+            .http
+            .post(&url)
+            .bearer_auth(token.expose())
+            .json(message)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "{url}: {}",
+                    crate::negotiation::processor::describe_reqwest(&e)
+                )
+            })?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let body = res.text().await.unwrap_or_default();
+            return Err(format!(
+                "{url} answered {status}: {}",
+                &body[..body.len().min(300)]
+            ));
+        }
+        Ok(())
+    }
+}
+
+enum Delivery {
+    Rejected(String),
+    Failed(String),
+}
+
+/// The subject claims of a credential: the membership names the federation; a role credential
+/// carries the role and the member's attributes (e.g. `municipalityCode`, `country`).
+fn subject_claims(
+    federation: &str,
+    credential_type: &str,
+    member: &MemberProfile,
+    now: DateTime<Utc>,
+) -> Map<String, Value> {
+    let mut claims = Map::new();
+    if credential_type == MEMBERSHIP {
+        claims.insert("memberOf".into(), Value::from(federation));
+        claims.insert(
+            "since".into(),
+            Value::from(now.format("%Y-%m-%d").to_string()),
+        );
+        if let Some(name) = &member.name {
+            claims.insert("name".into(), Value::from(name.as_str()));
+        }
+    } else if let Some((role, _)) = ROLES.iter().find(|(_, t)| *t == credential_type) {
+        claims.insert("role".into(), Value::from(*role));
+        for (k, v) in &member.attributes {
+            claims.insert(k.clone(), v.clone());
+        }
+    }
+    claims
+}

@@ -1,0 +1,154 @@
+//! Management API for identity: the credentials this connector holds and how to obtain them
+//! (`/api/v1/credentials…`), and, on a trust anchor, its member register, issued credentials and
+//! revocations (`/api/v1/authority/…`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::auth::Admin;
+use super::body::read_json;
+use super::errors::ApiError;
+use crate::service::{Connector, decode};
+use crate::store::identity::MemberProfile;
+
+/// Routes under `/api/v1`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/identity", web::get().to(identity))
+        .route("/credentials", web::get().to(held))
+        .route("/credentials/requests", web::post().to(request_credentials))
+        .route("/credentials/{id}", web::delete().to(forget))
+        .route("/authority/members", web::get().to(members))
+        .route("/authority/members", web::post().to(put_member))
+        .route("/authority/credentials", web::get().to(issued))
+        .route("/authority/revocations", web::post().to(revoke));
+}
+
+/// `GET /api/v1/identity`: our DID, DID document and credential service.
+async fn identity(_: Admin, connector: web::Data<Connector>) -> HttpResponse {
+    let t = &connector.trust;
+    HttpResponse::Ok().json(serde_json::json!({
+        "did": t.did,
+        "keyId": t.key().key_id(),
+        "credentialService": t.credential_service,
+        "authMode": connector.config.dsp.auth.mode,
+        "requiredCredentials": t.required,
+        "didDocument": t.document.as_ref(),
+    }))
+}
+
+/// `GET /api/v1/credentials`: the credentials we hold (without their JWTs).
+async fn held(_: Admin, connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
+    let held = connector
+        .store
+        .held_credentials()
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(HttpResponse::Ok().json(held))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CredentialRequest {
+    /// The authority's root URL (its did:web) or DID.
+    authority: String,
+    /// Credential types to ask for (default: everything it offers).
+    #[serde(default)]
+    types: Vec<String>,
+    /// How long to wait for the delivery, in seconds (default 30).
+    #[serde(default)]
+    wait_secs: Option<u64>,
+}
+
+/// `POST /api/v1/credentials/requests`: ask an authority for credentials (DCP issuance) and wait
+/// until they are delivered (or refused).
+async fn request_credentials(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let r: CredentialRequest = decode(&body)?;
+    let outcome = connector
+        .request_credentials(
+            &r.authority,
+            &r.types,
+            std::time::Duration::from_secs(r.wait_secs.unwrap_or(30).min(300)),
+        )
+        .await?;
+    let status = if outcome.status == "ISSUED" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(HttpResponse::build(status).json(outcome))
+}
+
+/// `DELETE /api/v1/credentials/{id}`.
+async fn forget(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let gone = connector
+        .store
+        .delete_held_credential(&id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    if gone {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(crate::service::ServiceError::NotFound(format!("no held credential `{id}`")).into())
+    }
+}
+
+async fn members(_: Admin, connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(connector.members().await?))
+}
+
+async fn put_member(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let member: MemberProfile = decode(&body)?;
+    Ok(HttpResponse::Created().json(connector.put_member(member).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuedQuery {
+    holder: Option<String>,
+}
+
+async fn issued(
+    _: Admin,
+    query: web::Query<IssuedQuery>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(connector.issued(query.holder.as_deref()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Revocation {
+    /// A credential id, or a holder DID (all its credentials).
+    subject: String,
+    /// Why (kept with the credential).
+    reason: String,
+}
+
+async fn revoke(
+    _: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let r: Revocation = decode(&body)?;
+    let revoked = connector.revoke(&r.subject, &r.reason).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": revoked})))
+}
