@@ -9,8 +9,6 @@ use std::net::{SocketAddr, TcpListener};
 
 use caap_catalog::samples::{self, SampleCity};
 use caap_catalog::search::{self, SearchQuery};
-use caap_identity::Secret;
-use caap_identity::auth::StaticTokenEntry;
 
 use crate::config::Config;
 use crate::init::{InitOptions, init};
@@ -45,7 +43,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         .iter()
         .take(cities.clamp(2, samples::CITIES.len()))
         .collect();
-    let total = 7;
+    let total = 10;
     let dir = tempfile::Builder::new()
         .prefix("caap-demo-")
         .tempdir()
@@ -59,67 +57,117 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     step(
         1,
         total,
+        "Starting the federation's trust anchor (`caap authority`: its own did:web, issuer service and revocation list)…",
+    );
+    let authority = start_node(
+        dir.path(),
+        "federation",
+        "Svensk stadsdatafederation",
+        None,
+        true,
+    )
+    .await?;
+    let authority_did = authority.connector.identity.participant_id.clone();
+    println!(
+        "  ✓ {}  {}  ·  issuer {}/issuer",
+        authority.connector.identity.name, authority_did, authority.connector.identity.public_url
+    );
+
+    step(
+        2,
+        total,
         &format!(
-            "Starting {} city connectors (each with its own SQLite database, key pair and did:web)…",
+            "Starting {} city connectors (each with its own SQLite database, key pair, did:web and credential service)…",
             cities.len()
         ),
     );
-    let mut plans = Vec::new();
-    for city in &cities {
-        let dsp_port = free_port()?;
-        let public_url = format!("http://127.0.0.1:{dsp_port}");
-        let did =
-            caap_identity::did_web_from_url(&public_url).map_err(|e| DemoError(e.to_string()))?;
-        plans.push((city, dsp_port, public_url, did, Secret::random_token()));
-    }
     let mut running: Vec<(&SampleCity, Running)> = Vec::new();
-    for (city, dsp_port, public_url, _, token) in &plans {
-        let cdir = dir.path().join(city.slug);
-        let made = init(&InitOptions {
-            dir: cdir,
-            name: city.name.to_owned(),
-            public_url: Some(public_url.clone()),
-            dsp_bind: SocketAddr::from(([127, 0, 0, 1], *dsp_port)),
-            api_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            force: false,
-            tls: false,
-        })
-        .map_err(|e| DemoError(e.to_string()))?;
-        let mut config = Config::load(&made.config_path, std::iter::empty())
-            .map_err(|e| DemoError(e.to_string()))?;
-        // Authority-less federation: every city accepts the others' tokens (DCP replaces this).
-        config.dsp.auth.tokens = plans
-            .iter()
-            .filter(|(c, ..)| c.slug != city.slug)
-            .map(|(c, _, _, did, t)| StaticTokenEntry {
-                token: t.clone(),
-                participant: did.clone(),
-                claims: BTreeMap::from([(
-                    "municipalityCode".to_owned(),
-                    c.municipality_code.into(),
-                )]),
-            })
-            .collect();
-        config.dsp.auth.outbound_token = Some(token.clone());
-        config.dsp.auth.mode = "static-token".into();
-        config.dsp.workers = 1;
-        config.simulator.enabled = true;
-        config.simulator.interval_ms = 300;
-        let r = start(config)
-            .await
-            .map_err(|e| DemoError(format!("{}: {e}", city.name)))?;
+    for city in &cities {
+        let r = start_node(
+            dir.path(),
+            city.slug,
+            city.name,
+            Some(&authority_did),
+            false,
+        )
+        .await?;
         println!(
             "  ✓ {:<9} DSP {}/dsp  ·  management API {}  ·  {}",
             city.name,
-            public_url,
+            r.connector.identity.public_url,
             r.api_url(),
             r.connector.identity.participant_id
         );
         running.push((city, r));
     }
+    let supplier = start_node(
+        dir.path(),
+        "okand",
+        "Okänd Leverantör AB",
+        Some(&authority_did),
+        false,
+    )
+    .await?;
+    println!(
+        "  ✓ {:<9} a supplier that is not a member of the federation  ·  {}",
+        "Okänd AB", supplier.connector.identity.participant_id
+    );
 
     step(
-        2,
+        3,
+        total,
+        "The authority registers the cities as members; each city asks it for credentials over the DCP issuance protocol…",
+    );
+    for (city, r) in &running {
+        let c = &r.connector;
+        authority
+            .connector
+            .put_member(crate::store::identity::MemberProfile {
+                holder: c.identity.participant_id.clone(),
+                name: Some(city.name.to_owned()),
+                roles: vec!["Municipality".into()],
+                attributes:
+                    serde_json::json!({"municipalityCode": city.municipality_code, "country": "SE"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+            })
+            .await
+            .map_err(|e| fail("registering a member")(e.to_string()))?;
+        let got = c
+            .request_credentials(
+                &authority.connector.identity.public_url,
+                &[],
+                std::time::Duration::from_secs(20),
+            )
+            .await
+            .map_err(|e| fail("requesting credentials")(e.to_string()))?;
+        if got.status != "ISSUED" {
+            return Err(DemoError(format!(
+                "{} got no credentials: {} {:?}",
+                city.name, got.status, got.reason
+            )));
+        }
+        let types: Vec<String> = got
+            .credentials
+            .iter()
+            .flat_map(|h| h.types.clone())
+            .collect();
+        println!(
+            "  ✓ {:<9} holds {} (VC 2.0 JWTs, municipality code {}, valid until {})",
+            city.name,
+            types.join(" + "),
+            city.municipality_code,
+            got.credentials
+                .first()
+                .and_then(|h| h.valid_until)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        );
+    }
+
+    step(
+        4,
         total,
         "Each city publishes its datasets: live air-quality stations (open data, CC BY 4.0) and car-park occupancy (for public-service use)…",
     );
@@ -162,7 +210,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
 
     let (home, home_run) = &running[0];
     step(
-        3,
+        5,
         total,
         &format!(
             "{} discovers the others over the Dataspace Protocol (version discovery, then the catalog request, page by page)…",
@@ -187,7 +235,51 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     }
 
     step(
-        4,
+        6,
+        total,
+        &format!(
+            "{} (not a member) tries to join in: it asks the authority for credentials, then {} for its catalog…",
+            supplier.connector.identity.name, home.name
+        ),
+    );
+    let refused = supplier
+        .connector
+        .request_credentials(
+            &authority.connector.identity.public_url,
+            &[],
+            std::time::Duration::from_secs(20),
+        )
+        .await
+        .map_err(|e| fail("the supplier's request")(e.to_string()))?;
+    if refused.status != "REJECTED" {
+        return Err(DemoError(format!(
+            "the authority did not reject a stranger: {}",
+            refused.status
+        )));
+    }
+    println!(
+        "  ✓ the authority rejected the request: {}",
+        refused.reason.as_deref().unwrap_or("?")
+    );
+    match crate::federation::fetch_catalog(
+        &supplier.connector,
+        &home_run.connector.identity.public_url,
+    )
+    .await
+    {
+        Ok(_) => {
+            return Err(DemoError(
+                "a participant without a membership credential was served a catalog".into(),
+            ));
+        }
+        Err(e) => println!(
+            "  ✓ {} refused it: its credential service holds no MembershipCredential ({e})",
+            home.name
+        ),
+    }
+
+    step(
+        7,
         total,
         &format!("{} searches its federated cache across cities…", home.name),
     );
@@ -250,7 +342,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     let (neighbour, neighbour_run) = &running[1];
     let offer_id = format!("{}-parking-public-service", neighbour.slug);
     step(
-        5,
+        8,
         total,
         &format!(
             "{} negotiates a usage contract for {}'s car-park occupancy (offer {offer_id}: use for a public service)…",
@@ -260,24 +352,34 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     negotiate_narrated(home_run, neighbour_run, &offer_id).await?;
 
     step(
-        6,
+        9,
         total,
         &format!(
             "{} streams live air-quality readings from its sensor simulator to {} (a non-finite pull transfer)…",
             neighbour.name, home.name
         ),
     );
-    stream_narrated(home_run, neighbour_run, neighbour.slug).await?;
+    let stream_agreement = stream_narrated(home_run, neighbour_run, neighbour.slug).await?;
 
     step(
-        7,
+        10,
         total,
-        "Done. The same data model in every city means a service built for one city runs in the next.",
+        &format!(
+            "The federation revokes {}'s membership while it streams from {}…",
+            home.name, neighbour.name
+        ),
+    );
+    revocation_narrated(&authority, home_run, neighbour_run, &stream_agreement).await?;
+    println!(
+        "\nDone. Every DSP request carried a self-issued token and was checked against verifiable credentials;\n\
+         the same data model in every city means a service built for one city runs in the next."
     );
     if exit {
         for (_, r) in running {
             r.stop().await;
         }
+        supplier.stop().await;
+        authority.stop().await;
         println!("\ncaap demo: all steps passed.");
         return Ok(());
     }
@@ -301,7 +403,129 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     for (_, r) in running {
         r.stop().await;
     }
+    supplier.stop().await;
+    authority.stop().await;
     Ok(())
+}
+
+/// Creates and starts one connector of the demo on a free loopback port: DCP (did:web over plain
+/// HTTP on loopback, the development setting), trusting `authority` for every credential type, or
+/// the authority itself.
+async fn start_node(
+    base: &std::path::Path,
+    slug: &str,
+    name: &str,
+    authority: Option<&str>,
+    is_authority: bool,
+) -> Result<Running, DemoError> {
+    let dsp_port = free_port()?;
+    let public_url = format!("http://127.0.0.1:{dsp_port}");
+    let made = init(&InitOptions {
+        dir: base.join(slug),
+        name: name.to_owned(),
+        public_url: Some(public_url),
+        dsp_bind: SocketAddr::from(([127, 0, 0, 1], dsp_port)),
+        api_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        force: false,
+        tls: false,
+    })
+    .map_err(|e| DemoError(format!("{name}: {e}")))?;
+    let mut config = Config::load(&made.config_path, std::iter::empty())
+        .map_err(|e| DemoError(e.to_string()))?;
+    config.dsp.auth.mode = "dcp".into();
+    config.identity.insecure_did_web_over_http = true;
+    config.identity.status_list_cache_secs = 1;
+    config.dsp.workers = 1;
+    if let Some(did) = authority {
+        config.identity.trusted_issuers = vec![crate::config::TrustedIssuerConfig {
+            issuer: did.to_owned(),
+            types: vec!["*".into()],
+        }];
+    }
+    if is_authority {
+        config.authority.enabled = true;
+    } else {
+        config.simulator.enabled = true;
+        config.simulator.interval_ms = 300;
+    }
+    start(config)
+        .await
+        .map_err(|e| DemoError(format!("{name}: {e}")))
+}
+
+/// The consumer streams again under `agreement`; the authority revokes the consumer's credentials;
+/// the provider's monitor notices at its next status-list refresh and terminates the transfer, and
+/// the consumer's next request is refused.
+async fn revocation_narrated(
+    authority: &Running,
+    consumer: &Running,
+    provider: &Running,
+    agreement: &str,
+) -> Result<(), DemoError> {
+    use futures_util::StreamExt;
+    let c = &consumer.connector;
+    let p = &provider.connector;
+    let t = c
+        .start_transfer(serde_json::json!({"agreementId": agreement}))
+        .await
+        .map_err(|e| fail("starting the transfer")(e.to_string()))?;
+    let provider_pid = wait_until(|| async {
+        let v = c.transfer_view(&t.id).await.ok()?;
+        (v.state == Some("STARTED")).then(|| v.provider_pid.unwrap_or_default())
+    })
+    .await?;
+    let opened = c
+        .transfer_data(&t.id, None)
+        .await
+        .map_err(|e| fail("opening the stream")(e.to_string()))?;
+    let mut stream = opened.stream;
+    let mut chunks = 0u64;
+    let started = std::time::Instant::now();
+    let mut revoked_at = None;
+    loop {
+        if revoked_at.is_none() && started.elapsed() > std::time::Duration::from_secs(2) {
+            let n = authority
+                .connector
+                .revoke(&c.identity.participant_id, "membership ended (demo)")
+                .await
+                .map_err(|e| fail("revoking")(e.to_string()))?;
+            println!(
+                "  ✓ {} revoked {n} credential(s) of {}: their bits are set in its status list",
+                authority.connector.identity.name, c.identity.name
+            );
+            revoked_at = Some(std::time::Instant::now());
+        }
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await;
+        let Ok(Some(Ok(_))) = next else { break };
+        chunks += 1;
+    }
+    let ended = wait_until(|| async {
+        let v = p.transfer_view(&provider_pid).await.ok()?;
+        (v.state == Some("TERMINATED")).then_some(v)
+    })
+    .await?;
+    let reason = ended
+        .body
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.what.contains("revoked"))
+        .map(|h| h.what.clone())
+        .unwrap_or_default();
+    println!(
+        "  ✓ {}'s monitor terminated the running stream {:.1} s after the revocation ({chunks} chunks had arrived): {reason}",
+        p.identity.name,
+        revoked_at.map_or(0.0, |t| t.elapsed().as_secs_f64())
+    );
+    match crate::federation::fetch_catalog(c, &p.identity.public_url).await {
+        Ok(_) => Err(DemoError(
+            "a revoked member was still served a catalog".into(),
+        )),
+        Err(e) => {
+            println!("  ✓ {}'s next request is refused: {e}", c.identity.name);
+            Ok(())
+        }
+    }
 }
 
 /// Runs one negotiation between two running cities and narrates each transition as it happens; then checks
@@ -380,7 +604,7 @@ async fn stream_narrated(
     consumer: &Running,
     provider: &Running,
     slug: &str,
-) -> Result<(), DemoError> {
+) -> Result<String, DemoError> {
     use futures_util::StreamExt;
     use std::io::Write;
     let p = &provider.connector;
@@ -500,7 +724,7 @@ async fn stream_narrated(
         "  ✓ {} terminated it; the token is dead, both ledgers hold every step",
         c.identity.name
     );
-    Ok(())
+    Ok(agreement)
 }
 
 /// Polls `f` every few milliseconds until it yields, for at most 20 seconds.

@@ -17,8 +17,11 @@ fn demo_runs_the_walk_through_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     for needle in [
-        "[1/7]",
-        "[3/7]",
+        "[1/10]",
+        "holds MembershipCredential",
+        "the authority rejected the request",
+        "monitor terminated the running stream",
+        "next request is refused",
         "readings received by Malmö",
         "the flow stopped at once",
         "cached",
