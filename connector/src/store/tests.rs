@@ -464,3 +464,157 @@ async fn offers_are_recorded_in_the_ledger_with_their_changes() {
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn identity_tables_hold_credentials_jtis_callers_and_the_authority_register() {
+    use crate::store::identity::{
+        HeldCredential, IssuanceRequest, IssuedCredential, MemberProfile, PresentedCredential,
+    };
+    for b in backends("identity").await {
+        let store = open(&b).await;
+        let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        // Held credentials: stored, replaced by id, listed newest first, forgotten.
+        let held = |id: &str, at: i64| HeldCredential {
+            id: id.into(),
+            types: vec!["MembershipCredential".into()],
+            issuer: "did:web:authority.example".into(),
+            format: "VC2_0_JOSE".into(),
+            jwt: format!("jwt-of-{id}"),
+            valid_until: Some(now + chrono::Duration::days(1)),
+            received_at: now + chrono::Duration::seconds(at),
+        };
+        store.put_held_credential(&held("a", 0)).await.unwrap();
+        store.put_held_credential(&held("b", 1)).await.unwrap();
+        store.put_held_credential(&held("a", 2)).await.unwrap();
+        let all = store.held_credentials().await.unwrap();
+        assert_eq!(
+            all.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(all[0].jwt, "jwt-of-a");
+        assert!(store.delete_held_credential("b").await.unwrap());
+        assert!(!store.delete_held_credential("b").await.unwrap());
+
+        // jtis: the first use wins, a replay is refused, an expired entry may be reused.
+        let exp = now + chrono::Duration::minutes(5);
+        assert!(store.first_jti_use("did:x\u{1f}1", exp, now).await.unwrap());
+        assert!(!store.first_jti_use("did:x\u{1f}1", exp, now).await.unwrap());
+        assert!(store.first_jti_use("did:x\u{1f}2", exp, now).await.unwrap());
+        let later = exp + chrono::Duration::seconds(1);
+        assert!(
+            store
+                .first_jti_use("did:x\u{1f}1", later + chrono::Duration::minutes(5), later)
+                .await
+                .unwrap()
+        );
+
+        // Verified callers.
+        let presented = vec![PresentedCredential {
+            id: "urn:uuid:1".into(),
+            types: vec!["MembershipCredential".into()],
+            issuer: "did:web:authority.example".into(),
+            valid_until: None,
+            status: vec![caap_identity::vc::StatusEntry::bitstring(
+                "https://authority.example/status",
+                7,
+                "revocation",
+            )],
+        }];
+        assert!(
+            store
+                .verified_caller("did:web:lund")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .put_verified_caller("did:web:lund", &presented, now)
+            .await
+            .unwrap();
+        store
+            .put_verified_caller("did:web:lund", &presented, now)
+            .await
+            .unwrap();
+        let (back, at) = store
+            .verified_caller("did:web:lund")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, presented);
+        assert_eq!(at, now);
+
+        // The authority's register, requests, issued credentials and revocations.
+        let member = MemberProfile {
+            holder: "did:web:lund".into(),
+            name: Some("Lund".into()),
+            roles: vec!["Municipality".into()],
+            attributes: json!({"municipalityCode": "1281"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        store.put_member(&member, now).await.unwrap();
+        assert_eq!(store.member("did:web:lund").await.unwrap(), Some(member));
+        assert_eq!(store.members().await.unwrap().len(), 1);
+        let request = IssuanceRequest {
+            id: "r1".into(),
+            holder: "did:web:lund".into(),
+            holder_pid: "h1".into(),
+            status: "RECEIVED".into(),
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        store.put_issuance_request(&request).await.unwrap();
+        let issued = IssuanceRequest {
+            status: "ISSUED".into(),
+            ..request
+        };
+        store.put_issuance_request(&issued).await.unwrap();
+        assert_eq!(store.issuance_request("r1").await.unwrap(), Some(issued));
+        assert_eq!(store.next_status_index().await.unwrap(), 0);
+        for (i, t) in ["MembershipCredential", "MunicipalityCredential"]
+            .iter()
+            .enumerate()
+        {
+            let index = store.next_status_index().await.unwrap();
+            assert_eq!(index, i as u64);
+            store
+                .put_issued_credential(&IssuedCredential {
+                    id: format!("urn:uuid:c{i}"),
+                    holder: "did:web:lund".into(),
+                    credential_type: (*t).into(),
+                    status_index: index,
+                    request_id: Some("r1".into()),
+                    issued_at: now,
+                    valid_until: now + chrono::Duration::days(365),
+                    revoked_at: None,
+                    revoke_reason: None,
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store
+                .revoke_issued("urn:uuid:c0", "lost key", now)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .revoke_issued("did:web:lund", "left", now)
+                .await
+                .unwrap(),
+            1,
+            "only the one not revoked yet"
+        );
+        let listed = store
+            .issued_credentials(Some("did:web:lund"))
+            .await
+            .unwrap();
+        assert!(listed.iter().all(|c| c.revoked_at == Some(now)));
+        assert_eq!(listed[0].revoke_reason.as_deref(), Some("lost key"));
+        store.close().await.unwrap();
+    }
+}
