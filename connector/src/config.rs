@@ -1011,6 +1011,56 @@ admin_token = "0123456789abcdef0123"
     }
 
     #[test]
+    fn dcp_is_the_default_and_static_tokens_stay_on_loopback() {
+        let c = parse(MIN, &[]).unwrap();
+        assert_eq!(c.dsp.auth.mode, "dcp");
+        assert_eq!(c.identity.required_credentials, ["MembershipCredential"]);
+        assert!(!c.identity.insecure_did_web_over_http);
+        parse(MIN, &[("CAAP_DSP_AUTH_MODE", "static-token")]).unwrap();
+        let err = parse(
+            MIN,
+            &[
+                ("CAAP_DSP_AUTH_MODE", "static-token"),
+                ("CAAP_DSP_BIND", "0.0.0.0:8181"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("dsp.auth.mode") && err.contains("loopback"),
+            "{err}"
+        );
+        let err = parse(
+            MIN,
+            &[
+                ("CAAP_IDENTITY_INSECURE_DID_WEB_OVER_HTTP", "true"),
+                ("CAAP_DSP_BIND", "10.0.0.5:8181"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("insecure_did_web_over_http"), "{err}");
+        let err = parse(
+            &format!("{MIN}\n[[identity.trusted_issuers]]\nissuer = \"authority.example\"\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("identity.trusted_issuers[0].issuer"), "{err}");
+        let err = parse(
+            &format!("{MIN}\n[authority]\nstatus_list_size = 100\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("authority.status_list_size"), "{err}");
+        let err = parse(MIN, &[("CAAP_DSP_AUTH_MODE", "oauth")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dcp") && err.contains("oauth"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = parse(&format!("{MIN}\n[dsp]\nbnd = \"x\"\n"), &[])
             .unwrap_err()

@@ -398,12 +398,23 @@ pub fn keys(command: KeysCommand, config: Option<PathBuf>) -> anyhow::Result<()>
                 }
                 None => chrono::Duration::hours(24),
             };
-            let did_prefix = set
-                .current()
-                .key_id()
-                .and_then(|k| k.split_once('#').map(|(d, _)| d.to_owned()))
-                .unwrap_or_else(|| "did:web:unknown".into());
-            let next_kid = set.next_key_id(&did_prefix);
+            // Key ids are `<did>#key-N`, or `key-N` when the DID was not known at `caap init`
+            // (the connector puts it under its DID at start).
+            let number = |kid: &str| {
+                kid.rsplit('#')
+                    .next()
+                    .and_then(|f| f.strip_prefix("key-"))
+                    .and_then(|n| n.parse::<u32>().ok())
+            };
+            let highest = std::iter::once(set.current().key_id().unwrap_or_default())
+                .chain(set.retired().iter().map(|r| r.kid.as_str()))
+                .filter_map(number)
+                .max()
+                .unwrap_or(0);
+            let next_kid = match set.current().key_id().and_then(|k| k.split_once('#')) {
+                Some((did, _)) => format!("{did}#key-{}", highest + 1),
+                None => format!("key-{}", highest + 1),
+            };
             let next = ParticipantKey::generate_with(set.current().algorithm(), &next_kid)?;
             let old = set.current().key_id().unwrap_or("?").to_owned();
             set.rotate(next, now, now + keep)?;

@@ -237,3 +237,107 @@ fn two_cities_with_credentials_from_one_authority_negotiate_and_transfer_with_dc
     let r = fetch_catalog(&malmo, &lund);
     assert_eq!(r.status, 502, "{}", r.body);
 }
+
+#[test]
+fn keys_rotate_keeps_the_old_key_published_for_verification_and_signs_with_the_new_one() {
+    let mut fed = start_authority();
+    // The version endpoint advertises DCP.
+    let v = crate::support::request(
+        "GET",
+        &format!("{}/.well-known/dspace-version", fed.authority.dsp),
+        None,
+        None,
+        "application/json",
+    );
+    assert_eq!(
+        v.body["protocolVersions"][0]["auth"]["protocol"], "DCP",
+        "{}",
+        v.body
+    );
+
+    let node = Node::init_with("Lund", &dcp_settings(Some(&fed.authority_did)));
+    let out = caap()
+        .args(["keys", "rotate", "--keep-hours", "2", "--config"])
+        .arg(&node.config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("key-2"), "{stdout}");
+    #[cfg(unix)]
+    for f in ["keys/participant.jwk", "keys/retired-keys.json"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(node.dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let listed = caap()
+        .args(["keys", "list", "--config"])
+        .arg(&node.config)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("current") && listed.contains("retired"),
+        "{listed}"
+    );
+
+    let lund = node.start(&[]);
+    let did = did_of(&lund);
+    let doc = crate::support::request(
+        "GET",
+        &format!("{}/.well-known/did.json", lund.dsp),
+        None,
+        None,
+        "application/json",
+    )
+    .body;
+    let methods: Vec<&str> = doc["verificationMethod"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, [format!("{did}#key-2"), format!("{did}#key-1")]);
+    assert_eq!(doc["capabilityInvocation"], json!([format!("{did}#key-2")]));
+    assert_eq!(doc["authentication"], json!([format!("{did}#key-2")]));
+    assert_eq!(
+        doc["assertionMethod"],
+        json!([format!("{did}#key-2"), format!("{did}#key-1")])
+    );
+    // Its tokens are signed with the new key: the authority accepts its credential request.
+    let r = fed.authority.api(
+        "POST",
+        "/api/v1/authority/members",
+        Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1281"}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let out = caap()
+        .args(["credentials", "--config"])
+        .arg(&node.config)
+        .args(["--api-url", &lund.api])
+        .args(["request", "--authority", &fed.authority.dsp])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("MunicipalityCredential"), "{stdout}");
+    let out = caap()
+        .args(["credentials", "--config"])
+        .arg(&node.config)
+        .args(["--api-url", &lund.api, "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MembershipCredential"));
+    fed._nodes.push(node);
+}
