@@ -234,6 +234,14 @@ fn the_openapi_document_lists_every_route() {
         ("post", "/api/v1/offers"),
         ("put", "/api/v1/policies/{id}"),
         ("delete", "/api/v1/assets/{id}"),
+        ("get", "/api/v1/identity"),
+        ("get", "/api/v1/credentials"),
+        ("post", "/api/v1/credentials/requests"),
+        ("delete", "/api/v1/credentials/{id}"),
+        ("get", "/api/v1/authority/members"),
+        ("post", "/api/v1/authority/members"),
+        ("get", "/api/v1/authority/credentials"),
+        ("post", "/api/v1/authority/revocations"),
     ] {
         assert!(paths[path].get(method).is_some(), "{method} {path}");
         let real = path.replace("{id}", "x");
