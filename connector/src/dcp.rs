@@ -492,6 +492,41 @@ impl Trust {
         Ok(verified.into_verified_caller())
     }
 
+    /// Checks that `signer_jwk` (with its `kid`) is an assertion key of `did`'s DID document: an
+    /// agreement signed by the provider's DID, not just by some key.
+    pub async fn check_signer(
+        &self,
+        did: &str,
+        signer_jwk: &serde_json::Value,
+    ) -> Result<(), String> {
+        let doc = self
+            .resolver
+            .resolve(did, self.clock.now())
+            .await
+            .map_err(|e| format!("cannot resolve the signer's DID {did}: {e}"))?;
+        let kid = signer_jwk.get("kid").and_then(serde_json::Value::as_str);
+        let key = doc
+            .verification_key(
+                kid,
+                caap_identity::did_doc::Relationship::AssertionMethod,
+                caap_identity::did_doc::KeyUsePolicy::Strict,
+            )
+            .map_err(|e| {
+                format!("the agreement's signing key is not an assertion key of {did}: {e}")
+            })?;
+        let same = ["kty", "crv", "x", "y"]
+            .iter()
+            .all(|m| key.jwk.get(*m) == signer_jwk.get(*m));
+        if same {
+            Ok(())
+        } else {
+            Err(format!(
+                "the agreement's signing key differs from {} in the DID document of {did}",
+                key.id
+            ))
+        }
+    }
+
     /// Records what a caller presented (for the revocation monitor) when it changed.
     async fn remember(
         &self,

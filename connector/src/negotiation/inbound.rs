@@ -564,14 +564,26 @@ impl Connector {
             (Role::Consumer, S::Agreed) => {
                 let offer = n.body.offer.clone();
                 let agreement = n.body.agreement.clone().unwrap_or_default();
-                match self.check_agreement(
-                    &offer,
-                    &n.dataset_id,
-                    &n.counterparty_id,
-                    &agreement,
-                    n.body.signature.as_ref(),
-                    true,
-                ) {
+                // With DCP the provider's DID is verified: its agreement must be signed with one of its
+                // DID document's assertion keys, not just any key the message carries.
+                let bound = match (&n.body.signature, caller.method) {
+                    (Some(sig), "dcp") => {
+                        self.trust
+                            .check_signer(&n.counterparty_id, &sig.signer_jwk)
+                            .await
+                    }
+                    _ => Ok(()),
+                };
+                match bound.and_then(|()| {
+                    self.check_agreement(
+                        &offer,
+                        &n.dataset_id,
+                        &n.counterparty_id,
+                        &agreement,
+                        n.body.signature.as_ref(),
+                        true,
+                    )
+                }) {
                     Ok(()) => n.owe(Step::Verify, now),
                     Err(reason) => {
                         n.body
