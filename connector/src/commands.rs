@@ -8,6 +8,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use crate::api_client::Api;
 use crate::{api_call, load};
 
 /// `caap negotiation …`.
@@ -194,14 +195,14 @@ fn print_negotiation(n: &Value) {
 /// `caap negotiate --provider URL --offer ID [--wait]`.
 pub async fn negotiate(
     config: Option<PathBuf>,
-    api_url: Option<String>,
+    api: Api,
     provider: String,
     offer: String,
     wait: bool,
     timeout_secs: u64,
 ) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
-    let api = api_url.as_deref();
+    let api = &api;
     println!("caap: asking {provider} for offer {offer}…");
     let n = api_call(
         &config,
@@ -283,10 +284,10 @@ pub async fn negotiate(
 pub async fn negotiation(
     command: NegotiationCommand,
     config: Option<PathBuf>,
-    api_url: Option<String>,
+    api: Api,
 ) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
-    let api = api_url.as_deref();
+    let api = &api;
     let step = |id: &str, step: &str, body: Option<Value>| {
         let path = format!("/api/v1/negotiations/{id}/{step}");
         let config = config.clone();
@@ -347,11 +348,11 @@ pub async fn negotiation(
 }
 
 /// `caap agreements`.
-pub async fn agreements(config: Option<PathBuf>, api_url: Option<String>) -> anyhow::Result<()> {
+pub async fn agreements(config: Option<PathBuf>, api: Api) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
     let r = api_call(
         &config,
-        api_url.as_deref(),
+        &api,
         reqwest::Method::GET,
         "/api/v1/agreements?limit=500",
         None,
@@ -522,16 +523,19 @@ fn print_transfer(t: &Value) {
 /// Streams a transfer's data from the management API to a file or stdout, with progress on stderr.
 async fn download(
     config: &crate::Config,
-    api: Option<&str>,
+    api: &Api,
     id: &str,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     use std::io::Write;
     use tokio::io::AsyncWriteExt;
-    let base = crate::api_base(config, api);
-    let res = reqwest::Client::new()
-        .get(format!("{base}/api/v1/transfers/{id}/data"))
-        .bearer_auth(config.api.admin_token.expose())
+    let res = api
+        .request(
+            config,
+            reqwest::Method::GET,
+            &format!("/api/v1/transfers/{id}/data"),
+        )
+        .await?
         .send()
         .await?;
     if !res.status().is_success() {
@@ -596,10 +600,10 @@ async fn download(
 pub async fn transfer(
     command: TransferCommand,
     config: Option<PathBuf>,
-    api_url: Option<String>,
+    api: Api,
 ) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
-    let api = api_url.as_deref();
+    let api = &api;
     let step = |id: &str, step: &str, body: Option<Value>| {
         let path = format!("/api/v1/transfers/{id}/{step}");
         let config = config.clone();

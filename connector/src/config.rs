@@ -113,6 +113,37 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     /// The bearer token administrators present (`Authorization: Bearer …`). At least 16 bytes.
     pub admin_token: Secret,
+    /// Also accept JWT access tokens from an OpenID Connect provider (besides the admin token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<ApiOidcConfig>,
+}
+
+/// Bearer JWT access tokens from the city's OpenID Connect provider on the management API
+/// (`[api.oidc]`). The provider's keys are found through its discovery document
+/// (`{issuer}/.well-known/openid-configuration`, `jwks_uri`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiOidcConfig {
+    /// The provider's issuer URL, exactly as its tokens carry it in `iss` (https, or http on loopback).
+    pub issuer: String,
+    /// The audience the management API's tokens must carry in `aud` (e.g. its resource indicator).
+    pub audience: String,
+    /// A scope the token's `scope` claim (space-separated) must contain, e.g. `caap:admin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<String>,
+    /// A role the claim `roles_claim` (an array or a space-separated string) must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_role: Option<String>,
+    /// The claim holding the roles; dots reach into objects (`realm_access.roles`).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_oidc_leeway_secs")]
+    pub leeway_secs: u64,
+    /// How long the provider's key set is used before it is fetched again, in seconds (an unknown
+    /// `kid` fetches it at once, at most every 10 seconds).
+    #[serde(default = "default_jwks_cache_secs")]
+    pub jwks_cache_secs: u64,
 }
 
 /// Where state is kept.
@@ -376,6 +407,15 @@ fn default_disclosed_credentials() -> Vec<String> {
 fn default_all_types() -> Vec<String> {
     vec!["*".into()]
 }
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+fn default_oidc_leeway_secs() -> u64 {
+    30
+}
+fn default_jwks_cache_secs() -> u64 {
+    300
+}
 fn default_did_cache_secs() -> u64 {
     300
 }
@@ -550,6 +590,33 @@ pub const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
     ),
     ("CAAP_API_BIND", "api.bind", EnvKind::Text),
     ("CAAP_API_ADMIN_TOKEN", "api.admin_token", EnvKind::Text),
+    ("CAAP_API_OIDC_ISSUER", "api.oidc.issuer", EnvKind::Text),
+    ("CAAP_API_OIDC_AUDIENCE", "api.oidc.audience", EnvKind::Text),
+    (
+        "CAAP_API_OIDC_REQUIRED_SCOPE",
+        "api.oidc.required_scope",
+        EnvKind::Text,
+    ),
+    (
+        "CAAP_API_OIDC_REQUIRED_ROLE",
+        "api.oidc.required_role",
+        EnvKind::Text,
+    ),
+    (
+        "CAAP_API_OIDC_ROLES_CLAIM",
+        "api.oidc.roles_claim",
+        EnvKind::Text,
+    ),
+    (
+        "CAAP_API_OIDC_LEEWAY_SECS",
+        "api.oidc.leeway_secs",
+        EnvKind::Integer,
+    ),
+    (
+        "CAAP_API_OIDC_JWKS_CACHE_SECS",
+        "api.oidc.jwks_cache_secs",
+        EnvKind::Integer,
+    ),
     ("CAAP_DATABASE_URL", "database.url", EnvKind::Text),
     (
         "CAAP_DATABASE_MAX_CONNECTIONS",
@@ -617,7 +684,9 @@ pub const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
 
 /// `CAAP_*` variables that are not configuration keys (they steer tests and tools).
 const ENV_NOT_CONFIG: &[&str] = &["CAAP_CONFIG", "CAAP_SHARED_DIR", "CAAP_REQUIRE_SHARED"];
-const ENV_NOT_CONFIG_PREFIXES: &[&str] = &["CAAP_TEST_", "CAAP_BENCH_", "CAAP_ADMIN_"];
+/// `CAAP_OIDC_*` are the CLI's OAuth2 client credentials towards the management API.
+const ENV_NOT_CONFIG_PREFIXES: &[&str] =
+    &["CAAP_TEST_", "CAAP_BENCH_", "CAAP_ADMIN_", "CAAP_OIDC_"];
 
 /// How an environment value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -875,6 +944,9 @@ impl Config {
                 "must be at least 16 characters; `caap init` generates one".into(),
             ));
         }
+        if let Some(oidc) = &self.api.oidc {
+            oidc.validate(&bad)?;
+        }
         if self.dsp.bind == self.api.bind && self.dsp.bind.port() != 0 {
             return Err(bad(
                 "api.bind",
@@ -959,6 +1031,91 @@ impl Config {
     /// The configuration as TOML, for `caap init`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
+    }
+}
+
+impl ApiOidcConfig {
+    fn validate(&self, bad: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        match url::Url::parse(&self.issuer) {
+            Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+            Ok(u) if u.scheme() == "http" && is_loopback_host(&u) => {}
+            Ok(u) if u.scheme() == "http" => {
+                return Err(bad(
+                    "api.oidc.issuer",
+                    format!(
+                        "`{}` must be https (plain http only on loopback, for tests)",
+                        self.issuer
+                    ),
+                ));
+            }
+            _ => {
+                return Err(bad(
+                    "api.oidc.issuer",
+                    format!(
+                        "`{}` is not an issuer URL, e.g. https://login.malmo.se/realms/city",
+                        self.issuer
+                    ),
+                ));
+            }
+        }
+        if self.issuer.contains(['?', '#']) {
+            return Err(bad(
+                "api.oidc.issuer",
+                "must not have a query or fragment".into(),
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            return Err(bad(
+                "api.oidc.audience",
+                "must not be empty: name the audience the provider puts in the management API's tokens"
+                    .into(),
+            ));
+        }
+        if let Some(scope) = &self.required_scope
+            && (scope.is_empty() || scope.contains(char::is_whitespace))
+        {
+            return Err(bad(
+                "api.oidc.required_scope",
+                format!("`{scope}` must be one scope, without spaces"),
+            ));
+        }
+        if self.required_role.as_deref().is_some_and(str::is_empty) {
+            return Err(bad(
+                "api.oidc.required_role",
+                "must not be empty; leave it out to require no role".into(),
+            ));
+        }
+        if self.roles_claim.is_empty() || self.roles_claim.split('.').any(str::is_empty) {
+            return Err(bad(
+                "api.oidc.roles_claim",
+                format!(
+                    "`{}` is not a claim name (dots reach into objects, e.g. realm_access.roles)",
+                    self.roles_claim
+                ),
+            ));
+        }
+        if self.leeway_secs > 300 {
+            return Err(bad(
+                "api.oidc.leeway_secs",
+                "must be at most 300 (five minutes of clock skew)".into(),
+            ));
+        }
+        if self.jwks_cache_secs < 10 {
+            return Err(bad(
+                "api.oidc.jwks_cache_secs",
+                "must be at least 10".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback_host(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -1168,6 +1325,92 @@ admin_token = "0123456789abcdef0123"
     }
 
     #[test]
+    fn oidc_keys_are_optional_defaulted_and_checked() {
+        let c = parse(MIN, &[]).unwrap();
+        assert!(c.api.oidc.is_none());
+        assert!(!c.to_toml().unwrap().contains("oidc"));
+        let c = parse(
+            &format!(
+                "{MIN}\n[api.oidc]\nissuer = \"https://login.malmo.se/realms/city\"\naudience = \"urn:caap:management-api\"\nrequired_scope = \"caap:admin\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let oidc = c.api.oidc.unwrap();
+        assert_eq!(oidc.required_scope.as_deref(), Some("caap:admin"));
+        assert_eq!(
+            (
+                oidc.roles_claim.as_str(),
+                oidc.leeway_secs,
+                oidc.jwks_cache_secs
+            ),
+            ("roles", 30, 300)
+        );
+        let c = parse(
+            MIN,
+            &[
+                ("CAAP_API_OIDC_ISSUER", "http://127.0.0.1:4000"),
+                ("CAAP_API_OIDC_AUDIENCE", "caap"),
+                ("CAAP_API_OIDC_LEEWAY_SECS", "5"),
+                ("CAAP_OIDC_CLIENT_ID", "the CLI's, not a config key"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.api.oidc.unwrap().leeway_secs, 5);
+        for (env, key) in [
+            (
+                &[
+                    ("CAAP_API_OIDC_ISSUER", "http://idp.malmo.se"),
+                    ("CAAP_API_OIDC_AUDIENCE", "caap"),
+                ][..],
+                "api.oidc.issuer",
+            ),
+            (
+                &[
+                    ("CAAP_API_OIDC_ISSUER", "not a url"),
+                    ("CAAP_API_OIDC_AUDIENCE", "caap"),
+                ][..],
+                "api.oidc.issuer",
+            ),
+            (
+                &[
+                    ("CAAP_API_OIDC_ISSUER", "https://idp"),
+                    ("CAAP_API_OIDC_AUDIENCE", " "),
+                ][..],
+                "api.oidc.audience",
+            ),
+            (
+                &[
+                    ("CAAP_API_OIDC_ISSUER", "https://idp"),
+                    ("CAAP_API_OIDC_AUDIENCE", "caap"),
+                    ("CAAP_API_OIDC_REQUIRED_SCOPE", "a b"),
+                ][..],
+                "api.oidc.required_scope",
+            ),
+            (
+                &[
+                    ("CAAP_API_OIDC_ISSUER", "https://idp"),
+                    ("CAAP_API_OIDC_AUDIENCE", "caap"),
+                    ("CAAP_API_OIDC_ROLES_CLAIM", "realm_access."),
+                ][..],
+                "api.oidc.roles_claim",
+            ),
+            (
+                &[
+                    ("CAAP_API_OIDC_ISSUER", "https://idp"),
+                    ("CAAP_API_OIDC_AUDIENCE", "caap"),
+                    ("CAAP_API_OIDC_JWKS_CACHE_SECS", "1"),
+                ][..],
+                "api.oidc.jwks_cache_secs",
+            ),
+            (&[("CAAP_API_OIDC_ISSUER", "https://idp")][..], "audience"),
+        ] {
+            let err = parse(MIN, env).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
     fn every_env_override_names_a_real_key() {
         let full = parse(MIN, &[]).unwrap();
         let value = toml::Value::try_from(&full).unwrap();
@@ -1180,6 +1423,13 @@ admin_token = "0123456789abcdef0123"
                 "participant.public_url",
                 "participant.id",
                 "dsp.auth.outbound_token",
+                "api.oidc.issuer",
+                "api.oidc.audience",
+                "api.oidc.required_scope",
+                "api.oidc.required_role",
+                "api.oidc.roles_claim",
+                "api.oidc.leeway_secs",
+                "api.oidc.jwks_cache_secs",
                 "database.url",
                 "tls.cert_file",
                 "tls.key_file",

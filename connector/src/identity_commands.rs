@@ -12,6 +12,7 @@ use caap_identity::keys::{KeySet, RetiredKey};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use crate::api_client::Api;
 use crate::{api_call, load};
 
 /// `caap authority …`.
@@ -127,7 +128,7 @@ pub enum KeysCommand {
 pub async fn authority(
     command: AuthorityCommand,
     config: Option<PathBuf>,
-    api_url: Option<String>,
+    api: Api,
 ) -> anyhow::Result<()> {
     if let AuthorityCommand::Init {
         dir,
@@ -168,7 +169,7 @@ pub async fn authority(
         return Ok(());
     }
     let config = load(config.as_deref())?;
-    let api = api_url.as_deref();
+    let api = &api;
     match command {
         AuthorityCommand::Init { .. } => unreachable!("handled above"),
         AuthorityCommand::Members {
@@ -269,10 +270,10 @@ pub async fn authority(
 pub async fn credentials(
     command: CredentialsCommand,
     config: Option<PathBuf>,
-    api_url: Option<String>,
+    api: Api,
 ) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
-    let api = api_url.as_deref();
+    let api = &api;
     match command {
         CredentialsCommand::Request {
             authority,

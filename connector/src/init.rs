@@ -125,6 +125,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         api: ApiConfig {
             bind: opts.api_bind,
             admin_token: Secret::random_token(),
+            oidc: None,
         },
         database: DatabaseConfig::default(),
         identity: IdentityConfig::default(),

@@ -15,8 +15,11 @@ use caap_connector::init::{InitOptions, init};
 use caap_connector::server;
 use clap::{Parser, Subcommand};
 
+mod api_client;
 mod commands;
 mod identity_commands;
+
+use api_client::Api;
 
 /// caap: a Dataspace Protocol (DSP 2025-1) connector for cities and their suppliers.
 ///
@@ -29,6 +32,10 @@ mod identity_commands;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Commands that call the management API use the config's admin token, or with these options an
+    /// access token from the OIDC provider (OAuth2 client credentials).
+    #[command(flatten)]
+    oidc: api_client::OidcArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,19 +353,16 @@ pub(crate) fn api_base(config: &Config, api_url: Option<&str>) -> String {
 
 pub(crate) async fn api_call(
     config: &Config,
-    api_url: Option<&str>,
+    api: &Api,
     method: reqwest::Method,
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{}{path}", api_base(config, api_url));
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method, &url)
-        .bearer_auth(config.api.admin_token.expose());
+    let mut req = api.request(config, method, path).await?;
     if let Some(b) = body {
         req = req.json(&b);
     }
+    let url = format!("{}{path}", api.base(config));
     let res = req.send().await.with_context(|| {
         format!("cannot reach the connector's management API at {url}; is `caap serve` running?")
     })?;
@@ -370,23 +374,25 @@ pub(crate) async fn api_call(
             .and_then(|d| d.as_str())
             .map(str::to_owned)
             .unwrap_or_else(|| value.to_string());
+        if api.uses_oidc() && status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!(
+                "{status}: {detail} (the connector refused the access token from --token-url: does --audience \
+                 name its api.oidc.audience, and does it trust that provider?)"
+            );
+        }
         bail!("{status}: {detail}");
     }
     Ok(value)
 }
 
-async fn catalog(
-    command: CatalogCommand,
-    config: Option<PathBuf>,
-    api_url: Option<String>,
-) -> anyhow::Result<()> {
+async fn catalog(command: CatalogCommand, config: Option<PathBuf>, api: Api) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
     match command {
         CatalogCommand::Fetch { url } => {
             println!("caap: fetching the catalog of {url}…");
             let r = api_call(
                 &config,
-                api_url.as_deref(),
+                &api,
                 reqwest::Method::POST,
                 "/api/v1/catalogs/request",
                 Some(serde_json::json!({"counterPartyAddress": url})),
@@ -419,7 +425,7 @@ async fn catalog(
             }
             let r = api_call(
                 &config,
-                api_url.as_deref(),
+                &api,
                 reqwest::Method::GET,
                 &format!("/api/v1/catalogs/search?{}", query.finish()),
                 None,
@@ -440,7 +446,7 @@ async fn catalog(
         CatalogCommand::Sources => {
             let r = api_call(
                 &config,
-                api_url.as_deref(),
+                &api,
                 reqwest::Method::GET,
                 "/api/v1/catalogs",
                 None,
@@ -481,6 +487,7 @@ async fn migrate(config: Option<PathBuf>, down: bool) -> anyhow::Result<()> {
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let api = |url: Option<String>| Api::new(url, cli.oidc.clone());
     let result = match cli.command {
         Command::Serve { config } => serve(config).await,
         Command::Init { dir, name, public_url, dsp_bind, api_bind, force, tls } => {
@@ -504,7 +511,7 @@ async fn main() -> std::process::ExitCode {
             command,
             config,
             api_url,
-        } => catalog(command, config, api_url).await,
+        } => catalog(command, config, api(api_url)).await,
         Command::Migrate { config, down } => migrate(config, down).await,
         Command::Negotiate {
             provider,
@@ -513,29 +520,31 @@ async fn main() -> std::process::ExitCode {
             timeout,
             config,
             api_url,
-        } => commands::negotiate(config, api_url, provider, offer, wait, timeout).await,
+        } => commands::negotiate(config, api(api_url), provider, offer, wait, timeout).await,
         Command::Negotiation {
             command,
             config,
             api_url,
-        } => commands::negotiation(command, config, api_url).await,
-        Command::Agreements { config, api_url } => commands::agreements(config, api_url).await,
+        } => commands::negotiation(command, config, api(api_url)).await,
+        Command::Agreements { config, api_url } => {
+            commands::agreements(config, api(api_url)).await
+        }
         Command::Transfer {
             command,
             config,
             api_url,
-        } => commands::transfer(command, config, api_url).await,
+        } => commands::transfer(command, config, api(api_url)).await,
         Command::Ledger { command, config } => commands::ledger(command, config).await,
         Command::Authority {
             command,
             config,
             api_url,
-        } => identity_commands::authority(command, config, api_url).await,
+        } => identity_commands::authority(command, config, api(api_url)).await,
         Command::Credentials {
             command,
             config,
             api_url,
-        } => identity_commands::credentials(command, config, api_url).await,
+        } => identity_commands::credentials(command, config, api(api_url)).await,
         Command::Keys { command, config } => identity_commands::keys(command, config),
         Command::Policy { command } => commands::policy(command),
     };

@@ -204,6 +204,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             "no identity.trusted_issuers: every caller will be refused; add the federation authority's DID"
         );
     }
+    let oidc = config.api.oidc.clone().map(|c| {
+        tracing::info!(issuer = %c.issuer, audience = %c.audience, "the management API also accepts OIDC access tokens");
+        Arc::new(crate::http::oidc::OidcVerifier::new(
+            c,
+            http.clone(),
+            clock.clone(),
+        ))
+    });
     let dsp_workers = workers(config.dsp.workers);
     let connector = Connector {
         config: Arc::new(config),
@@ -220,6 +228,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source_tokens: Arc::default(),
         notifications: Arc::default(),
         trust,
+        oidc,
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));

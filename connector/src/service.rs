@@ -64,6 +64,8 @@ pub struct Connector {
     pub notifications: Arc<crate::transfer::flows::Notifications>,
     /// Our DID, keys and credential verification (DCP).
     pub trust: Arc<crate::dcp::Trust>,
+    /// Verifies the management API's OIDC access tokens (`[api.oidc]`), if configured.
+    pub oidc: Option<Arc<crate::http::oidc::OidcVerifier>>,
 }
 
 impl std::fmt::Debug for Connector {

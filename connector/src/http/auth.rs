@@ -1,6 +1,6 @@
 //! Authentication extractors: the permission a handler needs is visible in its signature.
 //!
-//! * [`Admin`]: the management API's bearer admin token.
+//! * [`Admin`]: the management API's bearer admin token, or an OIDC access token (see [`super::oidc`]).
 //! * [`CatalogCaller`]: a DSP caller verified by the configured [`caap_identity::DspAuthenticator`];
 //!   refusals answer with a `CatalogError`.
 
@@ -10,38 +10,71 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, web};
-use caap_identity::{AuthFailure, VerifiedCaller};
+use caap_identity::{AuthFailure, Secret, VerifiedCaller};
 
 use super::errors::{ApiError, DspCatalogError};
+use super::oidc::Refusal;
 use crate::service::Connector;
 
 fn connector(req: &HttpRequest) -> Option<&Connector> {
     req.app_data::<web::Data<Connector>>().map(|d| d.get_ref())
 }
 
-/// Proof that the caller holds the admin token.
+/// Proof that the caller may use the management API: it holds the admin token, or (with
+/// `[api.oidc]`) a valid access token from the OIDC provider with the required scope and role.
 #[derive(Debug)]
 pub struct Admin;
 
 impl FromRequest for Admin {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Admin, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Admin, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ok = connector(req).is_some_and(|c| {
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|t| c.config.api.admin_token.matches(t.trim()))
-        });
-        if !ok {
-            tracing::info!(path = %req.path(), "management request refused: bad or missing admin token");
-        }
-        std::future::ready(if ok {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized())
+        let connector = connector(req).cloned();
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| Secret::new(t.trim()));
+        let path = req.path().to_owned();
+        Box::pin(async move {
+            let (Some(connector), Some(token)) = (connector, token) else {
+                tracing::info!(%path, "management request refused: no bearer token");
+                return Err(ApiError::unauthorized());
+            };
+            if connector.config.api.admin_token.matches(token.expose()) {
+                return Ok(Admin);
+            }
+            let Some(oidc) = &connector.oidc else {
+                tracing::info!(%path, "management request refused: bad admin token");
+                return Err(ApiError::unauthorized());
+            };
+            match oidc.verify(token.expose()).await {
+                Ok(p) => {
+                    tracing::debug!(
+                        %path,
+                        sub = %p.subject,
+                        client_id = p.client_id.as_deref().unwrap_or("-"),
+                        "management request by OIDC access token"
+                    );
+                    Ok(Admin)
+                }
+                Err(e) => match e.refusal() {
+                    Refusal::InvalidToken => {
+                        tracing::info!(%path, reason = %e, "management request refused: invalid token");
+                        Err(ApiError::invalid_token())
+                    }
+                    Refusal::InsufficientScope => {
+                        tracing::info!(%path, reason = %e, "management request refused: insufficient scope");
+                        Err(ApiError::insufficient_scope())
+                    }
+                    Refusal::Unavailable => {
+                        tracing::warn!(%path, reason = %e, "management request refused: OIDC provider unavailable");
+                        Err(ApiError::oidc_unavailable())
+                    }
+                },
+            }
         })
     }
 }

@@ -35,6 +35,8 @@ pub struct ApiError {
     slug: &'static str,
     detail: String,
     errors: Vec<FieldError>,
+    /// The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750 §3); a 401 without one says `Bearer`.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -45,6 +47,7 @@ impl ApiError {
             slug,
             detail: detail.into(),
             errors: Vec::new(),
+            challenge: None,
         }
     }
     /// 401: no or a wrong admin token.
@@ -53,6 +56,37 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "send the admin token from the config ([api] admin_token) as `Authorization: Bearer <token>`",
+        )
+    }
+    /// 401 for a bearer token that is neither the admin token nor a valid access token of the OIDC
+    /// provider. Why is logged, never answered.
+    pub fn invalid_token() -> Self {
+        ApiError {
+            challenge: Some(r#"Bearer error="invalid_token""#),
+            ..ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "invalid token: send the admin token or a valid access token from the OIDC provider ([api.oidc]) as `Authorization: Bearer <token>`",
+            )
+        }
+    }
+    /// 403 for a valid access token without the scope or role the management API requires.
+    pub fn insufficient_scope() -> Self {
+        ApiError {
+            challenge: Some(r#"Bearer error="insufficient_scope""#),
+            ..ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient-scope",
+                "the access token is valid but lacks the scope or role the management API requires ([api.oidc] required_scope, required_role)",
+            )
+        }
+    }
+    /// 503 when the OIDC provider's keys cannot be fetched right now.
+    pub fn oidc_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "oidc-unavailable",
+            "the access token cannot be checked right now (the OIDC provider is unreachable); retry later",
         )
     }
     /// 404 for an unknown route.
@@ -79,12 +113,14 @@ impl From<ServiceError> for ApiError {
                 slug: "bad-request",
                 detail: d,
                 errors,
+                challenge: None,
             },
             ServiceError::Invalid(d, errors) => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 slug: "invalid",
                 detail: d,
                 errors,
+                challenge: None,
             },
             ServiceError::NotFound(d) => ApiError::new(StatusCode::NOT_FOUND, "not-found", d),
             ServiceError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
@@ -127,8 +163,17 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        if self.status == StatusCode::UNAUTHORIZED {
-            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        match self.challenge {
+            Some(challenge) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                ));
+            }
+            None if self.status == StatusCode::UNAUTHORIZED => {
+                res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            None => {}
         }
         res.body(serde_json::to_string(&body).unwrap_or_default())
     }
