@@ -618,3 +618,27 @@ async fn identity_tables_hold_credentials_jtis_callers_and_the_authority_registe
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn concurrent_uses_of_an_agreement_each_get_their_own_count() {
+    for b in backends("usage").await {
+        let store = open(&b).await;
+        let period = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.record_agreement_use("a1", period, period).await.unwrap()
+            }));
+        }
+        let mut seen: Vec<u64> = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=40).collect::<Vec<u64>>());
+        store.release_agreement_use("a1", period).await.unwrap();
+        assert_eq!(store.agreement_usage("a1", period).await.unwrap().0, 39);
+        store.close().await.unwrap();
+    }
+}

@@ -301,7 +301,19 @@ impl Connector {
     /// recorded in the ledger with the reason.
     pub async fn check_access(&self, t: &Transfer) -> Result<(), AccessError> {
         let now = self.clock.now();
-        let (policy, period_start, uses, first_use) = self.usage_of(t, now).await?;
+        let (policy, period_start, _, first_use) = self.usage_of(t, now).await?;
+        // Reserve this use first (one atomic increment), then decide with the uses before it: of two
+        // concurrent accesses at 999 of 1000, exactly one is permitted. A refused access gives its use back.
+        let counted = crate::enforce::count_period(&policy).is_some();
+        let uses = if counted {
+            self.store
+                .record_agreement_use(&t.agreement_id, period_start, now)
+                .await
+                .map_err(|e| AccessError::Internal(e.to_string()))?
+                .saturating_sub(1)
+        } else {
+            0
+        };
         let ctx = crate::enforce::usage_context(
             &policy,
             &t.counterparty_id,
@@ -312,6 +324,14 @@ impl Connector {
         );
         let decision = self.decider.decide(&policy, &ctx);
         if !decision.permitted {
+            if counted
+                && let Err(e) = self
+                    .store
+                    .release_agreement_use(&t.agreement_id, period_start)
+                    .await
+            {
+                tracing::warn!(error = %e, "giving back a refused access's use failed");
+            }
             let reason = decision.reasons.join("; ");
             let entry = caap_contracts::ledger::NewEntry {
                 at: now,
@@ -328,10 +348,12 @@ impl Connector {
                 "the agreement's policy does not permit this access now: {reason}"
             )));
         }
-        self.store
-            .record_agreement_use(&t.agreement_id, period_start, now)
-            .await
-            .map_err(|e| AccessError::Internal(e.to_string()))?;
+        if !counted {
+            self.store
+                .record_agreement_use(&t.agreement_id, period_start, now)
+                .await
+                .map_err(|e| AccessError::Internal(e.to_string()))?;
+        }
         Ok(())
     }
 
