@@ -311,6 +311,36 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     );
     println!("  participant id   {}", c.identity.participant_id);
     println!(
+        "  DID document     {}/.well-known/did.json  (credential service {})",
+        c.identity.public_url, c.trust.credential_service
+    );
+    if c.config.dsp.auth.mode == "dcp" {
+        let held = c
+            .store
+            .held_credentials()
+            .await
+            .map(|h| h.len())
+            .unwrap_or(0);
+        println!(
+            "  DSP auth         DCP 1.0; {} trusted issuer(s); {held} credential(s) held",
+            c.config.identity.trusted_issuers.len()
+        );
+        if held == 0 && !c.config.authority.enabled {
+            println!(
+                "                   (other connectors will refuse this one until it holds a membership: \
+                 caap credentials request --authority <URL>)"
+            );
+        }
+    } else {
+        println!("  DSP auth         static token table (TCK and tests only; loopback)");
+    }
+    if c.config.authority.enabled {
+        println!(
+            "  trust anchor     issuer {}/issuer  (caap authority members add …)",
+            c.identity.public_url
+        );
+    }
+    println!(
         "  DSP 2025-1       {}  (version: http://{}/.well-known/dspace-version)",
         c.identity.dsp_base, running.dsp_addr
     );
