@@ -53,13 +53,48 @@ pg_dir=$(mktemp -d /tmp/caap-pg.XXXXXX)
 pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
-cleanup() { pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; }
+cleanup() {
+  if [ -n "${oidc_pid:-}" ]; then kill "$oidc_pid" 2>/dev/null || true; wait "$oidc_pid" 2>/dev/null || true; fi
+  pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"
+}
 trap cleanup EXIT
 pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust >/dev/null
 pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -o "-p $pg_port -k $pg_dir -h 127.0.0.1" -l "$pg_dir/log" -w start >/dev/null
 export CAAP_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 export CAAP_TEST_REQUIRE_POSTGRES=1
 echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
+
+step "Starting the OIDC provider for the management API tests (tests/oidc, oidc-provider)"
+if ! command -v npm >/dev/null; then
+  echo "apt-get install nodejs npm"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null
+fi
+npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+random_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+oidc_port=$(free_port)
+export CAAP_TEST_OIDC_ISSUER="http://127.0.0.1:$oidc_port"
+export CAAP_TEST_OIDC_AUDIENCE="urn:caap:management-api"
+export CAAP_TEST_OIDC_ADMIN_CLIENT_ID="caap-admin" CAAP_TEST_OIDC_ADMIN_CLIENT_SECRET="$(random_secret)"
+export CAAP_TEST_OIDC_READER_CLIENT_ID="caap-reader" CAAP_TEST_OIDC_READER_CLIENT_SECRET="$(random_secret)"
+OIDC_RESOURCE="$CAAP_TEST_OIDC_AUDIENCE" \
+  OIDC_ADMIN_CLIENT_ID="$CAAP_TEST_OIDC_ADMIN_CLIENT_ID" OIDC_ADMIN_CLIENT_SECRET="$CAAP_TEST_OIDC_ADMIN_CLIENT_SECRET" \
+  OIDC_READER_CLIENT_ID="$CAAP_TEST_OIDC_READER_CLIENT_ID" OIDC_READER_CLIENT_SECRET="$CAAP_TEST_OIDC_READER_CLIENT_SECRET" \
+  node tests/oidc/provider.mjs "$oidc_port" >"$pg_dir/oidc.log" 2>&1 &
+oidc_pid=$!
+python3 - "$CAAP_TEST_OIDC_ISSUER/.well-known/openid-configuration" <<'PY' || { cat "$pg_dir/oidc.log"; echo "FAIL: the OIDC provider did not start"; exit 1; }
+import json, sys, time, urllib.request
+for _ in range(150):
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+            if json.load(r).get("jwks_uri"):
+                sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit(1)
+PY
+echo "oidc-provider $(node -p 'require("./tests/oidc/node_modules/oidc-provider/package.json").version') at $CAAP_TEST_OIDC_ISSUER"
 
 step "Unit tests, the store suite (SQLite + PostgreSQL) and the end-to-end tests"
 "${runner[@]}"

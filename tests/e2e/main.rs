@@ -20,6 +20,7 @@ mod cli;
 mod identity;
 mod input;
 mod negotiation;
+mod oidc;
 mod peer;
 mod policy;
 mod sim;
