@@ -4,7 +4,8 @@
 //!
 //! Run with `cargo bench -p caap-connector --bench negotiation`. Prints p50/p99 latency of one negotiation
 //! at a time, negotiations per second with 600 started at once, and how many baseline round trips one negotiation
-//! costs. PRODUCT.md's targets: p50 ≤ 15 ms, ≥ 300 negotiations/s.
+//! costs. PRODUCT.md's targets: p50 ≤ 15 ms, ≥ 300 negotiations/s. Then the same between two DCP connectors
+//! holding a trust anchor's credentials (every DSP message verified with a presentation query).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -74,12 +75,15 @@ fn init(dir: &Path, name: &str, settings: &[(&str, &str)]) -> (std::path::PathBu
     (config, admin)
 }
 
-fn start(config: &Path, admin: &str, id: &str) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
+fn start(config: &Path, admin: &str, id: Option<&str>) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config"])
         .arg(config)
-        .env("CAAP_LOG_LEVEL", "warn")
-        .env("CAAP_PARTICIPANT_ID", id)
+        .env("CAAP_LOG_LEVEL", "warn");
+    if let Some(id) = id {
+        cmd.env("CAAP_PARTICIPANT_ID", id);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -213,8 +217,8 @@ fn main() {
             ("dsp.auth.mode", "\"static-token\""),
         ],
     );
-    let provider = start(&pc, &padmin, "did:web:malmo.bench");
-    let consumer = start(&cc, &cadmin, "did:web:lund.bench");
+    let provider = start(&pc, &padmin, Some("did:web:malmo.bench"));
+    let consumer = start(&cc, &cadmin, Some("did:web:lund.bench"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -246,42 +250,7 @@ fn main() {
         }
         rtt.sort_by(|a, b| a.partial_cmp(b).unwrap());
 
-        // Warm-up, then one negotiation at a time.
-        for _ in 0..20 {
-            negotiate(&client, &capi, &start, Duration::from_micros(250)).await;
-        }
-        let mut lat = Vec::new();
-        for _ in 0..SEQUENTIAL {
-            lat.push(negotiate(&client, &capi, &start, Duration::from_micros(250)).await);
-        }
-        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-
-        // Throughput: CONCURRENT negotiations started at once (the consumer's processor sends at most
-        // `negotiation.concurrency` messages at a time), until the provider holds every agreement. Counted
-        // through the agreements list, so the measurement does not poll each negotiation.
-        let before = count_agreements(&client, &papi).await;
-        let t = Instant::now();
-        let mut starts = Vec::new();
-        for _ in 0..CONCURRENT {
-            let client = client.clone();
-            let c = capi.clone();
-            let start = start.clone();
-            starts.push(tokio::spawn(async move {
-                api(&client, &c, reqwest::Method::POST, "/api/v1/negotiations", Some(start)).await
-            }));
-        }
-        for s in starts {
-            s.await.unwrap();
-        }
-        loop {
-            let done = count_agreements(&client, &papi).await - before;
-            if done >= CONCURRENT {
-                break;
-            }
-            assert!(t.elapsed() < Duration::from_secs(300), "only {done} of {CONCURRENT} finalized after 300 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let per_sec = CONCURRENT as f64 / t.elapsed().as_secs_f64();
+        let (lat, per_sec) = measure(&client, &papi, &capi, &start, SEQUENTIAL, CONCURRENT).await;
 
         let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
         let (b50, b99) = (percentile(&rtt, 0.5), percentile(&rtt, 0.99));
@@ -304,5 +273,164 @@ fn main() {
             per_sec,
             per_sec / 300.0
         );
+
+        // The same with DCP on every DSP request: a trust anchor, credentials, self-issued tokens and a
+        // presentation query per message.
+        let dcp = dcp_pair(&client).await;
+        let start = json!({"counterPartyAddress": format!("{}/dsp", dcp.provider.dsp), "counterPartyId": dcp.provider_did,
+            "offer": {"@id": "bench-offer", "@type": "Offer", "target": asset.id, "permission": [{"action": "use"}]}});
+        let dpapi = dcp.provider.api();
+        api(&client, &dpapi, reqwest::Method::POST, "/api/v1/policies",
+            Some(json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}}))).await;
+        api(&client, &dpapi, reqwest::Method::POST, "/api/v1/assets", Some(serde_json::to_value(&asset).unwrap())).await;
+        api(&client, &dpapi, reqwest::Method::POST, "/api/v1/offers",
+            Some(json!({"id": "bench-offer", "assets": [asset.id], "accessPolicy": "use", "contractPolicy": "use"}))).await;
+        let (dlat, dper_sec) = measure(&client, &dpapi, &dcp.consumer.api(), &start, SEQUENTIAL / 2, CONCURRENT / 3).await;
+        let (d50, d99) = (percentile(&dlat, 0.5), percentile(&dlat, 0.99));
+        println!("the same with DCP 1.0 on every DSP request (self-issued token, presentation query, 2 credentials)");
+        println!(
+            "  one negotiation at a time ({})   p50 {:>7.2} ms  p99 {:>7.2} ms  = {:.2}x the static-token p50",
+            SEQUENTIAL / 2,
+            d50 * 1e3,
+            d99 * 1e3,
+            d50 / p50
+        );
+        println!(
+            "  {} started at once             {:>7.0} negotiations/s = {:.2}x the static-token rate",
+            CONCURRENT / 3,
+            dper_sec,
+            dper_sec / per_sec
+        );
+        drop(dcp);
     });
+}
+
+/// Sequential latencies (after a warm-up) and the rate with `concurrent` started at once.
+async fn measure(
+    client: &reqwest::Client,
+    papi: &Api,
+    capi: &Api,
+    start: &Value,
+    sequential: usize,
+    concurrent: usize,
+) -> (Vec<f64>, f64) {
+    for _ in 0..20 {
+        negotiate(client, capi, start, Duration::from_micros(250)).await;
+    }
+    let mut lat = Vec::new();
+    for _ in 0..sequential {
+        lat.push(negotiate(client, capi, start, Duration::from_micros(250)).await);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // Throughput: `concurrent` negotiations started at once (the consumer's processor sends at most
+    // `negotiation.concurrency` messages at a time), until the provider holds every agreement. Counted
+    // through the agreements list, so the measurement does not poll each negotiation.
+    let before = count_agreements(client, papi).await;
+    let t = Instant::now();
+    let mut starts = Vec::new();
+    for _ in 0..concurrent {
+        let client = client.clone();
+        let c = capi.clone();
+        let start = start.clone();
+        starts.push(tokio::spawn(async move {
+            api(
+                &client,
+                &c,
+                reqwest::Method::POST,
+                "/api/v1/negotiations",
+                Some(start),
+            )
+            .await
+        }));
+    }
+    for s in starts {
+        s.await.unwrap();
+    }
+    loop {
+        let done = count_agreements(client, papi).await - before;
+        if done >= concurrent {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "only {done} of {concurrent} finalized after 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (lat, concurrent as f64 / t.elapsed().as_secs_f64())
+}
+
+/// A trust anchor and two DCP connectors holding its credentials.
+struct DcpPair {
+    _dirs: Vec<tempfile::TempDir>,
+    _authority: Proc,
+    provider: Proc,
+    consumer: Proc,
+    provider_did: String,
+}
+
+async fn dcp_pair(client: &reqwest::Client) -> DcpPair {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let common = [
+        ("dsp.auth.mode", "\"dcp\""),
+        ("identity.insecure_did_web_over_http", "true"),
+    ];
+    let (ac, aadmin) = init(
+        dirs[0].path(),
+        "Federation (bench)",
+        &[common[0], common[1], ("authority.enabled", "true")],
+    );
+    let authority = start(&ac, &aadmin, None);
+    let did_of = |p: &Proc| {
+        let a = p.api();
+        let client = client.clone();
+        async move {
+            api(&client, &a, reqwest::Method::GET, "/api/v1/identity", None).await["did"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let authority_did = did_of(&authority).await;
+    let trust = format!("[{{issuer = \"{authority_did}\"}}]");
+    let member = |dir: &Path, name: &str| {
+        init(
+            dir,
+            name,
+            &[
+                common[0],
+                common[1],
+                ("identity.trusted_issuers", trust.as_str()),
+            ],
+        )
+    };
+    let (pc, padmin) = member(dirs[1].path(), "Malmö (bench, DCP)");
+    let (cc, cadmin) = member(dirs[2].path(), "Lund (bench, DCP)");
+    let provider = start(&pc, &padmin, None);
+    let consumer = start(&cc, &cadmin, None);
+    let mut provider_did = String::new();
+    for p in [&provider, &consumer] {
+        let did = did_of(p).await;
+        api(client, &authority.api(), reqwest::Method::POST, "/api/v1/authority/members",
+            Some(json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1280"}}))).await;
+        let got = api(
+            client,
+            &p.api(),
+            reqwest::Method::POST,
+            "/api/v1/credentials/requests",
+            Some(json!({"authority": authority.dsp})),
+        )
+        .await;
+        assert_eq!(got["status"], "ISSUED", "{got}");
+        if provider_did.is_empty() {
+            provider_did = did;
+        }
+    }
+    DcpPair {
+        _dirs: dirs,
+        _authority: authority,
+        provider,
+        consumer,
+        provider_did,
+    }
 }

@@ -148,11 +148,13 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
                 city.name, got.status, got.reason
             )));
         }
-        let types: Vec<String> = got
+        let mut types: Vec<String> = got
             .credentials
             .iter()
             .flat_map(|h| h.types.clone())
             .collect();
+        // The membership first, then the roles.
+        types.sort_by_key(|t| (t != "MembershipCredential", t.clone()));
         println!(
             "  ✓ {:<9} holds {} (VC 2.0 JWTs, municipality code {}, valid until {})",
             city.name,

@@ -279,8 +279,16 @@ impl Connector {
                 step.as_str()
             )));
         }
+        // The start message may be acknowledged by the consumer (which then pulls at once) a moment before
+        // this side records STARTED: a start in flight counts as started.
+        let starting = t.pending == Some(super::model::TStep::Start)
+            && matches!(
+                t.state,
+                Some(TransferState::Requested | TransferState::Suspended)
+            );
         match t.state {
             Some(TransferState::Started) => {}
+            Some(_) if starting => {}
             Some(other) => {
                 return Err(AccessError::Forbidden(format!(
                     "transfer {transfer_id} is {other}; data flows only while it is STARTED"
