@@ -532,6 +532,11 @@ async fn main() -> std::process::ExitCode {
                     None => println!("  participant id  the did:web of the DSP listener's address (set --public-url to fix it)"),
                 }
                 println!("start it with: caap serve --config {}", made.config_path.display());
+                println!(
+                    "then join a federation: add its authority to [[identity.trusted_issuers]] and run\n  \
+                     caap credentials --config {} request --authority <the authority's URL>",
+                    made.config_path.display()
+                );
             }).map_err(Into::into)
         }
         Command::Demo { exit, cities } => {
