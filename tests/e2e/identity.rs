@@ -341,3 +341,233 @@ fn keys_rotate_keeps_the_old_key_published_for_verification_and_signs_with_the_n
     assert!(String::from_utf8_lossy(&out.stdout).contains("MembershipCredential"));
     fed._nodes.push(node);
 }
+
+/// A node's signing key under its DID (the key file written by `caap init` names it `key-1`).
+fn key_of(node: &Node, did: &str) -> caap_identity::ParticipantKey {
+    let jwk = std::fs::read_to_string(node.dir.path().join("keys/participant.jwk")).unwrap();
+    caap_identity::ParticipantKey::from_jwk_json(&jwk)
+        .unwrap()
+        .with_key_id(&format!("{did}#key-1"))
+}
+
+fn post_json(url: &str, token: Option<&str>, body: &Value) -> crate::support::Response {
+    crate::support::request(
+        "POST",
+        url,
+        token.map(|t| format!("Bearer {t}")).as_deref(),
+        Some(&body.to_string()),
+        "application/json",
+    )
+}
+
+/// The embedded credential service and the authority's issuer service answer the DCP TCK's
+/// credential-service and issuer cases: scopes are limited to what the access token grants (no
+/// escalation), malformed queries and tokens are refused with the right status, a request without
+/// holderPid or from a stranger's token is refused, and request status is for the requester only.
+#[test]
+fn the_credential_service_and_the_issuer_refuse_what_dcp_says_they_must() {
+    use caap_identity::dcp::{self, Scope};
+    let mut fed = start_authority();
+    let (malmo, malmo_did) = fed.member(
+        "Malmö",
+        Some((&["Municipality"], json!({"municipalityCode": "1280"}))),
+    );
+    let (lund, lund_did) = fed.member(
+        "Lund",
+        Some((&["Municipality"], json!({"municipalityCode": "1281"}))),
+    );
+    let malmo_key = key_of(&fed._nodes[1], &malmo_did);
+    let lund_key = key_of(&fed._nodes[2], &lund_did);
+    let now = caap_connector::clock::Clock::now(&caap_connector::clock::SystemClock);
+    let minutes = chrono::Duration::minutes(5);
+    let cs = format!("{}/dcp/presentations/query", malmo.dsp);
+    // Malmö grants Lund its membership only; Lund asks with a token of its own carrying that grant.
+    let membership = Scope::for_type("MembershipCredential");
+    let municipality = Scope::for_type("MunicipalityCredential");
+    let grant = |bearer: &str, scopes: &[String]| {
+        dcp::issue_access_token(&malmo_did, &malmo_key, bearer, scopes, now, minutes).unwrap()
+    };
+    let lund_token = |access: Option<&caap_identity::Secret>| {
+        dcp::create_self_issued_token(&lund_did, &lund_key, &malmo_did, access, now, minutes)
+            .unwrap()
+            .expose()
+            .to_owned()
+    };
+    let query = |scopes: Vec<String>| {
+        serde_json::to_value(dcp::PresentationQueryMessage::for_scopes(scopes)).unwrap()
+    };
+    let access = grant(&lund_did, std::slice::from_ref(&membership));
+
+    let r = post_json(
+        &cs,
+        Some(&lund_token(Some(&access))),
+        &query(vec![membership.clone()]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let vp = r.body["presentation"][0].as_str().unwrap();
+    let (_, vp) = caap_identity::vc::parse_presentation_jwt(vp).unwrap();
+    assert_eq!(vp.credentials.len(), 1, "only the membership");
+
+    // Escalation: asking for more than granted yields only what was granted.
+    let r = post_json(
+        &cs,
+        Some(&lund_token(Some(&access))),
+        &query(vec![membership.clone(), municipality.clone()]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, vp) =
+        caap_identity::vc::parse_presentation_jwt(r.body["presentation"][0].as_str().unwrap())
+            .unwrap();
+    assert_eq!(vp.credentials.len(), 1, "no escalation past the grant");
+
+    // Malformed queries.
+    let r = post_json(&cs, Some(&lund_token(Some(&access))), &query(vec![]));
+    assert_eq!(r.status, 400, "empty scope: {}", r.body);
+    let both = json!({"@context": [dcp::DCP_CONTEXT], "type": "PresentationQueryMessage",
+        "scope": [membership], "presentationDefinition": {"id": "x", "input_descriptors": []}});
+    assert_eq!(
+        post_json(&cs, Some(&lund_token(Some(&access))), &both).status,
+        400,
+        "scope and definition"
+    );
+    let pd = json!({"@context": [dcp::DCP_CONTEXT], "type": "PresentationQueryMessage",
+        "presentationDefinition": {"id": "x", "input_descriptors": [{"id": "m"}]}});
+    assert_eq!(
+        post_json(&cs, Some(&lund_token(Some(&access))), &pd).status,
+        501,
+        "presentation definitions are not supported"
+    );
+    // Bad tokens: none, no Bearer prefix, no access token, an access token given to someone else,
+    // a replayed token.
+    assert_eq!(
+        post_json(&cs, None, &query(vec![membership.clone()])).status,
+        401
+    );
+    let bare = crate::support::request(
+        "POST",
+        &cs,
+        Some(&lund_token(Some(&access))),
+        Some(&query(vec![membership.clone()]).to_string()),
+        "application/json",
+    );
+    assert_eq!(bare.status, 401, "no Bearer prefix");
+    assert_eq!(
+        post_json(
+            &cs,
+            Some(&lund_token(None)),
+            &query(vec![membership.clone()])
+        )
+        .status,
+        401,
+        "no access token"
+    );
+    let someone_else = grant(&fed.authority_did, std::slice::from_ref(&membership));
+    assert_eq!(
+        post_json(
+            &cs,
+            Some(&lund_token(Some(&someone_else))),
+            &query(vec![membership.clone()])
+        )
+        .status,
+        401,
+        "an access token given to another verifier"
+    );
+    let once = lund_token(Some(&access));
+    assert_eq!(
+        post_json(&cs, Some(&once), &query(vec![membership.clone()])).status,
+        200
+    );
+    let again = post_json(&cs, Some(&once), &query(vec![membership.clone()]));
+    assert_eq!(again.status, 401, "jti replay");
+    assert_eq!(again.body["code"], "jti_replayed", "{}", again.body);
+
+    // The issuer service.
+    let issuer = format!("{}/issuer", fed.authority.dsp);
+    let to_authority = |key: &caap_identity::ParticipantKey, did: &str| {
+        dcp::create_self_issued_token(did, key, &fed.authority_did, None, now, minutes)
+            .unwrap()
+            .expose()
+            .to_owned()
+    };
+    let meta = crate::support::request("GET", &format!("{issuer}/metadata"), None, None, "");
+    assert_eq!(meta.status, 200);
+    assert_eq!(meta.body["issuer"], fed.authority_did.as_str());
+    let request = json!({"@context": [dcp::DCP_CONTEXT], "type": "CredentialRequestMessage",
+        "holderPid": "h-1", "credentials": [{"id": "MembershipCredential"}]});
+    assert_eq!(
+        post_json(&format!("{issuer}/credentials"), None, &request).status,
+        401,
+        "no token"
+    );
+    let mut no_pid = request.clone();
+    no_pid.as_object_mut().unwrap().remove("holderPid");
+    assert_eq!(
+        post_json(
+            &format!("{issuer}/credentials"),
+            Some(&to_authority(&lund_key, &lund_did)),
+            &no_pid
+        )
+        .status,
+        400,
+        "missing holderPid"
+    );
+    let mut unknown = request.clone();
+    unknown["credentials"] = json!([{"id": "PassportCredential"}]);
+    assert_eq!(
+        post_json(
+            &format!("{issuer}/credentials"),
+            Some(&to_authority(&lund_key, &lund_did)),
+            &unknown
+        )
+        .status,
+        400,
+        "not offered"
+    );
+    let wrong_aud =
+        dcp::create_self_issued_token(&lund_did, &lund_key, &malmo_did, None, now, minutes)
+            .unwrap();
+    assert_eq!(
+        post_json(
+            &format!("{issuer}/credentials"),
+            Some(wrong_aud.expose()),
+            &request
+        )
+        .status,
+        401,
+        "a token for another audience"
+    );
+    let r = post_json(
+        &format!("{issuer}/credentials"),
+        Some(&to_authority(&lund_key, &lund_did)),
+        &request,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let location = r.headers["location"].to_str().unwrap().to_owned();
+    let status_url = format!("{}{location}", fed.authority.dsp);
+    let mine = crate::support::request(
+        "GET",
+        &status_url,
+        Some(&format!("Bearer {}", to_authority(&lund_key, &lund_did))),
+        None,
+        "",
+    );
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body["holderPid"], "h-1");
+    let theirs = crate::support::request(
+        "GET",
+        &status_url,
+        Some(&format!("Bearer {}", to_authority(&malmo_key, &malmo_did))),
+        None,
+        "",
+    );
+    assert_eq!(theirs.status, 404, "another holder's request");
+    let unknown = crate::support::request(
+        "GET",
+        &format!("{issuer}/requests/nope"),
+        Some(&format!("Bearer {}", to_authority(&lund_key, &lund_did))),
+        None,
+        "",
+    );
+    assert_eq!(unknown.status, 404);
+    drop(lund);
+}
