@@ -254,6 +254,9 @@ fn keys_rotate_keeps_the_old_key_published_for_verification_and_signs_with_the_n
         "{}",
         v.body
     );
+    if let crate::dsp_schema::Shared::Found(schemas) = crate::dsp_schema::load() {
+        schemas.assert_valid("common/protocol-version-schema.json", &v.body);
+    }
 
     let node = Node::init_with("Lund", &dcp_settings(Some(&fed.authority_did)));
     let out = caap()
