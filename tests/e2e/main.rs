@@ -17,6 +17,7 @@ mod bigdata;
 mod catalog;
 mod cities;
 mod cli;
+mod dcp_refusals;
 mod identity;
 mod input;
 mod negotiation;
