@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::did::split_did_url;
+use crate::jose::{DecodedJws, JwsError, VerifierCache};
 use crate::keys::PublishedKey;
 
 /// The DID Core context.
@@ -129,6 +130,10 @@ pub struct VerificationMethod {
     /// The raw public key in base58 (the older 2018/2019 suites).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_base58: Option<String>,
+    /// The key turned into verifiers on first use, so that a document kept by a resolver parses
+    /// each key once. Not serialized, ignored by equality, shared by clones.
+    #[serde(skip)]
+    pub(crate) verifiers: VerifierCache,
 }
 
 impl VerificationMethod {
@@ -268,6 +273,16 @@ pub struct ResolvedKey {
     pub id: String,
     /// Its public key.
     pub jwk: Value,
+    /// The method's verifiers (shared with the document the key came from).
+    verifiers: VerifierCache,
+}
+
+impl ResolvedKey {
+    /// Verifies `jws` with this key, as [`crate::jose::verify_with_jwk`] does, reusing the key
+    /// parsed by earlier verifications against the same document.
+    pub fn verify(&self, jws: &DecodedJws) -> Result<(), JwsError> {
+        self.verifiers.verify(jws, &self.jwk)
+    }
 }
 
 impl DidDocument {
@@ -460,6 +475,7 @@ impl DidDocument {
         Ok(ResolvedKey {
             jwk: vm.public_jwk()?,
             id,
+            verifiers: vm.verifiers.clone(),
         })
     }
 
@@ -500,6 +516,7 @@ impl DidDocument {
                 public_key_jwk: Some(key.public_jwk.clone()),
                 public_key_multibase: None,
                 public_key_base58: None,
+                verifiers: VerifierCache::new(),
             });
             doc.assertion_method.push(MethodRef::Id(id.clone()));
             if key.current {

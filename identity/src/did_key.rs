@@ -266,6 +266,7 @@ pub fn did_key_document(did: &str) -> Result<DidDocument, DidKeyError> {
         public_key_jwk: Some(jwk),
         public_key_multibase: None,
         public_key_base58: None,
+        verifiers: Default::default(),
     };
     let main_id = format!("{did}#{msid}");
     let mut doc = DidDocument {

@@ -2,10 +2,13 @@
 //! JWK (josekit does the cryptography). Payloads are arbitrary JSON, so the same code secures JWT
 //! claim sets, VC 2.0 credentials (`vc+jwt`) and presentations.
 
+use std::sync::{Arc, Mutex};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jws::JwsVerifier;
+
 use serde_json::{Map, Value};
 
 use crate::keys::{KeyError, SigningKey};
@@ -86,7 +89,7 @@ pub fn decode_compact(token: &str) -> Result<DecodedJws, JwsError> {
     Ok(DecodedJws {
         header,
         payload,
-        signing_input: format!("{h}.{p}"),
+        signing_input: token[..h.len() + 1 + p.len()].to_owned(),
         signature,
     })
 }
@@ -118,8 +121,34 @@ pub fn sign_compact(
 
 /// Verifies `jws` with the public JWK `jwk` (from a DID document), using the header's `alg`.
 /// RSA (RS*/PS*), ECDSA (ES256/ES384/ES512/ES256K) and EdDSA are accepted; `none` and HMAC never.
+///
+/// The JWK is converted into a key on every call; to verify repeatedly with one key, use a
+/// [`VerifierCache`] (DID documents keep one per verification method).
 pub fn verify_with_jwk(jws: &DecodedJws, jwk: &Value) -> Result<(), JwsError> {
     let alg = jws.alg().unwrap_or_default();
+    check_signature(build_verifier(alg, jwk)?.as_ref(), jws)
+}
+
+/// The algorithms caap verifies, by their JWS names (`Ed25519` is an alias of `EdDSA`).
+const ALGORITHMS: [&str; 12] = [
+    "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519", "RS256", "RS384", "RS512", "PS256",
+    "PS384", "PS512",
+];
+
+/// `alg` with a `'static` name, if caap verifies it.
+fn supported(alg: &str) -> Option<&'static str> {
+    ALGORITHMS.iter().find(|a| **a == alg).copied()
+}
+
+fn check_signature(verifier: &dyn JwsVerifier, jws: &DecodedJws) -> Result<(), JwsError> {
+    verifier
+        .verify(jws.signing_input.as_bytes(), &jws.signature)
+        .map_err(|_| JwsError::BadSignature)
+}
+
+/// Checks the public JWK `jwk` against `alg` and turns it into a verifier: the costly step
+/// (openssl parses and checks the key).
+fn build_verifier(alg: &str, jwk: &Value) -> Result<Box<dyn JwsVerifier>, JwsError> {
     let map = jwk
         .as_object()
         .ok_or_else(|| JwsError::UnusableKey("the JWK is not an object".into()))?
@@ -145,7 +174,7 @@ pub fn verify_with_jwk(jws: &DecodedJws, jwk: &Value) -> Result<(), JwsError> {
         ));
     }
     let unusable = |e: josekit::JoseError| JwsError::UnusableKey(e.to_string());
-    let verifier: Box<dyn JwsVerifier> = match alg {
+    Ok(match alg {
         "ES256" => Box::new(
             josekit::jws::ES256
                 .verifier_from_jwk(&jwk)
@@ -202,10 +231,116 @@ pub fn verify_with_jwk(jws: &DecodedJws, jwk: &Value) -> Result<(), JwsError> {
                 .map_err(unusable)?,
         ),
         other => return Err(JwsError::UnsupportedAlgorithm(other.to_owned())),
-    };
-    verifier
-        .verify(jws.signing_input.as_bytes(), &jws.signature)
-        .map_err(|_| JwsError::BadSignature)
+    })
+}
+
+/// A verifier built from `jwk` for `alg`, or why none could be.
+#[derive(Debug)]
+struct Prepared {
+    alg: &'static str,
+    jwk: Value,
+    verifier: Result<Arc<dyn JwsVerifier>, JwsError>,
+}
+
+/// At most this many (algorithm, JWK) pairs are kept per cache: a verification method has one
+/// key, used with one algorithm (RSA keys possibly with a few); more is never legitimate.
+const MAX_PREPARED: usize = 4;
+
+/// Verifiers built from public JWKs, kept so that each (algorithm, JWK) pair is converted into a
+/// key once: [`verify_with_jwk`] with memory. A DID document keeps one per verification method,
+/// so verifications against a cached document reuse the parsed key.
+///
+/// An entry is reused only for a JWK equal to the one it was built from, so a cache can never
+/// verify with a key other than the one asked for. Clones share the cache. Equality ignores it
+/// (two caches are always equal): it is a memo, not data.
+#[derive(Clone, Default)]
+pub struct VerifierCache {
+    entries: Arc<Mutex<Vec<Arc<Prepared>>>>,
+    /// How many verifiers were built (tests count key conversions).
+    #[cfg(test)]
+    builds: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl VerifierCache {
+    /// A new, empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verifies `jws` with the public JWK `jwk`, exactly as [`verify_with_jwk`] does, converting
+    /// the JWK only the first time it is used with the JWS's algorithm.
+    pub fn verify(&self, jws: &DecodedJws, jwk: &Value) -> Result<(), JwsError> {
+        // Unsupported algorithms are refused as verify_with_jwk refuses them, and never kept.
+        let Some(alg) = supported(jws.alg().unwrap_or_default()) else {
+            return verify_with_jwk(jws, jwk);
+        };
+        match &self.prepared(alg, jwk).verifier {
+            Ok(verifier) => check_signature(verifier.as_ref(), jws),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn prepared(&self, alg: &'static str, jwk: &Value) -> Arc<Prepared> {
+        if let Some(hit) = self.lock().iter().find(|p| p.alg == alg && p.jwk == *jwk) {
+            return hit.clone();
+        }
+        #[cfg(test)]
+        self.builds
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Built outside the lock: a concurrent first use may build twice; the first stored wins.
+        let prepared = Arc::new(Prepared {
+            alg,
+            jwk: jwk.clone(),
+            verifier: build_verifier(alg, jwk).map(Arc::from),
+        });
+        let mut entries = self.lock();
+        if let Some(hit) = entries.iter().find(|p| p.alg == alg && p.jwk == *jwk) {
+            return hit.clone();
+        }
+        if entries.len() < MAX_PREPARED {
+            entries.push(prepared.clone());
+        }
+        prepared
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Prepared>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The verifier kept for (`alg`, `jwk`), if one was built (tests compare pointers).
+    #[cfg(test)]
+    pub(crate) fn cached(&self, alg: &str, jwk: &Value) -> Option<Arc<dyn JwsVerifier>> {
+        self.lock()
+            .iter()
+            .find(|p| p.alg == alg && p.jwk == *jwk)
+            .and_then(|p| p.verifier.as_ref().ok().cloned())
+    }
+
+    /// How many (algorithm, JWK) pairs are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// How many times a JWK was turned into a verifier.
+    #[cfg(test)]
+    pub(crate) fn builds(&self) -> usize {
+        self.builds.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for VerifierCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierCache")
+            .field("entries", &self.lock().len())
+            .finish()
+    }
+}
+
+impl PartialEq for VerifierCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -263,5 +398,78 @@ mod tests {
         ));
         assert!(decode_compact("a.b").is_err());
         assert!(decode_compact("!!.e30.").is_err());
+    }
+
+    #[test]
+    fn a_verifier_cache_converts_each_key_once_and_only_for_that_key() {
+        let key = ParticipantKey::generate("k").unwrap();
+        let jwk = key.public_jwk().unwrap();
+        let cache = VerifierCache::new();
+        for n in 0..3 {
+            let token = sign_compact(&key, None, &json!({"n": n})).unwrap();
+            cache
+                .verify(&decode_compact(&token).unwrap(), &jwk)
+                .unwrap();
+        }
+        assert_eq!((cache.builds(), cache.len()), (1, 1));
+        let first = cache.cached("ES256", &jwk).unwrap();
+        let token = sign_compact(&key, None, &json!({"n": 4})).unwrap();
+        cache
+            .verify(&decode_compact(&token).unwrap(), &jwk)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &cache.cached("ES256", &jwk).unwrap()));
+        // Clones share the cache; equality and Debug ignore what it holds.
+        let clone = cache.clone();
+        clone
+            .verify(&decode_compact(&token).unwrap(), &jwk)
+            .unwrap();
+        assert_eq!(cache.builds(), 1);
+        assert_eq!(VerifierCache::new(), cache);
+        // Another key is never answered from the cache: it is converted and refuses the JWS.
+        let other = ParticipantKey::generate("x").unwrap().public_jwk().unwrap();
+        assert_eq!(
+            cache.verify(&decode_compact(&token).unwrap(), &other),
+            Err(JwsError::BadSignature)
+        );
+        assert_eq!((cache.builds(), cache.len()), (2, 2));
+    }
+
+    #[test]
+    fn a_verifier_cache_refuses_what_verify_with_jwk_refuses() {
+        let key = ParticipantKey::generate("k").unwrap();
+        let public = key.public_jwk().unwrap();
+        let private: Value = serde_json::from_str(&key.to_private_jwk_json()).unwrap();
+        let token = sign_compact(&key, None, &json!({"a": 1})).unwrap();
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"a":2}"#);
+        parts[1] = &forged;
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(b"{}")
+        );
+        let hs256 = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(b"{}"),
+            URL_SAFE_NO_PAD.encode(b"sig")
+        );
+        let cache = VerifierCache::new();
+        for (jws, jwk) in [
+            (token.clone(), &public),
+            (parts.join("."), &public),
+            (none.clone(), &public),
+            (none, &private),
+            (token, &private),
+            (hs256, &public),
+        ] {
+            let decoded = decode_compact(&jws).unwrap();
+            // Twice: the second answer comes from the cache where one is kept.
+            for _ in 0..2 {
+                assert_eq!(cache.verify(&decoded, jwk), verify_with_jwk(&decoded, jwk));
+            }
+        }
+        // Unsupported algorithms are never kept.
+        assert_eq!(cache.len(), 2, "{cache:?}");
     }
 }

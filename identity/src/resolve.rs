@@ -133,14 +133,74 @@ struct Cached {
     expires_at: DateTime<Utc>,
 }
 
-/// The caap DID resolver: did:key locally, did:web over [`HttpGet`] with a TTL cache; documents
-/// registered with [`DidResolver::with_local`] (the connector's own) are answered without HTTP.
+/// Documents kept for a TTL, at most `max_entries` of them.
+#[derive(Debug, Default)]
+struct DocCache(Mutex<HashMap<String, Cached>>);
+
+impl DocCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The document of `did`, if it is still fresh at `now`.
+    fn get(&self, did: &str, now: DateTime<Utc>) -> Option<Arc<DidDocument>> {
+        self.lock()
+            .get(did)
+            .filter(|hit| hit.expires_at > now && hit.fetched_at <= now)
+            .map(|hit| hit.doc.clone())
+    }
+
+    /// Keeps `doc` for `ttl`, evicting expired entries, then the oldest, to stay within
+    /// `max_entries`.
+    fn insert(
+        &self,
+        did: &str,
+        doc: &Arc<DidDocument>,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        max_entries: usize,
+    ) {
+        if ttl <= Duration::zero() {
+            return;
+        }
+        let mut cache = self.lock();
+        cache.retain(|_, c| c.expires_at > now);
+        while cache.len() >= max_entries.max(1) {
+            let oldest = cache
+                .iter()
+                .min_by_key(|(_, c)| c.fetched_at)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => cache.remove(&k),
+                None => break,
+            };
+        }
+        cache.insert(
+            did.to_owned(),
+            Cached {
+                doc: doc.clone(),
+                fetched_at: now,
+                expires_at: now + ttl,
+            },
+        );
+    }
+
+    fn remove(&self, did: &str) {
+        self.lock().remove(did);
+    }
+}
+
+/// The caap DID resolver: did:key locally, did:web over [`HttpGet`]; both kept for a TTL (with
+/// the keys their verifications parsed, see [`crate::jose::VerifierCache`]), did:key documents
+/// apart so that made-up did:keys cannot push fetched documents out. Documents registered with
+/// [`DidResolver::with_local`] (the connector's own) are answered without HTTP.
 #[derive(Debug)]
 pub struct DidResolver<H> {
     http: H,
     options: ResolverOptions,
     local: HashMap<String, Arc<DidDocument>>,
-    cache: Mutex<HashMap<String, Cached>>,
+    web: DocCache,
+    keys: DocCache,
 }
 
 impl<H: HttpGet> DidResolver<H> {
@@ -150,7 +210,8 @@ impl<H: HttpGet> DidResolver<H> {
             http,
             options,
             local: HashMap::new(),
-            cache: Mutex::new(HashMap::new()),
+            web: DocCache::default(),
+            keys: DocCache::default(),
         }
     }
 
@@ -163,11 +224,21 @@ impl<H: HttpGet> DidResolver<H> {
     /// Forgets the cached document of `did` (e.g. after a signature failed with it: the peer may
     /// have rotated its key).
     pub fn invalidate(&self, did: &str) {
-        self.lock().remove(split_did_url(did).0);
+        let did = split_did_url(did).0;
+        self.web.remove(did);
+        self.keys.remove(did);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    /// did:key documents are computed, but kept like fetched ones so that their keys, once
+    /// parsed, are reused.
+    fn resolve_key(&self, did: &str, now: DateTime<Utc>) -> Result<Arc<DidDocument>, ResolveError> {
+        if let Some(doc) = self.keys.get(did, now) {
+            return Ok(doc);
+        }
+        let doc = Arc::new(did_key_document(did)?);
+        self.keys
+            .insert(did, &doc, now, self.options.ttl, self.options.max_entries);
+        Ok(doc)
     }
 
     async fn resolve_web(
@@ -175,11 +246,8 @@ impl<H: HttpGet> DidResolver<H> {
         did: &str,
         now: DateTime<Utc>,
     ) -> Result<Arc<DidDocument>, ResolveError> {
-        if let Some(hit) = self.lock().get(did)
-            && hit.expires_at > now
-            && hit.fetched_at <= now
-        {
-            return Ok(hit.doc.clone());
+        if let Some(doc) = self.web.get(did, now) {
+            return Ok(doc);
         }
         let url = did_web_to_url(did, self.options.did_web)?;
         let response = self.http.get(&url).await.map_err(|e| ResolveError::Fetch {
@@ -214,28 +282,8 @@ impl<H: HttpGet> DidResolver<H> {
             Some(max_age) => max_age.min(self.options.ttl),
             None => self.options.ttl,
         };
-        if ttl > Duration::zero() {
-            let mut cache = self.lock();
-            cache.retain(|_, c| c.expires_at > now);
-            while cache.len() >= self.options.max_entries.max(1) {
-                let oldest = cache
-                    .iter()
-                    .min_by_key(|(_, c)| c.fetched_at)
-                    .map(|(k, _)| k.clone());
-                match oldest {
-                    Some(k) => cache.remove(&k),
-                    None => break,
-                };
-            }
-            cache.insert(
-                did.to_owned(),
-                Cached {
-                    doc: doc.clone(),
-                    fetched_at: now,
-                    expires_at: now + ttl,
-                },
-            );
-        }
+        self.web
+            .insert(did, &doc, now, ttl, self.options.max_entries);
         Ok(doc)
     }
 }
@@ -252,7 +300,7 @@ impl<H: HttpGet> DidResolve for DidResolver<H> {
                 return Ok(doc.clone());
             }
             if did.starts_with("did:key:") {
-                return Ok(Arc::new(did_key_document(did)?));
+                return self.resolve_key(did, now);
             }
             if did.starts_with("did:web:") {
                 return self.resolve_web(did, now).await;
@@ -306,7 +354,7 @@ impl DidResolve for StaticDids {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::did_doc::Service;
+    use crate::did_doc::{DidDocument, Service};
     use crate::keys::{KeySet, ParticipantKey};
     use crate::testutil::{block_on, t0};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -449,5 +497,101 @@ pub(crate) mod tests {
             },
         );
         assert!(block_on(dev.resolve(did, t0())).is_ok());
+    }
+
+    #[test]
+    fn verifications_against_a_cached_document_parse_its_key_once() {
+        use crate::vc::{
+            CredentialFormat, NewCredential, VerifyOptions, issue_credential, verify_credential,
+        };
+        let web = Arc::new(FakeWeb::default());
+        let did = "did:web:authority.example";
+        let key = ParticipantKey::generate(&format!("{did}#key-1")).unwrap();
+        let doc = DidDocument::for_participant(
+            did,
+            &KeySet::new(key.clone()).published().unwrap(),
+            vec![],
+        );
+        web.put(
+            "https://authority.example/.well-known/did.json",
+            serde_json::to_vec(&doc).unwrap(),
+        );
+        let resolver = DidResolver::new(web.clone(), ResolverOptions::default());
+        let issue = |holder: &str| {
+            let c = NewCredential::new(
+                did,
+                "MembershipCredential",
+                holder,
+                Default::default(),
+                t0(),
+            );
+            issue_credential(&c, CredentialFormat::Vc11Jwt, &key).unwrap()
+        };
+        let options = VerifyOptions::at(t0());
+        for holder in ["did:web:malmo.example", "did:web:lund.example"] {
+            block_on(verify_credential(&issue(holder), &resolver, &options)).unwrap();
+        }
+        assert_eq!(web.hits.load(Ordering::SeqCst), 1);
+        let cached = block_on(resolver.resolve(did, t0())).unwrap();
+        let verifiers = &cached.verification_method[0].verifiers;
+        assert_eq!(
+            verifiers.builds(),
+            1,
+            "the key was converted once for two credentials"
+        );
+        let jwk = key.public_jwk().unwrap();
+        let verifier = verifiers.cached("ES256", &jwk).unwrap();
+        block_on(verify_credential(
+            &issue("did:web:x.example"),
+            &resolver,
+            &options,
+        ))
+        .unwrap();
+        assert!(Arc::ptr_eq(
+            &verifier,
+            &verifiers.cached("ES256", &jwk).unwrap()
+        ));
+        // The cache is no part of the document: it serializes and compares as before.
+        assert_eq!(*cached, doc);
+        assert_eq!(
+            serde_json::to_value(&*cached).unwrap(),
+            serde_json::to_value(&doc).unwrap()
+        );
+        // A document fetched anew (after invalidation) starts with a fresh cache.
+        resolver.invalidate(did);
+        let refetched = block_on(resolver.resolve(did, t0())).unwrap();
+        assert_eq!(refetched.verification_method[0].verifiers.builds(), 0);
+    }
+
+    #[test]
+    fn did_key_documents_are_kept_apart_from_fetched_ones() {
+        let web = Arc::new(FakeWeb::default());
+        let options = ResolverOptions {
+            max_entries: 1,
+            ..Default::default()
+        };
+        let did = "did:web:malmo.example";
+        web.put(
+            "https://malmo.example/.well-known/did.json",
+            serde_json::to_vec(&doc_for(did)).unwrap(),
+        );
+        let resolver = DidResolver::new(web.clone(), options);
+        let key = ParticipantKey::generate("k").unwrap();
+        let did_key = crate::did_key::did_key_from_jwk(&key.public_jwk().unwrap()).unwrap();
+        let web_doc = block_on(resolver.resolve(did, t0())).unwrap();
+        let first = block_on(resolver.resolve(&did_key, t0())).unwrap();
+        let again = block_on(resolver.resolve(&format!("{did_key}#x"), t0())).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the did:key document is kept");
+        assert!(Arc::ptr_eq(
+            &web_doc,
+            &block_on(resolver.resolve(did, t0())).unwrap()
+        ));
+        assert_eq!(
+            web.hits.load(Ordering::SeqCst),
+            1,
+            "did:key did not evict it"
+        );
+        let later = block_on(resolver.resolve(&did_key, t0() + Duration::minutes(6))).unwrap();
+        assert!(!Arc::ptr_eq(&first, &later), "and recomputed after the TTL");
     }
 }

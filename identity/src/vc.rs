@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::did::split_did_url;
 use crate::did_doc::{DidDocError, KeyUsePolicy, Relationship};
-use crate::jose::{DecodedJws, JwsError, decode_compact, sign_compact, verify_with_jwk};
+use crate::jose::{DecodedJws, JwsError, decode_compact, sign_compact};
 use crate::keys::SigningKey;
 use crate::resolve::{DidResolve, ResolveError};
 
@@ -308,11 +308,8 @@ fn one_or_many<T: serde::de::DeserializeOwned>(
     let bad = |e: serde_json::Error| CredentialError::Malformed(format!("`{name}`: {e}"));
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| serde_json::from_value(x.clone()).map_err(bad))
-            .collect(),
-        Some(x) => Ok(vec![serde_json::from_value(x.clone()).map_err(bad)?]),
+        Some(Value::Array(a)) => a.iter().map(|x| T::deserialize(x).map_err(bad)).collect(),
+        Some(x) => Ok(vec![T::deserialize(x).map_err(bad)?]),
     }
 }
 
@@ -579,7 +576,7 @@ async fn verify_signed_by(
     }
     let doc = resolver.resolve(did, options.now).await?;
     let key = doc.verification_key(decoded.kid(), relationship, options.key_use)?;
-    verify_with_jwk(decoded, &key.jwk)?;
+    key.verify(decoded)?;
     Ok(())
 }
 
@@ -591,8 +588,20 @@ pub async fn verify_credential(
     options: &VerifyOptions,
 ) -> Result<Credential, CredentialError> {
     let (decoded, credential) = parse_credential_jwt(jws)?;
+    verify_parsed_credential(&decoded, credential, resolver, options).await
+}
+
+/// [`verify_credential`] for a credential already read with [`parse_credential_jwt`] (so that a
+/// caller needing what it says before the verdict does not parse it twice). `decoded` and
+/// `credential` must come from one call; crate-private so that no caller can pair them otherwise.
+pub(crate) async fn verify_parsed_credential(
+    decoded: &DecodedJws,
+    credential: Credential,
+    resolver: &dyn DidResolve,
+    options: &VerifyOptions,
+) -> Result<Credential, CredentialError> {
     verify_signed_by(
-        &decoded,
+        decoded,
         &credential.issuer,
         "issuer",
         Relationship::AssertionMethod,

@@ -12,7 +12,7 @@ use super::Refusal;
 use crate::auth::BoxFuture;
 use crate::did::split_did_url;
 use crate::did_doc::{DidDocument, KeyUsePolicy, Relationship};
-use crate::jose::{DecodedJws, decode_compact, sign_compact, verify_with_jwk};
+use crate::jose::{DecodedJws, decode_compact, sign_compact};
 use crate::keys::{KeyError, SigningKey};
 use crate::resolve::DidResolve;
 use crate::secret::Secret;
@@ -325,7 +325,7 @@ async fn verify_token_signature(
     let key = doc
         .verification_key(jws.kid(), rules.relationship, rules.key_use)
         .map_err(Refusal::Key)?;
-    verify_with_jwk(jws, &key.jwk).map_err(Refusal::Signature)?;
+    key.verify(jws).map_err(Refusal::Signature)?;
     Ok(doc)
 }
 
@@ -385,7 +385,7 @@ pub fn verify_access_token(
             KeyUsePolicy::Strict,
         )
         .map_err(|e| Refusal::AccessTokenRefused(e.to_string()))?;
-    verify_with_jwk(&jws, &key.jwk).map_err(|_| refused("bad signature"))?;
+    key.verify(&jws).map_err(|_| refused("bad signature"))?;
     let exp = numeric_date(&jws.payload, "exp")?.ok_or_else(|| refused("no exp"))?;
     if now - leeway >= exp {
         return Err(refused("expired"));

@@ -18,7 +18,7 @@ use crate::status::{StatusError, StatusListSource, check_status};
 use crate::trust::{CredentialSchemas, TrustedIssuers};
 use crate::vc::{
     Credential, CredentialError, CredentialFormat, NewPresentation, VerifyOptions,
-    issue_presentation, parse_credential_jwt, verify_credential, verify_presentation,
+    issue_presentation, parse_credential_jwt, verify_parsed_credential, verify_presentation,
 };
 
 /// What the verifier accepts.
@@ -174,26 +174,28 @@ async fn verify_one(
     ctx: &VerificationContext<'_>,
     options: &VerifyOptions,
 ) -> Result<Credential, Refusal> {
-    let label = parse_credential_jwt(jwt)
-        .map(|(_, c)| credential_label(&c, index))
-        .unwrap_or_else(|_| format!("#{index}"));
-    let credential = verify_credential(jwt, ctx.resolver, options)
+    let refusal = |e: CredentialError, label: &str| match e {
+        CredentialError::Expired(at) => Refusal::CredentialExpired {
+            id: label.to_owned(),
+            at,
+        },
+        CredentialError::NotYetValid(at) => Refusal::CredentialNotYetValid {
+            id: label.to_owned(),
+            at,
+        },
+        CredentialError::Resolve(r) if r.is_unavailable() => Refusal::Resolution(r),
+        other => Refusal::CredentialInvalid {
+            id: label.to_owned(),
+            reason: other.to_string(),
+        },
+    };
+    // Read once: the label for refusals comes from the same parse the verification uses.
+    let (decoded, parsed) =
+        parse_credential_jwt(jwt).map_err(|e| refusal(e, &format!("#{index}")))?;
+    let label = credential_label(&parsed, index);
+    let credential = verify_parsed_credential(&decoded, parsed, ctx.resolver, options)
         .await
-        .map_err(|e| match e {
-            CredentialError::Expired(at) => Refusal::CredentialExpired {
-                id: label.clone(),
-                at,
-            },
-            CredentialError::NotYetValid(at) => Refusal::CredentialNotYetValid {
-                id: label.clone(),
-                at,
-            },
-            CredentialError::Resolve(r) if r.is_unavailable() => Refusal::Resolution(r),
-            other => Refusal::CredentialInvalid {
-                id: label.clone(),
-                reason: other.to_string(),
-            },
-        })?;
+        .map_err(|e| refusal(e, &label))?;
     if credential.format != vp_format {
         return Err(Refusal::CredentialInvalid {
             id: label,
@@ -301,7 +303,7 @@ pub struct StoredCredential {
 
 impl StoredCredential {
     /// Reads a credential JWT for storage (the issuer's signature is checked on receipt by the
-    /// caller, with [`verify_credential`]).
+    /// caller, with [`crate::vc::verify_credential`]).
     pub fn from_jwt(jwt: &str) -> Result<Self, CredentialError> {
         let (_, credential) = parse_credential_jwt(jwt)?;
         Ok(StoredCredential {
