@@ -61,6 +61,8 @@ pub trait SigningKey: Send + Sync + std::fmt::Debug {
 pub struct ParticipantKey {
     jwk: Jwk,
     algorithm: KeyAlgorithm,
+    /// The openssl signer, built once (converting the JWK costs more than a signature); clones share it.
+    signer: std::sync::Arc<std::sync::OnceLock<Box<dyn JwsSigner>>>,
 }
 
 impl std::fmt::Debug for ParticipantKey {
@@ -87,7 +89,11 @@ impl ParticipantKey {
         .map_err(|e| KeyError::Crypto(e.to_string()))?;
         jwk.set_key_id(key_id);
         jwk.set_algorithm(algorithm.jws_name());
-        Ok(ParticipantKey { jwk, algorithm })
+        Ok(ParticipantKey {
+            jwk,
+            algorithm,
+            signer: Default::default(),
+        })
     }
 
     /// Reads a private JWK (the content of a key file): EC P-256 or OKP Ed25519 with `d`.
@@ -110,7 +116,11 @@ impl ParticipantKey {
             }
         };
         // Fail now, not at the first signature, if the material is broken.
-        let key = ParticipantKey { jwk, algorithm };
+        let key = ParticipantKey {
+            jwk,
+            algorithm,
+            signer: Default::default(),
+        };
         key.signer()?;
         Ok(key)
     }
@@ -141,6 +151,8 @@ impl ParticipantKey {
         ParticipantKey {
             jwk,
             algorithm: self.algorithm,
+            // The key id is not part of the key material: the signer stays valid.
+            signer: self.signer.clone(),
         }
     }
 
@@ -154,7 +166,10 @@ impl ParticipantKey {
         &self.jwk
     }
 
-    fn signer(&self) -> Result<Box<dyn JwsSigner>, KeyError> {
+    fn signer(&self) -> Result<&dyn JwsSigner, KeyError> {
+        if let Some(signer) = self.signer.get() {
+            return Ok(signer.as_ref());
+        }
         let signer: Box<dyn JwsSigner> = match self.algorithm {
             KeyAlgorithm::Es256 => Box::new(
                 josekit::jws::ES256
@@ -167,7 +182,7 @@ impl ParticipantKey {
                     .map_err(|e| KeyError::Invalid(e.to_string()))?,
             ),
         };
-        Ok(signer)
+        Ok(self.signer.get_or_init(|| signer).as_ref())
     }
 }
 
