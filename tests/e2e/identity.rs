@@ -574,3 +574,79 @@ fn the_credential_service_and_the_issuer_refuse_what_dcp_says_they_must() {
     assert_eq!(unknown.status, 404);
     drop(lund);
 }
+
+/// The production path: every connector serves HTTPS (`caap init --tls`), `did:web` is resolved over
+/// HTTPS with the peers' certificates trusted through `tls.ca_files`, and the development setting
+/// (`insecure_did_web_over_http`) is off.
+#[test]
+fn dcp_over_https_resolves_did_web_with_tls_and_no_development_setting() {
+    let dcp = || {
+        vec![
+            ("dsp.auth.mode", "\"dcp\"".to_owned()),
+            ("negotiation.retry_base_ms", "20".to_owned()),
+        ]
+    };
+    let fed = Node::init_tls_with("Federationen", &dcp());
+    fed.set_all(&[("authority.enabled", "true".into())]);
+    let lund = Node::init_tls_with("Lund", &dcp());
+    let malmo = Node::init_tls_with("Malmö", &dcp());
+    let nodes = [&fed, &lund, &malmo];
+    // did:web names a host, not an IP address: each connector is `https://localhost:<port>`.
+    for n in nodes {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        n.set_all(&[
+            ("dsp.bind", format!("\"127.0.0.1:{port}\"")),
+            (
+                "participant.public_url",
+                format!("\"https://localhost:{port}\""),
+            ),
+        ]);
+    }
+    for n in nodes {
+        let others: Vec<String> = nodes
+            .iter()
+            .filter(|o| !std::ptr::eq(**o, n))
+            .map(|o| format!("\"{}\"", o.tls_cert().display()))
+            .collect();
+        n.set_all(&[("tls.ca_files", format!("[{}]", others.join(", ")))]);
+    }
+    let https = |s: &Server| s.dsp.replacen("http://", "https://", 1);
+    let authority = fed.start(&[]);
+    let authority_did = did_of(&authority);
+    for n in [&lund, &malmo] {
+        n.set_all(&[(
+            "identity.trusted_issuers",
+            format!("[{{issuer = \"{authority_did}\"}}]"),
+        )]);
+    }
+    let lund_s = lund.start(&[]);
+    let malmo_s = malmo.start(&[]);
+    for s in [&lund_s, &malmo_s] {
+        let did = did_of(s);
+        assert!(did.starts_with("did:web:localhost%3A"), "{did}");
+        let r = authority.api(
+            "POST",
+            "/api/v1/authority/members",
+            Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1280"}})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = s.api(
+            "POST",
+            "/api/v1/credentials/requests",
+            Some(&json!({"authority": authority_did})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    publish_sample(&lund_s, 1);
+    let r = malmo_s.api(
+        "POST",
+        "/api/v1/catalogs/request",
+        Some(&json!({"counterPartyAddress": https(&lund_s)})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["datasets"].as_u64().unwrap() > 0, "{}", r.body);
+}

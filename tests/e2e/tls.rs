@@ -44,7 +44,14 @@ fn tls_node(name: &str, extra_toml: &str) -> Node {
         .unwrap()
         .trim_matches('"')
         .to_owned();
-    Node { dir, config, admin }
+    let node = Node { dir, config, admin };
+    // TLS is the subject here; DCP over HTTPS is tested in identity.rs.
+    set(
+        &node,
+        "dsp.auth.mode",
+        toml::Value::String("static-token".into()),
+    );
+    node
 }
 
 fn cert(node: &Node) -> PathBuf {
