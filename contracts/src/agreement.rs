@@ -1,20 +1,21 @@
-//! Provider-signed contract agreements: a compact JWS (ES256, the participant's P-256 key) whose payload is
-//! the [canonical JSON](crate::canonical::canonical_json) of the agreement.
+//! Provider-signed contract agreements: a compact JWS (ES256 with a P-256 participant key, EdDSA with an
+//! Ed25519 one) whose payload is the [canonical JSON](crate::canonical::canonical_json) of the agreement.
 //!
 //! The agreement itself travels and is stored as plain JSON (in the `ContractAgreementMessage` and the
 //! ledger); the JWS is carried beside it. [`verify_agreement`] therefore checks two things: that the JWS
 //! verifies with the signer's public key, and that what was signed is exactly the agreement at hand, so an
 //! agreement changed after signing fails even though its JWS is still valid.
 //!
-//! Header: `{"alg":"ES256","kid":<key id>,"typ":"caap-agreement+jws"}`. The `typ` keeps a signature made for
+//! Header: `{"alg":"ES256"|"EdDSA","kid":<key id>,"typ":"caap-agreement+jws"}`. The `typ` keeps a signature made for
 //! something else (a token, a credential) from passing as an agreement signature.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use caap_identity::ParticipantKey;
+use caap_identity::keys::KeyAlgorithm;
 use josekit::JoseError;
 use josekit::jwk::Jwk;
-use josekit::jws::{ES256, JwsHeader};
+use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier};
 use serde_json::Value;
 
 use crate::canonical::canonical_json;
@@ -22,8 +23,8 @@ use crate::canonical::canonical_json;
 /// The JWS `typ` of an agreement signature.
 pub const AGREEMENT_JWS_TYPE: &str = "caap-agreement+jws";
 
-/// The only JWS algorithm caap signs and accepts agreements with.
-pub const AGREEMENT_JWS_ALG: &str = "ES256";
+/// The JWS algorithms caap signs and accepts agreements with (the participant key's: P-256 or Ed25519).
+pub const AGREEMENT_JWS_ALGS: [&str; 2] = ["ES256", "EdDSA"];
 
 /// Why an agreement could not be signed or its signature does not hold.
 ///
@@ -43,8 +44,10 @@ pub enum AgreementSignatureError {
         "the agreement signature is valid but covers a different agreement: the agreement was changed after it was signed"
     )]
     PayloadMismatch,
-    /// The signer's key is not a public EC P-256 JWK usable for ES256.
-    #[error("unsupported agreement signing key (expected an EC P-256 JWK for ES256): {0}")]
+    /// The signer's key does not fit the algorithm (an EC P-256 JWK for ES256, an OKP Ed25519 JWK for EdDSA).
+    #[error(
+        "unsupported agreement signing key (expected an EC P-256 JWK for ES256 or an OKP Ed25519 JWK for EdDSA): {0}"
+    )]
     UnsupportedKey(String),
     /// Signing failed in the crypto library.
     #[error("signing the agreement failed: {0}")]
@@ -57,22 +60,24 @@ pub fn sign_agreement(
     agreement: &Value,
     key: &ParticipantKey,
 ) -> Result<String, AgreementSignatureError> {
-    let signer = ES256
-        .signer_from_jwk(key.jwk())
-        .map_err(|e| AgreementSignatureError::UnsupportedKey(e.to_string()))?;
+    let unsupported = |e: JoseError| AgreementSignatureError::UnsupportedKey(e.to_string());
+    let signer: Box<dyn JwsSigner> = match key.algorithm() {
+        KeyAlgorithm::Es256 => Box::new(ES256.signer_from_jwk(key.jwk()).map_err(unsupported)?),
+        KeyAlgorithm::EdDsa => Box::new(EdDSA.signer_from_jwk(key.jwk()).map_err(unsupported)?),
+    };
     let mut header = JwsHeader::new();
     header.set_token_type(AGREEMENT_JWS_TYPE);
     if let Some(kid) = key.key_id() {
         header.set_key_id(kid);
     }
     let payload = canonical_json(agreement);
-    josekit::jws::serialize_compact(payload.as_bytes(), &header, &signer)
+    josekit::jws::serialize_compact(payload.as_bytes(), &header, signer.as_ref())
         .map_err(|e| AgreementSignatureError::Signing(e.to_string()))
 }
 
 /// The signer's public JWK as it travels beside an agreement signature (the `signerJwk` of an
 /// `AgreementSignature` or an [`AgreementRecord`](crate::ledger::AgreementRecord)): the public part of `key`
-/// with its `kid` (the signer's DID verification method) and `alg` ES256.
+/// with its `kid` (the signer's DID verification method) and `alg` (ES256 or EdDSA).
 pub fn signer_public_jwk(key: &ParticipantKey) -> Result<Value, AgreementSignatureError> {
     let mut jwk = key
         .public_jwk()
@@ -81,7 +86,10 @@ pub fn signer_public_jwk(key: &ParticipantKey) -> Result<Value, AgreementSignatu
         if let Some(kid) = key.key_id() {
             members.insert("kid".into(), Value::String(kid.to_owned()));
         }
-        members.insert("alg".into(), Value::String(AGREEMENT_JWS_ALG.into()));
+        members.insert(
+            "alg".into(),
+            Value::String(key.algorithm().jws_name().into()),
+        );
     }
     Ok(jwk)
 }
@@ -100,23 +108,37 @@ pub fn verify_agreement(
             "the key is not a JSON object".into(),
         ));
     };
-    let jwk = Jwk::from_map(jwk.clone())
-        .map_err(|e| AgreementSignatureError::UnsupportedKey(e.to_string()))?;
-    let mut verifier = ES256
-        .verifier_from_jwk(&jwk)
-        .map_err(|e| AgreementSignatureError::UnsupportedKey(e.to_string()))?;
-    if let (Some(signed_with), Some(given)) = (header.kid.as_deref(), jwk.key_id())
-        && signed_with != given
+    if let (Some(signed_with), Some(given)) = (
+        header.kid.as_deref(),
+        jwk.get("kid").and_then(Value::as_str),
+    ) && signed_with != given
     {
         return Err(AgreementSignatureError::BadSignature(format!(
             "it was made with key `{signed_with}`, the signer's key is `{given}`"
         )));
     }
-    // The key ids were compared above; josekit would also insist on a `kid` in the header.
-    verifier.remove_key_id();
+    if let Some(alg) = jwk.get("alg").and_then(Value::as_str)
+        && alg != header.alg
+    {
+        return Err(AgreementSignatureError::UnsupportedKey(format!(
+            "the signature uses {}, the signer's key is for {alg}",
+            header.alg
+        )));
+    }
+    // The key ids were compared above; without `kid` josekit does not insist on one in the header.
+    let mut material = jwk.clone();
+    material.remove("kid");
+    let jwk = Jwk::from_map(material)
+        .map_err(|e| AgreementSignatureError::UnsupportedKey(e.to_string()))?;
+    let unsupported = |e: JoseError| AgreementSignatureError::UnsupportedKey(e.to_string());
+    let verifier: Box<dyn JwsVerifier> = if header.alg == "EdDSA" {
+        Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(unsupported)?)
+    } else {
+        Box::new(ES256.verifier_from_jwk(&jwk).map_err(unsupported)?)
+    };
 
     let (payload, _) =
-        josekit::jws::deserialize_compact(jws, &verifier).map_err(|error| match error {
+        josekit::jws::deserialize_compact(jws, verifier.as_ref()).map_err(|error| match error {
             JoseError::InvalidSignature(e) => AgreementSignatureError::BadSignature(e.to_string()),
             other => AgreementSignatureError::Malformed(other.to_string()),
         })?;
@@ -129,6 +151,7 @@ pub fn verify_agreement(
 
 /// What the protected header of an agreement JWS says, after the form checks.
 struct Header {
+    alg: String,
     kid: Option<String>,
 }
 
@@ -153,15 +176,15 @@ fn read_header(jws: &str) -> Result<Header, AgreementSignatureError> {
     let Ok(Value::Object(header)) = serde_json::from_slice::<Value>(&header) else {
         return Err(malformed("the header is not a JSON object"));
     };
-    match header.get("alg").and_then(Value::as_str) {
-        Some(AGREEMENT_JWS_ALG) => {}
+    let alg = match header.get("alg").and_then(Value::as_str) {
+        Some(alg) if AGREEMENT_JWS_ALGS.contains(&alg) => alg.to_owned(),
         Some(other) => {
             return Err(AgreementSignatureError::Malformed(format!(
-                "alg is `{other}`, expected `{AGREEMENT_JWS_ALG}`"
+                "alg is `{other}`, expected one of {AGREEMENT_JWS_ALGS:?}"
             )));
         }
         None => return Err(malformed("the header has no alg")),
-    }
+    };
     match header.get("typ").and_then(Value::as_str) {
         Some(AGREEMENT_JWS_TYPE) => {}
         other => {
@@ -175,6 +198,7 @@ fn read_header(jws: &str) -> Result<Header, AgreementSignatureError> {
         return Err(malformed("critical header parameters are not supported"));
     }
     Ok(Header {
+        alg,
         kid: header.get("kid").and_then(Value::as_str).map(str::to_owned),
     })
 }
@@ -224,6 +248,25 @@ mod tests {
             .decode(jws.split('.').nth(1).unwrap())
             .unwrap();
         assert_eq!(payload, canonical_json(&agreement()).into_bytes());
+    }
+
+    #[test]
+    fn an_ed25519_participant_signs_with_eddsa() {
+        let ed =
+            ParticipantKey::generate_with(KeyAlgorithm::EdDsa, "did:web:p.example#key-1").unwrap();
+        let jws = sign_agreement(&agreement(), &ed).unwrap();
+        assert_eq!(header_of(&jws)["alg"], "EdDSA");
+        let public = signer_public_jwk(&ed).unwrap();
+        assert_eq!(public["alg"], "EdDSA");
+        verify_agreement(&jws, &agreement(), &public).unwrap();
+        // Neither algorithm passes for the other's key.
+        let p256 = key("did:web:p.example#key-1");
+        let es = sign_agreement(&agreement(), &p256).unwrap();
+        assert!(verify_agreement(&es, &agreement(), &public).is_err());
+        assert!(verify_agreement(&jws, &agreement(), &signer_public_jwk(&p256).unwrap()).is_err());
+        let mut unlabelled = public.clone();
+        unlabelled.as_object_mut().unwrap().remove("alg");
+        verify_agreement(&jws, &agreement(), &unlabelled).unwrap();
     }
 
     #[test]

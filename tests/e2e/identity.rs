@@ -141,56 +141,7 @@ fn two_cities_with_credentials_from_one_authority_negotiate_and_transfer_with_dc
     assert!(r.body["datasets"].as_u64().unwrap() > 0, "{}", r.body);
 
     // Negotiation and transfer over DCP, every message authenticated.
-    let mut file_asset = serde_json::to_value(
-        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[1], "http://127.0.0.1:9")
-            .into_iter()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
-    file_asset["id"] = json!("lund-reading");
-    file_asset["dataAddress"] =
-        json!({"type": "File", "path": "reading.json", "mediaType": "application/json"});
-    assert_eq!(
-        lund.api("POST", "/api/v1/assets", Some(&file_asset)).status,
-        201
-    );
-    let offer = json!({"id": "lund-reading-offer", "assets": ["lund-reading"],
-        "accessPolicy": caap_catalog::samples::OPEN_POLICY_ID,
-        "contractPolicy": caap_catalog::samples::OPEN_POLICY_ID});
-    let r = lund.api("POST", "/api/v1/offers", Some(&offer));
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = malmo.api(
-        "POST",
-        "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": lund.dsp, "offerId": "lund-reading-offer"})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let nid = r.body["id"].as_str().unwrap().to_owned();
-    let agreement = eventually(20, "FINALIZED", || {
-        let n = malmo
-            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
-            .body;
-        assert_ne!(n["state"], "TERMINATED", "{n}");
-        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
-    });
-    let r = malmo.api(
-        "POST",
-        "/api/v1/transfers",
-        Some(&json!({"agreementId": agreement})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let tid = r.body["id"].as_str().unwrap().to_owned();
-    eventually(20, "STARTED", || {
-        let t = malmo
-            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
-            .body;
-        assert_ne!(t["state"], "TERMINATED", "{t}");
-        (t["state"] == "STARTED").then_some(())
-    });
-    let data = malmo.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
-    assert_eq!(data.status, 200, "{}", data.body);
-    assert_eq!(data.body["no2"], 17);
+    agree_and_pull(&malmo, &lund);
 
     // A stranger: the authority rejects its request; Lund refuses its catalog request.
     let (stranger, _) = fed.member("Okänd AB", None);
@@ -649,4 +600,124 @@ fn dcp_over_https_resolves_did_web_with_tls_and_no_development_setting() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["datasets"].as_u64().unwrap() > 0, "{}", r.body);
+}
+
+/// Publishes `files/reading.json` of the provider's directory as an open offer, negotiates it from
+/// `consumer` until FINALIZED, starts a pull transfer and reads the data through the consumer's API.
+fn agree_and_pull(consumer: &Server, provider: &Server) {
+    let mut file_asset = serde_json::to_value(
+        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[1], "http://127.0.0.1:9")
+            .into_iter()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    file_asset["id"] = json!("reading");
+    file_asset["dataAddress"] =
+        json!({"type": "File", "path": "reading.json", "mediaType": "application/json"});
+    assert_eq!(
+        provider
+            .api("POST", "/api/v1/assets", Some(&file_asset))
+            .status,
+        201
+    );
+    let open = caap_catalog::samples::OPEN_POLICY_ID;
+    if provider
+        .api("GET", &format!("/api/v1/policies/{open}"), None)
+        .status
+        == 404
+    {
+        let policy =
+            json!({"id": open, "policy": {"@type": "Set", "permission": [{"action": "use"}]}});
+        assert_eq!(
+            provider
+                .api("POST", "/api/v1/policies", Some(&policy))
+                .status,
+            201
+        );
+    }
+    let offer = json!({"id": "reading-offer", "assets": ["reading"],
+        "accessPolicy": open, "contractPolicy": open});
+    let r = provider.api("POST", "/api/v1/offers", Some(&offer));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "reading-offer"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let nid = r.body["id"].as_str().unwrap().to_owned();
+    let agreement = eventually(20, "FINALIZED", || {
+        let n = consumer
+            .api("GET", &format!("/api/v1/negotiations/{nid}"), None)
+            .body;
+        assert_ne!(n["state"], "TERMINATED", "{n}");
+        (n["state"] == "FINALIZED").then(|| n["agreementId"].as_str().unwrap().to_owned())
+    });
+    let r = consumer.api(
+        "POST",
+        "/api/v1/transfers",
+        Some(&json!({"agreementId": agreement})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.body["id"].as_str().unwrap().to_owned();
+    eventually(20, "STARTED", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        assert_ne!(t["state"], "TERMINATED", "{t}");
+        (t["state"] == "STARTED").then_some(())
+    });
+    let data = consumer.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
+    assert_eq!(data.status, 200, "{}", data.body);
+    assert_eq!(data.body["no2"], 17);
+}
+
+/// A participant whose key is Ed25519 (did:web with an OKP key): its self-issued tokens and
+/// presentations, its signed agreements (EdDSA, bound to its DID document) and its pull tokens work
+/// with a P-256 peer.
+#[test]
+fn an_ed25519_participant_negotiates_and_transfers_with_a_p256_one() {
+    let mut fed = start_authority();
+    let node = Node::init_with("Lund", &dcp_settings(Some(&fed.authority_did)));
+    let ed = caap_identity::ParticipantKey::generate_with(
+        caap_identity::keys::KeyAlgorithm::EdDsa,
+        "key-1",
+    )
+    .unwrap();
+    std::fs::write(
+        node.dir.path().join("keys/participant.jwk"),
+        ed.to_private_jwk_json(),
+    )
+    .unwrap();
+    std::fs::write(
+        node.dir.path().join("files/reading.json"),
+        br#"{"no2": 17}"#,
+    )
+    .unwrap();
+    let lund = node.start(&[]);
+    let lund_did = did_of(&lund);
+    let r = fed.authority.api(
+        "POST",
+        "/api/v1/authority/members",
+        Some(&json!({"holder": lund_did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1281"}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = lund.api(
+        "POST",
+        "/api/v1/credentials/requests",
+        Some(&json!({"authority": fed.authority.dsp})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    fed._nodes.push(node);
+    let (malmo, _) = fed.member(
+        "Malmö",
+        Some((&["Municipality"], json!({"municipalityCode": "1280"}))),
+    );
+    let doc = lund.api("GET", "/api/v1/identity", None).body;
+    assert_eq!(
+        doc["didDocument"]["verificationMethod"][0]["publicKeyJwk"]["crv"], "Ed25519",
+        "{doc}"
+    );
+    agree_and_pull(&malmo, &lund);
 }

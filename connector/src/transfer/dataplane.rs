@@ -1,6 +1,6 @@
 //! The data plane: access tokens for pull transfers, the sources data comes from, and streaming.
 //!
-//! A pull token is a JWT signed with the connector's key (ES256), bound to the transfer, its agreement and the
+//! A pull token is a JWT signed with the connector's key (ES256, or EdDSA with an Ed25519 key), bound to the transfer, its agreement and the
 //! consumer, valid for [`TOKEN_TTL_SECS`]. It is checked on every access together with the transfer's state,
 //! so it stops working the moment the transfer is suspended, completed or terminated. Data is streamed chunk
 //! by chunk from the source to the consumer: memory stays flat whatever the size.
@@ -12,9 +12,10 @@ use caap_catalog::asset::{Asset, DataAddress as Source, StreamSource};
 use caap_contracts::Role;
 use caap_contracts::transfer::message::DataAddress;
 use caap_contracts::transfer::state::TransferState;
+use caap_identity::keys::KeyAlgorithm;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
-use josekit::jws::{ES256, JwsHeader};
+use josekit::jws::{ES256, EdDSA, JwsHeader};
 use josekit::jwt::{self, JwtPayload};
 use serde_json::Value;
 
@@ -106,10 +107,12 @@ impl Connector {
                 .set_claim(k, Some(v))
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
         }
-        let signer = ES256
-            .signer_from_jwk(self.identity.key.jwk())
-            .map_err(|e| ServiceError::Internal(format!("token signer: {e}")))?;
-        jwt::encode_with_signer(&payload, &header, &signer)
+        let key = self.identity.key.jwk();
+        let signer: Box<dyn josekit::jws::JwsSigner> = match self.identity.key.algorithm() {
+            KeyAlgorithm::Es256 => Box::new(ES256.signer_from_jwk(key).map_err(token_signer)?),
+            KeyAlgorithm::EdDsa => Box::new(EdDSA.signer_from_jwk(key).map_err(token_signer)?),
+        };
+        jwt::encode_with_signer(&payload, &header, signer.as_ref())
             .map_err(|e| ServiceError::Internal(format!("token signing: {e}")))
     }
 
@@ -227,10 +230,12 @@ impl Connector {
             .jwk()
             .to_public_key()
             .map_err(|e| AccessError::Internal(e.to_string()))?;
-        let verifier = ES256
-            .verifier_from_jwk(&public)
-            .map_err(|e| AccessError::Internal(e.to_string()))?;
-        let (payload, _) = jwt::decode_with_verifier(token, &verifier).map_err(|_| {
+        let internal = |e: josekit::JoseError| AccessError::Internal(e.to_string());
+        let verifier: Box<dyn josekit::jws::JwsVerifier> = match self.identity.key.algorithm() {
+            KeyAlgorithm::Es256 => Box::new(ES256.verifier_from_jwk(&public).map_err(internal)?),
+            KeyAlgorithm::EdDsa => Box::new(EdDSA.verifier_from_jwk(&public).map_err(internal)?),
+        };
+        let (payload, _) = jwt::decode_with_verifier(token, verifier.as_ref()).map_err(|_| {
             AccessError::Unauthorized("the token is not one this data plane issued".into())
         })?;
         let now = self.clock.now();
@@ -730,4 +735,8 @@ pub fn file_stream(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes, st
         Ok(Some((Bytes::from(buf), file)))
     })
     .boxed()
+}
+
+fn token_signer(e: josekit::JoseError) -> ServiceError {
+    ServiceError::Internal(format!("token signer: {e}"))
 }
