@@ -8,7 +8,7 @@
 //!
 //! It also holds what lets both sides prove later what was agreed and what happened (OASC MIM3):
 //! [`canonical::canonical_json`], the one byte form of a JSON value that is hashed and signed; provider-signed
-//! agreements ([`agreement::sign_agreement`], [`agreement::verify_agreement`]: a compact ES256 JWS over the
+//! agreements ([`agreement::sign_agreement`], [`agreement::verify_agreement`]: a compact ES256 or EdDSA JWS over the
 //! canonical agreement); and the hash-chained transaction ledger ([`ledger::append`] builds entries,
 //! [`ledger::ChainVerifier`] checks a stored ledger page by page, agreement signatures included).
 
