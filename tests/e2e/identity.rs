@@ -721,3 +721,80 @@ fn an_ed25519_participant_negotiates_and_transfers_with_a_p256_one() {
     );
     agree_and_pull(&malmo, &lund);
 }
+
+/// Bad input on the identity endpoints of the management API gets problem details naming what is
+/// wrong, and writes nothing.
+#[test]
+fn identity_management_endpoints_refuse_bad_input_clearly() {
+    let fed = start_authority();
+    let a = &fed.authority;
+    let problem = |r: &crate::support::Response, status: u16, needle: &str| {
+        assert_eq!(r.status, status, "{}", r.body);
+        assert!(
+            r.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .contains("problem+json"),
+            "{:?}",
+            r.headers
+        );
+        assert!(r.body.to_string().contains(needle), "{needle}: {}", r.body);
+    };
+    let raw = crate::support::request(
+        "POST",
+        &format!("{}/api/v1/authority/members", a.api),
+        Some(&format!("Bearer {}", a.admin)),
+        Some("{not json"),
+        "application/json",
+    );
+    assert_eq!(raw.status, 400, "{}", raw.body);
+    let r = a.api(
+        "POST",
+        "/api/v1/authority/members",
+        Some(&json!({"holder": "did:web:x", "colour": "blue"})),
+    );
+    problem(&r, 400, "colour");
+    let r = a.api(
+        "POST",
+        "/api/v1/authority/members",
+        Some(&json!({"holder": "lund"})),
+    );
+    problem(&r, 422, "/holder");
+    let r = a.api(
+        "POST",
+        "/api/v1/authority/members",
+        Some(&json!({"holder": "did:web:lund.example", "roles": ["Mayor"]})),
+    );
+    problem(&r, 422, "/roles/0");
+    assert_eq!(
+        a.api("GET", "/api/v1/authority/members", None).body,
+        json!([])
+    );
+    let r = a.api("GET", "/api/v1/authority/credentials?bogus=1", None);
+    problem(&r, 400, "bogus");
+    let r = a.api(
+        "POST",
+        "/api/v1/authority/revocations",
+        Some(&json!({"subject": "did:web:nobody.example", "reason": "x"})),
+    );
+    problem(&r, 404, "did:web:nobody.example");
+    let r = a.api(
+        "POST",
+        "/api/v1/credentials/requests",
+        Some(&json!({"authority": "not a url"})),
+    );
+    problem(&r, 422, "/authority");
+    let r = a.api(
+        "POST",
+        "/api/v1/credentials/requests",
+        Some(&json!({"authority": "http://127.0.0.1:9"})),
+    );
+    problem(&r, 502, "127.0.0.1");
+    let r = a.api("DELETE", "/api/v1/credentials/urn:uuid:none", None);
+    problem(&r, 404, "urn:uuid:none");
+    // A connector that is not a trust anchor has no member register.
+    let node = Node::init_with("Lund", &dcp_settings(Some(&fed.authority_did)));
+    let lund = node.start(&[]);
+    let r = lund.api("GET", "/api/v1/authority/members", None);
+    problem(&r, 404, "trust anchor");
+}

@@ -126,10 +126,11 @@ struct IssuedQuery {
 
 async fn issued(
     _: Admin,
-    query: web::Query<IssuedQuery>,
+    req: HttpRequest,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(connector.issued(query.holder.as_deref()).await?))
+    let q: IssuedQuery = super::api::query(&req)?;
+    Ok(HttpResponse::Ok().json(connector.issued(q.holder.as_deref()).await?))
 }
 
 #[derive(Debug, Deserialize)]

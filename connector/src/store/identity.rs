@@ -47,7 +47,7 @@ pub struct PresentedCredential {
 
 /// A member of the trust anchor's federation and what it may be issued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemberProfile {
     /// The member's DID.
     pub holder: String,
