@@ -9,9 +9,20 @@ use super::errors::BodyError;
 /// Reads the whole body (at most `limit` bytes) and parses it as JSON.
 pub async fn read_json(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<serde_json::Value, BodyError> {
+    let body = read_json_bytes(req, payload, limit).await?;
+    serde_json::from_slice(&body).map_err(|e| BodyError::Syntax(e.to_string()))
+}
+
+/// Reads the whole body of a JSON request (at most `limit` bytes, a JSON media type, not empty) without
+/// parsing it, for message types that parse themselves.
+pub async fn read_json_bytes(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, BodyError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default();
         let essence = ct
@@ -45,5 +56,5 @@ pub async fn read_json(
             "the body is empty; send a JSON object".into(),
         ));
     }
-    serde_json::from_slice(&body).map_err(|e| BodyError::Syntax(e.to_string()))
+    Ok(body.freeze())
 }
