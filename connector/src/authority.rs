@@ -16,7 +16,7 @@ use caap_identity::vc::{
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use crate::dcp::TOKEN_LIFETIME_SECS;
+use crate::dcp::{DcpError, TOKEN_LIFETIME_SECS};
 use crate::service::{Connector, ServiceError};
 use crate::store::identity::{IssuanceRequest, IssuedCredential, MemberProfile};
 
@@ -120,6 +120,111 @@ impl Connector {
                 "this connector is not a trust anchor ([authority] enabled = false)".into(),
             ))
         }
+    }
+
+    fn issuer_enabled(&self) -> Result<(), DcpError> {
+        if self.config.authority.enabled {
+            Ok(())
+        } else {
+            Err(DcpError::NotFound(
+                "this connector is not a credential issuer".into(),
+            ))
+        }
+    }
+
+    /// The issuer service's metadata: this authority and what it issues.
+    pub fn issuer_metadata(&self) -> Result<issuance::IssuerMetadata, DcpError> {
+        self.issuer_enabled()?;
+        Ok(issuance::IssuerMetadata::new(
+            &self.identity.participant_id,
+            credentials_supported(),
+        ))
+    }
+
+    /// `POST /issuer/credentials`: checks the requester's token and its CredentialRequestMessage,
+    /// records the request and answers it in the background. Returns the request's id.
+    pub async fn receive_credential_request(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<String, DcpError> {
+        self.issuer_enabled()?;
+        let now = self.clock.now();
+        let received = issuance::receive_credential_request(
+            authorization,
+            body,
+            &self.trust.did,
+            now,
+            self.trust.resolver.as_ref(),
+            self.trust.replay.as_ref(),
+        )
+        .await
+        .map_err(|r| match r {
+            caap_identity::dcp::Refusal::InvalidMessage(e) => DcpError::bad("invalid_request", e),
+            other => DcpError::Refused(other),
+        })?;
+        let supported = credentials_supported();
+        let mut wanted = Vec::new();
+        for r in &received.message.credentials {
+            let Some(o) = supported.iter().find(|o| o.id == r.id) else {
+                return Err(DcpError::bad(
+                    "invalid_request",
+                    format!("`{}` is not in this issuer's credentialsSupported", r.id),
+                ));
+            };
+            wanted.push(o.credential_type.clone().unwrap_or_else(|| o.id.clone()));
+        }
+        let record = IssuanceRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            holder: received.requester.issuer.clone(),
+            holder_pid: received.message.holder_pid.clone(),
+            status: "RECEIVED".into(),
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .put_issuance_request(&record)
+            .await
+            .map_err(|e| DcpError::Internal(format!("recording the issuance request: {e}")))?;
+        tracing::info!(holder = %record.holder, request = %record.id, ?wanted, "authority: credential request received");
+        let id = record.id.clone();
+        self.spawn_issuance(record, wanted);
+        Ok(id)
+    }
+
+    /// `GET /issuer/requests/{id}`: where a request stands, for its requester only.
+    pub async fn issuance_status(
+        &self,
+        authorization: Option<&str>,
+        id: &str,
+    ) -> Result<issuance::CredentialStatus, DcpError> {
+        self.issuer_enabled()?;
+        let token = issuance::authorize_issuance_request(
+            authorization,
+            &self.trust.did,
+            self.clock.now(),
+            self.trust.resolver.as_ref(),
+            self.trust.replay.as_ref(),
+        )
+        .await?;
+        let r = self
+            .store
+            .issuance_request(id)
+            .await
+            .map_err(|e| DcpError::Internal(format!("reading the issuance request: {e}")))?
+            .filter(|r| r.holder == token.issuer)
+            .ok_or_else(|| DcpError::NotFound("no such request for this holder".into()))?;
+        let status = match r.status.as_str() {
+            "ISSUED" => issuance::RequestStatus::Issued,
+            "REJECTED" => issuance::RequestStatus::Rejected,
+            _ => issuance::RequestStatus::Received,
+        };
+        Ok(issuance::CredentialStatus::new(
+            &r.id,
+            &r.holder_pid,
+            status,
+        ))
     }
 
     /// Adds or replaces a member of the federation.

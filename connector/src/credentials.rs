@@ -8,7 +8,7 @@ use caap_identity::dcp::{self, Refusal, issuance};
 use chrono::Duration;
 use serde::Serialize;
 
-use crate::dcp::TOKEN_LIFETIME_SECS;
+use crate::dcp::{DcpError, TOKEN_LIFETIME_SECS};
 use crate::service::{Connector, ServiceError};
 use crate::store::identity::HeldCredential;
 
@@ -239,14 +239,83 @@ impl Connector {
         }
     }
 
+    /// The credential service's Resolution API: a verifier asks for our credentials with its
+    /// self-issued token carrying the access token we gave it; it gets those both its query and
+    /// its grant select, in one presentation per data model.
+    pub async fn answer_presentation_query(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<dcp::PresentationResponseMessage, DcpError> {
+        let trust = &self.trust;
+        let now = self.clock.now();
+        let grant = dcp::authorize_presentation_query(
+            authorization,
+            &trust.document,
+            now,
+            trust.resolver.as_ref(),
+            trust.replay.as_ref(),
+        )
+        .await?;
+        let (_, scopes) =
+            dcp::PresentationQueryMessage::parse(body).map_err(|e| DcpError::BadRequest {
+                status: e.http_status(),
+                code: "invalid_query",
+                message: e.to_string(),
+            })?;
+        let held = self
+            .store
+            .held_credentials()
+            .await
+            .map_err(|e| DcpError::Internal(format!("reading the held credentials: {e}")))?;
+        let stored: Vec<dcp::StoredCredential> = held
+            .iter()
+            .filter_map(|h| match dcp::StoredCredential::from_jwt(&h.jwt) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(credential = %h.id, error = %e, "a held credential cannot be read; skipped");
+                    None
+                }
+            })
+            .collect();
+        let chosen = dcp::select_credentials(&scopes, &grant, &stored, now);
+        tracing::debug!(verifier = %grant.bearer, presented = chosen.len(), "presentation query answered");
+        dcp::present_credentials(
+            &trust.did,
+            trust.key(),
+            &grant.bearer,
+            &chosen,
+            now,
+            Duration::seconds(TOKEN_LIFETIME_SECS),
+        )
+        .map_err(|e| DcpError::Internal(format!("signing the presentation: {e}")))
+    }
+
+    /// The credentials this connector holds.
+    pub async fn held_credentials(&self) -> Result<Vec<HeldCredential>, ServiceError> {
+        Ok(self.store.held_credentials().await?)
+    }
+
+    /// Forgets a held credential.
+    pub async fn forget_credential(&self, id: &str) -> Result<(), ServiceError> {
+        if self.store.delete_held_credential(id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("no held credential `{id}`")))
+        }
+    }
+
     /// The storage API: an issuer delivers a CredentialMessage. The issuer's token must be
     /// addressed to us, the issuer trusted for every type, each credential signed by it and about
     /// us. Returns the stored credentials.
     pub async fn store_delivery(
         &self,
         authorization: Option<&str>,
-        message: &issuance::CredentialMessage,
-    ) -> Result<Vec<HeldCredential>, Refusal> {
+        body: &[u8],
+    ) -> Result<Vec<HeldCredential>, DcpError> {
+        let message = issuance::CredentialMessage::parse(body)
+            .map_err(|e| DcpError::bad("invalid_message", e))?;
+        let message = &message;
         let now = self.clock.now();
         let options = caap_identity::vc::VerifyOptions::at(now);
         let delivery = issuance::accept_credential_message(
@@ -285,7 +354,8 @@ impl Connector {
                 return Err(Refusal::UntrustedIssuer {
                     credential_type: t.to_owned(),
                     issuer: c.credential.issuer.clone(),
-                });
+                }
+                .into());
             }
             let held = HeldCredential {
                 id: held_id(c.credential.id.as_deref(), &c.jwt),
@@ -299,9 +369,10 @@ impl Connector {
             stored.push(held);
         }
         for h in &stored {
-            self.store.put_held_credential(h).await.map_err(|e| {
-                Refusal::CredentialServiceUnavailable(format!("cannot store the credential: {e}"))
-            })?;
+            self.store
+                .put_held_credential(h)
+                .await
+                .map_err(|e| DcpError::Internal(format!("cannot store the credential: {e}")))?;
             tracing::info!(credential = %h.id, types = ?h.types, issuer = %h.issuer, "credential received and stored");
         }
         Ok(stored)

@@ -156,6 +156,48 @@ impl ReplayCache for Replay {
     }
 }
 
+/// Why a DCP endpoint (credential service, issuer service) refuses a request. The HTTP layer maps
+/// it to a status and a DCP error body; reasons for refused tokens go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum DcpError {
+    /// A token was refused (401), or could not be checked (503).
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The body is not what the endpoint takes (400, or 501 for a presentation definition).
+    #[error("{message}")]
+    BadRequest {
+        /// 400 or 501.
+        status: u16,
+        /// A short code for the body.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Nothing of that name for this caller, or not an issuer (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Something broke on our side (500; the cause is logged, not sent).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<Refusal> for DcpError {
+    fn from(r: Refusal) -> Self {
+        DcpError::Refused(r)
+    }
+}
+
+impl DcpError {
+    /// A 400 with `code`.
+    pub fn bad(code: &'static str, message: impl std::fmt::Display) -> Self {
+        DcpError::BadRequest {
+            status: 400,
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
 /// Why the identity could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

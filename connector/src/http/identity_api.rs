@@ -39,12 +39,7 @@ async fn identity(_: Admin, connector: web::Data<Connector>) -> HttpResponse {
 
 /// `GET /api/v1/credentials`: the credentials we hold (without their JWTs).
 async fn held(_: Admin, connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
-    let held = connector
-        .store
-        .held_credentials()
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    Ok(HttpResponse::Ok().json(held))
+    Ok(HttpResponse::Ok().json(connector.held_credentials().await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,16 +86,8 @@ async fn forget(
     id: web::Path<String>,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
-    let gone = connector
-        .store
-        .delete_held_credential(&id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    if gone {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(crate::service::ServiceError::NotFound(format!("no held credential `{id}`")).into())
-    }
+    connector.forget_credential(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn members(_: Admin, connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
