@@ -343,6 +343,9 @@ impl Connector {
         let valid_until = now + Duration::days(i64::from(config.credential_validity_days));
         let did = &self.identity.participant_id;
         let list_url = status_list_url(&self.identity.public_url);
+        // Reading the next free index and recording the credential must not interleave with
+        // another issuance.
+        let _one_at_a_time = self.trust.issuing.lock().await;
         let mut out = Vec::new();
         for credential_type in types {
             let index = self.store.next_status_index().await?;

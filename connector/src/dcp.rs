@@ -238,6 +238,9 @@ pub struct Trust {
     seen: Mutex<HashMap<String, Vec<String>>>,
     /// Reasons issuers gave for rejecting our credential requests, by our request id.
     rejections: Mutex<HashMap<String, String>>,
+    /// On a trust anchor: one issuance at a time, so two requests never take the same status-list
+    /// index (the authority runs as one process).
+    pub issuing: tokio::sync::Mutex<()>,
 }
 
 /// The retired keys listed next to the key file (none when the file does not exist).
@@ -406,6 +409,7 @@ impl Trust {
             store,
             seen: Mutex::new(HashMap::new()),
             rejections: Mutex::new(HashMap::new()),
+            issuing: tokio::sync::Mutex::new(()),
         })
     }
 

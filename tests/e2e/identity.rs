@@ -798,3 +798,49 @@ fn identity_management_endpoints_refuse_bad_input_clearly() {
     let r = lund.api("GET", "/api/v1/authority/members", None);
     problem(&r, 404, "trust anchor");
 }
+
+/// Members asking at the same moment each get credentials with their own status-list entries.
+#[test]
+fn concurrent_credential_requests_get_distinct_status_entries() {
+    let mut fed = start_authority();
+    let mut servers = Vec::new();
+    for name in ["Lund", "Malmö", "Ystad"] {
+        let node = Node::init_with(name, &dcp_settings(Some(&fed.authority_did)));
+        let server = node.start(&[]);
+        let did = did_of(&server);
+        let r = fed.authority.api(
+            "POST",
+            "/api/v1/authority/members",
+            Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1281"}})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        fed._nodes.push(node);
+        servers.push(server);
+    }
+    let authority = fed.authority.dsp.clone();
+    std::thread::scope(|s| {
+        for server in &servers {
+            let authority = authority.clone();
+            s.spawn(move || {
+                let r = server.api(
+                    "POST",
+                    "/api/v1/credentials/requests",
+                    Some(&json!({"authority": authority})),
+                );
+                assert_eq!(r.status, 201, "{}", r.body);
+            });
+        }
+    });
+    let issued = fed
+        .authority
+        .api("GET", "/api/v1/authority/credentials", None)
+        .body;
+    let mut indexes: Vec<u64> = issued
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["statusIndex"].as_u64().unwrap())
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..6).collect::<Vec<u64>>(), "{issued}");
+}
