@@ -421,8 +421,11 @@ pub fn keys(command: KeysCommand, config: Option<PathBuf>) -> anyhow::Result<()>
             set.rotate(next, now, now + keep)?;
             set.prune(now);
             let retired: Vec<RetiredKey> = set.retired().to_vec();
-            write_private(&retired_path, &serde_json::to_string_pretty(&retired)?)?;
-            write_private(&key_path, &set.current().to_private_jwk_json())?;
+            caap_connector::init::write_private(
+                &retired_path,
+                &serde_json::to_string_pretty(&retired)?,
+            )?;
+            caap_connector::init::write_private(&key_path, &set.current().to_private_jwk_json())?;
             println!("caap: the signing key is now {next_kid}");
             println!(
                 "  {old} stays in the DID document for verification until {}",
@@ -431,17 +434,5 @@ pub fn keys(command: KeysCommand, config: Option<PathBuf>) -> anyhow::Result<()>
             println!("  restart `caap serve` (every replica, with the same key files) to use it");
         }
     }
-    Ok(())
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }

@@ -63,23 +63,40 @@ pub enum InitError {
     Io(String),
 }
 
+/// Writes `content` to `path` with `mode`: into a temporary file created with that mode (a private key
+/// is never readable by others, not even for a moment), then renamed over `path` (a reader sees the old
+/// file or the new one, never half of one).
 fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), InitError> {
+    use std::io::Write as _;
     let io = |e: std::io::Error| InitError::Io(format!("cannot write {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    std::fs::write(path, content).map_err(io)?;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
     }
     #[cfg(not(unix))]
     let _ = mode;
-    Ok(())
+    let mut file = options.open(&tmp).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode given at creation is filtered by the umask; set it exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io)?;
+    }
+    file.write_all(content.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
-fn write_private(path: &Path, content: &str) -> Result<(), InitError> {
+/// Writes a private file (keys, the config with its admin token): mode 0600, atomically.
+pub fn write_private(path: &Path, content: &str) -> Result<(), InitError> {
     write_file(path, content, 0o600)
 }
 
