@@ -274,6 +274,11 @@ impl Connector {
             .store
             .revoke_issued(what, reason, self.clock.now())
             .await?;
+        *self
+            .trust
+            .status_list
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         if n == 0 {
             return Err(ServiceError::NotFound(format!(
                 "no unrevoked credential with id or holder `{what}`"
@@ -283,16 +288,28 @@ impl Connector {
         Ok(n)
     }
 
-    /// The status list credential (a JWT), from the revocations in the database.
+    /// The status list credential (a JWT), from the revocations in the database. Verifiers fetch it
+    /// often; it is rebuilt after a revocation, and hourly so its one-day validity never runs out.
     pub async fn status_list_jwt(&self) -> Result<String, ServiceError> {
         let config = self.authority()?;
+        let now = self.clock.now();
+        let cached = self
+            .trust
+            .status_list
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((made, jwt)) = cached
+            && now - made < Duration::hours(1)
+        {
+            return Ok(jwt);
+        }
         let issued = self.store.issued_credentials(None).await?;
         let mut bits = Bitstring::new(config.status_list_size);
         for c in issued.iter().filter(|c| c.revoked_at.is_some()) {
             bits.set(c.status_index, true)
                 .map_err(|e| ServiceError::Internal(format!("status list: {e}")))?;
         }
-        let now = self.clock.now();
         let list = status_list_credential(
             &self.identity.participant_id,
             &status_list_url(&self.identity.public_url),
@@ -302,8 +319,14 @@ impl Connector {
             Some(now + Duration::days(1)),
         )
         .map_err(|e| ServiceError::Internal(format!("status list: {e}")))?;
-        issue_credential(&list, CredentialFormat::Vc20Jose, self.trust.key())
-            .map_err(|e| ServiceError::Internal(format!("signing the status list: {e}")))
+        let jwt = issue_credential(&list, CredentialFormat::Vc20Jose, self.trust.key())
+            .map_err(|e| ServiceError::Internal(format!("signing the status list: {e}")))?;
+        *self
+            .trust
+            .status_list
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((now, jwt.clone()));
+        Ok(jwt)
     }
 
     /// Issues the credentials `wanted` (types; empty: all) that a member is entitled to: the

@@ -241,6 +241,8 @@ pub struct Trust {
     /// On a trust anchor: one issuance at a time, so two requests never take the same status-list
     /// index (the authority runs as one process).
     pub issuing: tokio::sync::Mutex<()>,
+    /// On a trust anchor: the signed status list and when it was made; dropped on a revocation.
+    pub status_list: Mutex<Option<(DateTime<Utc>, String)>>,
 }
 
 /// The retired keys listed next to the key file (none when the file does not exist).
@@ -410,6 +412,7 @@ impl Trust {
             seen: Mutex::new(HashMap::new()),
             rejections: Mutex::new(HashMap::new()),
             issuing: tokio::sync::Mutex::new(()),
+            status_list: Mutex::new(None),
         })
     }
 
