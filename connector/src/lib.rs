@@ -12,6 +12,7 @@
 //! `caap-identity`); this crate wires them to sockets and databases.
 
 pub mod authority;
+pub mod catalog_files;
 pub mod clock;
 pub mod config;
 pub mod credentials;

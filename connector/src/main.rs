@@ -10,14 +10,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use caap_connector::catalog_files::Kind;
 use caap_connector::config::Config;
 use caap_connector::init::{InitOptions, init};
 use caap_connector::server;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod api_client;
+mod apply;
 mod commands;
 mod identity_commands;
+mod resources;
 
 use api_client::Api;
 
@@ -151,10 +154,74 @@ enum Command {
         #[arg(long)]
         api_url: Option<String>,
     },
-    /// ODRL policies offline: evaluate one against a request (compliance report), or explain it.
+    /// Make the connector's catalog match catalog files (assets, policies, offers as TOML): create,
+    /// update and, with --prune, delete; every file is checked first and nothing is written unless all
+    /// of it is valid. Exit status: 0 done (or nothing to do), 1 error, 2 bad usage, 3 --check found
+    /// changes.
+    Apply {
+        #[command(flatten)]
+        args: apply::ApplyArgs,
+        /// The running connector's configuration (for its API address and admin token).
+        #[arg(long, short, env = "CAAP_CONFIG")]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long)]
+        api_url: Option<String>,
+    },
+    /// Write the running connector's catalog as catalog files (`caap apply` of them changes nothing).
+    Export {
+        /// The folder to write assets.toml, policies.toml (+ policies/*.jsonld) and offers.toml to.
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        /// Overwrite files that exist.
+        #[arg(long)]
+        force: bool,
+        /// The running connector's configuration (for its API address and admin token).
+        #[arg(long, short, env = "CAAP_CONFIG")]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long)]
+        api_url: Option<String>,
+    },
+    /// The datasets this connector publishes (metadata + data address): list, show, create, update,
+    /// delete.
+    Asset {
+        #[command(subcommand)]
+        command: resources::ResourceCommand,
+        /// The running connector's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long, global = true)]
+        api_url: Option<String>,
+    },
+    /// ODRL policies: the connector's (list, show, create, update, delete), and offline: evaluate one
+    /// against a request (compliance report), or explain it.
     Policy {
         #[command(subcommand)]
-        command: commands::PolicyCommand,
+        command: resources::PolicyCommands,
+        /// The running connector's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long, global = true)]
+        api_url: Option<String>,
+    },
+    /// Offers (assets under an access and a contract policy): list, show, create, update, delete.
+    Offer {
+        #[command(subcommand)]
+        command: resources::ResourceCommand,
+        /// The running connector's configuration.
+        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The management API's base URL, when it is not the config's api.bind.
+        #[arg(long, global = true)]
+        api_url: Option<String>,
+    },
+    /// Print a shell completion script, e.g. `caap completions bash > /etc/bash_completion.d/caap`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// The MIM3 transaction ledger: verify its hash chain and signatures, or export it.
     Ledger {
@@ -581,10 +648,33 @@ async fn main() -> std::process::ExitCode {
             api_url,
         } => identity_commands::credentials(command, config, api(api_url)).await,
         Command::Keys { command, config } => identity_commands::keys(command, config),
-        Command::Policy { command } => commands::policy(command),
+        Command::Policy { command: resources::PolicyCommands::Offline(command), .. } => {
+            commands::policy(command)
+        }
+        Command::Policy { command: resources::PolicyCommands::Managed(command), config, api_url } => {
+            resources::run(Kind::Policy, command, config, api(api_url)).await
+        }
+        Command::Asset { command, config, api_url } => {
+            resources::run(Kind::Asset, command, config, api(api_url)).await
+        }
+        Command::Offer { command, config, api_url } => {
+            resources::run(Kind::Offer, command, config, api(api_url)).await
+        }
+        Command::Apply { args, config, api_url } => apply::apply(args, config, api(api_url)).await,
+        Command::Export { out, force, config, api_url } => {
+            apply::export(out, force, config, api(api_url)).await
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "caap", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<apply::PendingChanges>().is_some() => {
+            eprintln!("caap: {e}");
+            std::process::ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("caap: error: {e:#}");
             std::process::ExitCode::FAILURE
