@@ -260,28 +260,7 @@ fn assets_and_offers_survive_a_restart_on_sqlite() {
 
 #[test]
 fn assets_and_offers_survive_a_restart_on_postgres() {
-    let Ok(admin) = std::env::var("CAAP_TEST_POSTGRES_URL") else {
-        assert_ne!(
-            std::env::var("CAAP_TEST_REQUIRE_POSTGRES").as_deref(),
-            Ok("1"),
-            "CAAP_TEST_POSTGRES_URL is required"
-        );
-        println!("SKIPPED: restart on PostgreSQL (set CAAP_TEST_POSTGRES_URL)");
-        return;
-    };
-    let name = format!("caap_e2e_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sea_orm::ConnectionTrait;
-        let db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
-        db.execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        db.close().await.unwrap();
-    });
-    let base = admin.rsplit_once('/').unwrap().0;
-    restart_keeps(&[("CAAP_DATABASE_URL", &format!("{base}/{name}"))]);
+    if let Some(url) = postgres_database("restart") {
+        restart_keeps(&[("CAAP_DATABASE_URL", &url)]);
+    }
 }

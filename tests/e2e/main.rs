@@ -15,6 +15,7 @@ mod dsp_schema;
 
 mod bigdata;
 mod catalog;
+mod catalog_files;
 mod cities;
 mod cli;
 mod dcp_refusals;

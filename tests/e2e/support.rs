@@ -268,6 +268,34 @@ pub fn request(
     })
 }
 
+/// A fresh PostgreSQL database on `CAAP_TEST_POSTGRES_URL`'s server, as a URL; `None` (after printing
+/// SKIPPED for `what`) when no server is configured, unless `CAAP_TEST_REQUIRE_POSTGRES=1`.
+pub fn postgres_database(what: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("CAAP_TEST_POSTGRES_URL") else {
+        assert_ne!(
+            std::env::var("CAAP_TEST_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "CAAP_TEST_POSTGRES_URL is required"
+        );
+        println!("SKIPPED: {what} on PostgreSQL (set CAAP_TEST_POSTGRES_URL)");
+        return None;
+    };
+    let name = format!("caap_e2e_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
+        db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    });
+    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+}
+
 /// Publishes the demo data of one sample city through the management API.
 pub fn publish_sample(server: &Server, city: usize) -> Vec<String> {
     let city = &caap_catalog::samples::CITIES[city];
