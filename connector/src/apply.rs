@@ -103,7 +103,7 @@ pub(crate) async fn apply(
                     None,
                 )
                 .await
-                .map_err(|e| e.context(format!("creating {} {}", c.kind.name(), c.id)))?;
+                .map_err(|e| failed(&desired, &bodies, c, "creating", &e))?;
             }
             Op::Update(_) => {
                 let now = call(&config, &api, reqwest::Method::GET, &path, None, None).await?;
@@ -123,7 +123,7 @@ pub(crate) async fn apply(
                     now.etag.as_deref(),
                 )
                 .await
-                .map_err(|e| e.context(format!("updating {} {}", c.kind.name(), c.id)))?;
+                .map_err(|e| failed(&desired, &bodies, c, "updating", &e))?;
             }
             Op::Delete => {
                 call(&config, &api, reqwest::Method::DELETE, &path, None, None)
@@ -134,6 +134,25 @@ pub(crate) async fn apply(
     }
     println!("caap: applied: {created} created, {updated} updated, {deleted} deleted");
     Ok(())
+}
+
+/// A failed write, its message scrubbed of the resolved secrets that were sent.
+fn failed(
+    desired: &catalog_files::Desired,
+    bodies: &BTreeMap<(Kind, String), serde_json::Value>,
+    c: &catalog_files::Change,
+    doing: &str,
+    e: &anyhow::Error,
+) -> anyhow::Error {
+    let message = format!("{e:#}");
+    let message = match (
+        desired.get(c.kind, &c.id),
+        bodies.get(&(c.kind, c.id.clone())),
+    ) {
+        (Some(entry), Some(body)) => entry.scrub(&message, body),
+        _ => message,
+    };
+    anyhow::anyhow!("{doing} {} {}: {message}", c.kind.name(), c.id)
 }
 
 /// `caap export -o DIR`.

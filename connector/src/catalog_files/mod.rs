@@ -142,6 +142,21 @@ impl Entry {
         refs::resolve_body(&self.body, &self.base, resolver)
             .map_err(|e| self.at.problem("/dataAddress", e))
     }
+
+    /// `message` (e.g. the connector's answer to the resolved body) with each resolved data-address
+    /// value put back in its reference form, so that no secret is shown.
+    pub fn scrub(&self, message: &str, resolved: &Value) -> String {
+        let mut out = message.to_owned();
+        for (pointer, template) in refs::address_strings(&self.body) {
+            if let Some(value) = resolved.pointer(&pointer).and_then(Value::as_str)
+                && refs::has_refs(template)
+                && !value.is_empty()
+            {
+                out = out.replace(value, template);
+            }
+        }
+        out
+    }
 }
 
 /// Everything the catalog files describe.
@@ -157,6 +172,13 @@ impl Desired {
     /// The document of `kind` named `id`.
     pub fn get(&self, kind: Kind, id: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.kind == kind && e.id == id)
+    }
+
+    /// The documents in an order they can be created in: policies, assets, offers.
+    pub fn in_creation_order(&self) -> impl Iterator<Item = &Entry> {
+        Kind::ALL
+            .into_iter()
+            .flat_map(|k| self.entries.iter().filter(move |e| e.kind == k))
     }
 }
 

@@ -103,6 +103,16 @@ fn a_catalog_folder_loads_plans_and_round_trips() {
         "http://127.0.0.1:9/sim/lund/parking/p-hus-druvan?apikey=k3y"
     );
     assert_eq!(parking.body["dataAddress"]["method"], "GET");
+    let sent = parking.resolved(&env).unwrap();
+    assert_eq!(
+        parking.scrub(
+            "`http://127.0.0.1:9/sim/lund/parking/p-hus-druvan?apikey=k3y` is bad",
+            &sent
+        ),
+        "`${env:SENSORS}/sim/lund/parking/p-hus-druvan?apikey=${env:LUND_KEY}` is bad"
+    );
+    let kinds: Vec<Kind> = desired.in_creation_order().map(|e| e.kind).collect();
+    assert!(kinds.is_sorted(), "{kinds:?}");
 
     // Nothing live: everything is created, policies first, offers last.
     let p = plan(&desired, &Live::new(), true, &env);
