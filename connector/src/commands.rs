@@ -15,11 +15,18 @@ use crate::{api_call, load};
 #[derive(Debug, Subcommand)]
 pub enum NegotiationCommand {
     /// List negotiations (newest state of each).
-    List,
+    List {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one negotiation: state, what it waits for, last error, retries, history.
     Show {
         /// The negotiation id (this connector's pid).
         id: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Approve a request that waits for approval (provider).
     Approve {
@@ -294,7 +301,7 @@ pub async fn negotiation(
         async move { api_call(&config, api, reqwest::Method::POST, &path, body).await }
     };
     match command {
-        NegotiationCommand::List => {
+        NegotiationCommand::List { json } => {
             let r = api_call(
                 &config,
                 api,
@@ -304,6 +311,9 @@ pub async fn negotiation(
             )
             .await?;
             let items = r["items"].as_array().cloned().unwrap_or_default();
+            if json {
+                return print_json(&Value::Array(items));
+            }
             println!("{} negotiation(s)", items.len());
             for n in items {
                 println!(
@@ -324,7 +334,7 @@ pub async fn negotiation(
                 );
             }
         }
-        NegotiationCommand::Show { id } => {
+        NegotiationCommand::Show { id, json } => {
             let n = api_call(
                 &config,
                 api,
@@ -333,6 +343,9 @@ pub async fn negotiation(
                 None,
             )
             .await?;
+            if json {
+                return print_json(&n);
+            }
             print_negotiation(&n);
         }
         NegotiationCommand::Approve { id } => print_negotiation(&step(&id, "approve", None).await?),
@@ -347,8 +360,14 @@ pub async fn negotiation(
     Ok(())
 }
 
+/// `--json`: the API's JSON, pretty-printed.
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
 /// `caap agreements`.
-pub async fn agreements(config: Option<PathBuf>, api: Api) -> anyhow::Result<()> {
+pub async fn agreements(config: Option<PathBuf>, api: Api, json: bool) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
     let r = api_call(
         &config,
@@ -359,6 +378,9 @@ pub async fn agreements(config: Option<PathBuf>, api: Api) -> anyhow::Result<()>
     )
     .await?;
     let items = r["items"].as_array().cloned().unwrap_or_default();
+    if json {
+        return print_json(&Value::Array(items));
+    }
     println!("{} agreement(s)", items.len());
     for a in items {
         println!(
@@ -435,11 +457,18 @@ pub enum TransferCommand {
         out: Option<PathBuf>,
     },
     /// List transfers.
-    List,
+    List {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one transfer: state, what it is doing, last error, retries, bytes, history.
     Show {
         /// The transfer id (this connector's pid).
         id: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Suspend a running transfer (data stops at once).
     Suspend {
@@ -665,7 +694,7 @@ pub async fn transfer(
             }
             download(&config, api, &id, &out).await?;
         }
-        TransferCommand::List => {
+        TransferCommand::List { json } => {
             let r = api_call(
                 &config,
                 api,
@@ -675,6 +704,9 @@ pub async fn transfer(
             )
             .await?;
             let items = r["items"].as_array().cloned().unwrap_or_default();
+            if json {
+                return print_json(&Value::Array(items));
+            }
             println!("{} transfer(s)", items.len());
             for t in items {
                 println!(
@@ -688,7 +720,7 @@ pub async fn transfer(
                 );
             }
         }
-        TransferCommand::Show { id } => {
+        TransferCommand::Show { id, json } => {
             let t = api_call(
                 &config,
                 api,
@@ -697,6 +729,9 @@ pub async fn transfer(
                 None,
             )
             .await?;
+            if json {
+                return print_json(&t);
+            }
             print_transfer(&t);
         }
         TransferCommand::Suspend { id, reason } => {

@@ -147,6 +147,9 @@ enum Command {
     },
     /// List the contract agreements of a running connector.
     Agreements {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         /// The running connector's configuration.
         #[arg(long, short, env = "CAAP_CONFIG")]
         config: Option<PathBuf>,
@@ -628,8 +631,8 @@ async fn main() -> std::process::ExitCode {
             config,
             api_url,
         } => commands::negotiation(command, config, api(api_url)).await,
-        Command::Agreements { config, api_url } => {
-            commands::agreements(config, api(api_url)).await
+        Command::Agreements { config, api_url, json } => {
+            commands::agreements(config, api(api_url), json).await
         }
         Command::Transfer {
             command,

@@ -355,6 +355,14 @@ fn a_city_publishes_from_files(env: &[(&str, &str)]) {
     let out = cli.run(&["asset", "create", "-f", f], None);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("409"), "{}", out.stderr);
+    for args in [
+        &["agreements", "--json"][..],
+        &["negotiation", "list", "--json"],
+        &["transfer", "list", "--json"],
+    ] {
+        let listed: Value = serde_json::from_str(&cli.ok(args)).unwrap();
+        assert_eq!(listed, json!([]), "{args:?}");
+    }
     let listed: Value = serde_json::from_str(&cli.ok(&["offer", "list", "--json"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert!(
