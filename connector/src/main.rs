@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use caap_connector::catalog_files::Kind;
 use caap_connector::config::Config;
 use caap_connector::init::{InitOptions, init};
@@ -458,31 +458,9 @@ pub(crate) async fn api_call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let mut req = api.request(config, method, path).await?;
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let url = format!("{}{path}", api.base(config));
-    let res = req.send().await.with_context(|| {
-        format!("cannot reach the connector's management API at {url}; is `caap serve` running?")
-    })?;
-    let status = res.status();
-    let value: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
-    if !status.is_success() {
-        let detail = value
-            .get("detail")
-            .and_then(|d| d.as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| value.to_string());
-        if api.uses_oidc() && status == reqwest::StatusCode::UNAUTHORIZED {
-            bail!(
-                "{status}: {detail} (the connector refused the access token from --token-url: does --audience \
-                 name its api.oidc.audience, and does it trust that provider?)"
-            );
-        }
-        bail!("{status}: {detail}");
-    }
-    Ok(value)
+    resources::call(config, api, method, path, body.as_ref(), None)
+        .await
+        .map(|reply| reply.body)
 }
 
 async fn catalog(command: CatalogCommand, config: Option<PathBuf>, api: Api) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::negotiation::{eventually, peer_settings, publish_offer};
 use crate::peer::{PEER_ID, Peer};
-use crate::support::{Node, Server, caap};
+use crate::support::{Node, Server, caap, postgres_database};
 
 const LUND_TOKEN: &str = "token-lund-presents-to-malmo-01";
 const MALMO_TOKEN: &str = "token-malmo-presents-to-lund-01";
@@ -369,26 +369,9 @@ fn a_counterparty_that_stays_down_ends_the_negotiation_with_the_reason() {
 
 #[test]
 fn replicas_on_one_postgresql_never_send_a_message_twice() {
-    let Ok(admin) = std::env::var("CAAP_TEST_POSTGRES_URL") else {
-        assert_ne!(
-            std::env::var("CAAP_TEST_REQUIRE_POSTGRES").as_deref(),
-            Ok("1"),
-            "CAAP_TEST_POSTGRES_URL is required"
-        );
-        println!("SKIPPED: replicas on PostgreSQL (set CAAP_TEST_POSTGRES_URL)");
+    let Some(url) = postgres_database("replicas") else {
         return;
     };
-    let name = format!("caap_replicas_{}", uuid::Uuid::new_v4().simple());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sea_orm::ConnectionTrait;
-        let db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
-        db.execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        db.close().await.unwrap();
-    });
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
     let node = Node::init_with(
         "Göteborg",
         &peer_settings(&[("concurrency", "2"), ("poll_interval_ms", "20")]),
