@@ -5,7 +5,8 @@
 //! A catalog file holds `[[asset]]`, `[[policy]]` and `[[offer]]` tables with the management API's
 //! fields in snake_case (`data_model`, `[asset.data_address]`, `access_policy`). A policy is inline
 //! (`[policy.policy]`, ODRL keys as in JSON-LD) or an ODRL JSON-LD file named by `policy_file`,
-//! relative to the catalog file. Secrets in data addresses are references ([`refs`]), never values.
+//! relative to the catalog file. Secrets in data addresses are references ([`refs`]): `${env:NAME}` or
+//! `${file:PATH}` inside a string, or a whole value `{ env = "NAME" }`; never values.
 //!
 //! Validation reuses the domain crates (`Asset::validate`, `Offer::validate`, the ODRL parser with
 //! its JSON-pointer errors) and adds what only a whole catalog can check: unique ids, offers naming
@@ -429,6 +430,8 @@ fn entry(kind: Kind, json: Value, at: Located, base: &Path) -> Result<Entry, Vec
     let what = kind.name();
     let body = match kind {
         Kind::Asset => {
+            let mut json = json;
+            refs::inline_tables(&mut json);
             let (asset, errors) = decode_all::<Asset>(json.clone());
             let mut problems = located(&at, errors, "");
             problems.extend(located(&at, refs::check(&json), ""));

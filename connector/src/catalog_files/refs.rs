@@ -1,6 +1,6 @@
 //! Values kept out of the files: a data address string may contain `${env:NAME}` (an environment
 //! variable of whoever runs `caap apply`) or `${file:PATH}` (a file's content, trimmed; relative to the
-//! catalog file). Secrets (API keys in a source URL, a password in its user info) must be written this
+//! catalog file); a whole value may also be written `{ env = "NAME" }` or `{ file = "PATH" }`. Secrets (API keys in a source URL, a password in its user info) must be written this
 //! way: a literal one is a validation error. Resolved values are only ever sent to the management API;
 //! nothing here prints them.
 
@@ -183,6 +183,27 @@ pub fn matches(template: &str, live: &str, base: &Path, resolver: &dyn Resolver)
         wildcard = false;
     }
     wildcard || rest.is_empty()
+}
+
+/// Rewrites whole-value references (`{ env = "NAME" }`, `{ file = "PATH" }`) in an asset body's data
+/// address to their `${…}` form.
+pub fn inline_tables(body: &mut Value) {
+    if let Some(Value::Object(addr)) = body.get_mut("dataAddress") {
+        for v in addr.values_mut() {
+            let reference = match v.as_object() {
+                Some(m) if m.len() == 1 => match m.iter().next() {
+                    Some((k, Value::String(name))) if k == "env" || k == "file" => {
+                        Some(format!("${{{k}:{name}}}"))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(r) = reference {
+                *v = Value::String(r);
+            }
+        }
+    }
 }
 
 /// The data address strings of an asset body, with their JSON pointers.
@@ -402,6 +423,15 @@ mod tests {
         ));
         assert!(matches("a${env:X}b${env:Y}c", "a1b2c", base, &env));
         assert!(!matches("a${env:X}b", "a1c", base, &env));
+    }
+
+    #[test]
+    fn whole_value_references_are_tables_too() {
+        let mut body = json!({"dataAddress": {"type": "HttpApi", "url": {"env": "LUND_URL"},
+            "credentials": "c", "method": {"file": "m.txt"}}});
+        inline_tables(&mut body);
+        assert_eq!(body["dataAddress"]["url"], "${env:LUND_URL}");
+        assert_eq!(body["dataAddress"]["method"], "${file:m.txt}");
     }
 
     #[test]
