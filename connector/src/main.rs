@@ -164,12 +164,8 @@ enum Command {
     Apply {
         #[command(flatten)]
         args: apply::ApplyArgs,
-        /// The running connector's configuration (for its API address and admin token).
-        #[arg(long, short, env = "CAAP_CONFIG")]
-        config: Option<PathBuf>,
-        /// The management API's base URL, when it is not the config's api.bind.
-        #[arg(long)]
-        api_url: Option<String>,
+        #[command(flatten)]
+        target: resources::Target,
     },
     /// Write the running connector's catalog as catalog files (`caap apply` of them changes nothing).
     Export {
@@ -179,47 +175,31 @@ enum Command {
         /// Overwrite files that exist.
         #[arg(long)]
         force: bool,
-        /// The running connector's configuration (for its API address and admin token).
-        #[arg(long, short, env = "CAAP_CONFIG")]
-        config: Option<PathBuf>,
-        /// The management API's base URL, when it is not the config's api.bind.
-        #[arg(long)]
-        api_url: Option<String>,
+        #[command(flatten)]
+        target: resources::Target,
     },
     /// The datasets this connector publishes (metadata + data address): list, show, create, update,
     /// delete.
     Asset {
         #[command(subcommand)]
         command: resources::ResourceCommand,
-        /// The running connector's configuration.
-        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
-        config: Option<PathBuf>,
-        /// The management API's base URL, when it is not the config's api.bind.
-        #[arg(long, global = true)]
-        api_url: Option<String>,
+        #[command(flatten)]
+        target: resources::Target,
     },
     /// ODRL policies: the connector's (list, show, create, update, delete), and offline: evaluate one
     /// against a request (compliance report), or explain it.
     Policy {
         #[command(subcommand)]
         command: resources::PolicyCommands,
-        /// The running connector's configuration.
-        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
-        config: Option<PathBuf>,
-        /// The management API's base URL, when it is not the config's api.bind.
-        #[arg(long, global = true)]
-        api_url: Option<String>,
+        #[command(flatten)]
+        target: resources::Target,
     },
     /// Offers (assets under an access and a contract policy): list, show, create, update, delete.
     Offer {
         #[command(subcommand)]
         command: resources::ResourceCommand,
-        /// The running connector's configuration.
-        #[arg(long, short, env = "CAAP_CONFIG", global = true)]
-        config: Option<PathBuf>,
-        /// The management API's base URL, when it is not the config's api.bind.
-        #[arg(long, global = true)]
-        api_url: Option<String>,
+        #[command(flatten)]
+        target: resources::Target,
     },
     /// Print a shell completion script, e.g. `caap completions bash > /etc/bash_completion.d/caap`.
     Completions {
@@ -632,18 +612,20 @@ async fn main() -> std::process::ExitCode {
         Command::Policy { command: resources::PolicyCommands::Offline(command), .. } => {
             commands::policy(command)
         }
-        Command::Policy { command: resources::PolicyCommands::Managed(command), config, api_url } => {
-            resources::run(Kind::Policy, command, config, api(api_url)).await
+        Command::Policy { command: resources::PolicyCommands::Managed(command), target } => {
+            resources::run(Kind::Policy, command, target.config, api(target.api_url)).await
         }
-        Command::Asset { command, config, api_url } => {
-            resources::run(Kind::Asset, command, config, api(api_url)).await
+        Command::Asset { command, target } => {
+            resources::run(Kind::Asset, command, target.config, api(target.api_url)).await
         }
-        Command::Offer { command, config, api_url } => {
-            resources::run(Kind::Offer, command, config, api(api_url)).await
+        Command::Offer { command, target } => {
+            resources::run(Kind::Offer, command, target.config, api(target.api_url)).await
         }
-        Command::Apply { args, config, api_url } => apply::apply(args, config, api(api_url)).await,
-        Command::Export { out, force, config, api_url } => {
-            apply::export(out, force, config, api(api_url)).await
+        Command::Apply { args, target } => {
+            apply::apply(args, target.config, api(target.api_url)).await
+        }
+        Command::Export { out, force, target } => {
+            apply::export(out, force, target.config, api(target.api_url)).await
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "caap", &mut std::io::stdout());

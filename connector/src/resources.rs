@@ -13,6 +13,17 @@ use serde_json::Value;
 
 use crate::api_client::Api;
 
+/// Which running connector a command talks to (the same two options on every management command).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Target {
+    /// The running connector's configuration (for its API address and admin token).
+    #[arg(long, short, env = "CAAP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// The management API's base URL, when it is not the config's api.bind.
+    #[arg(long, global = true)]
+    pub api_url: Option<String>,
+}
+
 /// The management commands of one resource kind.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ResourceCommand {
