@@ -507,12 +507,7 @@ impl Connector {
             .json(message)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                )
-            })?;
+            .map_err(|e| format!("{url}: {}", crate::outbound::describe_reqwest(&e)))?;
         if !res.status().is_success() {
             let status = res.status();
             let body = res.text().await.unwrap_or_default();

@@ -101,12 +101,7 @@ impl Connector {
             .bearer_auth(token()?.expose())
             .send()
             .await
-            .map_err(|e| {
-                upstream(format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| upstream(format!("{url}: {}", crate::outbound::describe_reqwest(&e))))?;
         if !res.status().is_success() {
             return Err(upstream(format!("{url} answered {}", res.status())));
         }
@@ -148,12 +143,7 @@ impl Connector {
             .json(&message)
             .send()
             .await
-            .map_err(|e| {
-                upstream(format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| upstream(format!("{url}: {}", crate::outbound::describe_reqwest(&e))))?;
         let status = res.status();
         let location = res
             .headers()
@@ -197,7 +187,7 @@ impl Connector {
                 .map_err(|e| {
                     upstream(format!(
                         "{status_url}: {}",
-                        crate::negotiation::processor::describe_reqwest(&e)
+                        crate::outbound::describe_reqwest(&e)
                     ))
                 })?;
             if res.status().is_success() {

@@ -60,20 +60,9 @@ pub struct HttpFetch {
 }
 
 impl HttpFetch {
-    /// A fetcher with its own client (no redirects; `timeout` in total; `roots` trusted too).
-    pub fn new(
-        timeout: StdDuration,
-        roots: Vec<reqwest::Certificate>,
-        max_bytes: usize,
-    ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_merge(roots)
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(HttpFetch { client, max_bytes })
+    /// A fetcher over `client` (see [`crate::outbound::Clients::fetch`]), reading at most `max_bytes`.
+    pub fn new(client: reqwest::Client, max_bytes: usize) -> Self {
+        HttpFetch { client, max_bytes }
     }
 }
 
@@ -103,7 +92,7 @@ impl HttpGet for HttpFetch {
                 )
                 .send()
                 .await
-                .map_err(|e| FetchError(crate::negotiation::processor::describe_reqwest(&e)))?;
+                .map_err(|e| FetchError(crate::outbound::describe_reqwest(&e)))?;
             let status = res.status().as_u16();
             let max_age = max_age(res.headers());
             let mut body = Vec::new();
@@ -499,7 +488,7 @@ impl Trust {
             .map_err(|e| {
                 Refusal::CredentialServiceUnavailable(format!(
                     "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
+                    crate::outbound::describe_reqwest(&e)
                 ))
             })?;
         let status = res.status();

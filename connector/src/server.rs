@@ -3,7 +3,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
@@ -40,6 +39,9 @@ pub enum StartError {
     /// The TLS certificate, key or trust roots are unusable.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The outbound HTTP clients cannot be built.
+    #[error("{0}")]
+    Outbound(#[from] crate::outbound::OutboundError),
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}; check database.url")]
     Store(String),
@@ -92,7 +94,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Other(e.to_string()))?;
 
     let tls_acceptor = crate::tls::acceptor(&config)?;
-    let trust_roots = crate::tls::trust_roots(&config)?;
+    let clients = crate::outbound::Clients::new(&config)?;
     let key_path = config.key_path();
     let key_json = std::fs::read_to_string(&key_path).map_err(|e| StartError::Key {
         path: key_path.display().to_string(),
@@ -134,26 +136,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await
     .map_err(|e| StartError::Store(e.to_string()))?;
-    let timeout = Duration::from_secs(config.limits.outbound_timeout_secs);
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
-        .tcp_nodelay(true)
-        .tls_certs_merge(trust_roots.clone())
-        .build()
-        .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
-    // Data flows may run for hours (streams, large files): no total timeout, but connecting and every single
-    // read must make progress within the outbound timeout.
-    let http_streaming = reqwest::Client::builder()
-        .connect_timeout(timeout)
-        .read_timeout(timeout)
-        .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
-        .tcp_nodelay(true)
-        .tls_certs_merge(trust_roots.clone())
-        .build()
-        .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
-    let fetch =
-        crate::dcp::HttpFetch::new(timeout, trust_roots, 1024 * 1024).map_err(StartError::Other)?;
+    let http = clients.protocol.clone();
+    let http_streaming = clients.streaming.clone();
+    let fetch = crate::dcp::HttpFetch::new(clients.fetch.clone(), 1024 * 1024);
     let trust = Arc::new(
         crate::dcp::Trust::new(
             &config,

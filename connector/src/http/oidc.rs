@@ -366,12 +366,7 @@ impl OidcVerifier {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                )
-            })?;
+            .map_err(|e| format!("{url}: {}", crate::outbound::describe_reqwest(&e)))?;
         if !res.status().is_success() {
             return Err(format!("{url} answered {}", res.status()));
         }
