@@ -197,6 +197,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             clock.clone(),
         ))
     });
+    let pull_tokens =
+        caap_identity::pull_token::PullTokens::new(identity.key.clone()).map_err(|e| {
+            StartError::Key {
+                path: key_path.display().to_string(),
+                message: e.to_string(),
+            }
+        })?;
     let dsp_workers = workers(config.dsp.workers);
     let connector = Connector {
         config: Arc::new(config),
@@ -211,6 +218,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         wake: Arc::new(tokio::sync::Notify::new()),
         flows: Arc::default(),
         source_tokens: Arc::default(),
+        pull_tokens: Arc::new(pull_tokens),
         notifications: Arc::default(),
         trust,
         oidc,

@@ -391,7 +391,9 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
             }
             AccessError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
-            AccessError::Source(m) => ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", m),
+            AccessError::Source(e) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", e.to_string())
+            }
             AccessError::Internal(cause) => {
                 tracing::error!(%cause, "data plane failed");
                 ApiError::new(

@@ -177,7 +177,7 @@ async fn pull(
         .open_source(&t.body.dataset_id, last_event_id.as_deref())
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
-    let stream = crate::transfer::flows::until_stopped(opened.stream, stop);
+    let stream = crate::transfer::dataplane::flows::until_stopped(opened.stream, stop);
     let mut res = HttpResponse::Ok();
     if let Some(ct) = &opened.content_type {
         res.insert_header((header::CONTENT_TYPE, ct.as_str()));
