@@ -16,99 +16,17 @@ use caap_identity::vc::{
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use crate::dcp::{DcpError, TOKEN_LIFETIME_SECS};
+use caap_identity::schemas::{
+    MEMBERSHIP, ROLES, credentials_supported, role_credential, schema_id,
+};
+
 use crate::service::{Connector, ServiceError};
 use crate::store::identity::{IssuanceRequest, IssuedCredential, MemberProfile};
-
-/// Where the issuer service lives under the DSP listener's root.
-pub const ISSUER_PATH: &str = "/issuer";
-/// The credential type every member gets.
-pub const MEMBERSHIP: &str = "MembershipCredential";
-/// Roles the authority issues credentials for, with their credential types.
-pub const ROLES: &[(&str, &str)] = &[
-    ("Municipality", "MunicipalityCredential"),
-    ("Supplier", "SupplierCredential"),
-];
-
-/// Where caap's credential schemas are named (they are built in; nothing is fetched).
-pub const SCHEMA_BASE: &str = "https://w3id.org/caap/schemas/v1/";
-
-/// The schema id of a credential type.
-pub fn schema_id(credential_type: &str) -> String {
-    format!("{SCHEMA_BASE}{credential_type}.json")
-}
-
-/// caap's built-in JSON Schemas for the subjects of the credentials an authority issues; every
-/// connector checks credentials naming them.
-pub fn builtin_schemas() -> Vec<(String, Value)> {
-    let membership = serde_json::json!({
-        "type": "object",
-        "required": ["id", "memberOf"],
-        "properties": {
-            "id": {"type": "string", "pattern": "^did:"},
-            "memberOf": {"type": "string", "minLength": 1},
-            "since": {"type": "string", "format": "date"}
-        }
-    });
-    let role = |name: &str, extra: Value| {
-        let mut schema = serde_json::json!({
-            "type": "object",
-            "required": ["id", "role"],
-            "properties": {
-                "id": {"type": "string", "pattern": "^did:"},
-                "role": {"const": name},
-                "country": {"type": "string", "pattern": "^[A-Z]{2}$"}
-            }
-        });
-        if let (Some(props), Value::Object(more)) = (
-            schema.get_mut("properties").and_then(Value::as_object_mut),
-            extra,
-        ) {
-            props.extend(more);
-        }
-        schema
-    };
-    vec![
-        (schema_id(MEMBERSHIP), membership),
-        (
-            schema_id("MunicipalityCredential"),
-            role(
-                "Municipality",
-                serde_json::json!({"municipalityCode": {"type": "string", "pattern": "^[0-9]{4}$"}}),
-            ),
-        ),
-        (
-            schema_id("SupplierCredential"),
-            role(
-                "Supplier",
-                serde_json::json!({"organizationNumber": {"type": "string"}}),
-            ),
-        ),
-    ]
-}
-
-/// The credential type of a role (`Municipality` → `MunicipalityCredential`).
-pub fn role_credential(role: &str) -> Option<&'static str> {
-    ROLES.iter().find(|(r, _)| *r == role).map(|(_, t)| *t)
-}
-
-/// The issuer service base URL of an authority at `public_url`.
-pub fn issuer_url(public_url: &str) -> String {
-    format!("{public_url}{ISSUER_PATH}")
-}
+use crate::trust::{DcpError, TOKEN_LIFETIME_SECS, issuer_url};
 
 /// The URL of the authority's revocation list.
 pub fn status_list_url(public_url: &str) -> String {
     format!("{}/status/revocation", issuer_url(public_url))
-}
-
-/// What the issuer offers (`credentialsSupported`): the membership and every role credential. The
-/// object ids are the credential types.
-pub fn credentials_supported() -> Vec<issuance::CredentialObject> {
-    std::iter::once(MEMBERSHIP)
-        .chain(ROLES.iter().map(|(_, t)| *t))
-        .map(|t| issuance::CredentialObject::supported(t, t, &schema_id(t), "vc20-bssl/jwt"))
-        .collect()
 }
 
 impl Connector {

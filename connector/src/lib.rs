@@ -14,8 +14,6 @@
 pub mod authority;
 pub mod clock;
 pub mod config;
-pub mod credentials;
-pub mod dcp;
 pub mod demo;
 pub mod enforce;
 pub mod federation;
@@ -31,3 +29,4 @@ pub mod sim;
 pub mod store;
 pub mod tls;
 pub mod transfer;
+pub mod trust;

@@ -138,9 +138,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .map_err(|e| StartError::Store(e.to_string()))?;
     let http = clients.protocol.clone();
     let http_streaming = clients.streaming.clone();
-    let fetch = crate::dcp::HttpFetch::new(clients.fetch.clone(), 1024 * 1024);
+    let fetch = crate::trust::HttpFetch::new(clients.fetch.clone(), 1024 * 1024);
     let trust = Arc::new(
-        crate::dcp::Trust::new(
+        crate::trust::dcp::Trust::new(
             &config,
             &identity.participant_id,
             &identity.public_url,
@@ -174,7 +174,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 (tokens.clone(), tokens)
             }
             _ => (
-                Arc::new(crate::dcp::DcpAuthenticator(trust.clone())),
+                Arc::new(crate::trust::dcp::DcpAuthenticator(trust.clone())),
                 Arc::new(trust.outbound()),
             ),
         };
@@ -191,7 +191,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let oidc = config.api.oidc.clone().map(|c| {
         tracing::info!(issuer = %c.issuer, audience = %c.audience, "the management API also accepts OIDC access tokens");
-        Arc::new(crate::http::oidc::OidcVerifier::new(
+        Arc::new(crate::trust::oidc::OidcVerifier::new(
             c,
             http.clone(),
             clock.clone(),

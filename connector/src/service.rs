@@ -65,9 +65,9 @@ pub struct Connector {
     /// NGSI-LD notification endpoints of subscription-fed streams.
     pub notifications: Arc<crate::transfer::dataplane::flows::Notifications>,
     /// Our DID, keys and credential verification (DCP).
-    pub trust: Arc<crate::dcp::Trust>,
+    pub trust: Arc<crate::trust::dcp::Trust>,
     /// Verifies the management API's OIDC access tokens (`[api.oidc]`), if configured.
-    pub oidc: Option<Arc<crate::http::oidc::OidcVerifier>>,
+    pub oidc: Option<Arc<crate::trust::oidc::OidcVerifier>>,
 }
 
 impl std::fmt::Debug for Connector {

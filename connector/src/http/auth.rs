@@ -13,8 +13,8 @@ use actix_web::{FromRequest, HttpRequest, web};
 use caap_identity::{AuthFailure, Secret, VerifiedCaller};
 
 use super::errors::{ApiError, DspCatalogError};
-use super::oidc::Refusal;
 use crate::service::Connector;
+use crate::trust::oidc::OidcRefusal;
 
 fn connector(req: &HttpRequest) -> Option<&Connector> {
     req.app_data::<web::Data<Connector>>().map(|d| d.get_ref())
@@ -61,15 +61,15 @@ impl FromRequest for Admin {
                     Ok(Admin)
                 }
                 Err(e) => match e.refusal() {
-                    Refusal::InvalidToken => {
+                    OidcRefusal::InvalidToken => {
                         tracing::info!(%path, reason = %e, "management request refused: invalid token");
                         Err(ApiError::invalid_token())
                     }
-                    Refusal::InsufficientScope => {
+                    OidcRefusal::InsufficientScope => {
                         tracing::info!(%path, reason = %e, "management request refused: insufficient scope");
                         Err(ApiError::insufficient_scope())
                     }
-                    Refusal::Unavailable => {
+                    OidcRefusal::Unavailable => {
                         tracing::warn!(%path, reason = %e, "management request refused: OIDC provider unavailable");
                         Err(ApiError::oidc_unavailable())
                     }

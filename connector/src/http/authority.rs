@@ -9,9 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_json_bytes;
 use super::identity::{authorization, dcp_answer};
-use crate::authority::ISSUER_PATH;
-use crate::dcp::DcpError;
 use crate::service::Connector;
+use crate::trust::ISSUER_PATH;
+use crate::trust::dcp::DcpError;
 
 /// Routes under the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig) {

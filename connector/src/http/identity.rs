@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::body::read_json_bytes;
-use crate::dcp::{CREDENTIAL_SERVICE_PATH, DcpError};
 use crate::service::Connector;
+use crate::trust::dcp::{CREDENTIAL_SERVICE_PATH, DcpError};
 
 /// Routes under the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -11,7 +11,6 @@ pub mod errors;
 pub mod identity;
 pub mod identity_api;
 pub mod negotiation;
-pub mod oidc;
 pub mod transfer;
 
 use actix_web::body::MessageBody;

@@ -8,9 +8,9 @@ use caap_identity::dcp::{self, Refusal, issuance};
 use chrono::Duration;
 use serde::Serialize;
 
-use crate::dcp::{DcpError, TOKEN_LIFETIME_SECS};
 use crate::service::{Connector, ServiceError};
 use crate::store::identity::HeldCredential;
+use crate::trust::dcp::{DcpError, TOKEN_LIFETIME_SECS};
 
 /// What came of a credential request.
 #[derive(Debug, Clone, Serialize)]
