@@ -434,7 +434,7 @@ async fn start_node(
     .map_err(|e| DemoError(format!("{name}: {e}")))?;
     let mut config = Config::load(&made.config_path, std::iter::empty())
         .map_err(|e| DemoError(e.to_string()))?;
-    config.dsp.auth.mode = "dcp".into();
+    config.dsp.auth.mode = crate::config::AuthMode::Dcp;
     config.identity.insecure_did_web_over_http = true;
     config.identity.status_list_cache_secs = 1;
     config.dsp.workers = 1;

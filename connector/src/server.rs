@@ -11,7 +11,7 @@ use caap_identity::{
 };
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
 use crate::service::{Connector, Identity};
 use crate::store::Store;
 
@@ -161,8 +161,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ..identity
     };
     let (authenticator, outbound): (Arc<dyn DspAuthenticator>, Arc<dyn OutboundCredentials>) =
-        match config.dsp.auth.mode.as_str() {
-            "static-token" => {
+        match config.dsp.auth.mode {
+            AuthMode::StaticToken => {
                 tracing::warn!(
                     "dsp.auth.mode = static-token: DSP callers are checked against a token table, not \
                      credentials (for the DSP TCK and tests only)"
@@ -173,7 +173,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 ));
                 (tokens.clone(), tokens)
             }
-            _ => (
+            AuthMode::Dcp => (
                 Arc::new(crate::trust::dcp::DcpAuthenticator(trust.clone())),
                 Arc::new(trust.outbound()),
             ),
@@ -184,7 +184,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
              HTTP. DEVELOPMENT ONLY: anyone on the path could swap the keys"
         );
     }
-    if config.dsp.auth.mode == "dcp" && config.identity.trusted_issuers.is_empty() {
+    if config.dsp.auth.mode == AuthMode::Dcp && config.identity.trusted_issuers.is_empty() {
         tracing::warn!(
             "no identity.trusted_issuers: every caller will be refused; add the federation authority's DID"
         );

@@ -31,7 +31,7 @@ async fn identity(_: Admin, connector: web::Data<Connector>) -> HttpResponse {
         "did": t.did,
         "keyId": t.key().key_id(),
         "credentialService": t.credential_service,
-        "authMode": connector.config.dsp.auth.mode,
+        "authMode": connector.config.dsp.auth.mode.as_str(),
         "requiredCredentials": t.required,
         "didDocument": t.document.as_ref(),
     }))

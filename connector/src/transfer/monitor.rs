@@ -26,7 +26,7 @@ impl Connector {
             std::collections::HashMap::new();
         for t in running.into_iter().filter(|t| t.pending.is_none()) {
             let now = self.clock.now();
-            if self.config.dsp.auth.mode == "dcp" {
+            if self.config.dsp.auth.mode == crate::config::AuthMode::Dcp {
                 if !lost.contains_key(&t.counterparty_id) {
                     let l = self.trust.lost_credentials(&t.counterparty_id).await;
                     lost.insert(t.counterparty_id.clone(), l);
