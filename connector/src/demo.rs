@@ -122,6 +122,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         let c = &r.connector;
         authority
             .connector
+            .authority
             .put_member(crate::store::identity::MemberProfile {
                 holder: c.identity.participant_id.clone(),
                 name: Some(city.name.to_owned()),
@@ -135,6 +136,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
             .await
             .map_err(|e| fail("registering a member")(e.to_string()))?;
         let got = c
+            .trust
             .request_credentials(
                 &authority.connector.identity.public_url,
                 &[],
@@ -246,6 +248,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     );
     let refused = supplier
         .connector
+        .trust
         .request_credentials(
             &authority.connector.identity.public_url,
             &[],
@@ -488,6 +491,7 @@ async fn revocation_narrated(
         if revoked_at.is_none() && started.elapsed() > std::time::Duration::from_secs(2) {
             let n = authority
                 .connector
+                .authority
                 .revoke(&c.identity.participant_id, "membership ended (demo)")
                 .await
                 .map_err(|e| fail("revoking")(e.to_string()))?;

@@ -204,6 +204,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 message: e.to_string(),
             }
         })?;
+    let authority = Arc::new(crate::authority::Authority::new(
+        config.authority.clone(),
+        trust.clone(),
+        &identity,
+    ));
     let dsp_workers = workers(config.dsp.workers);
     let connector = Connector {
         config: Arc::new(config),
@@ -219,6 +224,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         flows: Arc::default(),
         source_tokens: Arc::default(),
         pull_tokens: Arc::new(pull_tokens),
+        authority,
         notifications: Arc::default(),
         trust,
         oidc,

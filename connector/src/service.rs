@@ -66,6 +66,8 @@ pub struct Connector {
     pub notifications: Arc<crate::transfer::dataplane::flows::Notifications>,
     /// Our DID, keys and credential verification (DCP).
     pub trust: Arc<crate::trust::dcp::Trust>,
+    /// The trust anchor's service (answers "not a trust anchor" unless `[authority] enabled`).
+    pub authority: Arc<crate::authority::Authority>,
     /// Verifies the management API's OIDC access tokens (`[api.oidc]`), if configured.
     pub oidc: Option<Arc<crate::trust::oidc::OidcVerifier>>,
 }

@@ -137,6 +137,8 @@ pub struct TrustError(pub String);
 pub struct Trust {
     /// Our DID.
     pub did: String,
+    /// How DSP callers are authenticated (`dsp.auth.mode`).
+    pub auth_mode: crate::config::AuthMode,
     /// Our keys: the signing key (its id is `<did>#key-N`) and the retired ones still published.
     pub keys: KeySet,
     /// Our DID document.
@@ -167,11 +169,6 @@ pub struct Trust {
     seen: Mutex<HashMap<String, Vec<String>>>,
     /// Reasons issuers gave for rejecting our credential requests, by our request id.
     rejections: Mutex<HashMap<String, String>>,
-    /// On a trust anchor: one issuance at a time, so two requests never take the same status-list
-    /// index (the authority runs as one process).
-    pub issuing: tokio::sync::Mutex<()>,
-    /// On a trust anchor: the signed status list and when it was made; dropped on a revocation.
-    pub status_list: Mutex<Option<(DateTime<Utc>, String)>>,
 }
 
 /// The retired keys listed next to the key file (none when the file does not exist).
@@ -321,6 +318,7 @@ impl Trust {
         let mut asked = config.identity.required_credentials.clone();
         asked.extend(config.identity.optional_credentials.iter().cloned());
         Ok(Trust {
+            auth_mode: config.dsp.auth.mode,
             did: did.to_owned(),
             keys,
             document: Arc::new(document),
@@ -337,8 +335,6 @@ impl Trust {
             store,
             seen: Mutex::new(HashMap::new()),
             rejections: Mutex::new(HashMap::new()),
-            issuing: tokio::sync::Mutex::new(()),
-            status_list: Mutex::new(None),
         })
     }
 
