@@ -277,3 +277,29 @@ impl Connector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_401_answer_is_a_refused_token() {
+        let status = |s: u16| SourceError::Status {
+            url: "http://source.example/401".into(),
+            status: reqwest::StatusCode::from_u16(s).unwrap(),
+        };
+        assert!(status(401).is_unauthorized());
+        assert!(!status(403).is_unauthorized());
+        assert!(!status(500).is_unauthorized());
+        // A message that merely mentions 401 (here in the URL) is not a refusal.
+        let unreachable = SourceError::Unreachable {
+            url: "http://source.example/401".into(),
+            cause: "connection refused".into(),
+        };
+        assert!(!unreachable.is_unauthorized());
+        assert_eq!(
+            status(401).to_string(),
+            "the source http://source.example/401 answered 401 Unauthorized"
+        );
+    }
+}
