@@ -31,12 +31,7 @@ pub use asset::{Asset, DataAddress, PersonalData};
 pub use error::{CatalogFault, FieldError};
 pub use offer::Offer;
 
-/// The JSON-LD context every DSP 2025-1 message carries.
-pub const DSP_CONTEXT: &str = "https://w3id.org/dspace/2025/1/context.jsonld";
+/// The DSP 2025-1 JSON-LD context and `[that context]`, defined in `caap-policy`.
+pub use caap_policy::dsp::{DSP_CONTEXT, dsp_context};
 /// The DSP version this build speaks.
 pub const DSP_VERSION: &str = "2025-1";
-
-/// `["https://w3id.org/dspace/2025/1/context.jsonld"]`, the `@context` value of DSP 2025-1 messages.
-pub fn dsp_context() -> Vec<String> {
-    vec![DSP_CONTEXT.to_owned()]
-}

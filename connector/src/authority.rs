@@ -7,8 +7,13 @@
 //! Credentials are VC 2.0 secured with VC-JOSE (DCP profile `vc20-bssl/jwt`), signed with the
 //! authority's DID key, each with a `revocation` entry in the authority's status list.
 
+use std::sync::{Arc, Mutex};
+
 use caap_identity::dcp::{self, issuance};
 use caap_identity::did::is_did;
+use caap_identity::schemas::{
+    MEMBERSHIP, ROLES, credentials_supported, role_credential, schema_id,
+};
 use caap_identity::status::{Bitstring, status_list_credential};
 use caap_identity::vc::{
     CredentialFormat, CredentialSchemaRef, NewCredential, StatusEntry, issue_credential,
@@ -16,105 +21,60 @@ use caap_identity::vc::{
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use crate::dcp::{DcpError, TOKEN_LIFETIME_SECS};
-use crate::service::{Connector, ServiceError};
+use crate::clock::Clock;
+use crate::config::AuthorityConfig;
+use crate::service::{Identity, ServiceError};
+use crate::store::Store;
 use crate::store::identity::{IssuanceRequest, IssuedCredential, MemberProfile};
-
-/// Where the issuer service lives under the DSP listener's root.
-pub const ISSUER_PATH: &str = "/issuer";
-/// The credential type every member gets.
-pub const MEMBERSHIP: &str = "MembershipCredential";
-/// Roles the authority issues credentials for, with their credential types.
-pub const ROLES: &[(&str, &str)] = &[
-    ("Municipality", "MunicipalityCredential"),
-    ("Supplier", "SupplierCredential"),
-];
-
-/// Where caap's credential schemas are named (they are built in; nothing is fetched).
-pub const SCHEMA_BASE: &str = "https://w3id.org/caap/schemas/v1/";
-
-/// The schema id of a credential type.
-pub fn schema_id(credential_type: &str) -> String {
-    format!("{SCHEMA_BASE}{credential_type}.json")
-}
-
-/// caap's built-in JSON Schemas for the subjects of the credentials an authority issues; every
-/// connector checks credentials naming them.
-pub fn builtin_schemas() -> Vec<(String, Value)> {
-    let membership = serde_json::json!({
-        "type": "object",
-        "required": ["id", "memberOf"],
-        "properties": {
-            "id": {"type": "string", "pattern": "^did:"},
-            "memberOf": {"type": "string", "minLength": 1},
-            "since": {"type": "string", "format": "date"}
-        }
-    });
-    let role = |name: &str, extra: Value| {
-        let mut schema = serde_json::json!({
-            "type": "object",
-            "required": ["id", "role"],
-            "properties": {
-                "id": {"type": "string", "pattern": "^did:"},
-                "role": {"const": name},
-                "country": {"type": "string", "pattern": "^[A-Z]{2}$"}
-            }
-        });
-        if let (Some(props), Value::Object(more)) = (
-            schema.get_mut("properties").and_then(Value::as_object_mut),
-            extra,
-        ) {
-            props.extend(more);
-        }
-        schema
-    };
-    vec![
-        (schema_id(MEMBERSHIP), membership),
-        (
-            schema_id("MunicipalityCredential"),
-            role(
-                "Municipality",
-                serde_json::json!({"municipalityCode": {"type": "string", "pattern": "^[0-9]{4}$"}}),
-            ),
-        ),
-        (
-            schema_id("SupplierCredential"),
-            role(
-                "Supplier",
-                serde_json::json!({"organizationNumber": {"type": "string"}}),
-            ),
-        ),
-    ]
-}
-
-/// The credential type of a role (`Municipality` → `MunicipalityCredential`).
-pub fn role_credential(role: &str) -> Option<&'static str> {
-    ROLES.iter().find(|(r, _)| *r == role).map(|(_, t)| *t)
-}
-
-/// The issuer service base URL of an authority at `public_url`.
-pub fn issuer_url(public_url: &str) -> String {
-    format!("{public_url}{ISSUER_PATH}")
-}
+use crate::trust::{DcpError, TOKEN_LIFETIME_SECS, Trust, issuer_url};
 
 /// The URL of the authority's revocation list.
 pub fn status_list_url(public_url: &str) -> String {
     format!("{}/status/revocation", issuer_url(public_url))
 }
 
-/// What the issuer offers (`credentialsSupported`): the membership and every role credential. The
-/// object ids are the credential types.
-pub fn credentials_supported() -> Vec<issuance::CredentialObject> {
-    std::iter::once(MEMBERSHIP)
-        .chain(ROLES.iter().map(|(_, t)| *t))
-        .map(|t| issuance::CredentialObject::supported(t, t, &schema_id(t), "vc20-bssl/jwt"))
-        .collect()
+/// A signed status list and when it was made.
+type SignedList = (DateTime<Utc>, String);
+
+/// The trust anchor's service: its members, the credentials it issues and their status list. Owns the
+/// anchor's state; every operation answers "not a trust anchor" unless `[authority] enabled`.
+#[derive(Debug, Clone)]
+pub struct Authority {
+    config: AuthorityConfig,
+    trust: Arc<Trust>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    participant_id: String,
+    name: String,
+    public_url: String,
+    /// One issuance at a time, so two requests never take the same status-list index (the authority runs
+    /// as one process).
+    issuing: Arc<tokio::sync::Mutex<()>>,
+    /// The signed status list and when it was made; dropped on a revocation.
+    status_list: Arc<Mutex<Option<SignedList>>>,
 }
 
-impl Connector {
-    fn authority(&self) -> Result<&crate::config::AuthorityConfig, ServiceError> {
-        if self.config.authority.enabled {
-            Ok(&self.config.authority)
+impl Authority {
+    /// The authority of the connector `identity`, with `[authority]` `config`, issuing with `trust`'s key.
+    pub fn new(config: AuthorityConfig, trust: Arc<Trust>, identity: &Identity) -> Self {
+        Authority {
+            config,
+            store: trust.store.clone(),
+            clock: trust.clock.clone(),
+            http: trust.http.clone(),
+            trust,
+            participant_id: identity.participant_id.clone(),
+            name: identity.name.clone(),
+            public_url: identity.public_url.clone(),
+            issuing: Arc::default(),
+            status_list: Arc::default(),
+        }
+    }
+
+    fn authority(&self) -> Result<&AuthorityConfig, ServiceError> {
+        if self.config.enabled {
+            Ok(&self.config)
         } else {
             Err(ServiceError::NotFound(
                 "this connector is not a trust anchor ([authority] enabled = false)".into(),
@@ -123,7 +83,7 @@ impl Connector {
     }
 
     fn issuer_enabled(&self) -> Result<(), DcpError> {
-        if self.config.authority.enabled {
+        if self.config.enabled {
             Ok(())
         } else {
             Err(DcpError::NotFound(
@@ -136,7 +96,7 @@ impl Connector {
     pub fn issuer_metadata(&self) -> Result<issuance::IssuerMetadata, DcpError> {
         self.issuer_enabled()?;
         Ok(issuance::IssuerMetadata::new(
-            &self.identity.participant_id,
+            &self.participant_id,
             credentials_supported(),
         ))
     }
@@ -274,11 +234,7 @@ impl Connector {
             .store
             .revoke_issued(what, reason, self.clock.now())
             .await?;
-        *self
-            .trust
-            .status_list
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        *self.status_list.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if n == 0 {
             return Err(ServiceError::NotFound(format!(
                 "no unrevoked credential with id or holder `{what}`"
@@ -294,7 +250,6 @@ impl Connector {
         let config = self.authority()?;
         let now = self.clock.now();
         let cached = self
-            .trust
             .status_list
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -311,8 +266,8 @@ impl Connector {
                 .map_err(|e| ServiceError::Internal(format!("status list: {e}")))?;
         }
         let list = status_list_credential(
-            &self.identity.participant_id,
-            &status_list_url(&self.identity.public_url),
+            &self.participant_id,
+            &status_list_url(&self.public_url),
             "revocation",
             &bits,
             now,
@@ -321,11 +276,7 @@ impl Connector {
         .map_err(|e| ServiceError::Internal(format!("status list: {e}")))?;
         let jwt = issue_credential(&list, CredentialFormat::Vc20Jose, self.trust.key())
             .map_err(|e| ServiceError::Internal(format!("signing the status list: {e}")))?;
-        *self
-            .trust
-            .status_list
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((now, jwt.clone()));
+        *self.status_list.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, jwt.clone()));
         Ok(jwt)
     }
 
@@ -364,11 +315,11 @@ impl Connector {
         }
         let now = self.clock.now();
         let valid_until = now + Duration::days(i64::from(config.credential_validity_days));
-        let did = &self.identity.participant_id;
-        let list_url = status_list_url(&self.identity.public_url);
+        let did = &self.participant_id;
+        let list_url = status_list_url(&self.public_url);
         // Reading the next free index and recording the credential must not interleave with
         // another issuance.
-        let _one_at_a_time = self.trust.issuing.lock().await;
+        let _one_at_a_time = self.issuing.lock().await;
         let mut out = Vec::new();
         for credential_type in types {
             let index = self.store.next_status_index().await?;
@@ -379,7 +330,7 @@ impl Connector {
                 )));
             }
             let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-            let claims = subject_claims(&self.identity.name, credential_type, &member, now);
+            let claims = subject_claims(&self.name, credential_type, &member, now);
             let mut vc = NewCredential::new(did, credential_type, holder, claims, now);
             vc.id = Some(id.clone());
             vc.valid_until = Some(valid_until);
@@ -491,7 +442,7 @@ impl Connector {
             .credential_service_url()
             .ok_or_else(|| format!("the DID document of {holder} names no CredentialService"))?;
         let token = dcp::create_self_issued_token(
-            &self.identity.participant_id,
+            &self.participant_id,
             self.trust.key(),
             holder,
             None,
@@ -507,12 +458,7 @@ impl Connector {
             .json(message)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                )
-            })?;
+            .map_err(|e| format!("{url}: {}", crate::outbound::describe_reqwest(&e)))?;
         if !res.status().is_success() {
             let status = res.status();
             let body = res.text().await.unwrap_or_default();

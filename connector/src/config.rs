@@ -87,15 +87,61 @@ pub struct DspConfig {
     pub auth: DspAuthConfig,
 }
 
+/// How DSP callers are authenticated (`dsp.auth.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum AuthMode {
+    /// `dcp`: DIDs, self-issued tokens and verifiable credentials.
+    #[default]
+    Dcp,
+    /// `static-token`: a token table, for the DSP TCK and tests only.
+    StaticToken,
+}
+
+impl AuthMode {
+    /// The name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Dcp => "dcp",
+            AuthMode::StaticToken => "static-token",
+        }
+    }
+}
+
+impl std::fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for AuthMode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "dcp" => Ok(AuthMode::Dcp),
+            "static-token" => Ok(AuthMode::StaticToken),
+            other => Err(format!(
+                "`{other}` is not supported; use dcp (the default) or static-token"
+            )),
+        }
+    }
+}
+
+impl From<AuthMode> for String {
+    fn from(m: AuthMode) -> String {
+        m.as_str().to_owned()
+    }
+}
+
 /// DSP authentication: `dcp` (the default: DIDs, self-issued tokens and verifiable credentials), or
 /// `static-token` (a token table, for the DSP TCK and tests only: refused unless the DSP listener
 /// binds a loopback address).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DspAuthConfig {
     /// `dcp` or `static-token`.
-    #[serde(default = "default_auth_mode")]
-    pub mode: String,
+    #[serde(default)]
+    pub mode: AuthMode,
     /// Accepted tokens and the participants they stand for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<StaticTokenEntry>,
@@ -388,9 +434,6 @@ fn default_api_bind() -> SocketAddr {
 fn default_dsp_path() -> String {
     "/dsp".into()
 }
-fn default_auth_mode() -> String {
-    "dcp".into()
-}
 fn default_required_credentials() -> Vec<String> {
     vec!["MembershipCredential".into()]
 }
@@ -466,15 +509,6 @@ impl Default for DspConfig {
             path: default_dsp_path(),
             workers: 0,
             auth: DspAuthConfig::default(),
-        }
-    }
-}
-impl Default for DspAuthConfig {
-    fn default() -> Self {
-        DspAuthConfig {
-            mode: default_auth_mode(),
-            tokens: Vec::new(),
-            outbound_token: None,
         }
     }
 }
@@ -842,10 +876,10 @@ impl Config {
                 ),
             ));
         }
-        match self.dsp.auth.mode.as_str() {
-            "dcp" => {}
-            "static-token" if self.dsp.bind.ip().is_loopback() => {}
-            "static-token" => {
+        match self.dsp.auth.mode {
+            AuthMode::Dcp => {}
+            AuthMode::StaticToken if self.dsp.bind.ip().is_loopback() => {}
+            AuthMode::StaticToken => {
                 return Err(bad(
                     "dsp.auth.mode",
                     format!(
@@ -853,12 +887,6 @@ impl Config {
                          use dcp (the default)",
                         self.dsp.bind
                     ),
-                ));
-            }
-            other => {
-                return Err(bad(
-                    "dsp.auth.mode",
-                    format!("`{other}` is not supported; use dcp (the default) or static-token"),
                 ));
             }
         }
@@ -1170,7 +1198,7 @@ admin_token = "0123456789abcdef0123"
     #[test]
     fn dcp_is_the_default_and_static_tokens_stay_on_loopback() {
         let c = parse(MIN, &[]).unwrap();
-        assert_eq!(c.dsp.auth.mode, "dcp");
+        assert_eq!(c.dsp.auth.mode, AuthMode::Dcp);
         assert_eq!(c.identity.required_credentials, ["MembershipCredential"]);
         assert!(!c.identity.insecure_did_web_over_http);
         parse(MIN, &[("CAAP_DSP_AUTH_MODE", "static-token")]).unwrap();

@@ -122,6 +122,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         let c = &r.connector;
         authority
             .connector
+            .authority
             .put_member(crate::store::identity::MemberProfile {
                 holder: c.identity.participant_id.clone(),
                 name: Some(city.name.to_owned()),
@@ -135,6 +136,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
             .await
             .map_err(|e| fail("registering a member")(e.to_string()))?;
         let got = c
+            .trust
             .request_credentials(
                 &authority.connector.identity.public_url,
                 &[],
@@ -246,6 +248,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     );
     let refused = supplier
         .connector
+        .trust
         .request_credentials(
             &authority.connector.identity.public_url,
             &[],
@@ -434,7 +437,7 @@ async fn start_node(
     .map_err(|e| DemoError(format!("{name}: {e}")))?;
     let mut config = Config::load(&made.config_path, std::iter::empty())
         .map_err(|e| DemoError(e.to_string()))?;
-    config.dsp.auth.mode = "dcp".into();
+    config.dsp.auth.mode = crate::config::AuthMode::Dcp;
     config.identity.insecure_did_web_over_http = true;
     config.identity.status_list_cache_secs = 1;
     config.dsp.workers = 1;
@@ -488,6 +491,7 @@ async fn revocation_narrated(
         if revoked_at.is_none() && started.elapsed() > std::time::Duration::from_secs(2) {
             let n = authority
                 .connector
+                .authority
                 .revoke(&c.identity.participant_id, "membership ended (demo)")
                 .await
                 .map_err(|e| fail("revoking")(e.to_string()))?;

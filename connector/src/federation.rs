@@ -78,7 +78,7 @@ pub async fn discover(connector: &Connector, address: &str) -> Result<Discovered
                 continue;
             }
             Err(e) => {
-                let why = crate::tls::describe(&e);
+                let why = crate::outbound::describe(&e);
                 return Err(upstream(address, format!("cannot reach it: {why}")));
             }
         };

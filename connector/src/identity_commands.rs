@@ -361,13 +361,13 @@ pub async fn credentials(
 pub fn keys(command: KeysCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
     let config: Config = load(config.as_deref())?;
     let key_path = config.key_path();
-    let retired_path = caap_connector::dcp::retired_keys_path(&config);
+    let retired_path = caap_connector::trust::dcp::retired_keys_path(&config);
     let current = ParticipantKey::from_jwk_json(
         &std::fs::read_to_string(&key_path)
             .with_context(|| format!("cannot read the key file {}", key_path.display()))?,
     )
     .with_context(|| format!("{} is not a usable key", key_path.display()))?;
-    let retired = caap_connector::dcp::read_retired_keys(&config)?;
+    let retired = caap_connector::trust::dcp::read_retired_keys(&config)?;
     let mut set = KeySet::with_retired(current, retired);
     match command {
         KeysCommand::List => {

@@ -364,7 +364,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         "  DID document     {}/.well-known/did.json  (credential service {})",
         c.identity.public_url, c.trust.credential_service
     );
-    if c.config.dsp.auth.mode == "dcp" {
+    if c.config.dsp.auth.mode == caap_connector::config::AuthMode::Dcp {
         let held = c
             .store
             .held_credentials()

@@ -3,7 +3,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
@@ -12,7 +11,7 @@ use caap_identity::{
 };
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
 use crate::service::{Connector, Identity};
 use crate::store::Store;
 
@@ -40,6 +39,9 @@ pub enum StartError {
     /// The TLS certificate, key or trust roots are unusable.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The outbound HTTP clients cannot be built.
+    #[error("{0}")]
+    Outbound(#[from] crate::outbound::OutboundError),
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}; check database.url")]
     Store(String),
@@ -92,7 +94,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Other(e.to_string()))?;
 
     let tls_acceptor = crate::tls::acceptor(&config)?;
-    let trust_roots = crate::tls::trust_roots(&config)?;
+    let clients = crate::outbound::Clients::new(&config)?;
     let key_path = config.key_path();
     let key_json = std::fs::read_to_string(&key_path).map_err(|e| StartError::Key {
         path: key_path.display().to_string(),
@@ -134,28 +136,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await
     .map_err(|e| StartError::Store(e.to_string()))?;
-    let timeout = Duration::from_secs(config.limits.outbound_timeout_secs);
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
-        .tcp_nodelay(true)
-        .tls_certs_merge(trust_roots.clone())
-        .build()
-        .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
-    // Data flows may run for hours (streams, large files): no total timeout, but connecting and every single
-    // read must make progress within the outbound timeout.
-    let http_streaming = reqwest::Client::builder()
-        .connect_timeout(timeout)
-        .read_timeout(timeout)
-        .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
-        .tcp_nodelay(true)
-        .tls_certs_merge(trust_roots.clone())
-        .build()
-        .map_err(|e| StartError::Other(format!("HTTP client: {e}")))?;
-    let fetch =
-        crate::dcp::HttpFetch::new(timeout, trust_roots, 1024 * 1024).map_err(StartError::Other)?;
+    let http = clients.protocol.clone();
+    let http_streaming = clients.streaming.clone();
+    let fetch = crate::trust::HttpFetch::new(clients.fetch.clone(), 1024 * 1024);
     let trust = Arc::new(
-        crate::dcp::Trust::new(
+        crate::trust::dcp::Trust::new(
             &config,
             &identity.participant_id,
             &identity.public_url,
@@ -176,8 +161,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ..identity
     };
     let (authenticator, outbound): (Arc<dyn DspAuthenticator>, Arc<dyn OutboundCredentials>) =
-        match config.dsp.auth.mode.as_str() {
-            "static-token" => {
+        match config.dsp.auth.mode {
+            AuthMode::StaticToken => {
                 tracing::warn!(
                     "dsp.auth.mode = static-token: DSP callers are checked against a token table, not \
                      credentials (for the DSP TCK and tests only)"
@@ -188,8 +173,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 ));
                 (tokens.clone(), tokens)
             }
-            _ => (
-                Arc::new(crate::dcp::DcpAuthenticator(trust.clone())),
+            AuthMode::Dcp => (
+                Arc::new(crate::trust::dcp::DcpAuthenticator(trust.clone())),
                 Arc::new(trust.outbound()),
             ),
         };
@@ -199,19 +184,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
              HTTP. DEVELOPMENT ONLY: anyone on the path could swap the keys"
         );
     }
-    if config.dsp.auth.mode == "dcp" && config.identity.trusted_issuers.is_empty() {
+    if config.dsp.auth.mode == AuthMode::Dcp && config.identity.trusted_issuers.is_empty() {
         tracing::warn!(
             "no identity.trusted_issuers: every caller will be refused; add the federation authority's DID"
         );
     }
     let oidc = config.api.oidc.clone().map(|c| {
         tracing::info!(issuer = %c.issuer, audience = %c.audience, "the management API also accepts OIDC access tokens");
-        Arc::new(crate::http::oidc::OidcVerifier::new(
+        Arc::new(crate::trust::oidc::OidcVerifier::new(
             c,
             http.clone(),
             clock.clone(),
         ))
     });
+    let pull_tokens =
+        caap_identity::pull_token::PullTokens::new(identity.key.clone()).map_err(|e| {
+            StartError::Key {
+                path: key_path.display().to_string(),
+                message: e.to_string(),
+            }
+        })?;
+    let authority = Arc::new(crate::authority::Authority::new(
+        config.authority.clone(),
+        trust.clone(),
+        &identity,
+    ));
     let dsp_workers = workers(config.dsp.workers);
     let connector = Connector {
         config: Arc::new(config),
@@ -226,6 +223,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         wake: Arc::new(tokio::sync::Notify::new()),
         flows: Arc::default(),
         source_tokens: Arc::default(),
+        pull_tokens: Arc::new(pull_tokens),
+        authority,
         notifications: Arc::default(),
         trust,
         oidc,

@@ -57,15 +57,19 @@ pub struct Connector {
     /// Wakes the negotiation processor when work is created (so nothing waits for a poll).
     pub wake: Arc<tokio::sync::Notify>,
     /// The data flows being served, so a suspension stops them at once.
-    pub flows: Arc<crate::transfer::flows::Flows>,
+    pub flows: Arc<crate::transfer::dataplane::flows::Flows>,
     /// OAuth2 tokens for protected data sources.
-    pub source_tokens: Arc<crate::transfer::source_auth::SourceTokens>,
+    pub source_tokens: Arc<crate::transfer::dataplane::source_auth::SourceTokens>,
+    /// Signs and checks pull tokens.
+    pub pull_tokens: Arc<caap_identity::pull_token::PullTokens>,
     /// NGSI-LD notification endpoints of subscription-fed streams.
-    pub notifications: Arc<crate::transfer::flows::Notifications>,
+    pub notifications: Arc<crate::transfer::dataplane::flows::Notifications>,
     /// Our DID, keys and credential verification (DCP).
-    pub trust: Arc<crate::dcp::Trust>,
+    pub trust: Arc<crate::trust::dcp::Trust>,
+    /// The trust anchor's service (answers "not a trust anchor" unless `[authority] enabled`).
+    pub authority: Arc<crate::authority::Authority>,
     /// Verifies the management API's OIDC access tokens (`[api.oidc]`), if configured.
-    pub oidc: Option<Arc<crate::http::oidc::OidcVerifier>>,
+    pub oidc: Option<Arc<crate::trust::oidc::OidcVerifier>>,
 }
 
 impl std::fmt::Debug for Connector {

@@ -1,6 +1,6 @@
 //! HTTPS with openssl: the DSP listener's certificate and key (`[tls] cert_file`, `key_file`), the
-//! extra trust roots every outbound request accepts (`[tls] ca_files`), the self-signed pair
-//! `caap init --tls` makes for local use, and readable descriptions of TLS failures.
+//! extra trust roots every outbound request accepts (`[tls] ca_files`, read by [`crate::outbound`]), and the
+//! self-signed pair `caap init --tls` makes for local use.
 //!
 //! Every error names the configuration key and the file, and says what to do.
 
@@ -265,28 +265,6 @@ pub fn default_hosts(public_url: Option<&str>) -> Vec<String> {
     hosts
 }
 
-/// An error with its causes, so a TLS failure reads as what it is ("certificate verify failed",
-/// "self-signed certificate") rather than "error sending request".
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !more.is_empty() && !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    let lower = text.to_lowercase();
-    if lower.contains("certificate") && !lower.contains("tls.ca_files") {
-        text.push_str(
-            " (the peer's TLS certificate is not trusted: add its certificate or CA to tls.ca_files)",
-        );
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,28 +351,5 @@ mod tests {
         );
         let e = err("[tls]\nca_files = [\"a.crt\", \"nope.pem\"]\n");
         assert!(e.contains("tls.ca_files[1]"), "{e}");
-    }
-
-    #[test]
-    fn describe_walks_the_causes() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl std::fmt::Display for Outer {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("error sending request")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = Outer(std::io::Error::other("certificate verify failed"));
-        let text = describe(&e);
-        assert!(
-            text.starts_with("error sending request: certificate verify failed"),
-            "{text}"
-        );
-        assert!(text.contains("tls.ca_files"), "{text}");
     }
 }

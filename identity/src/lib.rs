@@ -7,9 +7,11 @@
 //!   lookup by verification relationship, the connector's own document with its
 //!   `CredentialService`), and `did:key` for P-256 and Ed25519.
 //! * [`resolve`]: a DID resolver with a TTL cache over an injected [`resolve::HttpGet`].
-//! * [`jose`]: compact JWS signing and verification (josekit).
+//! * [`jose`]: compact JWS signing and verification (josekit); [`pull_token`]: the data plane's pull
+//!   tokens, signed and checked through it.
 //! * [`vc`], [`status`], [`trust`]: verifiable credentials and presentations as JWTs (VC 1.1 JWT
-//!   and VC 2.0 VC-JOSE), Bitstring Status Lists, trusted issuers and credential schemas.
+//!   and VC 2.0 VC-JOSE), Bitstring Status Lists, trusted issuers and credential schemas; [`schemas`]:
+//!   caap's built-in credential schemas.
 //! * [`dcp`]: the Decentralized Claims Protocol 1.0: self-issued ID tokens, access tokens for the
 //!   credential service, the presentation query messages, and the verifier's pipeline that turns
 //!   a presentation response into claims for policy ([`dcp::verify_presentation_response`]).
@@ -30,7 +32,9 @@ pub mod did_key;
 pub mod jose;
 pub mod keys;
 pub mod multibase;
+pub mod pull_token;
 pub mod resolve;
+pub mod schemas;
 pub mod secret;
 pub mod status;
 pub mod trust;

@@ -17,6 +17,7 @@
 
 pub mod decision;
 mod dpv;
+pub mod dsp;
 pub mod evaluate;
 mod explain;
 pub mod model;

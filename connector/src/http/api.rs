@@ -7,7 +7,7 @@ use caap_catalog::search::{self, SearchQuery};
 use serde::Deserialize;
 
 use super::auth::Admin;
-use super::body::read_json;
+use super::body::{query, read_json};
 use super::errors::ApiError;
 use crate::service::{Connector, ServiceError, Versioned};
 use crate::store::DocKind;
@@ -128,18 +128,6 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 struct ListQuery {
     cursor: Option<String>,
     limit: Option<u32>,
-}
-
-pub(crate) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    web::Query::<T>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                format!("bad query string: {e}"),
-            )
-        })
 }
 
 async fn list(

@@ -1,27 +1,53 @@
 //! Authentication extractors: the permission a handler needs is visible in its signature.
 //!
-//! * [`Admin`]: the management API's bearer admin token, or an OIDC access token (see [`super::oidc`]).
-//! * [`CatalogCaller`]: a DSP caller verified by the configured [`caap_identity::DspAuthenticator`];
-//!   refusals answer with a `CatalogError`.
+//! * [`Admin`]: the management API's bearer admin token, or an OIDC access token (see
+//!   [`crate::trust::oidc`]), checked by the [`ManagementAccess`] the API app holds.
+//! * [`CatalogCaller`], [`ProcessCaller`]: a DSP caller verified by the configured
+//!   [`caap_identity::DspAuthenticator`]; refusals answer with the protocol's error bodies.
+//!
+//! [`authorization`] is the one reader of the `Authorization` header.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use caap_identity::{AuthFailure, Secret, VerifiedCaller};
+use caap_identity::{DspAuthenticator, Secret, VerifiedCaller};
 
-use super::errors::{ApiError, DspCatalogError};
-use super::oidc::Refusal;
-use crate::service::Connector;
+use super::errors::{ApiError, DspCatalogError, DspNegotiationError};
+use crate::trust::oidc::OidcVerifier;
 
-fn connector(req: &HttpRequest) -> Option<&Connector> {
-    req.app_data::<web::Data<Connector>>().map(|d| d.get_ref())
+/// The request's `Authorization` header, if it is text.
+pub fn authorization(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
-/// Proof that the caller may use the management API: it holds the admin token, or (with
-/// `[api.oidc]`) a valid access token from the OIDC provider with the required scope and role.
+fn authenticator(req: &HttpRequest) -> Option<Arc<dyn DspAuthenticator>> {
+    req.app_data::<web::Data<dyn DspAuthenticator>>()
+        .map(|d| d.clone().into_inner())
+}
+
+/// Who may use the management API: the admin token, and (with `[api.oidc]`) the OIDC provider's access
+/// tokens.
+#[derive(Debug)]
+pub struct ManagementAccess {
+    admin_token: Secret,
+    oidc: Option<Arc<OidcVerifier>>,
+}
+
+impl ManagementAccess {
+    /// Access with `admin_token`, and OIDC access tokens checked by `oidc`.
+    pub fn new(admin_token: Secret, oidc: Option<Arc<OidcVerifier>>) -> Self {
+        ManagementAccess { admin_token, oidc }
+    }
+}
+
+/// A management request with the admin token or (with `[api.oidc]`) a valid access token from the OIDC
+/// provider with the required scope and role.
 #[derive(Debug)]
 pub struct Admin;
 
@@ -30,23 +56,20 @@ impl FromRequest for Admin {
     type Future = Pin<Box<dyn Future<Output = Result<Admin, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let connector = connector(req).cloned();
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let access = req.app_data::<web::Data<ManagementAccess>>().cloned();
+        let token = authorization(req)
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| Secret::new(t.trim()));
         let path = req.path().to_owned();
         Box::pin(async move {
-            let (Some(connector), Some(token)) = (connector, token) else {
+            let (Some(access), Some(token)) = (access, token) else {
                 tracing::info!(%path, "management request refused: no bearer token");
                 return Err(ApiError::unauthorized());
             };
-            if connector.config.api.admin_token.matches(token.expose()) {
+            if access.admin_token.matches(token.expose()) {
                 return Ok(Admin);
             }
-            let Some(oidc) = &connector.oidc else {
+            let Some(oidc) = &access.oidc else {
                 tracing::info!(%path, "management request refused: bad admin token");
                 return Err(ApiError::unauthorized());
             };
@@ -60,26 +83,13 @@ impl FromRequest for Admin {
                     );
                     Ok(Admin)
                 }
-                Err(e) => match e.refusal() {
-                    Refusal::InvalidToken => {
-                        tracing::info!(%path, reason = %e, "management request refused: invalid token");
-                        Err(ApiError::invalid_token())
-                    }
-                    Refusal::InsufficientScope => {
-                        tracing::info!(%path, reason = %e, "management request refused: insufficient scope");
-                        Err(ApiError::insufficient_scope())
-                    }
-                    Refusal::Unavailable => {
-                        tracing::warn!(%path, reason = %e, "management request refused: OIDC provider unavailable");
-                        Err(ApiError::oidc_unavailable())
-                    }
-                },
+                Err(e) => Err(ApiError::oidc_refused(&path, &e)),
             }
         })
     }
 }
 
-/// A verified DSP caller of the catalog protocol.
+/// A DSP catalog request from a verified caller.
 #[derive(Debug)]
 pub struct CatalogCaller(pub VerifiedCaller);
 
@@ -88,59 +98,31 @@ impl FromRequest for CatalogCaller {
     type Future = Pin<Box<dyn Future<Output = Result<CatalogCaller, DspCatalogError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let connector = connector(req).cloned();
-        let header = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let authenticator = authenticator(req);
+        let header = authorization(req).map(str::to_owned);
         Box::pin(async move {
-            let Some(connector) = connector else {
-                return Err(DspCatalogError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "not configured",
-                ));
+            let Some(authenticator) = authenticator else {
+                return Err(DspCatalogError::not_configured());
             };
-            match connector
-                .authenticator
-                .authenticate(header.as_deref())
-                .await
-            {
+            match authenticator.authenticate(header.as_deref()).await {
                 Ok(caller) => Ok(CatalogCaller(caller)),
-                Err(failure) => {
-                    tracing::info!(reason = %failure, "DSP catalog request refused");
-                    Err(match failure {
-                        AuthFailure::Unavailable(_) => DspCatalogError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "the caller could not be verified right now; retry later",
-                        ),
-                        _ => DspCatalogError::new(
-                            StatusCode::UNAUTHORIZED,
-                            "the request is not authorized; present a valid Authorization header",
-                        ),
-                    })
-                }
+                Err(failure) => Err(DspCatalogError::refused(&failure)),
             }
         })
     }
 }
 
-/// A verified DSP caller of the negotiation or transfer protocols. A refusal answers 404 (DSP: an
-/// unauthorized caller must not learn whether a process exists), logged with its reason.
+/// A DSP negotiation or transfer request from a verified caller.
 #[derive(Debug)]
 pub struct ProcessCaller(pub VerifiedCaller);
 
 impl FromRequest for ProcessCaller {
-    type Error = super::errors::DspNegotiationError;
+    type Error = DspNegotiationError;
     type Future = Pin<Box<dyn Future<Output = Result<ProcessCaller, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let connector = connector(req).cloned();
-        let header = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let authenticator = authenticator(req);
+        let header = authorization(req).map(str::to_owned);
         let pid = req
             .match_info()
             .get("pid")
@@ -150,33 +132,14 @@ impl FromRequest for ProcessCaller {
         let path = req.path().to_owned();
         Box::pin(async move {
             let transfer = path.contains("/transfers/") || path.contains("/data/");
-            let refuse = |status, reason: &str| {
-                super::errors::DspNegotiationError::new(status, pid.clone(), pid.clone(), reason)
-                    .for_transfer(transfer)
+            let Some(authenticator) = authenticator else {
+                return Err(DspNegotiationError::not_configured(&pid, transfer));
             };
-            let Some(connector) = connector else {
-                return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "not configured"));
-            };
-            match connector
-                .authenticator
-                .authenticate(header.as_deref())
-                .await
-            {
+            match authenticator.authenticate(header.as_deref()).await {
                 Ok(caller) => Ok(ProcessCaller(caller)),
-                Err(AuthFailure::Unavailable(reason)) => {
-                    tracing::warn!(%path, %reason, "DSP caller could not be verified");
-                    Err(refuse(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the caller could not be verified right now; retry later",
-                    ))
-                }
-                Err(failure) => {
-                    tracing::info!(%path, reason = %failure, "DSP process request refused (answered 404)");
-                    Err(refuse(
-                        StatusCode::NOT_FOUND,
-                        "no such process for this caller",
-                    ))
-                }
+                Err(failure) => Err(DspNegotiationError::refused(
+                    &path, &pid, transfer, &failure,
+                )),
             }
         })
     }

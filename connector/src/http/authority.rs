@@ -7,11 +7,11 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::body::read_json_bytes;
-use super::identity::{authorization, dcp_answer};
-use crate::authority::ISSUER_PATH;
-use crate::dcp::DcpError;
-use crate::service::Connector;
+use super::auth::authorization;
+use super::body::{BodyLimit, read_json_bytes};
+use super::errors::dcp_answer;
+use crate::authority::Authority;
+use crate::trust::{DcpError, ISSUER_PATH};
 
 /// Routes under the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -24,10 +24,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn metadata(connector: web::Data<Connector>) -> HttpResponse {
+async fn metadata(authority: web::Data<Authority>) -> HttpResponse {
     dcp_answer(
         "issuer/metadata",
-        connector
+        authority
             .issuer_metadata()
             .map(|m| HttpResponse::Ok().json(m)),
     )
@@ -36,14 +36,15 @@ async fn metadata(connector: web::Data<Connector>) -> HttpResponse {
 async fn request(
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    limit: web::Data<BodyLimit>,
+    authority: web::Data<Authority>,
 ) -> HttpResponse {
     let answer = async {
-        let body = read_json_bytes(&req, payload, connector.config.limits.max_body_bytes)
+        let body = read_json_bytes(&req, payload, limit.0)
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;
-        let id = connector
-            .receive_credential_request(authorization(&req).as_deref(), &body)
+        let id = authority
+            .receive_credential_request(authorization(&req), &body)
             .await?;
         Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("{ISSUER_PATH}/requests/{id}")))
@@ -55,21 +56,21 @@ async fn request(
 async fn status(
     req: HttpRequest,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    authority: web::Data<Authority>,
 ) -> HttpResponse {
     dcp_answer(
         "issuer/requests",
-        connector
-            .issuance_status(authorization(&req).as_deref(), &id)
+        authority
+            .issuance_status(authorization(&req), &id)
             .await
             .map(|s| HttpResponse::Ok().json(s)),
     )
 }
 
-async fn status_list(connector: web::Data<Connector>) -> HttpResponse {
-    let answer = match connector.issuer_metadata() {
+async fn status_list(authority: web::Data<Authority>) -> HttpResponse {
+    let answer = match authority.issuer_metadata() {
         Err(e) => Err(e),
-        Ok(_) => connector
+        Ok(_) => authority
             .status_list_jwt()
             .await
             .map_err(|e| DcpError::Internal(e.to_string())),

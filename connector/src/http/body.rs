@@ -1,10 +1,28 @@
-//! Reading JSON bodies with a size limit, a media-type check and errors that say where it broke.
+//! Reading requests: JSON bodies with a size limit, a media-type check and errors that say where it broke,
+//! and query strings.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
-use super::errors::BodyError;
+use super::errors::{ApiError, BodyError};
+
+/// The largest request body an app reads (`limits.max_body_bytes`), held as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The query string as `T`, or a 400 that says what does not fit.
+pub(crate) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("bad query string: {e}"),
+            )
+        })
+}
 
 /// Reads the whole body (at most `limit` bytes) and parses it as JSON.
 pub async fn read_json(

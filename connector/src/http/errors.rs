@@ -391,7 +391,9 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
             }
             AccessError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
-            AccessError::Source(m) => ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", m),
+            AccessError::Source(e) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", e.to_string())
+            }
             AccessError::Internal(cause) => {
                 tracing::error!(%cause, "data plane failed");
                 ApiError::new(
@@ -400,6 +402,143 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
                     "internal error; the connector's log has the details",
                 )
             }
+        }
+    }
+}
+
+// ---- Trust and authority: DSP callers refused, the management API's OIDC tokens, DCP answers. ----
+
+impl ApiError {
+    /// The answer to a management request whose OIDC access token was refused; why goes to the log.
+    pub fn oidc_refused(path: &str, e: &crate::trust::oidc::OidcError) -> Self {
+        use crate::trust::oidc::OidcRefusal;
+        match e.refusal() {
+            OidcRefusal::InvalidToken => {
+                tracing::info!(%path, reason = %e, "management request refused: invalid token");
+                ApiError::invalid_token()
+            }
+            OidcRefusal::InsufficientScope => {
+                tracing::info!(%path, reason = %e, "management request refused: insufficient scope");
+                ApiError::insufficient_scope()
+            }
+            OidcRefusal::Unavailable => {
+                tracing::warn!(%path, reason = %e, "management request refused: OIDC provider unavailable");
+                ApiError::oidc_unavailable()
+            }
+        }
+    }
+}
+
+impl DspCatalogError {
+    /// 500: the app has no authenticator.
+    pub fn not_configured() -> Self {
+        DspCatalogError::new(StatusCode::INTERNAL_SERVER_ERROR, "not configured")
+    }
+
+    /// A catalog request whose caller was not verified: 503 if it could not be checked now, else 401.
+    pub fn refused(failure: &caap_identity::AuthFailure) -> Self {
+        tracing::info!(reason = %failure, "DSP catalog request refused");
+        match failure {
+            caap_identity::AuthFailure::Unavailable(_) => DspCatalogError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the caller could not be verified right now; retry later",
+            ),
+            _ => DspCatalogError::new(
+                StatusCode::UNAUTHORIZED,
+                "the request is not authorized; present a valid Authorization header",
+            ),
+        }
+    }
+}
+
+impl DspNegotiationError {
+    /// 500: the app has no authenticator.
+    pub fn not_configured(pid: &str, transfer: bool) -> Self {
+        DspNegotiationError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pid,
+            pid,
+            "not configured",
+        )
+        .for_transfer(transfer)
+    }
+
+    /// A process request whose caller was not verified: 503 if it could not be checked now, else 404
+    /// (an unknown caller learns nothing about which processes exist).
+    pub fn refused(
+        path: &str,
+        pid: &str,
+        transfer: bool,
+        failure: &caap_identity::AuthFailure,
+    ) -> Self {
+        let (status, reason) = match failure {
+            caap_identity::AuthFailure::Unavailable(reason) => {
+                tracing::warn!(%path, %reason, "DSP caller could not be verified");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the caller could not be verified right now; retry later",
+                )
+            }
+            _ => {
+                tracing::info!(%path, reason = %failure, "DSP process request refused (answered 404)");
+                (StatusCode::NOT_FOUND, "no such process for this caller")
+            }
+        };
+        DspNegotiationError::new(status, pid, pid, reason).for_transfer(transfer)
+    }
+}
+
+fn dcp_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    let mut res = HttpResponse::build(status);
+    if status == StatusCode::UNAUTHORIZED {
+        res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+    }
+    res.json(serde_json::json!({"type": "Error", "code": code, "message": message}))
+}
+
+/// The answer of a DCP endpoint (credential service, issuer service): the response, or an error body
+/// `{"type": "Error", "code", "message"}` with 401 (with a `WWW-Authenticate` challenge), 503, 400/501, 404
+/// or 500. Refusals and failures are logged with `endpoint`; a 500 never carries its cause.
+pub fn dcp_answer(
+    endpoint: &str,
+    answer: Result<HttpResponse, crate::trust::DcpError>,
+) -> HttpResponse {
+    use crate::trust::DcpError;
+    match answer {
+        Ok(res) => res,
+        Err(DcpError::Refused(r)) if r.is_unavailable() => {
+            tracing::warn!(%endpoint, code = r.code(), reason = %r, "DCP request could not be verified");
+            dcp_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r.code(),
+                "the request could not be verified right now; retry later",
+            )
+        }
+        Err(DcpError::Refused(r)) => {
+            tracing::info!(%endpoint, code = r.code(), reason = %r, "DCP request refused");
+            dcp_error(
+                StatusCode::UNAUTHORIZED,
+                r.code(),
+                "the self-issued token or its access token was refused",
+            )
+        }
+        Err(DcpError::BadRequest {
+            status,
+            code,
+            message,
+        }) => dcp_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            code,
+            &message,
+        ),
+        Err(DcpError::NotFound(message)) => dcp_error(StatusCode::NOT_FOUND, "not_found", &message),
+        Err(DcpError::Internal(cause)) => {
+            tracing::error!(%endpoint, %cause, "DCP request failed");
+            dcp_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
         }
     }
 }

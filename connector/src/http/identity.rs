@@ -1,15 +1,14 @@
 //! Identity endpoints on the DSP listener: our DID document (`did:web`), and the embedded DCP
 //! credential service (`POST /dcp/presentations/query`; the storage API the trust anchor delivers
-//! credentials to is `POST /dcp/credentials`).
+//! credentials to is `POST /dcp/credentials`). Each handler takes the [`Trust`] service only.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
-use super::body::read_json_bytes;
-use crate::dcp::{CREDENTIAL_SERVICE_PATH, DcpError};
-use crate::service::Connector;
+use super::auth::authorization;
+use super::body::{BodyLimit, read_json_bytes};
+use super::errors::dcp_answer;
+use crate::trust::{CREDENTIAL_SERVICE_PATH, DcpError, Trust};
 
 /// Routes under the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,84 +22,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /.well-known/did.json`: the connector's DID document (did:web).
-async fn did_document(connector: web::Data<Connector>) -> HttpResponse {
+async fn did_document(trust: web::Data<Trust>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "max-age=300"))
         .content_type("application/did+json")
-        .json(connector.trust.document.as_ref())
-}
-
-/// A DCP error body: a code and a message (the reason is in the log).
-fn dcp_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    let mut res = HttpResponse::build(status);
-    if status == StatusCode::UNAUTHORIZED {
-        res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-    }
-    res.json(json!({"type": "Error", "code": code, "message": message}))
-}
-
-/// The answer of a DCP endpoint: the response, or its error as a DCP error body. A refused token is
-/// 401 (503 when a dependency is down) and its reason goes to the log only; a 500 carries no cause.
-pub fn dcp_answer(endpoint: &str, answer: Result<HttpResponse, DcpError>) -> HttpResponse {
-    match answer {
-        Ok(res) => res,
-        Err(DcpError::Refused(r)) if r.is_unavailable() => {
-            tracing::warn!(%endpoint, code = r.code(), reason = %r, "DCP request could not be verified");
-            dcp_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                r.code(),
-                "the request could not be verified right now; retry later",
-            )
-        }
-        Err(DcpError::Refused(r)) => {
-            tracing::info!(%endpoint, code = r.code(), reason = %r, "DCP request refused");
-            dcp_error(
-                StatusCode::UNAUTHORIZED,
-                r.code(),
-                "the self-issued token or its access token was refused",
-            )
-        }
-        Err(DcpError::BadRequest {
-            status,
-            code,
-            message,
-        }) => dcp_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            code,
-            &message,
-        ),
-        Err(DcpError::NotFound(message)) => dcp_error(StatusCode::NOT_FOUND, "not_found", &message),
-        Err(DcpError::Internal(cause)) => {
-            tracing::error!(%endpoint, %cause, "DCP request failed");
-            dcp_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        }
-    }
-}
-
-/// The raw `Authorization` header, if any.
-pub fn authorization(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .json(trust.document.as_ref())
 }
 
 /// `POST /dcp/presentations/query`: a verifier asks for our credentials (Resolution API).
 async fn presentation_query(
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    limit: web::Data<BodyLimit>,
+    trust: web::Data<Trust>,
 ) -> HttpResponse {
     let answer = async {
-        let body = read_json_bytes(&req, payload, connector.config.limits.max_body_bytes)
+        let body = read_json_bytes(&req, payload, limit.0)
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;
-        let response = connector
-            .answer_presentation_query(authorization(&req).as_deref(), &body)
+        let response = trust
+            .answer_presentation_query(authorization(&req), &body)
             .await?;
         Ok(HttpResponse::Ok().json(response))
     };
@@ -112,15 +53,14 @@ async fn presentation_query(
 async fn store_credentials(
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    limit: web::Data<BodyLimit>,
+    trust: web::Data<Trust>,
 ) -> HttpResponse {
     let answer = async {
-        let body = read_json_bytes(&req, payload, connector.config.limits.max_body_bytes)
+        let body = read_json_bytes(&req, payload, limit.0)
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;
-        connector
-            .store_delivery(authorization(&req).as_deref(), &body)
-            .await?;
+        trust.store_delivery(authorization(&req), &body).await?;
         Ok(HttpResponse::Ok().finish())
     };
     dcp_answer("credentials", answer.await)

@@ -7,10 +7,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::auth::Admin;
-use super::body::read_json;
+use super::body::{BodyLimit, query, read_json};
 use super::errors::ApiError;
-use crate::service::{Connector, decode};
+use crate::authority::Authority;
+use crate::service::decode;
 use crate::store::identity::MemberProfile;
+use crate::trust::Trust;
 
 /// Routes under `/api/v1`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,21 +27,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /api/v1/identity`: our DID, DID document and credential service.
-async fn identity(_: Admin, connector: web::Data<Connector>) -> HttpResponse {
-    let t = &connector.trust;
+async fn identity(_: Admin, t: web::Data<Trust>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "did": t.did,
         "keyId": t.key().key_id(),
         "credentialService": t.credential_service,
-        "authMode": connector.config.dsp.auth.mode,
+        "authMode": t.auth_mode.as_str(),
         "requiredCredentials": t.required,
         "didDocument": t.document.as_ref(),
     }))
 }
 
 /// `GET /api/v1/credentials`: the credentials we hold (without their JWTs).
-async fn held(_: Admin, connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(connector.held_credentials().await?))
+async fn held(_: Admin, trust: web::Data<Trust>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(trust.held_credentials().await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,11 +62,12 @@ async fn request_credentials(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    limit: web::Data<BodyLimit>,
+    trust: web::Data<Trust>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let body = read_json(&req, payload, limit.0).await?;
     let r: CredentialRequest = decode(&body)?;
-    let outcome = connector
+    let outcome = trust
         .request_credentials(
             &r.authority,
             &r.types,
@@ -84,25 +86,26 @@ async fn request_credentials(
 async fn forget(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    trust: web::Data<Trust>,
 ) -> Result<HttpResponse, ApiError> {
-    connector.forget_credential(&id).await?;
+    trust.forget_credential(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn members(_: Admin, connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(connector.members().await?))
+async fn members(_: Admin, authority: web::Data<Authority>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(authority.members().await?))
 }
 
 async fn put_member(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    limit: web::Data<BodyLimit>,
+    authority: web::Data<Authority>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let body = read_json(&req, payload, limit.0).await?;
     let member: MemberProfile = decode(&body)?;
-    Ok(HttpResponse::Created().json(connector.put_member(member).await?))
+    Ok(HttpResponse::Created().json(authority.put_member(member).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,10 +117,10 @@ struct IssuedQuery {
 async fn issued(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    authority: web::Data<Authority>,
 ) -> Result<HttpResponse, ApiError> {
-    let q: IssuedQuery = super::api::query(&req)?;
-    Ok(HttpResponse::Ok().json(connector.issued(q.holder.as_deref()).await?))
+    let q: IssuedQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(authority.issued(q.holder.as_deref()).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,10 +136,11 @@ async fn revoke(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    limit: web::Data<BodyLimit>,
+    authority: web::Data<Authority>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let body = read_json(&req, payload, limit.0).await?;
     let r: Revocation = decode(&body)?;
-    let revoked = connector.revoke(&r.subject, &r.reason).await?;
+    let revoked = authority.revoke(&r.subject, &r.reason).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": revoked})))
 }

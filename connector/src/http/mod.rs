@@ -11,7 +11,6 @@ pub mod errors;
 pub mod identity;
 pub mod identity_api;
 pub mod negotiation;
-pub mod oidc;
 pub mod transfer;
 
 use actix_web::body::MessageBody;
@@ -39,6 +38,12 @@ pub fn dsp_app(
 > {
     let path = connector.config.dsp.path.clone();
     App::new()
+        .app_data(web::Data::new(body::BodyLimit(
+            connector.config.limits.max_body_bytes,
+        )))
+        .app_data(web::Data::from(connector.authenticator.clone()))
+        .app_data(web::Data::from(connector.trust.clone()))
+        .app_data(web::Data::from(connector.authority.clone()))
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
@@ -65,6 +70,15 @@ pub fn api_app(
     >,
 > {
     App::new()
+        .app_data(web::Data::new(body::BodyLimit(
+            connector.config.limits.max_body_bytes,
+        )))
+        .app_data(web::Data::new(auth::ManagementAccess::new(
+            connector.config.api.admin_token.clone(),
+            connector.oidc.clone(),
+        )))
+        .app_data(web::Data::from(connector.trust.clone()))
+        .app_data(web::Data::from(connector.authority.clone()))
         .app_data(web::Data::new(connector))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             errors::ApiError::new(

@@ -9,7 +9,7 @@ use caap_contracts::transfer::state::TransferState;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::auth::ProcessCaller;
+use super::auth::{ProcessCaller, authorization};
 use super::errors::{ApiError, DspNegotiationError};
 use crate::service::Connector;
 use crate::transfer::inbound::TInbound;
@@ -150,22 +150,13 @@ in_process!(completion, Completion);
 in_process!(termination, Termination);
 in_process!(suspension, Suspension);
 
-fn authorization(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 /// `GET /data/{tid}`: the pull endpoint. Streams the source; checked on every access.
 async fn pull(
     req: HttpRequest,
     tid: web::Path<String>,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = connector
-        .authorize_pull(&tid, authorization(&req).as_deref())
-        .await?;
+    let t = connector.authorize_pull(&tid, authorization(&req)).await?;
     let last_event_id = req
         .headers()
         .get("last-event-id")
@@ -177,7 +168,7 @@ async fn pull(
         .open_source(&t.body.dataset_id, last_event_id.as_deref())
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
-    let stream = crate::transfer::flows::until_stopped(opened.stream, stop);
+    let stream = crate::transfer::dataplane::flows::until_stopped(opened.stream, stop);
     let mut res = HttpResponse::Ok();
     if let Some(ct) = &opened.content_type {
         res.insert_header((header::CONTENT_TYPE, ct.as_str()));
@@ -208,7 +199,7 @@ async fn receive_push(
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = connector
-        .receive_push(&tid, authorization(&req).as_deref(), payload)
+        .receive_push(&tid, authorization(&req), payload)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": bytes})))
 }

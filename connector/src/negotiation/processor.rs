@@ -222,18 +222,7 @@ async fn send(c: &Connector, n: &Negotiation, step: Step) -> Outcome {
     }
 }
 
-/// A failed request, readably: timeouts and refused connections by name, and the whole cause chain (so a
-/// TLS failure says "certificate verify failed", not "error sending request").
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let detail = crate::tls::describe(e);
-    if e.is_timeout() {
-        format!("timed out ({detail})")
-    } else if e.is_connect() {
-        format!("cannot connect ({detail})")
-    } else {
-        detail
-    }
-}
+pub use crate::outbound::describe_reqwest;
 
 /// The wait before attempt `attempts + 1`: base · 2^attempts, capped, with ±25 % jitter.
 pub fn backoff(base_ms: u64, max_secs: u64, attempts: u32) -> Duration {

@@ -475,7 +475,7 @@ impl Connector {
             return Ok(crate::transfer::dataplane::Opened {
                 content_type,
                 length,
-                stream: crate::transfer::flows::until_stopped(stream, stop).boxed(),
+                stream: crate::transfer::dataplane::flows::until_stopped(stream, stop).boxed(),
             });
         }
         Err(ServiceError::Upstream(

@@ -8,12 +8,10 @@
 
 pub mod actions;
 pub mod dataplane;
-pub mod flows;
 pub mod inbound;
 pub mod model;
 pub mod monitor;
 pub mod processor;
-pub mod source_auth;
 
 use caap_contracts::ledger::{EntryKind, NewEntry};
 use caap_contracts::transfer::state::{TransferEvent, TransferState};

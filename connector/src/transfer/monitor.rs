@@ -26,7 +26,7 @@ impl Connector {
             std::collections::HashMap::new();
         for t in running.into_iter().filter(|t| t.pending.is_none()) {
             let now = self.clock.now();
-            if self.config.dsp.auth.mode == "dcp" {
+            if self.config.dsp.auth.mode == crate::config::AuthMode::Dcp {
                 if !lost.contains_key(&t.counterparty_id) {
                     let l = self.trust.lost_credentials(&t.counterparty_id).await;
                     lost.insert(t.counterparty_id.clone(), l);
@@ -41,17 +41,17 @@ impl Connector {
                     continue;
                 }
             }
-            let reason = match self.usage_of(&t, now).await {
-                Ok((policy, _, _, first_use)) => {
+            let reason = match self.meter().usage(&t.agreement_id, now).await {
+                Ok(usage) => {
                     let ctx = crate::enforce::usage_context(
-                        &policy,
+                        &usage.policy,
                         &t.counterparty_id,
                         &t.body.dataset_id,
                         now,
                         0,
-                        first_use,
+                        usage.first_use,
                     );
-                    let decision = self.decider.decide(&policy, &ctx);
+                    let decision = self.decider.decide(&usage.policy, &ctx);
                     if decision.permitted {
                         continue;
                     }

@@ -9,9 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 
-use super::dataplane::AccessError;
+use super::{AccessError, SourceError};
+use crate::clock::Clock;
 use crate::config::SourceCredential;
-use crate::service::Connector;
 
 /// Cached source tokens by credential name.
 #[derive(Debug, Default)]
@@ -47,16 +47,35 @@ impl SourceTokens {
     }
 }
 
-impl Connector {
+/// Tokens for protected sources: the cache, the configured credentials, the clock and the client for the
+/// authorization servers.
+#[derive(Clone, Copy)]
+pub struct SourceAuth<'a> {
+    /// The token cache.
+    pub tokens: &'a SourceTokens,
+    /// `[[source_credentials]]`.
+    pub credentials: &'a [SourceCredential],
+    /// The clock.
+    pub clock: &'a dyn Clock,
+    /// The client for token requests.
+    pub http: &'a reqwest::Client,
+}
+
+impl std::fmt::Debug for SourceAuth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceAuth").finish_non_exhaustive()
+    }
+}
+
+impl SourceAuth<'_> {
     /// The `Authorization` value for a source protected by the credentials named `name`.
-    pub async fn source_authorization(&self, name: &str) -> Result<String, AccessError> {
+    pub async fn authorization(&self, name: &str) -> Result<String, AccessError> {
         let now = self.clock.now();
-        if let Some(t) = self.source_tokens.cached(name, now) {
+        if let Some(t) = self.tokens.cached(name, now) {
             return Ok(format!("Bearer {}", t.expose()));
         }
         let cred = self
-            .config
-            .source_credentials
+            .credentials
             .iter()
             .find(|c| c.name == name)
             .ok_or_else(|| {
@@ -67,8 +86,7 @@ impl Connector {
         let (token, expires_in) = self.fetch_token(cred).await?;
         // Renew a little before the authorization server says it expires.
         let until = now + expires_in - Duration::seconds(30).min(expires_in / 10);
-        self.source_tokens
-            .store(name, Secret::new(token.clone()), until);
+        self.tokens.store(name, Secret::new(token.clone()), until);
         Ok(format!("Bearer {token}"))
     }
 
@@ -76,8 +94,12 @@ impl Connector {
         &self,
         cred: &SourceCredential,
     ) -> Result<(String, Duration), AccessError> {
-        let bad = |what: &str, e: String| {
-            AccessError::Source(format!("source credentials `{}`: {what}: {e}", cred.name))
+        let bad = |what: &'static str, cause: String| {
+            AccessError::Source(SourceError::Credentials {
+                name: cred.name.clone(),
+                what,
+                cause,
+            })
         };
         let token_url =
             TokenUrl::new(cred.token_url.clone()).map_err(|e| bad("token_url", e.to_string()))?;

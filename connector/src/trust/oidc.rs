@@ -1,5 +1,5 @@
 //! Bearer JWT access tokens from the city's OpenID Connect provider on the management API
-//! (`[api.oidc]`), accepted besides the static admin token by the [`super::auth::Admin`] extractor.
+//! (`[api.oidc]`), accepted besides the static admin token by the `http::auth::Admin` extractor.
 //!
 //! The provider's discovery document (`{issuer}/.well-known/openid-configuration`) names its key set
 //! (`jwks_uri`). Both are fetched lazily with the connector's HTTP client and cached: the key set for
@@ -87,7 +87,7 @@ pub enum OidcError {
 
 /// How a refusal is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum OidcRefusal {
     /// 401, `error="invalid_token"`.
     InvalidToken,
     /// 403, `error="insufficient_scope"`.
@@ -98,13 +98,13 @@ pub enum Refusal {
 
 impl OidcError {
     /// How the refusal is answered.
-    pub fn refusal(&self) -> Refusal {
+    pub fn refusal(&self) -> OidcRefusal {
         match self {
             OidcError::MissingScope(_) | OidcError::MissingRole { .. } => {
-                Refusal::InsufficientScope
+                OidcRefusal::InsufficientScope
             }
-            OidcError::Unavailable(_) => Refusal::Unavailable,
-            _ => Refusal::InvalidToken,
+            OidcError::Unavailable(_) => OidcRefusal::Unavailable,
+            _ => OidcRefusal::InvalidToken,
         }
     }
 }
@@ -366,12 +366,7 @@ impl OidcVerifier {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                )
-            })?;
+            .map_err(|e| format!("{url}: {}", crate::outbound::describe_reqwest(&e)))?;
         if !res.status().is_success() {
             return Err(format!("{url} answered {}", res.status()));
         }
@@ -578,7 +573,7 @@ mod tests {
         ));
         for garbage in ["", "not-a-jwt", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30"] {
             let err = v.verify(garbage).await.unwrap_err();
-            assert_eq!(err.refusal(), Refusal::InvalidToken, "{garbage}: {err}");
+            assert_eq!(err.refusal(), OidcRefusal::InvalidToken, "{garbage}: {err}");
         }
     }
 
@@ -606,7 +601,7 @@ mod tests {
             .verify(&sign_rs256(&private, Some("k1"), &claims()))
             .await
             .unwrap_err();
-        assert_eq!(err.refusal(), Refusal::Unavailable, "{err}");
+        assert_eq!(err.refusal(), OidcRefusal::Unavailable, "{err}");
         // The next token within 10 s does not try again.
         let err = v
             .verify(&sign_rs256(&private, Some("k1"), &claims()))
@@ -681,9 +676,9 @@ mod tests {
         }
         // A wrong issuer is invalid even when the scope is missing too: validity comes first.
         let err = with(json!({"iss": "https://evil.example", "scope": null})).unwrap_err();
-        assert_eq!(err.refusal(), Refusal::InvalidToken);
+        assert_eq!(err.refusal(), OidcRefusal::InvalidToken);
         let err = with(json!({"scope": "caap:read"})).unwrap_err();
-        assert_eq!(err.refusal(), Refusal::InsufficientScope);
+        assert_eq!(err.refusal(), OidcRefusal::InsufficientScope);
     }
 
     #[test]
@@ -699,7 +694,7 @@ mod tests {
         let mut no = claims();
         no["realm_access"] = json!({"roles": ["viewer"]});
         let err = v.check_claims(&no, now()).unwrap_err();
-        assert_eq!(err.refusal(), Refusal::InsufficientScope);
+        assert_eq!(err.refusal(), OidcRefusal::InsufficientScope);
         assert!(err.to_string().contains("realm_access.roles"), "{err}");
         let mut c = config();
         c.required_role = Some("admin".into());

@@ -6,12 +6,11 @@
 //! * [`DcpAuthenticator`]: the receiver's side of a DSP request: verify the caller's self-issued
 //!   token, query the caller's credential service with our own token carrying the caller's access
 //!   token, verify the presentation and every credential, and hand the claims to policy.
-//! * [`HttpFetch`]: the resolver's and status lists' HTTP GET (no redirects, size limit).
-//! * The credential service (presentation queries, credential storage) is in `http::identity`.
+//! * [`super::fetch::HttpFetch`]: the resolver's and status lists' HTTP GET (no redirects, size limit).
+//! * The credential service (presentation queries, credential storage) is in [`super::credentials`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
 
 use caap_identity::auth::BoxFuture;
 use caap_identity::dcp::{
@@ -21,15 +20,13 @@ use caap_identity::dcp::{
 use caap_identity::did::DidWebOptions;
 use caap_identity::did_doc::{DidDocument, Service};
 use caap_identity::keys::{KeySet, RetiredKey};
-use caap_identity::resolve::{
-    DidResolve, DidResolver, FetchError, HttpGet, HttpResponse, ResolverOptions,
-};
+use caap_identity::resolve::{DidResolve, DidResolver, ResolverOptions};
 use caap_identity::status::{HttpStatusLists, StatusListSource};
 use caap_identity::trust::TrustedIssuers;
 use caap_identity::{AuthFailure, DspAuthenticator, ParticipantKey, VerifiedCaller};
 use chrono::{DateTime, Duration, Utc};
-use futures_util::StreamExt;
 
+use super::fetch::HttpFetch;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
@@ -37,6 +34,13 @@ use crate::store::identity::PresentedCredential;
 
 /// The path of the credential service under the DSP listener's root.
 pub const CREDENTIAL_SERVICE_PATH: &str = "/dcp";
+/// Where a trust anchor's issuer service lives under the DSP listener's root.
+pub const ISSUER_PATH: &str = "/issuer";
+/// The issuer service base URL of an authority at `public_url`.
+pub fn issuer_url(public_url: &str) -> String {
+    format!("{public_url}{ISSUER_PATH}")
+}
+
 /// How long our self-issued tokens, access tokens and presentations live.
 pub const TOKEN_LIFETIME_SECS: i64 = 300;
 /// The file next to the key file that lists retired keys still published.
@@ -49,81 +53,6 @@ pub struct ClockNow(pub Arc<dyn Clock>);
 impl dcp::Now for ClockNow {
     fn now(&self) -> DateTime<Utc> {
         self.0.now()
-    }
-}
-
-/// HTTP GET for DID documents and status lists: no redirects, a size limit, JSON accepted.
-#[derive(Debug, Clone)]
-pub struct HttpFetch {
-    client: reqwest::Client,
-    max_bytes: usize,
-}
-
-impl HttpFetch {
-    /// A fetcher with its own client (no redirects; `timeout` in total; `roots` trusted too).
-    pub fn new(
-        timeout: StdDuration,
-        roots: Vec<reqwest::Certificate>,
-        max_bytes: usize,
-    ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("caap/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_merge(roots)
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(HttpFetch { client, max_bytes })
-    }
-}
-
-fn max_age(headers: &reqwest::header::HeaderMap) -> Option<StdDuration> {
-    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
-    value.split(',').find_map(|d| {
-        let d = d.trim();
-        if d == "no-store" || d == "no-cache" {
-            return Some(StdDuration::ZERO);
-        }
-        d.strip_prefix("max-age=")?
-            .parse()
-            .ok()
-            .map(StdDuration::from_secs)
-    })
-}
-
-impl HttpGet for HttpFetch {
-    fn get<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<HttpResponse, FetchError>> {
-        Box::pin(async move {
-            let res = self
-                .client
-                .get(url)
-                .header(
-                    reqwest::header::ACCEPT,
-                    "application/did+json, application/json, application/vc+jwt, */*;q=0.1",
-                )
-                .send()
-                .await
-                .map_err(|e| FetchError(crate::negotiation::processor::describe_reqwest(&e)))?;
-            let status = res.status().as_u16();
-            let max_age = max_age(res.headers());
-            let mut body = Vec::new();
-            let mut stream = res.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| FetchError(format!("reading the body: {e}")))?;
-                if body.len() + chunk.len() > self.max_bytes {
-                    return Err(FetchError(format!(
-                        "the body is larger than {} bytes",
-                        self.max_bytes
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(HttpResponse {
-                status,
-                body,
-                max_age,
-            })
-        })
     }
 }
 
@@ -208,6 +137,8 @@ pub struct TrustError(pub String);
 pub struct Trust {
     /// Our DID.
     pub did: String,
+    /// How DSP callers are authenticated (`dsp.auth.mode`).
+    pub auth_mode: crate::config::AuthMode,
     /// Our keys: the signing key (its id is `<did>#key-N`) and the retired ones still published.
     pub keys: KeySet,
     /// Our DID document.
@@ -238,11 +169,6 @@ pub struct Trust {
     seen: Mutex<HashMap<String, Vec<String>>>,
     /// Reasons issuers gave for rejecting our credential requests, by our request id.
     rejections: Mutex<HashMap<String, String>>,
-    /// On a trust anchor: one issuance at a time, so two requests never take the same status-list
-    /// index (the authority runs as one process).
-    pub issuing: tokio::sync::Mutex<()>,
-    /// On a trust anchor: the signed status list and when it was made; dropped on a revocation.
-    pub status_list: Mutex<Option<(DateTime<Utc>, String)>>,
 }
 
 /// The retired keys listed next to the key file (none when the file does not exist).
@@ -331,10 +257,7 @@ impl Trust {
         let credential_service = format!("{public_url}{CREDENTIAL_SERVICE_PATH}");
         let mut services = vec![Service::credential_service(did, &credential_service)];
         if config.authority.enabled {
-            services.push(Service::issuer_service(
-                did,
-                &crate::authority::issuer_url(public_url),
-            ));
+            services.push(Service::issuer_service(did, &issuer_url(public_url)));
         }
         let document = DidDocument::for_participant(did, &published, services);
         let options = ResolverOptions {
@@ -362,7 +285,7 @@ impl Trust {
             }
         }
         let mut schemas = caap_identity::trust::CredentialSchemas::new();
-        for (id, schema) in crate::authority::builtin_schemas() {
+        for (id, schema) in caap_identity::schemas::builtin_schemas() {
             schemas = schemas
                 .with(&id, &schema)
                 .map_err(|e| TrustError(format!("built-in schema {id}: {e}")))?;
@@ -395,6 +318,7 @@ impl Trust {
         let mut asked = config.identity.required_credentials.clone();
         asked.extend(config.identity.optional_credentials.iter().cloned());
         Ok(Trust {
+            auth_mode: config.dsp.auth.mode,
             did: did.to_owned(),
             keys,
             document: Arc::new(document),
@@ -411,8 +335,6 @@ impl Trust {
             store,
             seen: Mutex::new(HashMap::new()),
             rejections: Mutex::new(HashMap::new()),
-            issuing: tokio::sync::Mutex::new(()),
-            status_list: Mutex::new(None),
         })
     }
 
@@ -499,7 +421,7 @@ impl Trust {
             .map_err(|e| {
                 Refusal::CredentialServiceUnavailable(format!(
                     "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
+                    crate::outbound::describe_reqwest(&e)
                 ))
             })?;
         let status = res.status();

@@ -8,8 +8,8 @@ use caap_identity::dcp::{self, Refusal, issuance};
 use chrono::Duration;
 use serde::Serialize;
 
-use crate::dcp::{DcpError, TOKEN_LIFETIME_SECS};
-use crate::service::{Connector, ServiceError};
+use super::dcp::{DcpError, TOKEN_LIFETIME_SECS, Trust};
+use crate::service::ServiceError;
 use crate::store::identity::HeldCredential;
 
 /// What came of a credential request.
@@ -51,7 +51,7 @@ fn held_id(id: Option<&str>, jwt: &str) -> String {
     }
 }
 
-impl Connector {
+impl Trust {
     /// Asks the authority at `authority` (its root URL or DID) for credentials over the DCP
     /// issuance protocol and waits up to `wait` for their delivery.
     pub async fn request_credentials(
@@ -68,7 +68,6 @@ impl Connector {
         };
         let now = self.clock.now();
         let doc = self
-            .trust
             .resolver
             .resolve(&did, now)
             .await
@@ -85,8 +84,8 @@ impl Connector {
             .to_owned();
         let token = || {
             dcp::create_self_issued_token(
-                &self.trust.did,
-                self.trust.key(),
+                &self.did,
+                self.key(),
                 &did,
                 None,
                 self.clock.now(),
@@ -101,12 +100,7 @@ impl Connector {
             .bearer_auth(token()?.expose())
             .send()
             .await
-            .map_err(|e| {
-                upstream(format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| upstream(format!("{url}: {}", crate::outbound::describe_reqwest(&e))))?;
         if !res.status().is_success() {
             return Err(upstream(format!("{url} answered {}", res.status())));
         }
@@ -148,12 +142,7 @@ impl Connector {
             .json(&message)
             .send()
             .await
-            .map_err(|e| {
-                upstream(format!(
-                    "{url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| upstream(format!("{url}: {}", crate::outbound::describe_reqwest(&e))))?;
         let status = res.status();
         let location = res
             .headers()
@@ -197,7 +186,7 @@ impl Connector {
                 .map_err(|e| {
                     upstream(format!(
                         "{status_url}: {}",
-                        crate::negotiation::processor::describe_reqwest(&e)
+                        crate::outbound::describe_reqwest(&e)
                     ))
                 })?;
             if res.status().is_success() {
@@ -213,8 +202,7 @@ impl Connector {
                 .into();
                 if outcome.status == "REJECTED" {
                     outcome.reason = Some(
-                        self.trust
-                            .rejection(&holder_pid)
+                        self.rejection(&holder_pid)
                             .unwrap_or_else(|| "the authority gave no reason".into()),
                     );
                 }
@@ -247,14 +235,13 @@ impl Connector {
         authorization: Option<&str>,
         body: &[u8],
     ) -> Result<dcp::PresentationResponseMessage, DcpError> {
-        let trust = &self.trust;
         let now = self.clock.now();
         let grant = dcp::authorize_presentation_query(
             authorization,
-            &trust.document,
+            &self.document,
             now,
-            trust.resolver.as_ref(),
-            trust.replay.as_ref(),
+            self.resolver.as_ref(),
+            self.replay.as_ref(),
         )
         .await?;
         let (_, scopes) =
@@ -281,8 +268,8 @@ impl Connector {
         let chosen = dcp::select_credentials(&scopes, &grant, &stored, now);
         tracing::debug!(verifier = %grant.bearer, presented = chosen.len(), "presentation query answered");
         dcp::present_credentials(
-            &trust.did,
-            trust.key(),
+            &self.did,
+            self.key(),
             &grant.bearer,
             &chosen,
             now,
@@ -321,9 +308,9 @@ impl Connector {
         let delivery = issuance::accept_credential_message(
             authorization,
             message,
-            &self.trust.did,
-            self.trust.resolver.as_ref(),
-            self.trust.replay.as_ref(),
+            &self.did,
+            self.resolver.as_ref(),
+            self.replay.as_ref(),
             None,
             &options,
         )
@@ -336,8 +323,7 @@ impl Connector {
             } => {
                 tracing::warn!(%issuer, ?holder_pid, ?reason, "an issuer rejected our credential request");
                 if let Some(pid) = holder_pid {
-                    self.trust
-                        .note_rejection(&pid, reason.unwrap_or_else(|| "no reason given".into()));
+                    self.note_rejection(&pid, reason.unwrap_or_else(|| "no reason given".into()));
                 }
                 return Ok(Vec::new());
             }
@@ -345,12 +331,7 @@ impl Connector {
         };
         let mut stored = Vec::new();
         for c in credentials {
-            if let Some(t) = self
-                .trust
-                .policy
-                .trusted_issuers
-                .untrusted_type(&c.credential)
-            {
+            if let Some(t) = self.policy.trusted_issuers.untrusted_type(&c.credential) {
                 return Err(Refusal::UntrustedIssuer {
                     credential_type: t.to_owned(),
                     issuer: c.credential.issuer.clone(),

@@ -10,12 +10,17 @@
 //!   `count lteq 1000` with `timeInterval eq P1D`: at most 1000 a day), else over the agreement's life.
 //! * The **monitor** re-evaluates every running transfer (without counting) and suspends the ones their
 //!   policy no longer permits, with the reason.
+//!
+//! This module holds the pure rules (periods, durations, the evaluation context of a use); [`metering`] counts
+//! the uses in the store and decides each access.
 
 use caap_policy::{
     Action, Constraint, EvaluationContext, LeftOperand, Operator, Policy, RightOperand,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
+
+pub mod metering;
 
 fn atomic_constraints(policy: &Policy) -> impl Iterator<Item = &Constraint> {
     policy

@@ -1,0 +1,23 @@
+//! Identity at run time: who this connector is and how it checks others and is checked by them.
+//!
+//! * [`dcp`]: [`Trust`], our DID, keys and DID document, and the verifier of DSP callers (self-issued
+//!   tokens, verifiable presentations, status lists, trusted issuers); [`DcpAuthenticator`] puts it behind
+//!   the `DspAuthenticator` seam.
+//! * [`credentials`]: the holder's side: asking a trust anchor for credentials, the credential service
+//!   that answers presentation queries, and the credentials we hold.
+//! * [`fetch`]: the resolver's and status lists' HTTP GET.
+//! * [`oidc`]: the verifier of the management API's OIDC access tokens (an outbound client of the city's
+//!   provider).
+//!
+//! The trust anchor's issuer is in [`crate::authority`], which builds on this module (never the reverse).
+
+pub mod credentials;
+pub mod dcp;
+pub mod fetch;
+pub mod oidc;
+
+pub use dcp::{
+    CREDENTIAL_SERVICE_PATH, DcpAuthenticator, DcpError, ISSUER_PATH, TOKEN_LIFETIME_SECS, Trust,
+    TrustError, issuer_url,
+};
+pub use fetch::HttpFetch;
