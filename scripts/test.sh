@@ -48,6 +48,9 @@ echo "ok: catalog, contracts, policy and identity are free of actix-web, sea-orm
 step "Lints (cargo clippy --workspace --all-targets -D warnings)"
 cargo clippy --workspace --all-targets -q -- -D warnings
 
+step "The server build: no simulator, no demo (caap-connector --no-default-features, docs/adr/0005)"
+cargo clippy -p caap-connector --no-default-features --lib --bins -q -- -D warnings
+
 step "Starting a throwaway PostgreSQL for the store suite"
 pg_dir=$(mktemp -d /tmp/caap-pg.XXXXXX)
 pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

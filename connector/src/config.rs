@@ -907,6 +907,13 @@ impl Config {
             }
             _ => {}
         }
+        if self.simulator.enabled && !cfg!(feature = "demo") {
+            return Err(bad(
+                "simulator.enabled",
+                "this caap is a server build without the simulator (the `demo` feature); leave it off"
+                    .into(),
+            ));
+        }
         if self.simulator.interval_ms < 10 {
             return Err(bad("simulator.interval_ms", "must be at least 10".into()));
         }

@@ -4,9 +4,9 @@
 //! ([`clock`]), persistence with SeaORM ([`store`]), the HTTP surfaces with actix-web ([`http`]:
 //! the DSP protocol endpoints and the management API), the consumer-side client for other
 //! connectors ([`federation`]), start-up and shutdown ([`server`]), set-up of a new connector
-//! ([`init`]), HTTPS ([`tls`]), the built-in sensor simulator ([`sim`]) and the multi-city
-//! walk-through ([`demo`]). The binary `caap` (`src/main.rs`) is a
-//! thin command-line layer over these modules.
+//! ([`init`]) and HTTPS ([`tls`]). With the `demo` feature (on by default, off in release builds for
+//! servers) it also holds the built-in sensor simulator (`sim`) and the multi-city walk-through
+//! (`demo`). The binary `caap` (`src/main.rs`) is a thin command-line layer over these modules.
 //!
 //! Business rules live in the domain crates (`caap-catalog`, `caap-contracts`, `caap-policy`,
 //! `caap-identity`); this crate wires them to sockets and databases.
@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod dcp;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;
 pub mod federation;
@@ -26,6 +27,7 @@ pub mod negotiation;
 pub mod processor;
 pub mod server;
 pub mod service;
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod store;
 pub mod tls;

@@ -233,6 +233,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
 
+    #[cfg(feature = "demo")]
     let simulator = connector.config.simulator.enabled.then(|| {
         crate::sim::Simulator::new(
             connector.clock.clone(),
@@ -240,8 +241,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             connector.http.clone(),
         )
     });
+    #[cfg(not(feature = "demo"))]
+    let simulator: Option<crate::http::Simulator> = None;
     let c = connector.clone();
-    let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone(), simulator.clone()))
+    let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone(), Option::clone(&simulator)))
         .workers(dsp_workers)
         .disable_signals()
         .tcp_nodelay(true)

@@ -24,10 +24,17 @@ use crate::service::Connector;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The DSP listener's app; with a simulator, it also serves `/sim` (see [`crate::sim`]).
+/// The built-in sensor simulator, when this build has one (the `demo` feature).
+#[cfg(feature = "demo")]
+pub type Simulator = crate::sim::Simulator;
+/// This build has no simulator (built without the `demo` feature).
+#[cfg(not(feature = "demo"))]
+pub type Simulator = std::convert::Infallible;
+
+/// The DSP listener's app; with a simulator, it also serves `/sim` (the `demo` feature's `sim`).
 pub fn dsp_app(
     connector: Connector,
-    simulator: Option<crate::sim::Simulator>,
+    simulator: Option<Simulator>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -44,9 +51,12 @@ pub fn dsp_app(
         .configure(|c| dsp::routes(c, &path))
         .configure(identity::routes)
         .configure(authority::routes)
-        .configure(|c| {
+        .configure(|_c| {
             if let Some(sim) = simulator {
-                crate::sim::routes(c, sim);
+                #[cfg(feature = "demo")]
+                crate::sim::routes(_c, sim);
+                #[cfg(not(feature = "demo"))]
+                match sim {}
             }
         })
         .default_service(web::to(not_found))
