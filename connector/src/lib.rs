@@ -2,8 +2,8 @@
 //!
 //! It owns everything with side effects: typed configuration ([`config`]), the clock
 //! ([`clock`]), persistence with SeaORM ([`store`]), the HTTP surfaces with actix-web ([`http`]:
-//! the DSP protocol endpoints and the management API), the consumer-side client for other
-//! connectors ([`federation`]), start-up and shutdown ([`server`]), set-up of a new connector
+//! the DSP protocol endpoints and the management API), the catalog service ([`catalog`]: documents, the DSP catalog, other
+//! connectors' catalogs), start-up and shutdown ([`server`]), set-up of a new connector
 //! ([`init`]) and HTTPS ([`tls`]). With the `demo` feature (on by default, off in release builds for
 //! servers) it also holds the built-in sensor simulator (`sim`) and the multi-city walk-through
 //! (`demo`). The binary `caap` (`src/main.rs`) is a thin command-line layer over these modules.
@@ -12,6 +12,7 @@
 //! `caap-identity`); this crate wires them to sockets and databases.
 
 pub mod authority;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod credentials;
@@ -19,7 +20,7 @@ pub mod dcp;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;
-pub mod federation;
+pub mod error;
 pub mod http;
 pub mod init;
 pub mod ledger;

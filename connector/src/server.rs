@@ -213,13 +213,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ))
     });
     let dsp_workers = workers(config.dsp.workers);
+    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(caap_policy::OdrlEvaluator::new());
+    let catalog = crate::catalog::CatalogService::new(crate::catalog::CatalogParts {
+        store: store.clone(),
+        clock: clock.clone(),
+        decider: decider.clone(),
+        identity: crate::catalog::catalog_identity(
+            &identity.participant_id,
+            &identity.name,
+            &identity.public_url,
+            &identity.dsp_base,
+        ),
+        source_credentials: config
+            .source_credentials
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+        http: http.clone(),
+        outbound: outbound.clone(),
+    });
     let connector = Connector {
         config: Arc::new(config),
         store,
         clock,
         authenticator,
         outbound,
-        decider: Arc::new(caap_policy::OdrlEvaluator::new()),
+        decider,
         identity: Arc::new(identity),
         http,
         http_streaming,
@@ -229,6 +248,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         notifications: Arc::default(),
         trust,
         oidc,
+        catalog,
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));

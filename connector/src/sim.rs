@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use self::data::{Dataset, Kind, Place, Query};
 use crate::clock::Clock;
 use crate::http::errors::ApiError;
+use crate::service::ServiceError;
 
 /// The header on every simulator answer.
 pub const HEADER: &str = "x-caap-simulator";
@@ -82,11 +83,11 @@ impl std::fmt::Debug for Simulator {
 }
 
 fn bad_request(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    ServiceError::BadRequest(detail.into(), vec![]).into()
 }
 
 fn not_found(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not-found", detail)
+    ServiceError::NotFound(detail.into()).into()
 }
 
 /// Where a stream starts: the first sequence number, and a comment for the client.

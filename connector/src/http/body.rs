@@ -6,6 +6,21 @@ use futures_util::StreamExt;
 
 use super::errors::BodyError;
 
+/// The largest request body accepted (`limits.max_body_bytes`), registered with each app so that a
+/// handler reading a body needs no configuration ([`read_json_limited`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Reads the whole body (at most the app's [`BodyLimit`]; none registered accepts no body) and
+/// parses it as JSON.
+pub async fn read_json_limited(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<serde_json::Value, BodyError> {
+    let limit = req.app_data::<BodyLimit>().map_or(0, |l| l.0);
+    read_json(req, payload, limit).await
+}
+
 /// Reads the whole body (at most `limit` bytes) and parses it as JSON.
 pub async fn read_json(
     req: &HttpRequest,

@@ -46,6 +46,8 @@ pub fn dsp_app(
 > {
     let path = connector.config.dsp.path.clone();
     App::new()
+        .app_data(body::BodyLimit(connector.config.limits.max_body_bytes))
+        .app_data(web::Data::new(connector.catalog.clone()))
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
@@ -75,13 +77,14 @@ pub fn api_app(
     >,
 > {
     App::new()
+        .app_data(body::BodyLimit(connector.config.limits.max_body_bytes))
+        .app_data(web::Data::new(connector.catalog.clone()))
         .app_data(web::Data::new(connector))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
-            errors::ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "bad-request",
+            errors::ApiError::from(crate::service::ServiceError::BadRequest(
                 e.to_string(),
-            )
+                vec![],
+            ))
             .into()
         }))
         .wrap_fn(traced)
