@@ -21,7 +21,9 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::error::{ServiceError, decode};
-use crate::store::{CatalogSourceInfo, DocKind, DocRef, Store, StoredDoc};
+/// The kinds of document the catalog manages.
+pub use crate::store::DocKind;
+use crate::store::{CatalogSourceInfo, DocRef, Store, StoredDoc};
 
 /// Assets, policies, offers, the DSP catalog and the federated catalog. Cheap to clone.
 #[derive(Clone)]

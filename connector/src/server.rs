@@ -261,14 +261,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             connector.http.clone(),
         )
     });
-    #[cfg(not(feature = "demo"))]
-    let simulator: Option<crate::http::Simulator> = None;
     let c = connector.clone();
-    let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone(), Option::clone(&simulator)))
-        .workers(dsp_workers)
-        .disable_signals()
-        .tcp_nodelay(true)
-        .shutdown_timeout(10);
+    let dsp = HttpServer::new(move || {
+        #[cfg(feature = "demo")]
+        let extra = crate::sim::mount(simulator.clone());
+        #[cfg(not(feature = "demo"))]
+        let extra = |_: &mut actix_web::web::ServiceConfig| {};
+        crate::http::dsp_app(c.clone(), extra)
+    })
+    .workers(dsp_workers)
+    .disable_signals()
+    .tcp_nodelay(true)
+    .shutdown_timeout(10);
     let dsp = match tls_acceptor {
         Some(acceptor) => dsp.listen_openssl(dsp_listener, acceptor),
         None => dsp.listen(dsp_listener),

@@ -38,8 +38,8 @@ use serde_json::{Value, json};
 
 use self::data::{Dataset, Kind, Place, Query};
 use crate::clock::Clock;
+use crate::error::ServiceError;
 use crate::http::errors::ApiError;
-use crate::service::ServiceError;
 
 /// The header on every simulator answer.
 pub const HEADER: &str = "x-caap-simulator";
@@ -224,6 +224,15 @@ impl Simulator {
 /// One server-sent event.
 pub fn sse_event(seq: u64, entity: &Value) -> String {
     format!("id: {seq}\ndata: {entity}\n\n")
+}
+
+/// Mounts the simulator's routes, when there is one, on the DSP listener's app.
+pub fn mount(sim: Option<Simulator>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        if let Some(sim) = sim {
+            routes(cfg, sim);
+        }
+    }
 }
 
 /// Mounts the simulator under `/sim`.

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use super::auth::Admin;
 use super::body::{read_json, read_json_limited};
 use super::errors::ApiError;
-use crate::catalog::{CatalogService, Versioned};
+use crate::catalog::{CatalogService, DocKind, Versioned};
 use crate::service::{Connector, ServiceError};
-use crate::store::DocKind;
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");

@@ -24,17 +24,10 @@ use crate::service::Connector;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The built-in sensor simulator, when this build has one (the `demo` feature).
-#[cfg(feature = "demo")]
-pub type Simulator = crate::sim::Simulator;
-/// This build has no simulator (built without the `demo` feature).
-#[cfg(not(feature = "demo"))]
-pub type Simulator = std::convert::Infallible;
-
-/// The DSP listener's app; with a simulator, it also serves `/sim` (the `demo` feature's `sim`).
+/// The DSP listener's app; `extra` mounts more routes on it (the simulator's `/sim`, when it is on).
 pub fn dsp_app(
     connector: Connector,
-    simulator: Option<Simulator>,
+    extra: impl FnOnce(&mut web::ServiceConfig),
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -53,14 +46,7 @@ pub fn dsp_app(
         .configure(|c| dsp::routes(c, &path))
         .configure(identity::routes)
         .configure(authority::routes)
-        .configure(|_c| {
-            if let Some(sim) = simulator {
-                #[cfg(feature = "demo")]
-                crate::sim::routes(_c, sim);
-                #[cfg(not(feature = "demo"))]
-                match sim {}
-            }
-        })
+        .configure(extra)
         .default_service(web::to(not_found))
 }
 
