@@ -1528,26 +1528,19 @@ admin_token = "0123456789abcdef0123"
                 .status_list_size,
             4096
         );
-        let err = parse(
-            MIN,
-            &[("CAAP_IDENTITY_TRUSTED_ISSUERS", "[{ issuer = \"x\" }]")],
-        )
-        .unwrap_err()
-        .to_string();
+        let issuers = |value: &str| {
+            parse(MIN, &[("CAAP_IDENTITY_TRUSTED_ISSUERS", value)])
+                .unwrap_err()
+                .to_string()
+        };
+        let err = issuers("[{ issuer = \"x\" }]");
         assert!(err.contains("identity.trusted_issuers[0].issuer"), "{err}");
-        let err = parse(MIN, &[("CAAP_IDENTITY_TRUSTED_ISSUERS", "[{ issuer = ")])
-            .unwrap_err()
-            .to_string();
+        let err = issuers("[{ issuer = ");
         assert!(
             err.contains("CAAP_IDENTITY_TRUSTED_ISSUERS") && err.contains("TOML"),
             "{err}"
         );
-        let err = parse(
-            MIN,
-            &[("CAAP_IDENTITY_TRUSTED_ISSUERS", "[{ issuer = 1 }]")],
-        )
-        .unwrap_err()
-        .to_string();
+        let err = issuers("[{ issuer = 1 }]");
         assert!(
             err.starts_with("environment: key `identity.trusted_issuers[0].issuer`"),
             "{err}"
