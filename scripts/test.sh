@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole caap test suite, from a fresh machine: installs what it needs, starts a throwaway
-# PostgreSQL, then runs fmt, the architecture check, clippy, unit tests, the store suite on SQLite
+# PostgreSQL, then runs fmt, the architecture checks, clippy, unit tests, the store suite on SQLite
 # and PostgreSQL, and the end-to-end tests with real `caap` processes on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,8 +45,14 @@ for crate in caap-catalog caap-contracts caap-policy caap-identity; do
 done
 echo "ok: catalog, contracts, policy and identity are free of actix-web, sea-orm, sqlx, reqwest and tokio"
 
+step "Architecture: connector's modules (http/ never uses the store; no import cycle)"
+python3 scripts/check_structure.py
+
 step "Lints (cargo clippy --workspace --all-targets -D warnings)"
 cargo clippy --workspace --all-targets -q -- -D warnings
+
+step "The server build: no simulator, no demo (caap-connector --no-default-features, docs/adr/0005)"
+cargo clippy -p caap-connector --no-default-features --lib --bins -q -- -D warnings
 
 step "Starting a throwaway PostgreSQL for the store suite"
 pg_dir=$(mktemp -d /tmp/caap-pg.XXXXXX)

@@ -9,6 +9,9 @@ use caap_identity::Secret;
 use caap_identity::auth::StaticTokenEntry;
 use serde::{Deserialize, Serialize};
 
+mod keys;
+pub use keys::{ConfigKey, EnvKind};
+
 /// The whole configuration of one connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -603,136 +606,65 @@ pub enum ConfigError {
     },
 }
 
-/// The `CAAP_*` environment variables that override configuration keys.
-/// Each is the key's dotted path in upper case with `.` written as `_`.
-pub const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
-    ("CAAP_PARTICIPANT_NAME", "participant.name", EnvKind::Text),
-    (
-        "CAAP_PARTICIPANT_PUBLIC_URL",
-        "participant.public_url",
-        EnvKind::Text,
-    ),
-    ("CAAP_PARTICIPANT_ID", "participant.id", EnvKind::Text),
-    ("CAAP_DSP_BIND", "dsp.bind", EnvKind::Text),
-    ("CAAP_DSP_PATH", "dsp.path", EnvKind::Text),
-    ("CAAP_DSP_WORKERS", "dsp.workers", EnvKind::Integer),
-    ("CAAP_DSP_AUTH_MODE", "dsp.auth.mode", EnvKind::Text),
-    (
-        "CAAP_DSP_AUTH_OUTBOUND_TOKEN",
-        "dsp.auth.outbound_token",
-        EnvKind::Text,
-    ),
-    ("CAAP_API_BIND", "api.bind", EnvKind::Text),
-    ("CAAP_API_ADMIN_TOKEN", "api.admin_token", EnvKind::Text),
-    ("CAAP_API_OIDC_ISSUER", "api.oidc.issuer", EnvKind::Text),
-    ("CAAP_API_OIDC_AUDIENCE", "api.oidc.audience", EnvKind::Text),
-    (
-        "CAAP_API_OIDC_REQUIRED_SCOPE",
-        "api.oidc.required_scope",
-        EnvKind::Text,
-    ),
-    (
-        "CAAP_API_OIDC_REQUIRED_ROLE",
-        "api.oidc.required_role",
-        EnvKind::Text,
-    ),
-    (
-        "CAAP_API_OIDC_ROLES_CLAIM",
-        "api.oidc.roles_claim",
-        EnvKind::Text,
-    ),
-    (
-        "CAAP_API_OIDC_LEEWAY_SECS",
-        "api.oidc.leeway_secs",
-        EnvKind::Integer,
-    ),
-    (
-        "CAAP_API_OIDC_JWKS_CACHE_SECS",
-        "api.oidc.jwks_cache_secs",
-        EnvKind::Integer,
-    ),
-    ("CAAP_DATABASE_URL", "database.url", EnvKind::Text),
-    (
-        "CAAP_DATABASE_MAX_CONNECTIONS",
-        "database.max_connections",
-        EnvKind::Integer,
-    ),
-    ("CAAP_IDENTITY_KEY_FILE", "identity.key_file", EnvKind::Text),
-    (
-        "CAAP_IDENTITY_REQUIRED_CREDENTIALS",
-        "identity.required_credentials",
-        EnvKind::List,
-    ),
-    (
-        "CAAP_IDENTITY_STATUS_LIST_CACHE_SECS",
-        "identity.status_list_cache_secs",
-        EnvKind::Integer,
-    ),
-    (
-        "CAAP_IDENTITY_INSECURE_DID_WEB_OVER_HTTP",
-        "identity.insecure_did_web_over_http",
-        EnvKind::Boolean,
-    ),
-    (
-        "CAAP_LIMITS_MAX_BODY_BYTES",
-        "limits.max_body_bytes",
-        EnvKind::Integer,
-    ),
-    (
-        "CAAP_LIMITS_OUTBOUND_TIMEOUT_SECS",
-        "limits.outbound_timeout_secs",
-        EnvKind::Integer,
-    ),
-    (
-        "CAAP_NEGOTIATION_MAX_ATTEMPTS",
-        "negotiation.max_attempts",
-        EnvKind::Integer,
-    ),
-    (
-        "CAAP_NEGOTIATION_RETRY_BASE_MS",
-        "negotiation.retry_base_ms",
-        EnvKind::Integer,
-    ),
-    (
-        "CAAP_NEGOTIATION_POLL_INTERVAL_MS",
-        "negotiation.poll_interval_ms",
-        EnvKind::Integer,
-    ),
-    ("CAAP_TLS_CERT_FILE", "tls.cert_file", EnvKind::Text),
-    ("CAAP_TLS_KEY_FILE", "tls.key_file", EnvKind::Text),
-    ("CAAP_TLS_CA_FILES", "tls.ca_files", EnvKind::List),
-    (
-        "CAAP_SIMULATOR_ENABLED",
-        "simulator.enabled",
-        EnvKind::Boolean,
-    ),
-    (
-        "CAAP_SIMULATOR_INTERVAL_MS",
-        "simulator.interval_ms",
-        EnvKind::Integer,
-    ),
-    ("CAAP_LOG_LEVEL", "log.level", EnvKind::Text),
-    ("CAAP_LOG_FORMAT", "log.format", EnvKind::Text),
-    ("CAAP_DATA_DIR", "data_dir", EnvKind::Text),
-];
-
 /// `CAAP_*` variables that are not configuration keys (they steer tests and tools).
 const ENV_NOT_CONFIG: &[&str] = &["CAAP_CONFIG", "CAAP_SHARED_DIR", "CAAP_REQUIRE_SHARED"];
 /// `CAAP_OIDC_*` are the CLI's OAuth2 client credentials towards the management API.
 const ENV_NOT_CONFIG_PREFIXES: &[&str] =
     &["CAAP_TEST_", "CAAP_BENCH_", "CAAP_ADMIN_", "CAAP_OIDC_"];
 
-/// How an environment value is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnvKind {
-    /// Taken as is.
-    Text,
-    /// A non-negative integer.
-    Integer,
-    /// `true` or `false` (also `1`/`0`).
-    Boolean,
-    /// Comma-separated values, e.g. `a.pem,b.pem`.
-    List,
+/// Every configuration key, each overridable by `CAAP_` + the dotted key in upper case with `.`
+/// written as `_` (found from [`Config`]'s types, so no key is ever missing).
+pub fn override_keys() -> Result<Vec<ConfigKey>, ConfigError> {
+    keys::keys_of::<Config>().map_err(|e| ConfigError::Key {
+        origin: "environment".into(),
+        key: "(top level)".into(),
+        message: format!("the configuration's keys could not be listed: {e}"),
+    })
+}
+
+/// An environment variable's text as the TOML value of a key of `kind`.
+fn env_value(name: &str, kind: EnvKind, value: String) -> Result<toml::Value, ConfigError> {
+    let bad = |message: String| ConfigError::Env {
+        name: name.to_owned(),
+        message,
+    };
+    Ok(match kind {
+        EnvKind::Text => toml::Value::String(value),
+        EnvKind::Integer => toml::Value::Integer(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("`{value}` is not a whole number")))?,
+        ),
+        EnvKind::Float => toml::Value::Float(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("`{value}` is not a number")))?,
+        ),
+        EnvKind::Boolean => toml::Value::Boolean(match value.trim() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(bad(format!("`{value}` is not true or false"))),
+        }),
+        EnvKind::List => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_owned()))
+                .collect(),
+        ),
+        EnvKind::Toml => format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{value}` is not a TOML value, e.g. [{{ issuer = \"did:web:trust.example\", types = [\"*\"] }}]"
+                ))
+            })?,
+    })
 }
 
 impl Config {
@@ -766,6 +698,7 @@ impl Config {
                     message: e.to_string(),
                 })?;
         let mut from_env = BTreeSet::new();
+        let mut known: Option<Vec<ConfigKey>> = None;
         for (name, value) in env {
             if !name.starts_with("CAAP_")
                 || ENV_NOT_CONFIG.contains(&name.as_str())
@@ -773,53 +706,33 @@ impl Config {
             {
                 continue;
             }
-            let Some((_, key, kind)) = ENV_OVERRIDES.iter().find(|(n, _, _)| *n == name) else {
+            let known = match &mut known {
+                Some(k) => k,
+                None => known.insert(override_keys()?),
+            };
+            let Some(key) = known.iter().find(|k| k.env_name() == name) else {
                 return Err(ConfigError::Env {
                     message: format!(
                         "not a caap setting; the known overrides are {}",
-                        ENV_OVERRIDES
+                        known
                             .iter()
-                            .map(|e| e.0)
+                            .map(ConfigKey::env_name)
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
                     name,
                 });
             };
-            let value = match kind {
-                EnvKind::Text => toml::Value::String(value),
-                EnvKind::Integer => {
-                    toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
-                        name: name.clone(),
-                        message: format!("`{value}` is not a whole number"),
-                    })?)
-                }
-                EnvKind::Boolean => toml::Value::Boolean(match value.trim() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => {
-                        return Err(ConfigError::Env {
-                            name,
-                            message: format!("`{value}` is not true or false"),
-                        });
-                    }
-                }),
-                EnvKind::List => toml::Value::Array(
-                    value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .map(|v| toml::Value::String(v.to_owned()))
-                        .collect(),
-                ),
-            };
-            set_path(&mut table, key, value);
-            from_env.insert(*key);
+            set_path(&mut table, &key.key, env_value(&name, key.kind, value)?);
+            from_env.insert(key.key.clone());
         }
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
-                let origin = if from_env.contains(key.as_str()) {
+                let origin = if from_env.iter().any(|k| {
+                    key.strip_prefix(k.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+                }) {
                     "environment".to_owned()
                 } else {
                     origin.to_owned()
@@ -1021,6 +934,13 @@ impl Config {
                 ));
             }
             _ => {}
+        }
+        if self.simulator.enabled && !cfg!(feature = "demo") {
+            return Err(bad(
+                "simulator.enabled",
+                "this caap is a server build without the simulator (the `demo` feature); leave it off"
+                    .into(),
+            ));
         }
         if self.simulator.interval_ms < 10 {
             return Err(bad("simulator.interval_ms", "must be at least 10".into()));
@@ -1438,38 +1358,220 @@ admin_token = "0123456789abcdef0123"
         }
     }
 
-    #[test]
-    fn every_env_override_names_a_real_key() {
-        let full = parse(MIN, &[]).unwrap();
-        let value = toml::Value::try_from(&full).unwrap();
-        for (name, key, _) in ENV_OVERRIDES {
-            assert_eq!(
-                *name,
-                format!("CAAP_{}", key.replace('.', "_").to_uppercase())
-            );
-            let known_optional = [
-                "participant.public_url",
-                "participant.id",
-                "dsp.auth.outbound_token",
-                "api.oidc.issuer",
-                "api.oidc.audience",
-                "api.oidc.required_scope",
-                "api.oidc.required_role",
-                "api.oidc.roles_claim",
-                "api.oidc.leeway_secs",
-                "api.oidc.jwks_cache_secs",
-                "database.url",
-                "tls.cert_file",
-                "tls.key_file",
-                "tls.ca_files",
-            ];
-            if known_optional.contains(key) {
-                continue;
-            }
-            let mut v = &value;
-            for part in key.split('.') {
-                v = v.get(part).unwrap_or_else(|| panic!("{key} missing"));
-            }
+    /// A config with every field set to a valid value other than its default. Written as struct
+    /// literals, so a new field does not compile until it is added here (and then tested below).
+    fn every_key_set() -> Config {
+        Config {
+            participant: ParticipantConfig {
+                name: "Lund kommun".into(),
+                public_url: Some("https://caap.lund.se".into()),
+                id: Some("did:web:caap.lund.se".into()),
+            },
+            dsp: DspConfig {
+                bind: "127.0.0.1:9181".parse().unwrap(),
+                path: "/protocol".into(),
+                workers: 3,
+                auth: DspAuthConfig {
+                    mode: AuthMode::StaticToken,
+                    tokens: vec![StaticTokenEntry {
+                        token: Secret::new("tokentokentoken-1"),
+                        participant: "did:web:malmo.example".into(),
+                        claims: [("role".to_owned(), serde_json::json!("Municipality"))].into(),
+                    }],
+                    outbound_token: Some(Secret::new("outbound-token-0001")),
+                },
+            },
+            api: ApiConfig {
+                bind: "127.0.0.1:9182".parse().unwrap(),
+                admin_token: Secret::new("admin-token-0123456789"),
+                oidc: Some(ApiOidcConfig {
+                    issuer: "https://login.lund.se/realms/city".into(),
+                    audience: "urn:caap:management-api".into(),
+                    required_scope: Some("caap:admin".into()),
+                    required_role: Some("caap-admin".into()),
+                    roles_claim: "realm_access.roles".into(),
+                    leeway_secs: 7,
+                    jwks_cache_secs: 77,
+                }),
+            },
+            database: DatabaseConfig {
+                url: Some(Secret::new("postgres://caap@db.lund.se/caap")),
+                max_connections: 3,
+            },
+            identity: IdentityConfig {
+                key_file: "keys/other.jwk".into(),
+                required_credentials: vec!["A".into(), "B".into()],
+                optional_credentials: vec!["C".into()],
+                disclosed_credentials: vec!["D".into()],
+                trusted_issuers: vec![TrustedIssuerConfig {
+                    issuer: "did:web:trust.example".into(),
+                    types: vec!["MembershipCredential".into()],
+                }],
+                credential_schemas: vec![CredentialSchemaConfig {
+                    id: "https://schemas.example/a".into(),
+                    file: "schemas/a.json".into(),
+                }],
+                did_cache_secs: 11,
+                status_list_cache_secs: 12,
+                insecure_did_web_over_http: true,
+            },
+            limits: LimitsConfig {
+                max_body_bytes: 2048,
+                outbound_timeout_secs: 5,
+            },
+            negotiation: NegotiationConfig {
+                max_attempts: 2,
+                retry_base_ms: 20,
+                retry_max_secs: 2,
+                concurrency: 4,
+                poll_interval_ms: 200,
+                require_signed_agreements: false,
+            },
+            source_credentials: vec![SourceCredential {
+                name: "sensors".into(),
+                token_url: "https://auth.lund.se/token".into(),
+                client_id: "caap".into(),
+                client_secret: Secret::new("client-secret"),
+                scopes: vec!["read".into()],
+            }],
+            log: LogConfig {
+                level: "debug".into(),
+                format: "json".into(),
+            },
+            tls: TlsConfig {
+                cert_file: Some("keys/tls.crt".into()),
+                key_file: Some("keys/tls.key".into()),
+                ca_files: vec!["a.pem".into(), "b.pem".into()],
+            },
+            simulator: SimulatorConfig {
+                enabled: true,
+                interval_ms: 50,
+            },
+            authority: AuthorityConfig {
+                enabled: true,
+                credential_validity_days: 30,
+                status_list_size: 2048,
+            },
+            data_dir: "/var/lib/caap".into(),
         }
+    }
+
+    /// The value at a dotted key, if present.
+    fn at<'a>(value: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
+        key.split('.').try_fold(value, |v, part| v.get(part))
+    }
+
+    /// The dotted keys of the leaves of a TOML value (lists count as leaves).
+    fn leaves(value: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(v, &key, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    /// The environment spelling of a TOML value for a key of `kind`.
+    fn env_text(kind: EnvKind, value: &toml::Value) -> String {
+        match (kind, value) {
+            (EnvKind::Text, toml::Value::String(s)) => s.clone(),
+            (EnvKind::List, toml::Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            (EnvKind::Toml, v) => v.to_string(),
+            (_, v) => v.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_derived_keys_are_every_key_of_the_config() {
+        let keys = override_keys().unwrap();
+        let mut derived: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+        let mut written = Vec::new();
+        leaves(
+            &toml::Value::try_from(every_key_set()).unwrap(),
+            "",
+            &mut written,
+        );
+        derived.sort();
+        written.sort();
+        assert_eq!(derived, written);
+        let names: BTreeSet<String> = keys.iter().map(ConfigKey::env_name).collect();
+        assert_eq!(
+            names.len(),
+            keys.len(),
+            "two keys share an environment variable"
+        );
+        let kind = |key: &str| keys.iter().find(|k| k.key == key).unwrap().kind;
+        assert_eq!(kind("dsp.bind"), EnvKind::Text);
+        assert_eq!(kind("dsp.workers"), EnvKind::Integer);
+        assert_eq!(kind("identity.did_cache_secs"), EnvKind::Integer);
+        assert_eq!(kind("authority.enabled"), EnvKind::Boolean);
+        assert_eq!(kind("tls.ca_files"), EnvKind::List);
+        assert_eq!(kind("identity.trusted_issuers"), EnvKind::Toml);
+        assert_eq!(kind("api.oidc.leeway_secs"), EnvKind::Integer);
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_the_environment() {
+        let want = every_key_set();
+        let wanted = toml::Value::try_from(&want).unwrap();
+        let defaults = toml::Value::try_from(parse(MIN, &[]).unwrap()).unwrap();
+        let mut env = Vec::new();
+        for key in override_keys().unwrap() {
+            let value = at(&wanted, &key.key).unwrap_or_else(|| panic!("{} not set", key.key));
+            assert_ne!(
+                at(&defaults, &key.key),
+                Some(value),
+                "{}: pick a value other than the default, so the override shows",
+                key.key
+            );
+            env.push((key.env_name(), env_text(key.kind, value)));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(parse(MIN, &env).unwrap(), want);
+        let one = |name: &str, value: &str| parse(MIN, &[(name, value)]).unwrap();
+        assert_eq!(
+            one("CAAP_IDENTITY_DID_CACHE_SECS", "9")
+                .identity
+                .did_cache_secs,
+            9
+        );
+        assert_eq!(
+            one("CAAP_AUTHORITY_STATUS_LIST_SIZE", "4096")
+                .authority
+                .status_list_size,
+            4096
+        );
+        let issuers = |value: &str| {
+            parse(MIN, &[("CAAP_IDENTITY_TRUSTED_ISSUERS", value)])
+                .unwrap_err()
+                .to_string()
+        };
+        let err = issuers("[{ issuer = \"x\" }]");
+        assert!(err.contains("identity.trusted_issuers[0].issuer"), "{err}");
+        let err = issuers("[{ issuer = ");
+        assert!(
+            err.contains("CAAP_IDENTITY_TRUSTED_ISSUERS") && err.contains("TOML"),
+            "{err}"
+        );
+        let err = issuers("[{ issuer = 1 }]");
+        assert!(
+            err.starts_with("environment: key `identity.trusted_issuers[0].issuer`"),
+            "{err}"
+        );
     }
 }

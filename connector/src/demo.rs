@@ -179,22 +179,25 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         let c = &r.connector;
         let assets = samples::assets(city, &c.identity.public_url);
         for (id, policy) in samples::policies() {
-            c.create(
-                DocKind::Policy,
-                serde_json::json!({"id": id, "policy": policy}),
-            )
-            .await
-            .map_err(|e| fail("publishing a policy")(e.to_string()))?;
+            c.catalog
+                .create(
+                    DocKind::Policy,
+                    serde_json::json!({"id": id, "policy": policy}),
+                )
+                .await
+                .map_err(|e| fail("publishing a policy")(e.to_string()))?;
         }
         for a in &assets {
             let body = serde_json::to_value(a).map_err(|e| DemoError(e.to_string()))?;
-            c.create(DocKind::Asset, body)
+            c.catalog
+                .create(DocKind::Asset, body)
                 .await
                 .map_err(|e| fail("publishing an asset")(e.to_string()))?;
         }
         for o in samples::offers(city, &assets) {
             let body = serde_json::to_value(&o).map_err(|e| DemoError(e.to_string()))?;
-            c.create(DocKind::Offer, body)
+            c.catalog
+                .create(DocKind::Offer, body)
                 .await
                 .map_err(|e| fail("publishing an offer")(e.to_string()))?;
         }
@@ -224,7 +227,10 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     for (city, r) in running.iter().skip(1) {
         let address = r.connector.identity.public_url.clone();
         print!("  … {} asks {} for its catalog", home.name, city.name);
-        let fetched = crate::federation::fetch_catalog(&home_run.connector, &address)
+        let fetched = home_run
+            .connector
+            .catalog
+            .fetch_catalog(&address)
             .await
             .map_err(|e| fail("fetching a catalog")(e.to_string()))?;
         println!(
@@ -266,11 +272,11 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         "  ✓ the authority rejected the request: {}",
         refused.reason.as_deref().unwrap_or("?")
     );
-    match crate::federation::fetch_catalog(
-        &supplier.connector,
-        &home_run.connector.identity.public_url,
-    )
-    .await
+    match supplier
+        .connector
+        .catalog
+        .fetch_catalog(&home_run.connector.identity.public_url)
+        .await
     {
         Ok(_) => {
             return Err(DemoError(
@@ -290,7 +296,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     );
     let cached = home_run
         .connector
-        .store
+        .catalog
         .cached_datasets()
         .await
         .map_err(|e| DemoError(e.to_string()))?;
@@ -523,7 +529,7 @@ async fn revocation_narrated(
         p.identity.name,
         revoked_at.map_or(0.0, |t| t.elapsed().as_secs_f64())
     );
-    match crate::federation::fetch_catalog(c, &p.identity.public_url).await {
+    match c.catalog.fetch_catalog(&p.identity.public_url).await {
         Ok(_) => Err(DemoError(
             "a revoked member was still served a catalog".into(),
         )),
@@ -628,16 +634,18 @@ async fn stream_narrated(
     if let Some(m) = asset.as_object_mut() {
         m.retain(|_, v| !v.is_null());
     }
-    p.create(DocKind::Asset, asset)
+    p.catalog
+        .create(DocKind::Asset, asset)
         .await
         .map_err(|e| fail("publishing the live stream")(e.to_string()))?;
-    p.create(
-        DocKind::Offer,
-        serde_json::json!({"id": id, "assets": [id], "accessPolicy": samples::OPEN_POLICY_ID,
+    p.catalog
+        .create(
+            DocKind::Offer,
+            serde_json::json!({"id": id, "assets": [id], "accessPolicy": samples::OPEN_POLICY_ID,
             "contractPolicy": samples::OPEN_POLICY_ID}),
-    )
-    .await
-    .map_err(|e| fail("offering the live stream")(e.to_string()))?;
+        )
+        .await
+        .map_err(|e| fail("offering the live stream")(e.to_string()))?;
     let n = c
         .start_negotiation(
             serde_json::json!({"counterPartyAddress": p.identity.public_url, "offerId": id}),

@@ -2,22 +2,24 @@
 //!
 //! It owns everything with side effects: typed configuration ([`config`]), the clock
 //! ([`clock`]), persistence with SeaORM ([`store`]), the HTTP surfaces with actix-web ([`http`]:
-//! the DSP protocol endpoints and the management API), the consumer-side client for other
-//! connectors ([`federation`]), start-up and shutdown ([`server`]), set-up of a new connector
-//! ([`init`]), HTTPS ([`tls`]), the built-in sensor simulator ([`sim`]) and the multi-city
-//! walk-through ([`demo`]). The binary `caap` (`src/main.rs`) is a
-//! thin command-line layer over these modules.
+//! the DSP protocol endpoints and the management API), the catalog service ([`catalog`]: documents, the DSP catalog, other
+//! connectors' catalogs), start-up and shutdown ([`server`]), set-up of a new connector
+//! ([`init`]) and HTTPS ([`tls`]). With the `demo` feature (on by default, off in release builds for
+//! servers) it also holds the built-in sensor simulator (`sim`) and the multi-city walk-through
+//! (`demo`). The binary `caap` (`src/main.rs`) is a thin command-line layer over these modules.
 //!
 //! Business rules live in the domain crates (`caap-catalog`, `caap-contracts`, `caap-policy`,
 //! `caap-identity`); this crate wires them to sockets and databases.
 
 pub mod authority;
+pub mod catalog;
 pub mod catalog_files;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;
-pub mod federation;
+pub mod error;
 pub mod http;
 pub mod init;
 pub mod ledger;
@@ -26,6 +28,7 @@ pub mod outbound;
 pub mod processor;
 pub mod server;
 pub mod service;
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod store;
 pub mod tls;

@@ -82,6 +82,7 @@ enum Command {
     /// Run a federation of city connectors on this machine and narrate what they do.
     ///
     /// Needs no external service and writes only to a temporary directory.
+    #[cfg(feature = "demo")]
     Demo {
         /// Run the walk-through and exit (0 when every step passed) instead of staying up.
         #[arg(long)]
@@ -567,6 +568,7 @@ async fn main() -> std::process::ExitCode {
                 );
             }).map_err(Into::into)
         }
+        #[cfg(feature = "demo")]
         Command::Demo { exit, cities } => {
             caap_connector::demo::run(exit, cities).await.map_err(Into::into)
         }

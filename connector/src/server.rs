@@ -210,13 +210,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &identity,
     ));
     let dsp_workers = workers(config.dsp.workers);
+    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(caap_policy::OdrlEvaluator::new());
+    let catalog = crate::catalog::CatalogService::new(crate::catalog::CatalogParts {
+        store: store.clone(),
+        clock: clock.clone(),
+        decider: decider.clone(),
+        identity: crate::catalog::catalog_identity(
+            &identity.participant_id,
+            &identity.name,
+            &identity.public_url,
+            &identity.dsp_base,
+        ),
+        source_credentials: config
+            .source_credentials
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+        http: http.clone(),
+        outbound: outbound.clone(),
+    });
     let connector = Connector {
         config: Arc::new(config),
         store,
         clock,
         authenticator,
         outbound,
-        decider: Arc::new(caap_policy::OdrlEvaluator::new()),
+        decider,
         identity: Arc::new(identity),
         http,
         http_streaming,
@@ -228,10 +247,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         notifications: Arc::default(),
         trust,
         oidc,
+        catalog,
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
 
+    #[cfg(feature = "demo")]
     let simulator = connector.config.simulator.enabled.then(|| {
         crate::sim::Simulator::new(
             connector.clock.clone(),
@@ -240,11 +261,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )
     });
     let c = connector.clone();
-    let dsp = HttpServer::new(move || crate::http::dsp_app(c.clone(), simulator.clone()))
-        .workers(dsp_workers)
-        .disable_signals()
-        .tcp_nodelay(true)
-        .shutdown_timeout(10);
+    let dsp = HttpServer::new(move || {
+        #[cfg(feature = "demo")]
+        let extra = crate::sim::mount(simulator.clone());
+        #[cfg(not(feature = "demo"))]
+        let extra = |_: &mut actix_web::web::ServiceConfig| {};
+        crate::http::dsp_app(c.clone(), extra)
+    })
+    .workers(dsp_workers)
+    .disable_signals()
+    .tcp_nodelay(true)
+    .shutdown_timeout(10);
     let dsp = match tls_acceptor {
         Some(acceptor) => dsp.listen_openssl(dsp_listener, acceptor),
         None => dsp.listen(dsp_listener),

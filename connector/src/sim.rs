@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 
 use self::data::{Dataset, Kind, Place, Query};
 use crate::clock::Clock;
+use crate::error::ServiceError;
 use crate::http::errors::ApiError;
 
 /// The header on every simulator answer.
@@ -82,11 +83,11 @@ impl std::fmt::Debug for Simulator {
 }
 
 fn bad_request(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    ServiceError::BadRequest(detail.into(), vec![]).into()
 }
 
 fn not_found(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not-found", detail)
+    ServiceError::NotFound(detail.into()).into()
 }
 
 /// Where a stream starts: the first sequence number, and a comment for the client.
@@ -223,6 +224,15 @@ impl Simulator {
 /// One server-sent event.
 pub fn sse_event(seq: u64, entity: &Value) -> String {
     format!("id: {seq}\ndata: {entity}\n\n")
+}
+
+/// Mounts the simulator's routes, when there is one, on the DSP listener's app.
+pub fn mount(sim: Option<Simulator>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        if let Some(sim) = sim {
+            routes(cfg, sim);
+        }
+    }
 }
 
 /// Mounts the simulator under `/sim`.

@@ -31,7 +31,7 @@ pub use export::{ExportFile, export};
 pub use plan::{Change, Live, Op, Plan, plan};
 pub use refs::{ProcessEnv, Resolver};
 
-use crate::service::PolicyDoc;
+use crate::catalog::PolicyDoc;
 use source::{Offsets, line_of};
 
 /// The three kinds of catalog document, in the order they are created (offers need the others).

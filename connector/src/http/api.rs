@@ -3,14 +3,14 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use caap_catalog::search::{self, SearchQuery};
+use caap_catalog::search::SearchQuery;
 use serde::Deserialize;
 
 use super::auth::Admin;
-use super::body::{query, read_json};
+use super::body::{query, read_json, read_json_limited};
 use super::errors::ApiError;
-use crate::service::{Connector, ServiceError, Versioned};
-use crate::store::DocKind;
+use crate::catalog::{CatalogService, DocKind, Versioned};
+use crate::service::{Connector, ServiceError};
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -69,9 +69,9 @@ async fn health() -> HttpResponse {
 }
 
 async fn ready(connector: web::Data<Connector>) -> HttpResponse {
-    match connector.store.ping().await {
+    match connector.database_ready().await {
         Ok(()) => HttpResponse::Ok()
-            .json(serde_json::json!({"status": "ready", "database": connector.store.backend()})),
+            .json(serde_json::json!({"status": "ready", "database": connector.database()})),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database unreachable");
             HttpResponse::ServiceUnavailable()
@@ -94,7 +94,7 @@ async fn participant(_: Admin, connector: web::Data<Connector>) -> HttpResponse 
         "publicUrl": id.public_url,
         "dspBase": id.dsp_base,
         "versionUrl": format!("{}/.well-known/dspace-version", id.public_url),
-        "database": connector.store.backend(),
+        "database": connector.database(),
     }))
 }
 
@@ -114,11 +114,11 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         .and_then(|s| s.parse().ok())
         .map(Some)
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "If-Match must be an ETag this API returned, e.g. \"3\"",
+            ServiceError::BadRequest(
+                "If-Match must be an ETag this API returned, e.g. \"3\"".into(),
+                vec![],
             )
+            .into()
         })
 }
 
@@ -133,11 +133,11 @@ struct ListQuery {
 async fn list(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
     kind: DocKind,
 ) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
-    let page = connector.list(kind, q.cursor.as_deref(), q.limit).await?;
+    let page = catalog.list(kind, q.cursor.as_deref(), q.limit).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -145,24 +145,21 @@ async fn create(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
     kind: DocKind,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
-    let doc = connector.create(kind, body).await?;
+    let body = read_json_limited(&req, payload).await?;
+    let doc = catalog.create(kind, body).await?;
     Ok(with_version(StatusCode::CREATED, doc))
 }
 
 async fn get(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
     kind: DocKind,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(with_version(
-        StatusCode::OK,
-        connector.get(kind, &id).await?,
-    ))
+    Ok(with_version(StatusCode::OK, catalog.get(kind, &id).await?))
 }
 
 async fn replace(
@@ -170,22 +167,22 @@ async fn replace(
     req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
     kind: DocKind,
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&req)?;
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
-    let doc = connector.replace(kind, &id, body, expected).await?;
+    let body = read_json_limited(&req, payload).await?;
+    let doc = catalog.replace(kind, &id, body, expected).await?;
     Ok(with_version(StatusCode::OK, doc))
 }
 
 async fn delete(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
     kind: DocKind,
 ) -> Result<HttpResponse, ApiError> {
-    connector.delete(kind, &id).await?;
+    catalog.delete(kind, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -200,40 +197,31 @@ async fn catalog_request(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let body = read_json_limited(&req, payload).await?;
     let FetchCatalog {
         counter_party_address,
     } = crate::service::decode(&body)?;
-    let fetched = crate::federation::fetch_catalog(&connector, &counter_party_address).await?;
+    let fetched = catalog.fetch_catalog(&counter_party_address).await?;
     Ok(HttpResponse::Ok().json(fetched))
 }
 
 async fn catalog_sources(
     _: Admin,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, ApiError> {
-    let sources = connector
-        .store
-        .catalog_sources()
-        .await
-        .map_err(ServiceError::from)?;
+    let sources = catalog.sources().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": sources})))
 }
 
 async fn catalog_search(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, ApiError> {
     let q: SearchQuery = query(&req)?;
-    let items = connector
-        .store
-        .cached_datasets()
-        .await
-        .map_err(ServiceError::from)?;
-    let hits = search::search(items, &q);
+    let hits = catalog.search(&q).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"total": hits.len(), "items": hits})))
 }
 
@@ -282,14 +270,11 @@ async fn negotiation_step(
 ) -> Result<HttpResponse, ApiError> {
     let (id, step) = path.into_inner();
     let Some(step) = crate::negotiation::actions::ManualStep::parse(&step) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!(
-                "no step `{step}`; the steps are {}",
-                crate::negotiation::actions::ManualStep::NAMES
-            ),
-        ));
+        return Err(ServiceError::NotFound(format!(
+            "no step `{step}`; the steps are {}",
+            crate::negotiation::actions::ManualStep::NAMES
+        ))
+        .into());
     };
     let body = optional_json(&req, payload, &connector).await?;
     Ok(HttpResponse::Ok().json(connector.negotiation_step(&id, step, body).await?))
@@ -313,13 +298,7 @@ async fn agreement(
     id: web::Path<String>,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
-    let a = connector
-        .store
-        .agreement(&id)
-        .await
-        .map_err(ServiceError::from)?
-        .ok_or_else(|| ServiceError::NotFound(format!("no agreement `{id}`")))?;
-    Ok(HttpResponse::Ok().json(a))
+    Ok(HttpResponse::Ok().json(connector.agreement(&id).await?))
 }
 
 /// Paging of the ledger export.
@@ -341,25 +320,10 @@ async fn ledger(
 ) -> Result<HttpResponse, ApiError> {
     let q: LedgerQuery = query(&req)?;
     let limit = q.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "limit must be between 1 and 10000",
-        ));
-    }
-    let entries = connector
-        .store
-        .ledger(q.after, limit + 1)
-        .await
-        .map_err(ServiceError::from)?;
-    let more = entries.len() as u64 > limit;
+    let (entries, more) = connector.ledger_page(q.after, limit).await?;
     let mut out = String::new();
     let mut last = q.after;
-    for e in entries
-        .iter()
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-    {
+    for e in &entries {
         out.push_str(&serde_json::to_string(e).unwrap_or_default());
         out.push('\n');
         last = e.seq;

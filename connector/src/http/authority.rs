@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::auth::authorization;
-use super::body::{BodyLimit, read_json_bytes};
+use super::body::{body_limit, read_json_bytes};
 use super::errors::dcp_answer;
 use crate::authority::Authority;
 use crate::trust::{DcpError, ISSUER_PATH};
@@ -36,11 +36,10 @@ async fn metadata(authority: web::Data<Authority>) -> HttpResponse {
 async fn request(
     req: HttpRequest,
     payload: web::Payload,
-    limit: web::Data<BodyLimit>,
     authority: web::Data<Authority>,
 ) -> HttpResponse {
     let answer = async {
-        let body = read_json_bytes(&req, payload, limit.0)
+        let body = read_json_bytes(&req, payload, body_limit(&req))
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;
         let id = authority

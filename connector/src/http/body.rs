@@ -7,10 +7,6 @@ use futures_util::StreamExt;
 
 use super::errors::{ApiError, BodyError};
 
-/// The largest request body an app reads (`limits.max_body_bytes`), held as app data.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
-
 /// The query string as `T`, or a 400 that says what does not fit.
 pub(crate) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
@@ -22,6 +18,25 @@ pub(crate) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result
                 format!("bad query string: {e}"),
             )
         })
+}
+
+/// The largest request body accepted (`limits.max_body_bytes`), registered with each app so that a
+/// handler reading a body needs no configuration ([`read_json_limited`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Reads the whole body (at most the app's [`BodyLimit`]; none registered accepts no body) and
+/// parses it as JSON.
+pub async fn read_json_limited(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<serde_json::Value, BodyError> {
+    read_json(req, payload, body_limit(req)).await
+}
+
+/// The app's [`BodyLimit`] (none registered: 0, no body accepted).
+pub fn body_limit(req: &HttpRequest) -> usize {
+    req.app_data::<BodyLimit>().map_or(0, |l| l.0)
 }
 
 /// Reads the whole body (at most `limit` bytes) and parses it as JSON.

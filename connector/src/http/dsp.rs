@@ -10,8 +10,9 @@ use caap_catalog::{CatalogFault, DSP_VERSION};
 use serde::Deserialize;
 
 use super::auth::CatalogCaller;
-use super::body::read_json;
+use super::body::read_json_limited;
 use super::errors::DspCatalogError;
+use crate::catalog::CatalogService;
 use crate::service::Connector;
 
 /// Routes under the DSP listener's root.
@@ -42,7 +43,7 @@ async fn version(connector: web::Data<Connector>) -> HttpResponse {
             version: DSP_VERSION.into(),
             path: connector.config.dsp.path.clone(),
             binding: "HTTPS".into(),
-            service_id: Some(connector.catalog_identity().service_id()),
+            service_id: Some(connector.catalog.identity().service_id()),
             identifier_type: connector
                 .identity
                 .participant_id
@@ -66,7 +67,7 @@ async fn catalog_request(
     req: HttpRequest,
     payload: web::Payload,
     CatalogCaller(caller): CatalogCaller,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, DspCatalogError> {
     let query = web::Query::<CatalogQuery>::from_query(req.query_string())
         .map_err(|e| {
@@ -75,7 +76,7 @@ async fn catalog_request(
             )))
         })?
         .into_inner();
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
+    let body = read_json_limited(&req, payload).await?;
     let message: CatalogRequestMessage = crate::service::decode(&body)
         .map_err(|e| DspCatalogError::from(CatalogFault::BadRequest(e.to_string())))?;
     message
@@ -86,11 +87,12 @@ async fn catalog_request(
         limit: page::page_size(query.limit)?,
         filter: Filter::parse(message.filter.as_deref())?,
     };
-    let page = connector.catalog(&caller, &request).await?;
+    let page = catalog.catalog(&caller, &request).await?;
     let link = |token: &str, rel: &str| {
         format!(
             "<{}/catalog/request?continuationToken={token}&limit={}>; rel=\"{rel}\"",
-            connector.identity.dsp_base, request.limit
+            catalog.identity().dsp_base,
+            request.limit
         )
     };
     let links: Vec<String> = [
@@ -111,8 +113,8 @@ async fn catalog_request(
 async fn dataset(
     id: web::Path<String>,
     CatalogCaller(caller): CatalogCaller,
-    connector: web::Data<Connector>,
+    catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, DspCatalogError> {
-    let dataset = connector.dataset(&caller, &id).await?;
+    let dataset = catalog.dataset(&caller, &id).await?;
     Ok(HttpResponse::Ok().json(dataset))
 }

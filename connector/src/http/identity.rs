@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::auth::authorization;
-use super::body::{BodyLimit, read_json_bytes};
+use super::body::{body_limit, read_json_bytes};
 use super::errors::dcp_answer;
 use crate::trust::{CREDENTIAL_SERVICE_PATH, DcpError, Trust};
 
@@ -33,11 +33,10 @@ async fn did_document(trust: web::Data<Trust>) -> HttpResponse {
 async fn presentation_query(
     req: HttpRequest,
     payload: web::Payload,
-    limit: web::Data<BodyLimit>,
     trust: web::Data<Trust>,
 ) -> HttpResponse {
     let answer = async {
-        let body = read_json_bytes(&req, payload, limit.0)
+        let body = read_json_bytes(&req, payload, body_limit(&req))
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;
         let response = trust
@@ -53,11 +52,10 @@ async fn presentation_query(
 async fn store_credentials(
     req: HttpRequest,
     payload: web::Payload,
-    limit: web::Data<BodyLimit>,
     trust: web::Data<Trust>,
 ) -> HttpResponse {
     let answer = async {
-        let body = read_json_bytes(&req, payload, limit.0)
+        let body = read_json_bytes(&req, payload, body_limit(&req))
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;
         trust.store_delivery(authorization(&req), &body).await?;

@@ -23,10 +23,10 @@ use crate::service::Connector;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The DSP listener's app; with a simulator, it also serves `/sim` (see [`crate::sim`]).
+/// The DSP listener's app; `extra` mounts more routes on it (the simulator's `/sim`, when it is on).
 pub fn dsp_app(
     connector: Connector,
-    simulator: Option<crate::sim::Simulator>,
+    extra: impl FnOnce(&mut web::ServiceConfig),
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -38,9 +38,8 @@ pub fn dsp_app(
 > {
     let path = connector.config.dsp.path.clone();
     App::new()
-        .app_data(web::Data::new(body::BodyLimit(
-            connector.config.limits.max_body_bytes,
-        )))
+        .app_data(body::BodyLimit(connector.config.limits.max_body_bytes))
+        .app_data(web::Data::new(connector.catalog.clone()))
         .app_data(web::Data::from(connector.authenticator.clone()))
         .app_data(web::Data::from(connector.trust.clone()))
         .app_data(web::Data::from(connector.authority.clone()))
@@ -49,11 +48,7 @@ pub fn dsp_app(
         .configure(|c| dsp::routes(c, &path))
         .configure(identity::routes)
         .configure(authority::routes)
-        .configure(|c| {
-            if let Some(sim) = simulator {
-                crate::sim::routes(c, sim);
-            }
-        })
+        .configure(extra)
         .default_service(web::to(not_found))
 }
 
@@ -70,9 +65,8 @@ pub fn api_app(
     >,
 > {
     App::new()
-        .app_data(web::Data::new(body::BodyLimit(
-            connector.config.limits.max_body_bytes,
-        )))
+        .app_data(body::BodyLimit(connector.config.limits.max_body_bytes))
+        .app_data(web::Data::new(connector.catalog.clone()))
         .app_data(web::Data::new(auth::ManagementAccess::new(
             connector.config.api.admin_token.clone(),
             connector.oidc.clone(),
@@ -81,11 +75,10 @@ pub fn api_app(
         .app_data(web::Data::from(connector.authority.clone()))
         .app_data(web::Data::new(connector))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
-            errors::ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "bad-request",
+            errors::ApiError::from(crate::service::ServiceError::BadRequest(
                 e.to_string(),
-            )
+                vec![],
+            ))
             .into()
         }))
         .wrap_fn(traced)

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use super::inbound::terminate_with;
 use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Step};
 use super::{NegotiationView, new_pid};
-use crate::federation;
 use crate::service::{Connector, ServiceError, decode};
 
 /// `POST /api/v1/negotiations`: start a negotiation as consumer.
@@ -142,8 +141,10 @@ impl Connector {
                         offer.clone(),
                     ),
                     None => {
-                        let fetched =
-                            federation::fetch_catalog(self, &start.counter_party_address).await?;
+                        let fetched = self
+                            .catalog
+                            .fetch_catalog(&start.counter_party_address)
+                            .await?;
                         (fetched.dsp_base, fetched.participant_id, offer.clone())
                     }
                 }
@@ -209,7 +210,10 @@ impl Connector {
         start: &StartNegotiation,
         offer_id: &str,
     ) -> Result<(String, String, Value), ServiceError> {
-        let fetched = federation::fetch_catalog(self, &start.counter_party_address).await?;
+        let fetched = self
+            .catalog
+            .fetch_catalog(&start.counter_party_address)
+            .await?;
         let cached = self.store.cached_datasets().await?;
         let Some(dataset) = cached
             .iter()

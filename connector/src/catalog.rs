@@ -1,0 +1,357 @@
+//! The catalog service: assets, policies and offers (the documents a provider publishes), the DSP
+//! catalog built from them for each caller, and the federated catalog (other connectors' catalogs,
+//! fetched by [`federation`] into a cache, and searched). It owns what it needs (the store handle,
+//! the policy decider, who we are in the catalog); HTTP handlers take it and nothing else.
+
+pub mod federation;
+
+use std::sync::Arc;
+
+use caap_catalog::asset::Asset;
+use caap_catalog::build::{self, CatalogIdentity, CatalogPage, PageRequest};
+use caap_catalog::dcat::Dataset;
+use caap_catalog::offer::{Offer, ResolvedOffer};
+use caap_catalog::page::{self, Cursor, Page};
+use caap_catalog::search::{self, CachedDataset, Hit, SearchQuery};
+use caap_catalog::{CatalogFault, FieldError};
+use caap_identity::{OutboundCredentials, VerifiedCaller};
+use caap_policy::{EvaluationContext, PolicyDecider};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::error::{ServiceError, decode};
+/// The kinds of document the catalog manages.
+pub use crate::store::DocKind;
+use crate::store::{CatalogSourceInfo, DocRef, Store, StoredDoc};
+
+/// Assets, policies, offers, the DSP catalog and the federated catalog. Cheap to clone.
+#[derive(Clone)]
+pub struct CatalogService {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    decider: Arc<dyn PolicyDecider>,
+    identity: Arc<CatalogIdentity>,
+    /// The names of the configured source credentials assets may refer to.
+    source_credentials: Arc<[String]>,
+    /// For other connectors' catalogs (protocol messages: a total timeout).
+    http: reqwest::Client,
+    outbound: Arc<dyn OutboundCredentials>,
+}
+
+impl std::fmt::Debug for CatalogService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogService")
+            .field("participant_id", &self.identity.participant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the catalog service is built from.
+pub struct CatalogParts {
+    /// Persistence.
+    pub store: Store,
+    /// The clock (access policies are decided at a time).
+    pub clock: Arc<dyn Clock>,
+    /// Decides access policies.
+    pub decider: Arc<dyn PolicyDecider>,
+    /// Who we are in the catalog.
+    pub identity: CatalogIdentity,
+    /// The names of the configured `[[source_credentials]]`.
+    pub source_credentials: Vec<String>,
+    /// HTTP client for other connectors.
+    pub http: reqwest::Client,
+    /// Authorizes our catalog requests to others.
+    pub outbound: Arc<dyn OutboundCredentials>,
+}
+
+/// The identity a connector's catalog is served under.
+pub fn catalog_identity(
+    participant_id: &str,
+    publisher: &str,
+    public_url: &str,
+    dsp_base: &str,
+) -> CatalogIdentity {
+    CatalogIdentity {
+        participant_id: participant_id.to_owned(),
+        catalog_id: format!("{participant_id}#catalog"),
+        publisher: publisher.to_owned(),
+        dsp_base: dsp_base.to_owned(),
+        version_url: format!("{public_url}/.well-known/dspace-version"),
+    }
+}
+
+impl std::fmt::Debug for CatalogParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogParts")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatalogService {
+    /// The service over its parts.
+    pub fn new(parts: CatalogParts) -> Self {
+        CatalogService {
+            store: parts.store,
+            clock: parts.clock,
+            decider: parts.decider,
+            identity: Arc::new(parts.identity),
+            source_credentials: parts.source_credentials.into(),
+            http: parts.http,
+            outbound: parts.outbound,
+        }
+    }
+
+    /// The connectors whose catalogs are in the cache.
+    pub async fn sources(&self) -> Result<Vec<CatalogSourceInfo>, ServiceError> {
+        Ok(self.store.catalog_sources().await?)
+    }
+
+    /// Every cached dataset of other connectors.
+    pub async fn cached_datasets(&self) -> Result<Vec<CachedDataset>, ServiceError> {
+        Ok(self.store.cached_datasets().await?)
+    }
+
+    /// Searches the federated catalog.
+    pub async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>, ServiceError> {
+        Ok(search::search(self.store.cached_datasets().await?, query))
+    }
+}
+
+fn invalid(what: &str, errors: Vec<FieldError>) -> Result<(), ServiceError> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let summary = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ServiceError::Invalid(
+        format!("the {what} is not valid: {summary}"),
+        errors,
+    ))
+}
+
+/// A document as the management API shows it, with its version for `If-Match`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Versioned {
+    /// The document.
+    pub body: Value,
+    /// Its version.
+    pub version: i64,
+}
+
+impl From<StoredDoc> for Versioned {
+    fn from(d: StoredDoc) -> Self {
+        Versioned {
+            body: d.body,
+            version: d.version,
+        }
+    }
+}
+
+/// A policy as stored and shown: the ODRL policy in DSP compact form, with an id and a note.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyDoc {
+    /// The id offers refer to.
+    pub id: String,
+    /// What the policy is for, in plain words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The ODRL 2.2 policy (JSON-LD).
+    pub policy: Value,
+}
+
+/// Which management kind, with its validation and references.
+fn prepare(
+    kind: DocKind,
+    mut body: Value,
+    path_id: Option<&str>,
+) -> Result<(String, Value, Vec<DocRef>), ServiceError> {
+    let Value::Object(map) = &mut body else {
+        return Err(ServiceError::BadRequest(
+            "the body must be a JSON object".into(),
+            vec![FieldError::new("", "expected a JSON object")],
+        ));
+    };
+    match (path_id, map.get("id")) {
+        (Some(p), Some(Value::String(b))) if p != b => {
+            return Err(ServiceError::field(
+                "/id",
+                format!("`{b}` differs from `{p}` in the URL; ids cannot be changed"),
+            ));
+        }
+        (Some(p), None) => {
+            map.insert("id".into(), p.into());
+        }
+        (None, None) => {
+            map.insert(
+                "id".into(),
+                format!("urn:uuid:{}", uuid::Uuid::new_v4()).into(),
+            );
+        }
+        _ => {}
+    }
+    match kind {
+        DocKind::Asset => {
+            let asset: Asset = decode(&body)?;
+            invalid("asset", asset.validate())?;
+            let body =
+                serde_json::to_value(&asset).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            Ok((asset.id, body, vec![]))
+        }
+        DocKind::Policy => {
+            let mut doc: PolicyDoc = decode(&body)?;
+            let mut errors = Vec::new();
+            caap_catalog::asset::check_id("/id", &doc.id, &mut errors);
+            match caap_policy::parse_policy(&doc.policy) {
+                Ok(policy) => doc.policy = policy.to_compact_json(),
+                Err(caap_policy::PolicyError::Invalid(list)) => errors.extend(
+                    list.into_iter()
+                        .map(|e| FieldError::new(format!("/policy{}", e.pointer), e.message)),
+                ),
+            }
+            invalid("policy", errors)?;
+            let body =
+                serde_json::to_value(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            Ok((doc.id, body, vec![]))
+        }
+        DocKind::Offer => {
+            let offer: Offer = decode(&body)?;
+            invalid("offer", offer.validate())?;
+            let refs = DocRef::of_offer(&offer);
+            let body =
+                serde_json::to_value(&offer).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            Ok((offer.id, body, refs))
+        }
+    }
+}
+
+impl CatalogService {
+    /// Creates an asset, policy or offer from a JSON body (an `id` is generated if missing).
+    pub async fn create(&self, kind: DocKind, body: Value) -> Result<Versioned, ServiceError> {
+        let (id, body, refs) = prepare(kind, body, None)?;
+        self.check_source_credentials(&body)?;
+        let doc = self.store.create(kind, &id, &body, &refs).await?;
+        tracing::info!(kind = kind.as_str(), id = %id, "created");
+        Ok(doc.into())
+    }
+
+    /// Replaces one, optionally only if it is still at `if_match`.
+    pub async fn replace(
+        &self,
+        kind: DocKind,
+        id: &str,
+        body: Value,
+        if_match: Option<i64>,
+    ) -> Result<Versioned, ServiceError> {
+        let (id, body, refs) = prepare(kind, body, Some(id))?;
+        self.check_source_credentials(&body)?;
+        let doc = self
+            .store
+            .replace(kind, &id, &body, &refs, if_match)
+            .await?;
+        tracing::info!(kind = kind.as_str(), id = %id, version = doc.version, "replaced");
+        Ok(doc.into())
+    }
+
+    /// Reads one.
+    pub async fn get(&self, kind: DocKind, id: &str) -> Result<Versioned, ServiceError> {
+        self.store
+            .get(kind, id)
+            .await?
+            .map(Versioned::from)
+            .ok_or_else(|| ServiceError::NotFound(format!("no {} `{id}`", kind.as_str())))
+    }
+
+    /// Lists a page, ordered by id.
+    pub async fn list(
+        &self,
+        kind: DocKind,
+        token: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Value>, ServiceError> {
+        let cursor = Cursor::from_token(token)?;
+        let limit = page::page_size(limit)?;
+        let docs = self.store.scan(kind, &cursor, u64::from(limit) + 1).await?;
+        let page = Page::from_scan(docs, &cursor, limit, |d| d.id.clone());
+        Ok(Page {
+            items: page.items.into_iter().map(|d| d.body).collect(),
+            next: page.next,
+            previous: page.previous,
+        })
+    }
+
+    /// Deletes one (refused while an offer still uses it).
+    pub async fn delete(&self, kind: DocKind, id: &str) -> Result<(), ServiceError> {
+        self.store.delete(kind, id).await?;
+        tracing::info!(kind = kind.as_str(), id = %id, "deleted");
+        Ok(())
+    }
+
+    /// An asset's `dataAddress.credentials` must name configured source credentials.
+    fn check_source_credentials(&self, body: &Value) -> Result<(), ServiceError> {
+        let Some(name) = body
+            .get("dataAddress")
+            .and_then(|a| a.get("credentials"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        if self.source_credentials.iter().any(|c| c == name) {
+            return Ok(());
+        }
+        Err(ServiceError::field(
+            "/dataAddress/credentials",
+            format!("no source credentials `{name}` in the configuration ([[source_credentials]])"),
+        ))
+    }
+
+    /// The identity the catalog is served under.
+    pub fn identity(&self) -> &CatalogIdentity {
+        &self.identity
+    }
+
+    /// May `caller` see offers under this access policy? Unreadable policies hide the offer.
+    fn may_see(&self, caller: &VerifiedCaller, offer: &ResolvedOffer) -> bool {
+        match caap_policy::parse_policy(&offer.access_policy) {
+            Ok(policy) => {
+                let ctx = EvaluationContext::new(
+                    &caller.participant_id,
+                    caap_policy::Action::Use,
+                    self.clock.now(),
+                )
+                .with_claims(caller.claims.clone());
+                self.decider.decide(&policy, &ctx).permitted
+            }
+            Err(e) => {
+                tracing::warn!(offer = %offer.offer.id, error = %e, "access policy unreadable; offer hidden");
+                false
+            }
+        }
+    }
+
+    /// One page of the catalog as `caller` may see it.
+    pub async fn catalog(
+        &self,
+        caller: &VerifiedCaller,
+        request: &PageRequest,
+    ) -> Result<CatalogPage, CatalogFault> {
+        build::catalog_page(&self.store, &self.identity, request, |o| {
+            self.may_see(caller, o)
+        })
+        .await
+    }
+
+    /// One dataset as `caller` may see it.
+    pub async fn dataset(
+        &self,
+        caller: &VerifiedCaller,
+        id: &str,
+    ) -> Result<Dataset, CatalogFault> {
+        build::dataset_by_id(&self.store, &self.identity, id, |o| self.may_see(caller, o)).await
+    }
+}

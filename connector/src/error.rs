@@ -1,0 +1,79 @@
+//! `ServiceError`: why a service call failed, one variant per kind of answer (mapped to HTTP in one
+//! place, `http::errors`). It sits below every service so that services can use it without
+//! importing each other.
+
+use caap_catalog::{CatalogFault, FieldError};
+use serde_json::Value;
+
+use crate::store::StoreError;
+
+/// Why a service call failed; one variant per kind of answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input is malformed (syntax, types, unknown fields): 400.
+    #[error("{0}")]
+    BadRequest(String, Vec<FieldError>),
+    /// The input is well-formed but its values are wrong: 422.
+    #[error("{0}")]
+    Invalid(String, Vec<FieldError>),
+    /// No such thing: 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists already, changed meanwhile, or is in use: 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// Another connector failed or answered something unusable: 502.
+    #[error("{0}")]
+    Upstream(String),
+    /// Something broke on our side; the cause is logged, not shown: 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// One field error.
+    pub fn field(pointer: &str, message: impl Into<String>) -> Self {
+        let e = FieldError::new(pointer, message);
+        ServiceError::Invalid(e.to_string(), vec![e])
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => ServiceError::NotFound(e.to_string()),
+            StoreError::Conflict(_) | StoreError::InUse { .. } => {
+                ServiceError::Conflict(e.to_string())
+            }
+            StoreError::MissingRef { ref pointer, .. } => {
+                let fe = FieldError::new(pointer.clone(), e.to_string());
+                ServiceError::Invalid(e.to_string(), vec![fe])
+            }
+            StoreError::Db(_) | StoreError::Corrupt(..) => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<CatalogFault> for ServiceError {
+    fn from(e: CatalogFault) -> Self {
+        match e {
+            CatalogFault::BadRequest(m) => ServiceError::BadRequest(m, vec![]),
+            CatalogFault::NotFound(m) => ServiceError::NotFound(m),
+            CatalogFault::Store(m) => ServiceError::Internal(m),
+        }
+    }
+}
+
+/// Deserializes `body` into `T`, naming the path of the first field that does not fit.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, ServiceError> {
+    serde_path_to_error::deserialize::<_, T>(body).map_err(|e| {
+        let path = e.path().to_string();
+        let pointer = if path == "." {
+            String::new()
+        } else {
+            format!("/{}", path.replace('.', "/"))
+        };
+        let fe = FieldError::new(pointer, e.into_inner().to_string());
+        ServiceError::BadRequest(format!("the body does not fit: {fe}"), vec![fe])
+    })
+}
