@@ -215,57 +215,102 @@ impl<'de> Deserialize<'de> for LawfulBasis {
     }
 }
 
-/// Checks an ISO 8601 duration such as `P6M`, `P1Y6M`, `P30D` or `PT12H`: whole numbers, at least one
-/// component, longer than zero.
+/// Checks an ISO 8601 duration such as `P6M`, `P1Y6M`, `P30D` or `PT12H` (see [`IsoDuration`]); it must be
+/// longer than zero.
 pub fn check_duration(pointer: &str, value: &str, errors: &mut Vec<FieldError>) {
-    if !is_iso_duration(value) {
-        errors.push(FieldError::new(
+    match IsoDuration::parse(value) {
+        None => errors.push(FieldError::new(
             pointer,
             format!("`{value}` is not an ISO 8601 duration; write e.g. P6M, P1Y, P30D or PT12H"),
-        ));
-    } else if !value.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
-        errors.push(FieldError::new(pointer, "must be longer than zero"));
+        )),
+        Some(d) if d.is_zero() => errors.push(FieldError::new(pointer, "must be longer than zero")),
+        Some(_) => {}
     }
 }
 
-fn is_iso_duration(value: &str) -> bool {
-    let Some(rest) = value.strip_prefix('P') else {
-        return false;
-    };
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, Some(t)),
-        None => (rest, None),
-    };
-    // Each part is a sequence of <digits><designator>, designators in this order, each at most once.
-    fn part(text: &str, designators: &[char]) -> Option<usize> {
-        let mut next = 0;
-        let mut count = 0;
-        let mut digits = 0;
-        for c in text.chars() {
-            if c.is_ascii_digit() {
-                digits += 1;
-                if digits > 9 {
-                    return None;
-                }
-            } else {
-                let at = designators[next..].iter().position(|d| *d == c)? + next;
-                if digits == 0 {
-                    return None;
-                }
-                next = at + 1;
-                count += 1;
-                digits = 0;
+/// An ISO 8601 duration with whole-number components (`P1Y2M3W4DT5H6M7S`; at least one component, each at
+/// most once and in this order, at most 9 digits each). Calendar components stay calendar components:
+/// `P1M` is one month, not 30 days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IsoDuration {
+    /// Years.
+    pub years: u32,
+    /// Months.
+    pub months: u32,
+    /// Weeks.
+    pub weeks: u32,
+    /// Days.
+    pub days: u32,
+    /// Hours.
+    pub hours: u32,
+    /// Minutes.
+    pub minutes: u32,
+    /// Seconds.
+    pub seconds: u32,
+}
+
+impl IsoDuration {
+    /// Parses `value`; `None` when it is not a duration of this form.
+    pub fn parse(value: &str) -> Option<Self> {
+        let rest = value.strip_prefix('P')?;
+        let (date, time) = match rest.split_once('T') {
+            Some((d, t)) => (d, Some(t)),
+            None => (rest, None),
+        };
+        let mut d = IsoDuration::default();
+        let date_parts = components(
+            date,
+            &mut [
+                ('Y', &mut d.years),
+                ('M', &mut d.months),
+                ('W', &mut d.weeks),
+                ('D', &mut d.days),
+            ],
+        )?;
+        let time_parts = match time {
+            None => 0,
+            Some(t) => match components(
+                t,
+                &mut [
+                    ('H', &mut d.hours),
+                    ('M', &mut d.minutes),
+                    ('S', &mut d.seconds),
+                ],
+            )? {
+                0 => return None,
+                n => n,
+            },
+        };
+        (date_parts + time_parts > 0).then_some(d)
+    }
+
+    /// Whether every component is zero.
+    pub fn is_zero(&self) -> bool {
+        *self == IsoDuration::default()
+    }
+}
+
+/// Reads `<digits><designator>` pairs of `text` into `slots` (designators in the slots' order, each at most
+/// once); the number of components read, or `None` if `text` is not of that form.
+fn components(text: &str, slots: &mut [(char, &mut u32)]) -> Option<usize> {
+    let mut next = 0;
+    let mut count = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            if number.len() > 9 {
+                return None;
             }
+        } else {
+            let at = slots[next..].iter().position(|(d, _)| *d == c)? + next;
+            *slots[at].1 = number.parse().ok()?;
+            number.clear();
+            next = at + 1;
+            count += 1;
         }
-        (digits == 0).then_some(count)
     }
-    let Some(date_parts) = part(date, &['Y', 'M', 'W', 'D']) else {
-        return false;
-    };
-    match time {
-        None => date_parts > 0,
-        Some(t) => part(t, &['H', 'M', 'S']).is_some_and(|n| n > 0),
-    }
+    number.is_empty().then_some(count)
 }
 
 /// Where an asset's data lives and how the data plane reads it.
@@ -692,6 +737,25 @@ mod tests {
             check_duration("/r", value, &mut errors);
             assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
         }
+        assert_eq!(
+            IsoDuration::parse("P1Y2M3W4DT5H6M7S"),
+            Some(IsoDuration {
+                years: 1,
+                months: 2,
+                weeks: 3,
+                days: 4,
+                hours: 5,
+                minutes: 6,
+                seconds: 7
+            })
+        );
+        assert_eq!(
+            IsoDuration::parse("PT90M"),
+            Some(IsoDuration {
+                minutes: 90,
+                ..IsoDuration::default()
+            })
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub mod remote;
 pub mod samples;
 pub mod search;
 
-pub use asset::{Asset, DataAddress, LawfulBasis, PersonalData};
+pub use asset::{Asset, DataAddress, IsoDuration, LawfulBasis, PersonalData};
 pub use error::{CatalogFault, FieldError};
 pub use offer::Offer;
 
