@@ -6,10 +6,10 @@
 use caap_catalog::{IsoDuration, LawfulBasis, PersonalData};
 use chrono::{TimeZone, Utc};
 
-use super::normalize_purpose;
 use super::record::add_duration;
+use super::{normalize_purpose, undeclared_purpose};
 use crate::FieldError;
-use crate::dpv::{purpose_is_a, same_purpose};
+use crate::dpv::same_purpose;
 use crate::model::{
     Action, Constraint, Duty, LeftOperand, LogicalOperator, Operator, Policy, RightOperand,
 };
@@ -87,18 +87,8 @@ pub fn offer_purposes(
             ));
         }
         for (purpose, pointer) in named {
-            if !declaration
-                .purposes
-                .iter()
-                .any(|d| purpose_is_a(&purpose, d))
-            {
-                errors.push(FieldError::new(
-                    pointer,
-                    format!(
-                        "`{purpose}` is not among the dataset's purposes ({})",
-                        declaration.purposes.join(", ")
-                    ),
-                ));
+            if let Some(e) = undeclared_purpose(declaration, &purpose, pointer) {
+                errors.push(e);
             } else if !purposes.iter().any(|p| same_purpose(p, &purpose)) {
                 purposes.push(normalize_purpose(&purpose));
             }
@@ -133,19 +123,7 @@ impl DataAgreementTerms {
         recipient: &str,
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        if !declaration
-            .purposes
-            .iter()
-            .any(|d| purpose_is_a(purpose, d))
-        {
-            errors.push(FieldError::new(
-                "/purpose",
-                format!(
-                    "`{purpose}` is not among the dataset's purposes ({})",
-                    declaration.purposes.join(", ")
-                ),
-            ));
-        }
+        errors.extend(undeclared_purpose(declaration, purpose, "/purpose"));
         if recipient.trim().is_empty() {
             errors.push(FieldError::new("/recipient", "must not be empty"));
         }
@@ -234,16 +212,7 @@ impl DataAgreementTerms {
                 ));
                 continue;
             };
-            if !declaration
-                .purposes
-                .iter()
-                .any(|d| purpose_is_a(&purpose, d))
-            {
-                errors.push(FieldError::new(
-                    at("/constraint"),
-                    format!("`{purpose}` is not among the dataset's purposes"),
-                ));
-            }
+            errors.extend(undeclared_purpose(declaration, &purpose, at("/constraint")));
             let Some(recipient) = policy.effective_assignee(rule).map(str::to_owned) else {
                 errors.push(FieldError::new(at("/assignee"), "names no recipient"));
                 continue;

@@ -89,6 +89,28 @@ pub enum ConsentError {
     Signing(String),
 }
 
+/// The error at `pointer` when `purpose` is neither one of the dataset's declared purposes nor narrower than
+/// one.
+pub(crate) fn undeclared_purpose(
+    declaration: &caap_catalog::PersonalData,
+    purpose: &str,
+    pointer: impl Into<String>,
+) -> Option<FieldError> {
+    let declared = declaration
+        .purposes
+        .iter()
+        .any(|d| crate::dpv::purpose_is_a(purpose, d));
+    (!declared).then(|| {
+        FieldError::new(
+            pointer,
+            format!(
+                "`{purpose}` is not among the dataset's purposes ({})",
+                declaration.purposes.join(", ")
+            ),
+        )
+    })
+}
+
 /// A purpose in one spelling: `dpv:X` for any DPV namespace, anything else as it is.
 pub(crate) fn normalize_purpose(purpose: &str) -> String {
     match dpv_local(purpose) {

@@ -9,9 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::chain::{Revision, RevisionSigner, revision_payload, sha256_hex};
 use super::state::{ConsentState, ConsentStatus, IllegalTransition, transition};
 use super::subject::SubjectHash;
-use super::{ConsentError, GENESIS_HASH, normalize_purpose};
+use super::{ConsentError, GENESIS_HASH, normalize_purpose, undeclared_purpose};
 use crate::FieldError;
-use crate::dpv::purpose_is_a;
 
 /// `dct:conformsTo` of a consent record.
 pub const RECORD_CONFORMS_TO: &str = "https://w3id.org/dpv/schema/dpv-27560#record";
@@ -89,19 +88,7 @@ impl Processing {
                 ),
             ));
         }
-        if !declaration
-            .purposes
-            .iter()
-            .any(|p| purpose_is_a(purpose, p))
-        {
-            errors.push(FieldError::new(
-                "/purpose",
-                format!(
-                    "`{purpose}` is not among the dataset's purposes ({})",
-                    declaration.purposes.join(", ")
-                ),
-            ));
-        }
+        errors.extend(undeclared_purpose(declaration, purpose, "/purpose"));
         let missing = |field: &str| {
             FieldError::new(
                 format!("/personalData/{field}"),
@@ -432,6 +419,7 @@ impl ConsentRecord {
         let jws = signer
             .sign(payload.as_bytes())
             .map_err(ConsentError::signing)?;
+        let at = self.revisions.len();
         self.revisions.push(Revision {
             seq,
             prev_hash,
@@ -439,10 +427,7 @@ impl ConsentRecord {
             hash,
             jws,
         });
-        // Just pushed.
-        self.revisions
-            .last()
-            .ok_or(ConsentError::Signing(String::new()))
+        Ok(&self.revisions[at])
     }
 }
 
