@@ -1,6 +1,6 @@
 //! Consent records per ISO/IEC TS 27560, in DPV terms: the terms (header and processing), fixed for the
 //! life of a record, and an append-only history of status events, each a signed, hash-chained
-//! [`Revision`](super::Revision).
+//! [`Revision`].
 
 use caap_catalog::{IsoDuration, PersonalData};
 use chrono::{DateTime, Months, NaiveDate, TimeDelta, Utc};
