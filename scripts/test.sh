@@ -34,7 +34,7 @@ step "Formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
 step "Architecture: domain crates know neither actix-web nor sea-orm"
-for crate in caap-catalog caap-contracts caap-policy caap-identity; do
+for crate in caap-canonical caap-catalog caap-contracts caap-policy caap-identity; do
   for banned in actix-web sea-orm sqlx reqwest tokio; do
     # `-e normal` leaves dev-dependencies out (ssi, a test-only interop check, brings tokio); `cargo tree -i`
     # exits 0 with no output when the crate is in the workspace graph only through them.

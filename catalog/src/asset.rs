@@ -49,6 +49,10 @@ pub struct Asset {
 }
 
 /// A declaration that an asset's records are personal data (OASC MIM4, ISO/IEC TS 27560 terms).
+///
+/// The fields after `purposes` came later; a declaration without them still reads, as a consent-based
+/// one with no retention, jurisdiction or storage location declared (consent is the default because it
+/// is the basis that releases the fewest records: only those of citizens who gave it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PersonalData {
@@ -58,6 +62,255 @@ pub struct PersonalData {
     pub categories: Vec<String>,
     /// DPV purposes this data may serve at most, e.g. `dpv:ServiceProvision`.
     pub purposes: Vec<String>,
+    /// The lawful basis of sharing the data (GDPR Art. 6(1), in DPV terms); `dpv:Consent` when absent.
+    #[serde(default, skip_serializing_if = "LawfulBasis::is_consent")]
+    pub lawful_basis: LawfulBasis,
+    /// How long a recipient may keep the records, an ISO 8601 duration (`dpv:StorageDuration`), e.g. `P6M`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+    /// The jurisdiction the processing falls under (`dpv:hasJurisdiction`), e.g. `loc:SE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
+    /// Where the records are stored (`dpv:StorageLocation`), e.g. `loc:SE` or `loc:EU`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_locations: Vec<String>,
+}
+
+impl PersonalData {
+    /// Whether records flow per citizen's consent (and citizens can grant and withdraw it). Data on another
+    /// basis is still shown to citizens, for transparency, without grant or withdraw.
+    pub fn is_consent_based(&self) -> bool {
+        self.lawful_basis.is_consent()
+    }
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check_text(
+            "/personalData/subjectField",
+            &self.subject_field,
+            200,
+            errors,
+        );
+        if self.purposes.is_empty() {
+            errors.push(FieldError::new(
+                "/personalData/purposes",
+                "name at least one DPV purpose the data may serve, e.g. dpv:ServiceProvision",
+            ));
+        }
+        for (i, p) in self.purposes.iter().enumerate() {
+            check_text(&format!("/personalData/purposes/{i}"), p, 300, errors);
+        }
+        for (i, c) in self.categories.iter().enumerate() {
+            check_text(&format!("/personalData/categories/{i}"), c, 300, errors);
+        }
+        if let Some(retention) = &self.retention {
+            check_duration("/personalData/retention", retention, errors);
+        }
+        if let Some(jurisdiction) = &self.jurisdiction {
+            check_text("/personalData/jurisdiction", jurisdiction, 100, errors);
+        }
+        if self.storage_locations.len() > 50 {
+            errors.push(FieldError::new(
+                "/personalData/storageLocations",
+                "at most 50 storage locations",
+            ));
+        }
+        for (i, l) in self.storage_locations.iter().enumerate() {
+            check_text(
+                &format!("/personalData/storageLocations/{i}"),
+                l,
+                300,
+                errors,
+            );
+        }
+    }
+}
+
+/// The lawful basis for sharing personal data (GDPR Art. 6(1)), written as its DPV term.
+///
+/// Read from the DPV term (`dpv:Consent`), its full IRI (`https://w3id.org/dpv#Consent`) or the GDPR
+/// article (`eu-gdpr:A6-1-a`); always written as the `dpv:` term.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LawfulBasis {
+    /// `dpv:Consent` (Art. 6(1)(a)): only the records of citizens who consented flow.
+    #[default]
+    Consent,
+    /// `dpv:Contract` (Art. 6(1)(b)).
+    Contract,
+    /// `dpv:LegalObligation` (Art. 6(1)(c)).
+    LegalObligation,
+    /// `dpv:PublicInterest` (Art. 6(1)(e), a task in the public interest: a city's public task).
+    PublicTask,
+}
+
+impl LawfulBasis {
+    /// Every basis, in GDPR article order.
+    pub const ALL: [LawfulBasis; 4] = [
+        LawfulBasis::Consent,
+        LawfulBasis::Contract,
+        LawfulBasis::LegalObligation,
+        LawfulBasis::PublicTask,
+    ];
+
+    /// The DPV term, e.g. `dpv:Consent`.
+    pub fn dpv_term(self) -> &'static str {
+        match self {
+            LawfulBasis::Consent => "dpv:Consent",
+            LawfulBasis::Contract => "dpv:Contract",
+            LawfulBasis::LegalObligation => "dpv:LegalObligation",
+            LawfulBasis::PublicTask => "dpv:PublicInterest",
+        }
+    }
+
+    /// The GDPR article, e.g. `eu-gdpr:A6-1-a`.
+    pub fn gdpr_article(self) -> &'static str {
+        match self {
+            LawfulBasis::Consent => "eu-gdpr:A6-1-a",
+            LawfulBasis::Contract => "eu-gdpr:A6-1-b",
+            LawfulBasis::LegalObligation => "eu-gdpr:A6-1-c",
+            LawfulBasis::PublicTask => "eu-gdpr:A6-1-e",
+        }
+    }
+
+    /// Reads a DPV term, DPV IRI or GDPR article; `None` for anything else.
+    pub fn from_term(term: &str) -> Option<Self> {
+        let local = ["dpv:", "https://w3id.org/dpv#", "https://w3id.org/dpv/owl#"]
+            .iter()
+            .find_map(|ns| term.strip_prefix(ns));
+        let article = ["eu-gdpr:", "https://w3id.org/dpv/legal/eu/gdpr#"]
+            .iter()
+            .find_map(|ns| term.strip_prefix(ns));
+        Self::ALL.into_iter().find(|basis| {
+            local.is_some_and(|l| Some(l) == basis.dpv_term().strip_prefix("dpv:"))
+                || article.is_some_and(|a| Some(a) == basis.gdpr_article().strip_prefix("eu-gdpr:"))
+        })
+    }
+
+    /// The default.
+    pub fn is_consent(&self) -> bool {
+        *self == LawfulBasis::Consent
+    }
+}
+
+impl std::fmt::Display for LawfulBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dpv_term())
+    }
+}
+
+impl Serialize for LawfulBasis {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.dpv_term())
+    }
+}
+
+impl<'de> Deserialize<'de> for LawfulBasis {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let term = String::deserialize(deserializer)?;
+        LawfulBasis::from_term(&term).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown lawful basis `{term}`; use dpv:Consent, dpv:Contract, dpv:LegalObligation or \
+                 dpv:PublicInterest (a public task)"
+            ))
+        })
+    }
+}
+
+/// Checks an ISO 8601 duration such as `P6M`, `P1Y6M`, `P30D` or `PT12H` (see [`IsoDuration`]); it must be
+/// longer than zero.
+pub fn check_duration(pointer: &str, value: &str, errors: &mut Vec<FieldError>) {
+    match IsoDuration::parse(value) {
+        None => errors.push(FieldError::new(
+            pointer,
+            format!("`{value}` is not an ISO 8601 duration; write e.g. P6M, P1Y, P30D or PT12H"),
+        )),
+        Some(d) if d.is_zero() => errors.push(FieldError::new(pointer, "must be longer than zero")),
+        Some(_) => {}
+    }
+}
+
+/// An ISO 8601 duration with whole-number components (`P1Y2M3W4DT5H6M7S`; at least one component, each at
+/// most once and in this order, at most 9 digits each). Calendar components stay calendar components:
+/// `P1M` is one month, not 30 days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IsoDuration {
+    /// Years.
+    pub years: u32,
+    /// Months.
+    pub months: u32,
+    /// Weeks.
+    pub weeks: u32,
+    /// Days.
+    pub days: u32,
+    /// Hours.
+    pub hours: u32,
+    /// Minutes.
+    pub minutes: u32,
+    /// Seconds.
+    pub seconds: u32,
+}
+
+impl IsoDuration {
+    /// Parses `value`; `None` when it is not a duration of this form.
+    pub fn parse(value: &str) -> Option<Self> {
+        let rest = value.strip_prefix('P')?;
+        let (date, time) = match rest.split_once('T') {
+            Some((d, t)) => (d, Some(t)),
+            None => (rest, None),
+        };
+        let mut d = IsoDuration::default();
+        let date_parts = components(
+            date,
+            &mut [
+                ('Y', &mut d.years),
+                ('M', &mut d.months),
+                ('W', &mut d.weeks),
+                ('D', &mut d.days),
+            ],
+        )?;
+        let time_parts = match time {
+            None => 0,
+            Some(t) => match components(
+                t,
+                &mut [
+                    ('H', &mut d.hours),
+                    ('M', &mut d.minutes),
+                    ('S', &mut d.seconds),
+                ],
+            )? {
+                0 => return None,
+                n => n,
+            },
+        };
+        (date_parts + time_parts > 0).then_some(d)
+    }
+
+    /// Whether every component is zero.
+    pub fn is_zero(&self) -> bool {
+        *self == IsoDuration::default()
+    }
+}
+
+/// Reads `<digits><designator>` pairs of `text` into `slots` (designators in the slots' order, each at most
+/// once); the number of components read, or `None` if `text` is not of that form.
+fn components(text: &str, slots: &mut [(char, &mut u32)]) -> Option<usize> {
+    let mut next = 0;
+    let mut count = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            if number.len() > 9 {
+                return None;
+            }
+        } else {
+            let at = slots[next..].iter().position(|(d, _)| *d == c)? + next;
+            *slots[at].1 = number.parse().ok()?;
+            number.clear();
+            next = at + 1;
+            count += 1;
+        }
+    }
+    number.is_empty().then_some(count)
 }
 
 /// Where an asset's data lives and how the data plane reads it.
@@ -247,29 +500,7 @@ impl Asset {
             check_http_url("/dataModelSchema", schema, &mut errors);
         }
         if let Some(pd) = &self.personal_data {
-            check_text(
-                "/personalData/subjectField",
-                &pd.subject_field,
-                200,
-                &mut errors,
-            );
-            if pd.purposes.is_empty() {
-                errors.push(FieldError::new(
-                    "/personalData/purposes",
-                    "name at least one DPV purpose the data may serve, e.g. dpv:ServiceProvision",
-                ));
-            }
-            for (i, p) in pd.purposes.iter().enumerate() {
-                check_text(&format!("/personalData/purposes/{i}"), p, 300, &mut errors);
-            }
-            for (i, c) in pd.categories.iter().enumerate() {
-                check_text(
-                    &format!("/personalData/categories/{i}"),
-                    c,
-                    300,
-                    &mut errors,
-                );
-            }
+            pd.validate(&mut errors);
         }
         self.data_address.validate(&mut errors);
         errors
@@ -404,6 +635,156 @@ mod tests {
             media_type: None,
         };
         assert_eq!(a.validate()[0].pointer, "/dataAddress/path");
+    }
+
+    fn personal() -> PersonalData {
+        serde_json::from_value(serde_json::json!({
+            "subjectField": "refCitizen",
+            "categories": ["pd:Location"],
+            "purposes": ["dpv:ServiceProvision"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_declaration_from_before_the_new_fields_reads_as_consent_based_and_writes_back_unchanged() {
+        let old = serde_json::json!({"subjectField": "refCitizen", "categories": ["pd:Location"],
+            "purposes": ["dpv:ServiceProvision"]});
+        let pd: PersonalData = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(pd.lawful_basis, LawfulBasis::Consent);
+        assert!(pd.is_consent_based());
+        assert_eq!(
+            (pd.retention.as_deref(), pd.jurisdiction.as_deref()),
+            (None, None)
+        );
+        assert!(pd.storage_locations.is_empty());
+        assert_eq!(serde_json::to_value(&pd).unwrap(), old);
+    }
+
+    #[test]
+    fn the_new_fields_read_and_write_in_dpv_terms() {
+        let pd: PersonalData = serde_json::from_value(serde_json::json!({
+            "subjectField": "refCitizen", "categories": ["pd:Location"],
+            "purposes": ["dpv:ServiceProvision"], "lawfulBasis": "eu-gdpr:A6-1-e",
+            "retention": "P6M", "jurisdiction": "loc:SE", "storageLocations": ["loc:SE", "loc:EU"]
+        }))
+        .unwrap();
+        assert_eq!(pd.lawful_basis, LawfulBasis::PublicTask);
+        assert!(!pd.is_consent_based());
+        let json = serde_json::to_value(&pd).unwrap();
+        assert_eq!(json["lawfulBasis"], "dpv:PublicInterest");
+        assert_eq!(json["storageLocations"][1], "loc:EU");
+        let bad = serde_json::from_value::<PersonalData>(serde_json::json!({
+            "subjectField": "s", "categories": [], "purposes": ["dpv:X"],
+            "lawfulBasis": "dpv:Vibes"}))
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("unknown lawful basis `dpv:Vibes`"), "{bad}");
+    }
+
+    #[test]
+    fn lawful_bases_read_from_every_spelling() {
+        let table = [
+            ("dpv:Consent", Some(LawfulBasis::Consent)),
+            ("https://w3id.org/dpv#Contract", Some(LawfulBasis::Contract)),
+            ("eu-gdpr:A6-1-c", Some(LawfulBasis::LegalObligation)),
+            ("dpv:PublicInterest", Some(LawfulBasis::PublicTask)),
+            (
+                "https://w3id.org/dpv/legal/eu/gdpr#A6-1-a",
+                Some(LawfulBasis::Consent),
+            ),
+            ("dpv:LegitimateInterest", None),
+            ("Consent", None),
+            ("eu-gdpr:A6-1-f", None),
+        ];
+        for (term, expected) in table {
+            assert_eq!(LawfulBasis::from_term(term), expected, "{term}");
+        }
+        for basis in LawfulBasis::ALL {
+            assert_eq!(LawfulBasis::from_term(basis.dpv_term()), Some(basis));
+            assert_eq!(LawfulBasis::from_term(basis.gdpr_article()), Some(basis));
+        }
+    }
+
+    #[test]
+    fn retention_is_an_iso_8601_duration() {
+        let table = [
+            ("P6M", true),
+            ("P1Y6M", true),
+            ("P30D", true),
+            ("P2W", true),
+            ("PT12H", true),
+            ("P1DT1H30M", true),
+            ("P1Y2M3W4DT5H6M7S", true),
+            ("P", false),
+            ("PT", false),
+            ("P1DT", false),
+            ("6M", false),
+            ("P6", false),
+            ("PM", false),
+            ("P1M1Y", false),
+            ("P1Y1Y", false),
+            ("P1.5Y", false),
+            ("P-1D", false),
+            ("p6m", false),
+            ("P1H", false),
+            ("PT1D", false),
+            ("P0D", false),
+            ("P9999999999D", false),
+        ];
+        for (value, ok) in table {
+            let mut errors = Vec::new();
+            check_duration("/r", value, &mut errors);
+            assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
+        }
+        assert_eq!(
+            IsoDuration::parse("P1Y2M3W4DT5H6M7S"),
+            Some(IsoDuration {
+                years: 1,
+                months: 2,
+                weeks: 3,
+                days: 4,
+                hours: 5,
+                minutes: 6,
+                seconds: 7
+            })
+        );
+        assert_eq!(
+            IsoDuration::parse("PT90M"),
+            Some(IsoDuration {
+                minutes: 90,
+                ..IsoDuration::default()
+            })
+        );
+    }
+
+    #[test]
+    fn each_bad_personal_data_field_is_named() {
+        let mut a = asset();
+        let mut pd = personal();
+        pd.purposes.clear();
+        pd.retention = Some("six months".into());
+        pd.jurisdiction = Some(" ".into());
+        pd.storage_locations = vec!["loc:SE".into(), "\n".into()];
+        a.personal_data = Some(pd);
+        let pointers: Vec<_> = a.validate().into_iter().map(|e| e.pointer).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/personalData/purposes",
+                "/personalData/retention",
+                "/personalData/jurisdiction",
+                "/personalData/storageLocations/1"
+            ]
+        );
+        let mut a = asset();
+        a.personal_data = Some(PersonalData {
+            retention: Some("P6M".into()),
+            jurisdiction: Some("loc:SE".into()),
+            storage_locations: vec!["loc:SE".into()],
+            ..personal()
+        });
+        assert_eq!(a.validate(), vec![]);
     }
 
     #[test]

@@ -27,11 +27,11 @@ pub mod remote;
 pub mod samples;
 pub mod search;
 
-pub use asset::{Asset, DataAddress, PersonalData};
+pub use asset::{Asset, DataAddress, IsoDuration, LawfulBasis, PersonalData};
 pub use error::{CatalogFault, FieldError};
 pub use offer::Offer;
 
 /// The DSP 2025-1 JSON-LD context and `[that context]`, defined in `caap-policy`.
-pub use caap_policy::dsp::{DSP_CONTEXT, dsp_context};
+pub use caap_canonical::dsp::{DSP_CONTEXT, dsp_context};
 /// The DSP version this build speaks.
 pub const DSP_VERSION: &str = "2025-1";

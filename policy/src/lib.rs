@@ -14,10 +14,14 @@
 //! [`evaluate_documents`] runs a policy, a request and a state of the world given as JSON-LD
 //! or Turtle documents and returns a [`ComplianceReport`] in the FORCE compliance-report
 //! vocabulary (what `caap policy evaluate` prints).
+//!
+//! Consent (OASC MIM4): [`consent`] holds citizens' consent records (ISO/IEC TS 27560 in DPV terms,
+//! hash-chained and signed), pseudonymous subjects, and the per-record decision the data plane takes
+//! with them; consent state comes in as a parameter like everything else.
 
+pub mod consent;
 pub mod decision;
 mod dpv;
-pub mod dsp;
 pub mod evaluate;
 mod explain;
 pub mod model;
