@@ -51,7 +51,7 @@ python3 scripts/check_structure.py
 step "Lints (cargo clippy --workspace --all-targets -D warnings)"
 cargo clippy --workspace --all-targets -q -- -D warnings
 
-step "The server build: no simulator, no demo (caap-connector --no-default-features, docs/adr/0005)"
+step "The server build: no simulator, no demo (caap-connector --no-default-features, docs/adr/0006)"
 cargo clippy -p caap-connector --no-default-features --lib --bins -q -- -D warnings
 
 step "Starting a throwaway PostgreSQL for the store suite"
