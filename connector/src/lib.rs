@@ -23,6 +23,7 @@ pub mod http;
 pub mod init;
 pub mod ledger;
 pub mod negotiation;
+pub mod process;
 pub mod processor;
 pub mod server;
 pub mod service;

@@ -21,11 +21,11 @@ pub trait Kind {
     /// What a process of this kind is called in messages to people (`"negotiation"`, `"transfer"`).
     const NOUN: &'static str;
     /// Its protocol states.
-    type State: Copy + Eq + fmt::Display + fmt::Debug;
+    type State: Copy + Eq + fmt::Display + fmt::Debug + Send + Sync;
     /// The messages of the state machine.
-    type Event: Copy + Eq + fmt::Debug;
+    type Event: Copy + Eq + fmt::Debug + Send + Sync;
     /// What this side may owe the counterparty.
-    type Step: Copy + Eq + fmt::Debug;
+    type Step: Copy + Eq + fmt::Debug + Send + Sync;
     /// The state the process enters when `sender` sends `event` from `from`, or why it may not (the reason
     /// of the protocol's error body).
     fn transition(
@@ -43,6 +43,8 @@ pub trait Kind {
     fn step_event(step: Self::Step, from: Option<Self::State>) -> Option<Self::Event>;
     /// The step that sends a termination.
     const TERMINATE: Self::Step;
+    /// A step's stored and displayed name.
+    fn step_name(step: Self::Step) -> &'static str;
     /// How a message is named in the history and in [`Process::last_inbound`].
     fn label(event: Self::Event) -> String;
     /// Whether a message repeated after it took effect is acknowledged again without change (a counter-offer
@@ -110,6 +112,8 @@ pub trait Process {
     fn step_done(&mut self, step: <Self::Kind as Kind>::Step);
     /// What a received message carries goes into the documents (an offer, an agreement, a reason).
     fn absorb(&mut self, message: &Self::Inbound, sender: Role);
+    /// The termination (or suspension) this side is about to send, if any.
+    fn outgoing(&self) -> Option<&Termination>;
     /// Sets the termination (or suspension) this side is about to send.
     fn set_outgoing(&mut self, outgoing: Option<Termination>);
     /// Sets how the process ended (or why it is suspended).
@@ -575,6 +579,9 @@ mod tests {
                     reason: m.reason_text(),
                 });
             }
+        }
+        fn outgoing(&self) -> Option<&Termination> {
+            self.outgoing.as_ref()
         }
         fn set_outgoing(&mut self, outgoing: Option<Termination>) {
             self.outgoing = outgoing;

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::inbound::terminate_with;
-use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Step};
-use super::{NegotiationView, new_pid};
+use caap_contracts::process::Process;
+
+use super::NegotiationView;
+use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
 use crate::federation;
 use crate::service::{Connector, ServiceError, decode};
 
@@ -162,31 +164,24 @@ impl Connector {
             )
         })?;
         let now = self.clock.now();
-        let id = new_pid();
-        let mut n = Negotiation {
-            id: id.clone(),
-            role: Role::Consumer,
-            provider_pid: None,
-            consumer_pid: Some(id),
-            counterparty_id: provider_id,
-            counterparty_address: base,
-            state: None,
-            offer_id,
-            dataset_id,
-            body: NegotiationBody {
-                offer,
-                manual: start.manual,
-                ..NegotiationBody::default()
-            },
-            pending: None,
-            awaiting: None,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
+        let peer = Peer {
+            id: provider_id,
+            address: base,
+            pid: None,
         };
+        let body = NegotiationBody {
+            offer,
+            manual: start.manual,
+            ..NegotiationBody::default()
+        };
+        let mut n = Negotiation::new(
+            Role::Consumer,
+            peer,
+            None,
+            (offer_id, dataset_id),
+            body,
+            now,
+        );
         n.owe(Step::Request, now);
         n.body.log(
             now,

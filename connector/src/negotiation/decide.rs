@@ -30,29 +30,6 @@ pub enum Verdict {
     },
 }
 
-/// The rules of a policy, for comparing what was offered with what is asked: no ids, no parties, no target.
-pub fn terms_of(policy: &Policy) -> Value {
-    let mut v = policy.to_dsp_offer_json("x");
-    if let Value::Object(m) = &mut v {
-        for key in [
-            "@id", "@type", "target", "assigner", "assignee", "profile", "uid",
-        ] {
-            m.remove(key);
-        }
-        for list in ["permission", "prohibition", "obligation"] {
-            if let Some(Value::Array(rules)) = m.get_mut(list) {
-                for rule in rules {
-                    if let Value::Object(r) = rule {
-                        r.remove("@id");
-                        r.remove("target");
-                    }
-                }
-            }
-        }
-    }
-    v
-}
-
 /// Parses an offer or agreement from the wire, naming the problem readably.
 pub fn parse(what: &str, value: &Value) -> Result<Policy, String> {
     parse_policy(value)
@@ -165,7 +142,7 @@ impl Connector {
             Ok(p) => p,
             Err(reason) => return terminate("offer-invalid", reason),
         };
-        if terms_of(&asked) != terms_of(&policy) {
+        if !asked.same_terms(&policy) {
             return terminate(
                 "terms-differ",
                 format!(
@@ -274,7 +251,7 @@ impl Connector {
         }
         let got = parse("agreement", agreement)?;
         let want = parse("offer", offered)?;
-        if terms_of(&got) != terms_of(&want) {
+        if !got.same_terms(&want) {
             return Err(format!(
                 "the agreement grants other terms than offered: agreed {}, offered {}",
                 got.describe(),

@@ -1,172 +1,18 @@
 //! A contract negotiation as caap keeps it: protocol state, what this side owes next, and why it is stuck if it is.
+//! The protocol rules are [`caap_contracts::process::apply`]; this is the negotiation's own part: its documents,
+//! how a message received changes them, and its ledger entry.
 
 use caap_contracts::Role;
+use caap_contracts::ledger::{EntryKind, NewEntry};
 use caap_contracts::negotiation::messages::AgreementSignature;
+pub use caap_contracts::negotiation::process::Step;
+use caap_contracts::negotiation::process::{ContractNegotiation, Inbound};
 use caap_contracts::negotiation::state::{NegotiationEvent, NegotiationState};
+use caap_contracts::process::Process;
+pub use caap_contracts::process::{Actor, Awaiting, HistoryItem, MAX_HISTORY, Termination};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-/// The outbound message this side owes the counterparty. A negotiation with a step is picked up by the
-/// processor; the step's transition is entered when the counterparty acknowledges the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    /// Consumer: the initial contract request.
-    Request,
-    /// Consumer: a counter-offer (a contract request within the negotiation).
-    CounterOffer,
-    /// Provider: an offer (initial or within the negotiation).
-    Offer,
-    /// Consumer: ACCEPTED.
-    Accept,
-    /// Provider: the signed agreement.
-    Agree,
-    /// Consumer: the agreement verification.
-    Verify,
-    /// Provider: FINALIZED.
-    Finalize,
-    /// Either: termination (code and reason in [`NegotiationBody::outgoing_termination`]).
-    Terminate,
-}
-
-impl Step {
-    /// Every step.
-    pub const ALL: [Step; 8] = [
-        Step::Request,
-        Step::CounterOffer,
-        Step::Offer,
-        Step::Accept,
-        Step::Agree,
-        Step::Verify,
-        Step::Finalize,
-        Step::Terminate,
-    ];
-
-    /// The stored and displayed name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Step::Request => "request",
-            Step::CounterOffer => "counter-offer",
-            Step::Offer => "offer",
-            Step::Accept => "accept",
-            Step::Agree => "agree",
-            Step::Verify => "verify",
-            Step::Finalize => "finalize",
-            Step::Terminate => "terminate",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(s: &str) -> Option<Step> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    /// The side that may take this step (`None`: either).
-    pub const fn role(self) -> Option<Role> {
-        match self {
-            Step::Request | Step::CounterOffer | Step::Accept | Step::Verify => {
-                Some(Role::Consumer)
-            }
-            Step::Offer | Step::Agree | Step::Finalize => Some(Role::Provider),
-            Step::Terminate => None,
-        }
-    }
-
-    /// The state-machine event of this step, given the state it is sent from.
-    pub const fn event(self, from: Option<NegotiationState>) -> NegotiationEvent {
-        match self {
-            Step::Request => NegotiationEvent::Request {
-                counter_offer: false,
-            },
-            Step::CounterOffer => NegotiationEvent::Request {
-                counter_offer: true,
-            },
-            Step::Offer => NegotiationEvent::Offer {
-                counter: from.is_some(),
-            },
-            Step::Accept => NegotiationEvent::Accepted,
-            Step::Agree => NegotiationEvent::Agreement,
-            Step::Verify => NegotiationEvent::Verification,
-            Step::Finalize => NegotiationEvent::Finalized,
-            Step::Terminate => NegotiationEvent::Termination,
-        }
-    }
-}
-
-/// Why a negotiation is parked until someone outside the protocol decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Awaiting {
-    /// Provider: the offer needs a human approval (`approve` / `reject`).
-    Approval,
-    /// The negotiation is driven by hand (`manual`), or caap could not decide alone: any step the protocol
-    /// allows may be taken through the management API.
-    Decision,
-}
-
-impl Awaiting {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Awaiting::Approval => "approval",
-            Awaiting::Decision => "decision",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(s: &str) -> Option<Awaiting> {
-        [Awaiting::Approval, Awaiting::Decision]
-            .into_iter()
-            .find(|x| x.as_str() == s)
-    }
-}
-
-/// Who caused something in a negotiation's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Actor {
-    /// The consumer's message.
-    Consumer,
-    /// The provider's message.
-    Provider,
-    /// This connector, on its own (gave up retrying, a management action).
-    Local,
-}
-
-impl From<Role> for Actor {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Consumer => Actor::Consumer,
-            Role::Provider => Actor::Provider,
-        }
-    }
-}
-
-/// One line of a negotiation's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryItem {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who.
-    pub by: Actor,
-    /// What (e.g. `ContractRequestMessage (initial) -> REQUESTED`).
-    pub what: String,
-}
-
-/// How a negotiation was terminated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Termination {
-    /// Who terminated it.
-    pub by: Actor,
-    /// The code, if one was given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// The reason, readable.
-    pub reason: String,
-}
+use serde_json::{Value, json};
 
 /// The negotiation's documents and history (stored as one JSON column).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -197,20 +43,10 @@ pub struct NegotiationBody {
     pub history: Vec<HistoryItem>,
 }
 
-/// Most history lines kept per negotiation (a guard against a counterparty that loops).
-pub const MAX_HISTORY: usize = 200;
-
 impl NegotiationBody {
     /// Adds a history line, dropping the oldest past [`MAX_HISTORY`].
     pub fn log(&mut self, at: DateTime<Utc>, by: Actor, what: impl Into<String>) {
-        if self.history.len() >= MAX_HISTORY {
-            self.history.remove(0);
-        }
-        self.history.push(HistoryItem {
-            at,
-            by,
-            what: what.into(),
-        });
+        caap_contracts::process::log(&mut self.history, at, by, what.into());
     }
 }
 
@@ -255,41 +91,125 @@ pub struct Negotiation {
     pub version: i64,
 }
 
+/// The other side of a new process: who, where, and its pid if it is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    /// Its participant id.
+    pub id: String,
+    /// Its DSP base or callback address.
+    pub address: String,
+    /// Its pid, when it started the process.
+    pub pid: Option<String>,
+}
+
 impl Negotiation {
-    /// Our pid and the counterparty's, as (provider, consumer), with "" for one not known yet.
-    pub fn pids(&self) -> (String, String) {
-        (
-            self.provider_pid.clone().unwrap_or_default(),
-            self.consumer_pid.clone().unwrap_or_default(),
-        )
+    /// A new negotiation with a fresh pid for this side, in `state`, owing nothing yet.
+    pub fn new(
+        role: Role,
+        peer: Peer,
+        state: Option<NegotiationState>,
+        (offer_id, dataset_id): (String, String),
+        body: NegotiationBody,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let id = crate::process::new_pid();
+        let (provider_pid, consumer_pid) = match role {
+            Role::Provider => (Some(id.clone()), peer.pid),
+            Role::Consumer => (peer.pid, Some(id.clone())),
+        };
+        Negotiation {
+            id,
+            role,
+            provider_pid,
+            consumer_pid,
+            counterparty_id: peer.id,
+            counterparty_address: peer.address,
+            state,
+            offer_id,
+            dataset_id,
+            body,
+            pending: None,
+            awaiting: None,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        }
+    }
+}
+
+crate::process::process_accessors!(Negotiation);
+
+impl Process for Negotiation {
+    type Kind = ContractNegotiation;
+    type Inbound = Inbound;
+
+    crate::process::process_fields!();
+
+    fn step_done(&mut self, step: Step) {
+        if step == Step::Terminate {
+            self.body.termination = self.body.outgoing_termination.take();
+        }
     }
 
-    /// The counterparty's role.
-    pub fn counterparty_role(&self) -> Role {
-        self.role.counterparty()
+    fn absorb(&mut self, message: &Inbound, sender: Role) {
+        match message {
+            Inbound::Request(m) => self.body.offer = m.offer.clone(),
+            Inbound::Offer(m) => self.body.offer = m.offer.clone(),
+            Inbound::Agreement(m) => {
+                self.body.agreement = Some(m.agreement.clone());
+                self.body.signature = m.signature.clone();
+            }
+            Inbound::Termination(m) => {
+                self.body.termination = Some(Termination {
+                    by: sender.into(),
+                    code: m.code.clone(),
+                    reason: m.reason_text(),
+                });
+            }
+            Inbound::Verification(_) | Inbound::Event(_) => {}
+        }
     }
 
-    /// Sets the step to send now (clearing failures and any parking).
-    pub fn owe(&mut self, step: Step, now: DateTime<Utc>) {
-        self.pending = Some(step);
-        self.awaiting = None;
-        self.attempts = 0;
-        self.last_error = None;
-        self.next_attempt_at = Some(now);
+    fn outgoing(&self) -> Option<&Termination> {
+        self.body.outgoing_termination.as_ref()
     }
 
-    /// Parks the negotiation until a decision.
-    pub fn park(&mut self, why: Awaiting) {
-        self.pending = None;
-        self.awaiting = Some(why);
-        self.next_attempt_at = None;
+    fn set_outgoing(&mut self, outgoing: Option<Termination>) {
+        self.body.outgoing_termination = outgoing;
     }
 
-    /// Nothing to send, nothing to wait for on our side.
-    pub fn idle(&mut self) {
-        self.pending = None;
-        self.awaiting = None;
-        self.attempts = 0;
-        self.next_attempt_at = None;
+    fn set_ended(&mut self, ended: Option<Termination>) {
+        self.body.termination = ended;
+    }
+
+    fn entry(
+        &self,
+        at: DateTime<Utc>,
+        from: Option<NegotiationState>,
+        event: NegotiationEvent,
+        by: Actor,
+    ) -> NewEntry {
+        let (provider_pid, consumer_pid) = self.pids();
+        NewEntry {
+            at,
+            kind: EntryKind::NegotiationState,
+            subject: self.id.clone(),
+            payload: json!({
+                "role": self.role.as_str(),
+                "providerPid": provider_pid,
+                "consumerPid": consumer_pid,
+                "counterparty": self.counterparty_id,
+                "datasetId": self.dataset_id,
+                "offerId": self.offer_id,
+                "from": from.map(NegotiationState::as_str),
+                "to": self.state.map(NegotiationState::as_str),
+                "message": event.to_string(),
+                "by": by,
+                "termination": self.body.termination,
+            }),
+        }
     }
 }

@@ -304,6 +304,8 @@ async fn federated_cache_replaces_per_source() {
 }
 
 fn sample_negotiation(id: &str) -> crate::negotiation::Negotiation {
+    use caap_contracts::process::Process;
+
     use crate::negotiation::{Negotiation, NegotiationBody, Step};
     let now = crate::clock::Clock::now(&SystemClock);
     let mut n = Negotiation {
@@ -344,6 +346,8 @@ fn entry(subject: &str) -> caap_contracts::ledger::NewEntry {
 
 #[tokio::test]
 async fn due_negotiations_are_claimed_once_and_stale_writes_are_refused() {
+    use caap_contracts::process::Process;
+
     use crate::store::negotiations::Effects;
     for b in backends("claims").await {
         let a = open(&b).await;
@@ -357,14 +361,14 @@ async fn due_negotiations_are_claimed_once_and_stale_writes_are_refused() {
         let until = crate::clock::Clock::now(&SystemClock) + chrono::Duration::seconds(60);
         // Two replicas claim at once: exactly one gets it.
         let (x, y) = tokio::join!(
-            a.claim_due_negotiations("replica-a", until, 10),
-            other.claim_due_negotiations("replica-b", until, 10)
+            a.claim_due::<crate::negotiation::Negotiation>("replica-a", until, 10),
+            other.claim_due::<crate::negotiation::Negotiation>("replica-b", until, 10)
         );
         let (x, y) = (x.unwrap(), y.unwrap());
         assert_eq!(x.len() + y.len(), 1, "claimed by both or by none");
         // Leased: nobody claims it again until the lease is released.
         assert!(
-            a.claim_due_negotiations("replica-a", until, 10)
+            a.claim_due::<crate::negotiation::Negotiation>("replica-a", until, 10)
                 .await
                 .unwrap()
                 .is_empty()
@@ -385,7 +389,12 @@ async fn due_negotiations_are_claimed_once_and_stale_writes_are_refused() {
             .await
             .unwrap();
         assert_eq!(written.version, 3);
-        assert!(a.next_negotiation_due().await.unwrap().is_none());
+        assert!(
+            a.next_due::<crate::negotiation::Negotiation>()
+                .await
+                .unwrap()
+                .is_none()
+        );
         let back = other.negotiation("urn:uuid:n1").await.unwrap().unwrap();
         assert_eq!(back.pending, None);
         assert_eq!(back.body, n.body);

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::TransferView;
 use super::inbound::{PULL, PUSH, owe_with_reason};
-use super::model::{Actor, TStep, Transfer, TransferBody};
-use crate::negotiation::new_pid;
+use super::model::{Actor, Peer, TStep, Transfer, TransferBody};
 use crate::service::{Connector, ServiceError, decode};
+use caap_contracts::process::Process;
 
 /// `POST /api/v1/transfers`.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,7 +108,25 @@ impl Connector {
             }
         };
         let now = self.clock.now();
-        let id = new_pid();
+        let peer = Peer {
+            id: provider,
+            address,
+            pid: None,
+        };
+        let body = TransferBody {
+            dataset_id: dataset,
+            manual: start.manual,
+            ..TransferBody::default()
+        };
+        let mut t = Transfer::new(
+            Role::Consumer,
+            peer,
+            None,
+            (start.agreement_id.clone(), format),
+            body,
+            now,
+        );
+        let id = &t.id;
         let data_address = if push {
             Some(match &start.push_to {
                 Some(url) => {
@@ -137,31 +155,7 @@ impl Connector {
         } else {
             None
         };
-        let mut t = Transfer {
-            id: id.clone(),
-            role: Role::Consumer,
-            provider_pid: None,
-            consumer_pid: Some(id),
-            counterparty_id: provider,
-            counterparty_address: address,
-            state: None,
-            agreement_id: start.agreement_id.clone(),
-            format,
-            body: TransferBody {
-                dataset_id: dataset,
-                data_address,
-                manual: start.manual,
-                ..TransferBody::default()
-            },
-            pending: None,
-            awaiting: None,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
-        };
+        t.body.data_address = data_address;
         t.owe(TStep::Request, now);
         t.body
             .log(now, Actor::Local, "transfer started; sending the request");
@@ -195,7 +189,10 @@ impl Connector {
             Cursor::After(id) => Some(id.as_str()),
             _ => None,
         };
-        let rows = self.store.transfers(after, u64::from(limit) + 1).await?;
+        let rows = self
+            .store
+            .processes::<Transfer>(after, None, u64::from(limit) + 1)
+            .await?;
         let p = Page::from_scan(rows, &cursor, limit, |t| t.id.clone());
         Ok(Page {
             items: p.items.into_iter().map(Into::into).collect(),

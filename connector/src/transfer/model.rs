@@ -1,71 +1,20 @@
 //! A transfer process as caap keeps it: protocol state, what this side owes next, and why it is stuck if it is.
+//! The protocol rules are [`caap_contracts::process::apply`]; this is the transfer's own part: its addresses
+//! and progress, how a message received changes them, and its ledger entry.
 
 use caap_contracts::Role;
+use caap_contracts::ledger::{EntryKind, NewEntry};
+use caap_contracts::process::Process;
 use caap_contracts::transfer::message::DataAddress;
+use caap_contracts::transfer::process::{Inbound, TransferProcess};
 use caap_contracts::transfer::state::{TransferEvent, TransferState};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-pub use crate::negotiation::model::{Actor, HistoryItem, Termination};
-
+pub use crate::negotiation::model::{Actor, Awaiting, HistoryItem, Peer, Termination};
 /// What this side owes: a DSP message, or (provider, push) the data itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TStep {
-    /// Consumer: the transfer request.
-    Request,
-    /// Provider: start (first start, with the pull address), or either side: resume after a suspension.
-    Start,
-    /// Provider, push formats: send the data to the consumer's endpoint (not a DSP message).
-    Push,
-    /// Either: suspension.
-    Suspend,
-    /// Either: completion.
-    Complete,
-    /// Either: termination.
-    Terminate,
-}
-
-impl TStep {
-    /// Every step.
-    pub const ALL: [TStep; 6] = [
-        TStep::Request,
-        TStep::Start,
-        TStep::Push,
-        TStep::Suspend,
-        TStep::Complete,
-        TStep::Terminate,
-    ];
-
-    /// The stored and displayed name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TStep::Request => "request",
-            TStep::Start => "start",
-            TStep::Push => "push",
-            TStep::Suspend => "suspend",
-            TStep::Complete => "complete",
-            TStep::Terminate => "terminate",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(s: &str) -> Option<TStep> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    /// The state-machine event of this step (`None` for the push, which is no protocol message).
-    pub const fn event(self) -> Option<TransferEvent> {
-        Some(match self {
-            TStep::Request => TransferEvent::Request,
-            TStep::Start => TransferEvent::Start,
-            TStep::Push => return None,
-            TStep::Suspend => TransferEvent::Suspension,
-            TStep::Complete => TransferEvent::Completion,
-            TStep::Terminate => TransferEvent::Termination,
-        })
-    }
-}
+pub use caap_contracts::transfer::process::Step as TStep;
 
 /// The transfer's addresses, progress and history (stored as one JSON column).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -99,16 +48,9 @@ pub struct TransferBody {
 }
 
 impl TransferBody {
-    /// Adds a history line, dropping the oldest past the negotiation's limit.
+    /// Adds a history line, dropping the oldest past [`caap_contracts::process::MAX_HISTORY`].
     pub fn log(&mut self, at: DateTime<Utc>, by: Actor, what: impl Into<String>) {
-        if self.history.len() >= crate::negotiation::model::MAX_HISTORY {
-            self.history.remove(0);
-        }
-        self.history.push(HistoryItem {
-            at,
-            by,
-            what: what.into(),
-        });
+        caap_contracts::process::log(&mut self.history, at, by, what.into());
     }
 }
 
@@ -138,7 +80,7 @@ pub struct Transfer {
     /// What this side owes.
     pub pending: Option<TStep>,
     /// Parked for a decision (`manual`).
-    pub awaiting: Option<crate::negotiation::Awaiting>,
+    pub awaiting: Option<Awaiting>,
     /// Failed attempts at the pending step.
     pub attempts: u32,
     /// The last failure.
@@ -154,40 +96,130 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// (provider pid, consumer pid), "" where unknown.
-    pub fn pids(&self) -> (String, String) {
-        (
-            self.provider_pid.clone().unwrap_or_default(),
-            self.consumer_pid.clone().unwrap_or_default(),
-        )
-    }
-
-    /// Owes `step` now.
-    pub fn owe(&mut self, step: TStep, now: DateTime<Utc>) {
-        self.pending = Some(step);
-        self.awaiting = None;
-        self.attempts = 0;
-        self.last_error = None;
-        self.next_attempt_at = Some(now);
-    }
-
-    /// Nothing owed.
-    pub fn idle(&mut self) {
-        self.pending = None;
-        self.awaiting = None;
-        self.attempts = 0;
-        self.next_attempt_at = None;
-    }
-
-    /// Parked until a step is taken by hand.
-    pub fn park(&mut self) {
-        self.pending = None;
-        self.awaiting = Some(crate::negotiation::Awaiting::Decision);
-        self.next_attempt_at = None;
+    /// A new transfer with a fresh pid for this side, in `state`, owing nothing yet.
+    pub fn new(
+        role: Role,
+        peer: Peer,
+        state: Option<TransferState>,
+        (agreement_id, format): (String, String),
+        body: TransferBody,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let id = crate::process::new_pid();
+        let (provider_pid, consumer_pid) = match role {
+            Role::Provider => (Some(id.clone()), peer.pid),
+            Role::Consumer => (peer.pid, Some(id.clone())),
+        };
+        Transfer {
+            id,
+            role,
+            provider_pid,
+            consumer_pid,
+            counterparty_id: peer.id,
+            counterparty_address: peer.address,
+            state,
+            agreement_id,
+            format,
+            body,
+            pending: None,
+            awaiting: None,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        }
     }
 
     /// Is this a push transfer?
     pub fn is_push(&self) -> bool {
         self.format.to_ascii_uppercase().ends_with("PUSH")
+    }
+}
+
+crate::process::process_accessors!(Transfer);
+
+impl Process for Transfer {
+    type Kind = TransferProcess;
+    type Inbound = Inbound;
+
+    crate::process::process_fields!();
+
+    fn step_done(&mut self, step: TStep) {
+        match step {
+            TStep::Terminate | TStep::Suspend => {
+                self.body.termination = self.body.outgoing.take();
+            }
+            TStep::Start => self.body.termination = None,
+            TStep::Request | TStep::Push | TStep::Complete => {}
+        }
+    }
+
+    fn absorb(&mut self, message: &Inbound, sender: Role) {
+        match message {
+            Inbound::Start(m) => {
+                if m.data_address.is_some() {
+                    self.body.data_address = m.data_address.clone();
+                }
+                self.body.termination = None;
+            }
+            Inbound::Suspension(m) => {
+                self.body.termination = Some(Termination {
+                    by: sender.into(),
+                    code: m.code.clone(),
+                    reason: m.reason_text(),
+                });
+            }
+            Inbound::Termination(m) => {
+                self.body.termination = Some(Termination {
+                    by: sender.into(),
+                    code: m.code.clone(),
+                    reason: m.reason_text(),
+                });
+            }
+            Inbound::Completion(_) | Inbound::Request(_) => {}
+        }
+    }
+
+    fn outgoing(&self) -> Option<&Termination> {
+        self.body.outgoing.as_ref()
+    }
+
+    fn set_outgoing(&mut self, outgoing: Option<Termination>) {
+        self.body.outgoing = outgoing;
+    }
+
+    fn set_ended(&mut self, ended: Option<Termination>) {
+        self.body.termination = ended;
+    }
+
+    fn entry(
+        &self,
+        at: DateTime<Utc>,
+        from: Option<TransferState>,
+        event: TransferEvent,
+        by: Actor,
+    ) -> NewEntry {
+        let (provider_pid, consumer_pid) = self.pids();
+        NewEntry {
+            at,
+            kind: EntryKind::TransferState,
+            subject: self.id.clone(),
+            payload: json!({
+                "role": self.role.as_str(),
+                "providerPid": provider_pid,
+                "consumerPid": consumer_pid,
+                "counterparty": self.counterparty_id,
+                "agreementId": self.agreement_id,
+                "format": self.format,
+                "from": from.map(TransferState::as_str),
+                "to": self.state.map(TransferState::as_str),
+                "message": format!("{event:?}"),
+                "by": by,
+                "reason": self.body.termination,
+                "bytes": self.body.bytes,
+            }),
+        }
     }
 }

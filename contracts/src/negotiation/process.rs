@@ -26,6 +26,10 @@ impl Kind for ContractNegotiation {
     const TERMINATION: NegotiationEvent = NegotiationEvent::Termination;
     const TERMINATE: Step = Step::Terminate;
 
+    fn step_name(step: Step) -> &'static str {
+        step.as_str()
+    }
+
     fn transition(
         from: Option<NegotiationState>,
         sender: Role,

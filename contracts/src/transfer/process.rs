@@ -24,6 +24,10 @@ impl Kind for TransferProcess {
     const TERMINATION: TransferEvent = TransferEvent::Termination;
     const TERMINATE: Step = Step::Terminate;
 
+    fn step_name(step: Step) -> &'static str {
+        step.as_str()
+    }
+
     fn transition(
         from: Option<TransferState>,
         sender: Role,

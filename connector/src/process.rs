@@ -1,0 +1,236 @@
+//! What the connector does the same way for every kind of DSP process (negotiations, transfers): the refusal
+//! of an inbound message, the loop that applies a message to a stored process (re-reading it when a processor
+//! claim changed it meanwhile), and the accessors every process type shares. The protocol rules themselves are
+//! [`caap_contracts::process`]; storing is [`crate::store::processes`]; sending is [`crate::processor`].
+
+use caap_identity::VerifiedCaller;
+
+use crate::service::ServiceError;
+use crate::store::processes::Stored;
+use crate::store::{Store, StoreError};
+
+/// A new `urn:uuid:` process id.
+pub fn new_pid() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+}
+
+/// Why an inbound process message was refused. The HTTP layer answers with the protocol's error body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// Unknown process, or not the caller's: 404 (DSP does not tell which).
+    NotFound,
+    /// Malformed or inconsistent message: 400.
+    BadRequest(String),
+    /// Not allowed in the current state: 400.
+    Illegal(String),
+    /// The process kept changing under the message (a busy replica): 409, the sender retries.
+    Busy,
+    /// Our fault; the cause is logged: 500.
+    Internal(String),
+}
+
+/// The refusal with the pids to put in the error body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Why.
+    pub refusal: Refusal,
+    /// The provider pid to report.
+    pub provider_pid: String,
+    /// The consumer pid to report.
+    pub consumer_pid: String,
+}
+
+/// The acknowledgement of an inbound message: the process's ACK body and whether it was created (201) or
+/// changed (200).
+#[derive(Debug, Clone)]
+pub struct Acknowledged<A> {
+    /// `true` for a newly created process.
+    pub created: bool,
+    /// The `ContractNegotiation` or `TransferProcess` body.
+    pub ack: A,
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::BadRequest(m, _) | ServiceError::Invalid(m, _) => Refusal::BadRequest(m),
+            ServiceError::NotFound(_) => Refusal::NotFound,
+            other => Refusal::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => Refusal::Busy,
+            other => Refusal::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<caap_contracts::process::Refused> for Refusal {
+    fn from(e: caap_contracts::process::Refused) -> Self {
+        use caap_contracts::process::Refused;
+        match e {
+            Refused::BadRequest(m) => Refusal::BadRequest(m),
+            Refused::Illegal(m) => Refusal::Illegal(m),
+        }
+    }
+}
+
+/// Most times an inbound message is re-applied when the process changed under it (a processor claim).
+const CONFLICT_RETRIES: usize = 5;
+
+/// Checks a `callbackAddress`: an http(s) URL with a host.
+pub fn check_callback(address: &str) -> Result<(), Refusal> {
+    match url::Url::parse(address) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(_) => Err(Refusal::BadRequest(format!(
+            "callbackAddress `{address}` must be an http(s) URL with a host"
+        ))),
+        Err(e) => Err(Refusal::BadRequest(format!(
+            "callbackAddress `{address}` is not a URL: {e}"
+        ))),
+    }
+}
+
+/// Applies a message to the stored process `pid` with `apply`, which writes it guarded by the version it read:
+/// a process unknown or not the caller's is [`Refusal::NotFound`]; one that changed meanwhile is read again.
+pub async fn in_process<P, A>(
+    store: &Store,
+    caller: &VerifiedCaller,
+    pid: &str,
+    mut apply: impl AsyncFnMut(P) -> Result<A, Refusal>,
+) -> Result<A, Refusal>
+where
+    P: Stored + Counterparty,
+{
+    let mut attempt = 0;
+    loop {
+        let Some(process) = store.process::<P>(pid).await? else {
+            return Err(Refusal::NotFound);
+        };
+        if process.counterparty_id() != caller.participant_id {
+            tracing::info!(pid, caller = %caller.participant_id, "process message from a party that is not the counterparty");
+            return Err(Refusal::NotFound);
+        }
+        match apply(process).await {
+            Err(Refusal::Busy) if attempt < CONFLICT_RETRIES => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The outcome of an inbound message, logged, with the pids for an error body. `pids` are the ones the
+/// message names (provider, consumer); `pid` the one in the URL.
+pub fn answer<A>(
+    caller: &VerifiedCaller,
+    pid: Option<&str>,
+    (p, c): (Option<&str>, Option<&str>),
+    what: &str,
+    result: Result<A, Refusal>,
+) -> Result<A, Rejected> {
+    result.map_err(|refusal| {
+        match &refusal {
+            Refusal::Internal(cause) => tracing::error!(pid, %cause, "{what} message failed"),
+            other => tracing::info!(pid, refusal = ?other, caller = %caller.participant_id,
+                "{what} message refused"),
+        }
+        Rejected {
+            refusal,
+            provider_pid: p.or(pid).unwrap_or_default().to_owned(),
+            consumer_pid: c.or(pid).unwrap_or_default().to_owned(),
+        }
+    })
+}
+
+/// Who a process is with.
+pub trait Counterparty {
+    /// The counterparty's participant id.
+    fn counterparty_id(&self) -> &str;
+}
+
+/// The parts of `impl caap_contracts::process::Process` that are the same for every process type with the
+/// common fields (`id`, `role`, the pids, `state`, the schedule, `body.last_inbound`, `body.history`), and its
+/// [`Counterparty`].
+macro_rules! process_accessors {
+    ($ty:ty) => {
+        impl $crate::process::Counterparty for $ty {
+            fn counterparty_id(&self) -> &str {
+                &self.counterparty_id
+            }
+        }
+
+        impl $ty {
+            /// (provider pid, consumer pid), "" where unknown.
+            pub fn pids(&self) -> (String, String) {
+                (
+                    self.provider_pid.clone().unwrap_or_default(),
+                    self.consumer_pid.clone().unwrap_or_default(),
+                )
+            }
+        }
+    };
+}
+
+/// The accessor methods of `impl caap_contracts::process::Process` for a type with the common fields; used
+/// inside the impl block.
+macro_rules! process_fields {
+    () => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn role(&self) -> caap_contracts::Role {
+            self.role
+        }
+        fn pids(&self) -> (Option<&str>, Option<&str>) {
+            (self.provider_pid.as_deref(), self.consumer_pid.as_deref())
+        }
+        fn learn_pid(&mut self, theirs: String) {
+            match self.role {
+                caap_contracts::Role::Provider => self.consumer_pid = Some(theirs),
+                caap_contracts::Role::Consumer => self.provider_pid = Some(theirs),
+            }
+        }
+        fn state(&self) -> Option<<Self::Kind as caap_contracts::process::Kind>::State> {
+            self.state
+        }
+        fn set_state(&mut self, state: <Self::Kind as caap_contracts::process::Kind>::State) {
+            self.state = Some(state);
+        }
+        fn last_inbound(&self) -> Option<&str> {
+            self.body.last_inbound.as_deref()
+        }
+        fn set_last_inbound(&mut self, value: String) {
+            self.body.last_inbound = Some(value);
+        }
+        fn log(
+            &mut self,
+            at: chrono::DateTime<chrono::Utc>,
+            by: caap_contracts::process::Actor,
+            what: String,
+        ) {
+            caap_contracts::process::log(&mut self.body.history, at, by, what);
+        }
+        fn schedule(
+            &mut self,
+        ) -> caap_contracts::process::Schedule<
+            '_,
+            <Self::Kind as caap_contracts::process::Kind>::Step,
+        > {
+            caap_contracts::process::Schedule {
+                pending: &mut self.pending,
+                awaiting: &mut self.awaiting,
+                attempts: &mut self.attempts,
+                last_error: &mut self.last_error,
+                next_attempt_at: &mut self.next_attempt_at,
+            }
+        }
+        fn pending(&self) -> Option<<Self::Kind as caap_contracts::process::Kind>::Step> {
+            self.pending
+        }
+    };
+}
+
+pub(crate) use {process_accessors, process_fields};
