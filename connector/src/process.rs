@@ -4,6 +4,7 @@
 //! [`caap_contracts::process`]; storing is [`crate::store::processes`]; sending is [`crate::processor`].
 
 use caap_identity::VerifiedCaller;
+use serde::Serialize;
 
 use crate::service::ServiceError;
 use crate::store::processes::Stored;
@@ -143,6 +144,65 @@ pub fn answer<A>(
             consumer_pid: c.or(pid).unwrap_or_default().to_owned(),
         }
     })
+}
+
+/// The kinds of process, as far as the protocol's error bodies care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessKind {
+    /// A contract negotiation (`ContractNegotiationError`).
+    Negotiation,
+    /// A transfer process (`TransferError`).
+    Transfer,
+}
+
+impl ProcessKind {
+    /// How people call it.
+    pub const fn noun(self) -> &'static str {
+        match self {
+            ProcessKind::Negotiation => "negotiation",
+            ProcessKind::Transfer => "transfer",
+        }
+    }
+}
+
+/// What the DSP endpoints of a process kind ask of its service.
+pub trait ProcessService: 'static {
+    /// The protocol.
+    const KIND: ProcessKind;
+    /// The messages it receives.
+    type Inbound;
+    /// Its acknowledgement body.
+    type Ack: Serialize;
+    /// The largest message body accepted.
+    fn max_body_bytes(&self) -> usize;
+    /// Handles one inbound message (`pid`: ours, from the URL; `None` on the endpoints that start a process).
+    fn receive(
+        &self,
+        caller: &VerifiedCaller,
+        pid: Option<&str>,
+        message: Self::Inbound,
+    ) -> impl Future<Output = Result<Acknowledged<Self::Ack>, Rejected>>;
+    /// The acknowledgement body of process `pid`, for its counterparty only.
+    fn ack(
+        &self,
+        caller: &VerifiedCaller,
+        pid: &str,
+    ) -> impl Future<Output = Result<Self::Ack, Rejected>>;
+}
+
+/// The process `pid` if `caller` is its counterparty; a store failure is [`Refusal::Internal`] (logged).
+pub async fn counterparty_view<P: Stored + Counterparty>(
+    store: &Store,
+    caller: &VerifiedCaller,
+    pid: &str,
+    kind: ProcessKind,
+) -> Result<P, Rejected> {
+    let result = match store.process::<P>(pid).await {
+        Ok(Some(p)) if p.counterparty_id() == caller.participant_id => Ok(p),
+        Ok(_) => Err(Refusal::NotFound),
+        Err(e) => Err(Refusal::Internal(e.to_string())),
+    };
+    answer(caller, Some(pid), (None, None), kind.noun(), result)
 }
 
 /// Who a process is with.

@@ -379,6 +379,21 @@ pub fn terminate_locally<P: Process>(
     entry
 }
 
+/// `From<message> for Inbound` for every variant of a kind's inbound enum.
+macro_rules! inbound_from {
+    ($inbound:ident { $($variant:ident($message:ty)),* $(,)? }) => {
+        $(
+            impl From<$message> for $inbound {
+                fn from(m: $message) -> Self {
+                    $inbound::$variant(m)
+                }
+            }
+        )*
+    };
+}
+
+pub(crate) use inbound_from;
+
 /// Why a process is parked until someone outside the protocol decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod identity_api;
 pub mod negotiation;
 pub mod oidc;
+pub mod process;
 pub mod transfer;
 
 use actix_web::body::MessageBody;
@@ -39,6 +40,8 @@ pub fn dsp_app(
 > {
     let path = connector.config.dsp.path.clone();
     App::new()
+        .app_data(web::Data::new(connector.negotiations()))
+        .app_data(web::Data::new(connector.transfers()))
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))

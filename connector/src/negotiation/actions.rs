@@ -329,9 +329,11 @@ impl Connector {
         match step {
             Step::Agree => {
                 let offer = n.body.offer.clone();
-                self.agree(&mut n, &offer, now).map_err(|r| {
-                    ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
-                })?;
+                self.negotiations()
+                    .agree(&mut n, &offer, now)
+                    .map_err(|r| {
+                        ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
+                    })?;
             }
             Step::Terminate => {
                 let reason = request.reason.clone().unwrap_or_else(|| match action {
@@ -346,15 +348,16 @@ impl Connector {
             }
             Step::Verify => {
                 let agreement = n.body.agreement.clone().unwrap_or_default();
-                self.check_agreement(
-                    &n.body.offer,
-                    &n.dataset_id,
-                    &n.counterparty_id,
-                    &agreement,
-                    n.body.signature.as_ref(),
-                    false,
-                )
-                .map_err(ServiceError::Conflict)?;
+                self.negotiations()
+                    .check_agreement(
+                        &n.body.offer,
+                        &n.dataset_id,
+                        &n.counterparty_id,
+                        &agreement,
+                        n.body.signature.as_ref(),
+                        false,
+                    )
+                    .map_err(ServiceError::Conflict)?;
                 n.owe(Step::Verify, now);
             }
             Step::Offer | Step::CounterOffer => {

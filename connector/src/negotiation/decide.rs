@@ -11,7 +11,8 @@ use caap_policy::{AgreementTerms, Policy, parse_policy};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::service::{Connector, ServiceError};
+use super::Negotiations;
+use crate::service::ServiceError;
 use crate::store::DocKind;
 
 /// What the provider does with a contract request.
@@ -50,7 +51,7 @@ pub fn offer_ids(offer: &Value) -> Result<(String, Option<String>), String> {
     Ok((id.to_owned(), target))
 }
 
-impl Connector {
+impl Negotiations {
     /// Looks up the current offer a request names. `Ok(None)`: no such offer.
     pub async fn current_offer(&self, offer_id: &str) -> Result<Option<Offer>, ServiceError> {
         match self.store.get(DocKind::Offer, offer_id).await? {

@@ -13,11 +13,11 @@ use caap_contracts::process::{Message, Process, apply};
 use caap_identity::VerifiedCaller;
 use chrono::{DateTime, Utc};
 
+use super::Negotiations;
 use super::decide::{Verdict, offer_ids};
 use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
+use crate::process::{ProcessKind, answer, check_callback, counterparty_view, in_process};
 pub use crate::process::{Refusal, Rejected};
-use crate::process::{answer, check_callback, in_process};
-use crate::service::Connector;
 use crate::store::negotiations::{AgreementRecord, Effects};
 
 /// The acknowledgement: the `ContractNegotiation` body, created (201) or changed (200).
@@ -31,10 +31,38 @@ fn ack_of(n: &Negotiation, created: bool) -> Acknowledged {
     }
 }
 
-impl Connector {
+impl crate::process::ProcessService for Negotiations {
+    const KIND: ProcessKind = ProcessKind::Negotiation;
+    type Inbound = Inbound;
+    type Ack = ContractNegotiationAck;
+
+    fn max_body_bytes(&self) -> usize {
+        self.config.limits.max_body_bytes
+    }
+
+    async fn receive(
+        &self,
+        caller: &VerifiedCaller,
+        pid: Option<&str>,
+        message: Inbound,
+    ) -> Result<Acknowledged, Rejected> {
+        self.receive_message(caller, pid, message).await
+    }
+
+    async fn ack(
+        &self,
+        caller: &VerifiedCaller,
+        pid: &str,
+    ) -> Result<ContractNegotiationAck, Rejected> {
+        let n: Negotiation = counterparty_view(&self.store, caller, pid, Self::KIND).await?;
+        Ok(ack_of(&n, false).ack)
+    }
+}
+
+impl Negotiations {
     /// Handles one inbound message. `pid` is the process id from the URL (`None` on the initial endpoints
     /// `/negotiations/request` and `/negotiations/offers`).
-    pub async fn receive_negotiation_message(
+    pub async fn receive_message(
         &self,
         caller: &VerifiedCaller,
         pid: Option<&str>,

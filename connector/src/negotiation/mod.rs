@@ -20,6 +20,30 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use crate::process::new_pid;
+
+/// The contract negotiation service: inbound DSP messages, the provider's and the consumer's decisions, and
+/// what the DSP endpoints read. It owns the state it needs (shared with the rest of the connector).
+#[derive(Clone)]
+pub struct Negotiations {
+    /// Persistence.
+    pub store: crate::store::Store,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// The configuration.
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// Who we are (agreements are signed with its key).
+    pub identity: std::sync::Arc<crate::service::Identity>,
+    /// Decides contract policies.
+    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
+    /// Wakes the processor when a step is owed.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Negotiations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Negotiations").finish_non_exhaustive()
+    }
+}
 pub use model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step, Termination};
 
 /// A negotiation as the management API and the CLI show it.

@@ -485,12 +485,6 @@ impl Connector {
     /// Stops the transfer's running flows when it no longer lets data flow (or is about to stop): called after
     /// every write of a transfer.
     pub fn transfer_saved(&self, t: &Transfer) {
-        let ending = matches!(
-            t.pending,
-            Some(TStep::Suspend | TStep::Terminate | TStep::Complete)
-        );
-        if ending || t.state != Some(caap_contracts::transfer::state::TransferState::Started) {
-            self.flows.stop(&t.id);
-        }
+        super::stop_flows_if_ended(&self.flows, t);
     }
 }

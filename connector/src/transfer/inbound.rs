@@ -10,9 +10,9 @@ use caap_contracts::transfer::state::{TransferEvent, TransferState};
 use caap_identity::VerifiedCaller;
 use chrono::{DateTime, Utc};
 
+use super::Transfers;
 use super::model::{Actor, Awaiting, Peer, TStep, Transfer, TransferBody};
-use crate::process::{Refusal, Rejected, answer, in_process};
-use crate::service::Connector;
+use crate::process::{ProcessKind, Refusal, Rejected, answer, counterparty_view, in_process};
 use crate::store::processes::Effects;
 
 /// The formats caap's data plane serves.
@@ -43,9 +43,37 @@ pub fn owe_with_reason(
     Process::owe_with_reason(t, step, code, reason, now);
 }
 
-impl Connector {
+impl crate::process::ProcessService for Transfers {
+    const KIND: ProcessKind = ProcessKind::Transfer;
+    type Inbound = TInbound;
+    type Ack = TransferProcessAck;
+
+    fn max_body_bytes(&self) -> usize {
+        self.config.limits.max_body_bytes
+    }
+
+    async fn receive(
+        &self,
+        caller: &VerifiedCaller,
+        pid: Option<&str>,
+        message: TInbound,
+    ) -> Result<TAcknowledged, Rejected> {
+        self.receive_message(caller, pid, message).await
+    }
+
+    async fn ack(
+        &self,
+        caller: &VerifiedCaller,
+        pid: &str,
+    ) -> Result<TransferProcessAck, Rejected> {
+        let t: Transfer = counterparty_view(&self.store, caller, pid, Self::KIND).await?;
+        Ok(ack_of(&t, false).ack)
+    }
+}
+
+impl Transfers {
     /// Handles one inbound transfer message (`pid`: ours, from the URL; `None` on `/transfers/request`).
-    pub async fn receive_transfer_message(
+    pub async fn receive_message(
         &self,
         caller: &VerifiedCaller,
         pid: Option<&str>,
@@ -212,7 +240,7 @@ impl Connector {
             t.owe(TStep::Push, now);
         }
         let saved = self.store.save(&t, Some(expected), &effects).await?;
-        self.transfer_saved(&saved);
+        super::stop_flows_if_ended(&self.flows, &saved);
         tracing::info!(pid = %saved.id, role = %saved.role, from = ?moved.from, to = %moved.to,
             by = %saved.role.counterparty(), "transfer transition");
         Ok(ack_of(&saved, false))

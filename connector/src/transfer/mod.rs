@@ -22,6 +22,42 @@ use serde::Serialize;
 
 pub use model::{Actor, TStep, Transfer, TransferBody};
 
+/// The transfer process service: inbound DSP messages and what the DSP endpoints read. It owns the state it
+/// needs (shared with the rest of the connector).
+#[derive(Clone)]
+pub struct Transfers {
+    /// Persistence.
+    pub store: crate::store::Store,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// The configuration.
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// Decides whether an agreement permits a transfer now.
+    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
+    /// Wakes the processor when a step is owed.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The data flows being served, stopped when a transfer stops.
+    pub flows: std::sync::Arc<flows::Flows>,
+}
+
+impl std::fmt::Debug for Transfers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers").finish_non_exhaustive()
+    }
+}
+
+/// Stops the transfer's running flows when it no longer lets data flow (or is about to stop): called after
+/// every write of a transfer.
+pub fn stop_flows_if_ended(flows: &flows::Flows, t: &Transfer) {
+    let ending = matches!(
+        t.pending,
+        Some(TStep::Suspend | TStep::Terminate | TStep::Complete)
+    );
+    if ending || t.state != Some(TransferState::Started) {
+        flows.stop(&t.id);
+    }
+}
+
 /// A transfer as the management API and the CLI show it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -186,6 +186,15 @@ impl Message<ContractNegotiation> for Inbound {
     }
 }
 
+crate::process::inbound_from!(Inbound {
+    Request(ContractRequestMessage),
+    Offer(ContractOfferMessage),
+    Agreement(ContractAgreementMessage),
+    Verification(ContractAgreementVerificationMessage),
+    Event(ContractNegotiationEventMessage),
+    Termination(ContractNegotiationTerminationMessage),
+});
+
 impl Inbound {
     /// Checks the JSON-LD context and the message's own rules.
     ///

@@ -146,6 +146,14 @@ impl Message<TransferProcess> for Inbound {
     }
 }
 
+crate::process::inbound_from!(Inbound {
+    Request(TransferRequestMessage),
+    Start(TransferStartMessage),
+    Suspension(TransferSuspensionMessage),
+    Completion(TransferCompletionMessage),
+    Termination(TransferTerminationMessage),
+});
+
 impl Inbound {
     /// Checks the message's own rules (its JSON-LD context).
     ///
