@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::negotiation::Negotiation;
+pub(crate) use crate::negotiation::processor::describe_reqwest;
 use crate::process::Counterparty;
 use crate::service::Connector;
 use crate::store::StoreError;
@@ -368,10 +369,7 @@ pub(crate) async fn post<A: DeserializeOwned>(
         Ok(r) => r,
         Err(e) => {
             return Outcome::Failed {
-                error: format!(
-                    "POST {url}: {}",
-                    crate::negotiation::processor::describe_reqwest(&e)
-                ),
+                error: format!("POST {url}: {}", describe_reqwest(&e)),
                 permanent: false,
             };
         }

@@ -479,6 +479,17 @@ pub struct Termination {
     pub reason: String,
 }
 
+impl Termination {
+    /// The termination (or suspension) `sender`'s message carries.
+    pub fn received(sender: Role, code: Option<String>, reason: String) -> Self {
+        Termination {
+            by: sender.into(),
+            code,
+            reason,
+        }
+    }
+}
+
 /// An outbound protocol message: the path under the counterparty's address, and the body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {

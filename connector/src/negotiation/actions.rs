@@ -14,6 +14,7 @@ use caap_contracts::process::Process;
 use super::NegotiationView;
 use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
 use crate::federation;
+pub use crate::process::StepRequest;
 use crate::service::{Connector, ServiceError, decode};
 
 /// `POST /api/v1/negotiations`: start a negotiation as consumer.
@@ -35,21 +36,6 @@ pub struct StartNegotiation {
     /// Take no step automatically: every later step comes from the management API.
     #[serde(default)]
     pub manual: bool,
-}
-
-/// The body of a step taken by hand.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct StepRequest {
-    /// Termination code (terminate, reject).
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Termination reason (terminate, reject).
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// The offer to send (offer, counter-offer).
-    #[serde(default)]
-    pub offer: Option<Value>,
 }
 
 /// The steps the management API can take.
@@ -174,14 +160,7 @@ impl Connector {
             manual: start.manual,
             ..NegotiationBody::default()
         };
-        let mut n = Negotiation::new(
-            Role::Consumer,
-            peer,
-            None,
-            (offer_id, dataset_id),
-            body,
-            now,
-        );
+        let mut n = Negotiation::new(Role::Consumer, peer, None, offer_id, dataset_id, body, now);
         n.owe(Step::Request, now);
         n.body.log(
             now,

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use super::Negotiations;
 use super::decide::{Verdict, offer_ids};
 use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
-use crate::process::{ProcessKind, answer, check_callback, counterparty_view, in_process};
+use crate::process::{ProcessKind, answer, check_callback, in_process};
 pub use crate::process::{Refusal, Rejected};
 use crate::store::negotiations::{AgreementRecord, Effects};
 
@@ -31,33 +31,14 @@ fn ack_of(n: &Negotiation, created: bool) -> Acknowledged {
     }
 }
 
-impl crate::process::ProcessService for Negotiations {
-    const KIND: ProcessKind = ProcessKind::Negotiation;
-    type Inbound = Inbound;
-    type Ack = ContractNegotiationAck;
-
-    fn max_body_bytes(&self) -> usize {
-        self.config.limits.max_body_bytes
-    }
-
-    async fn receive(
-        &self,
-        caller: &VerifiedCaller,
-        pid: Option<&str>,
-        message: Inbound,
-    ) -> Result<Acknowledged, Rejected> {
-        self.receive_message(caller, pid, message).await
-    }
-
-    async fn ack(
-        &self,
-        caller: &VerifiedCaller,
-        pid: &str,
-    ) -> Result<ContractNegotiationAck, Rejected> {
-        let n: Negotiation = counterparty_view(&self.store, caller, pid, Self::KIND).await?;
-        Ok(ack_of(&n, false).ack)
-    }
-}
+crate::process::process_service!(
+    Negotiations,
+    Negotiation,
+    Inbound,
+    ContractNegotiationAck,
+    ProcessKind::Negotiation,
+    ack_of
+);
 
 impl Negotiations {
     /// Handles one inbound message. `pid` is the process id from the URL (`None` on the initial endpoints
@@ -194,7 +175,7 @@ impl Negotiations {
         role: Role,
         caller: &VerifiedCaller,
         (callback, their_pid): (&str, &str),
-        ids: (String, String),
+        (offer_id, dataset_id): (String, String),
         body: NegotiationBody,
         event: caap_contracts::negotiation::state::NegotiationEvent,
         now: DateTime<Utc>,
@@ -208,7 +189,7 @@ impl Negotiations {
             address: callback.to_owned(),
             pid: Some(their_pid.to_owned()),
         };
-        let mut n = Negotiation::new(role, peer, Some(state), ids, body, now);
+        let mut n = Negotiation::new(role, peer, Some(state), offer_id, dataset_id, body, now);
         let line = format!("{event} -> {state}");
         n.body.log(now, role.counterparty().into(), line.clone());
         n.body.last_inbound = Some(line);

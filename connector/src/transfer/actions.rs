@@ -13,6 +13,8 @@ use super::model::{Actor, Peer, TStep, Transfer, TransferBody};
 use crate::service::{Connector, ServiceError, decode};
 use caap_contracts::process::Process;
 
+use crate::process::StepRequest;
+
 /// `POST /api/v1/transfers`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -38,18 +40,6 @@ pub struct StartTransfer {
     /// Take no step automatically.
     #[serde(default)]
     pub manual: bool,
-}
-
-/// A transfer step by hand.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TransferStepRequest {
-    /// Code (suspend, terminate).
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Reason (suspend, terminate).
-    #[serde(default)]
-    pub reason: Option<String>,
 }
 
 impl Connector {
@@ -122,7 +112,8 @@ impl Connector {
             Role::Consumer,
             peer,
             None,
-            (start.agreement_id.clone(), format),
+            start.agreement_id.clone(),
+            format,
             body,
             now,
         );
@@ -209,9 +200,9 @@ impl Connector {
         step: &str,
         body: Option<Value>,
     ) -> Result<TransferView, ServiceError> {
-        let request: TransferStepRequest = match body {
+        let request: StepRequest = match body {
             Some(b) if !b.is_null() => decode(&b)?,
-            _ => TransferStepRequest::default(),
+            _ => StepRequest::default(),
         };
         let step = match step {
             "start" | "resume" => TStep::Start,

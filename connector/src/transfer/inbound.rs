@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::Transfers;
 use super::model::{Actor, Awaiting, Peer, TStep, Transfer, TransferBody};
-use crate::process::{ProcessKind, Refusal, Rejected, answer, counterparty_view, in_process};
+use crate::process::{ProcessKind, Refusal, Rejected, answer, in_process};
 use crate::store::processes::Effects;
 
 /// The formats caap's data plane serves.
@@ -43,33 +43,14 @@ pub fn owe_with_reason(
     Process::owe_with_reason(t, step, code, reason, now);
 }
 
-impl crate::process::ProcessService for Transfers {
-    const KIND: ProcessKind = ProcessKind::Transfer;
-    type Inbound = TInbound;
-    type Ack = TransferProcessAck;
-
-    fn max_body_bytes(&self) -> usize {
-        self.config.limits.max_body_bytes
-    }
-
-    async fn receive(
-        &self,
-        caller: &VerifiedCaller,
-        pid: Option<&str>,
-        message: TInbound,
-    ) -> Result<TAcknowledged, Rejected> {
-        self.receive_message(caller, pid, message).await
-    }
-
-    async fn ack(
-        &self,
-        caller: &VerifiedCaller,
-        pid: &str,
-    ) -> Result<TransferProcessAck, Rejected> {
-        let t: Transfer = counterparty_view(&self.store, caller, pid, Self::KIND).await?;
-        Ok(ack_of(&t, false).ack)
-    }
-}
+crate::process::process_service!(
+    Transfers,
+    Transfer,
+    TInbound,
+    TransferProcessAck,
+    ProcessKind::Transfer,
+    ack_of
+);
 
 impl Transfers {
     /// Handles one inbound transfer message (`pid`: ours, from the URL; `None` on `/transfers/request`).
@@ -193,7 +174,8 @@ impl Transfers {
             Role::Provider,
             peer,
             Some(TransferState::Requested),
-            (m.agreement_id.clone(), m.format.clone()),
+            m.agreement_id.clone(),
+            m.format.clone(),
             body,
             now,
         );

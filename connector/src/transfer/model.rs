@@ -54,97 +54,31 @@ impl TransferBody {
     }
 }
 
-/// A transfer process this connector takes part in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transfer {
-    /// This side's process id.
-    pub id: String,
-    /// Our role.
-    pub role: Role,
-    /// The provider's pid, once known.
-    pub provider_pid: Option<String>,
-    /// The consumer's pid, once known.
-    pub consumer_pid: Option<String>,
-    /// The counterparty's participant id.
-    pub counterparty_id: String,
-    /// The counterparty's DSP base or callback address.
-    pub counterparty_address: String,
-    /// The protocol state; `None` until the request is acknowledged.
-    pub state: Option<TransferState>,
-    /// The agreement the transfer is under.
-    pub agreement_id: String,
-    /// The format (e.g. `HttpData-PULL`).
-    pub format: String,
-    /// Addresses, progress, history.
-    pub body: TransferBody,
-    /// What this side owes.
-    pub pending: Option<TStep>,
-    /// Parked for a decision (`manual`).
-    pub awaiting: Option<Awaiting>,
-    /// Failed attempts at the pending step.
-    pub attempts: u32,
-    /// The last failure.
-    pub last_error: Option<String>,
-    /// When the pending step is tried next.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Optimistic-concurrency version.
-    pub version: i64,
+crate::process::process_struct! {
+    /// A transfer process this connector takes part in.
+    pub struct Transfer {
+        state: TransferState,
+        step: TStep,
+        body: TransferBody,
+        /// The agreement the transfer is under.
+        pub agreement_id: String,
+        /// The format (e.g. `HttpData-PULL`).
+        pub format: String,
+    }
 }
 
 impl Transfer {
-    /// A new transfer with a fresh pid for this side, in `state`, owing nothing yet.
-    pub fn new(
-        role: Role,
-        peer: Peer,
-        state: Option<TransferState>,
-        (agreement_id, format): (String, String),
-        body: TransferBody,
-        now: DateTime<Utc>,
-    ) -> Self {
-        let id = crate::process::new_pid();
-        let (provider_pid, consumer_pid) = match role {
-            Role::Provider => (Some(id.clone()), peer.pid),
-            Role::Consumer => (peer.pid, Some(id.clone())),
-        };
-        Transfer {
-            id,
-            role,
-            provider_pid,
-            consumer_pid,
-            counterparty_id: peer.id,
-            counterparty_address: peer.address,
-            state,
-            agreement_id,
-            format,
-            body,
-            pending: None,
-            awaiting: None,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
-        }
-    }
-
     /// Is this a push transfer?
     pub fn is_push(&self) -> bool {
         self.format.to_ascii_uppercase().ends_with("PUSH")
     }
 }
 
-crate::process::process_accessors!(Transfer);
-
 impl Process for Transfer {
     type Kind = TransferProcess;
     type Inbound = Inbound;
 
-    crate::process::process_fields!();
+    crate::process::process_fields!(outgoing);
 
     fn step_done(&mut self, step: TStep) {
         match step {
@@ -165,33 +99,21 @@ impl Process for Transfer {
                 self.body.termination = None;
             }
             Inbound::Suspension(m) => {
-                self.body.termination = Some(Termination {
-                    by: sender.into(),
-                    code: m.code.clone(),
-                    reason: m.reason_text(),
-                });
+                self.body.termination = Some(Termination::received(
+                    sender,
+                    m.code.clone(),
+                    m.reason_text(),
+                ));
             }
             Inbound::Termination(m) => {
-                self.body.termination = Some(Termination {
-                    by: sender.into(),
-                    code: m.code.clone(),
-                    reason: m.reason_text(),
-                });
+                self.body.termination = Some(Termination::received(
+                    sender,
+                    m.code.clone(),
+                    m.reason_text(),
+                ));
             }
             Inbound::Completion(_) | Inbound::Request(_) => {}
         }
-    }
-
-    fn outgoing(&self) -> Option<&Termination> {
-        self.body.outgoing.as_ref()
-    }
-
-    fn set_outgoing(&mut self, outgoing: Option<Termination>) {
-        self.body.outgoing = outgoing;
-    }
-
-    fn set_ended(&mut self, ended: Option<Termination>) {
-        self.body.termination = ended;
     }
 
     fn entry(
@@ -201,25 +123,20 @@ impl Process for Transfer {
         event: TransferEvent,
         by: Actor,
     ) -> NewEntry {
-        let (provider_pid, consumer_pid) = self.pids();
-        NewEntry {
+        crate::process::state_entry(
+            self,
+            EntryKind::TransferState,
             at,
-            kind: EntryKind::TransferState,
-            subject: self.id.clone(),
-            payload: json!({
-                "role": self.role.as_str(),
-                "providerPid": provider_pid,
-                "consumerPid": consumer_pid,
-                "counterparty": self.counterparty_id,
+            from.map(TransferState::as_str),
+            self.state.map(TransferState::as_str),
+            format!("{event:?}"),
+            by,
+            json!({
                 "agreementId": self.agreement_id,
                 "format": self.format,
-                "from": from.map(TransferState::as_str),
-                "to": self.state.map(TransferState::as_str),
-                "message": format!("{event:?}"),
-                "by": by,
                 "reason": self.body.termination,
                 "bytes": self.body.bytes,
             }),
-        }
+        )
     }
 }

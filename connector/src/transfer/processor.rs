@@ -11,8 +11,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header;
 
 use super::model::{Actor, TStep, Transfer};
-use crate::negotiation::processor::describe_reqwest;
-use crate::processor::{Ack, Outcome, Work, post};
+use crate::processor::{Ack, Outcome, Work, describe_reqwest, post};
 use crate::service::Connector;
 use crate::store::processes::Effects;
 
