@@ -343,6 +343,16 @@ pub(crate) struct Ack<A> {
     pub provider_pid: fn(A) -> String,
 }
 
+/// POSTs `message` to the counterparty `to` at its `address`; with `ack`, see [`post`].
+pub(crate) async fn post_to<A: DeserializeOwned>(
+    c: &Connector,
+    (to, address): (&str, &str),
+    message: &caap_contracts::process::Outgoing,
+    ack: Option<Ack<A>>,
+) -> Outcome {
+    post(c, to, &message.url(address), &message.body, ack).await
+}
+
 /// POSTs a protocol message to the counterparty `to`. With `ack`, the acknowledgement must be an `A` whose
 /// provider pid is not empty: the answer to an initial request.
 pub(crate) async fn post<A: DeserializeOwned>(

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::inbound::{agreement_entry, agreement_record};
 use super::model::{Negotiation, Step};
-use crate::processor::{Ack, Outcome, Work, post};
+use crate::processor::{Ack, Outcome, Work, post_to};
 use crate::service::Connector;
 use crate::store::processes::Effects;
 
@@ -60,14 +60,8 @@ impl Work for Negotiation {
             name: "ContractNegotiation",
             provider_pid: |a: ContractNegotiationAck| a.provider_pid,
         });
-        post(
-            c,
-            &n.counterparty_id,
-            &message.url(&n.counterparty_address),
-            &message.body,
-            ack,
-        )
-        .await
+        let to = (&*n.counterparty_id, &*n.counterparty_address);
+        post_to(c, to, &message, ack).await
     }
 
     fn after_ack(

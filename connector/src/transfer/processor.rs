@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header;
 
 use super::model::{Actor, TStep, Transfer};
-use crate::processor::{Ack, Outcome, Work, describe_reqwest, post};
+use crate::processor::{Ack, Outcome, Work, describe_reqwest, post_to};
 use crate::service::Connector;
 use crate::store::processes::Effects;
 
@@ -60,14 +60,8 @@ impl Work for Transfer {
             name: "TransferProcess",
             provider_pid: |a: TransferProcessAck| a.provider_pid,
         });
-        post(
-            c,
-            &t.counterparty_id,
-            &message.url(&t.counterparty_address),
-            &message.body,
-            ack,
-        )
-        .await
+        let to = (&*t.counterparty_id, &*t.counterparty_address);
+        post_to(c, to, &message, ack).await
     }
 
     fn after_ack(
