@@ -3,7 +3,10 @@
 //! This crate is part of the functional core: it holds the protocol's message and acknowledgement types and the
 //! two pure state machines ([`negotiation::state::transition`] and [`transfer::state::transition`]), each one
 //! function from (current state, sender, message) to the next state or an [`negotiation::state::IllegalTransition`].
-//! It does no IO, has no async and reads no clock; the `connector` crate stores processes, sends messages and maps
+//! Both are kinds of one process shape ([`process`]): [`process::apply`] is the pure rule for a message received
+//! (pid reconciliation, repeats, implied acknowledgements, the transition, the ledger entries), and each kind maps
+//! the steps a side owes to the messages they send ([`negotiation::process::outgoing`],
+//! [`transfer::process::outgoing`]). It does no IO, has no async and reads no clock; the `connector` crate stores processes, sends messages and maps
 //! [`Error`] to HTTP.
 //!
 //! It also holds what lets both sides prove later what was agreed and what happened (OASC MIM3):
@@ -17,6 +20,7 @@ pub mod canonical;
 mod jsonld;
 pub mod ledger;
 pub mod negotiation;
+pub mod process;
 pub mod transfer;
 
 pub use agreement::{AgreementSignatureError, sign_agreement, signer_public_jwk, verify_agreement};

@@ -29,6 +29,7 @@ pub mod parse;
 mod rdf;
 pub mod report;
 mod serialize;
+mod terms;
 
 #[cfg(test)]
 mod conformance_tests;

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod identity;
 pub mod identity_api;
 pub mod negotiation;
+pub mod process;
 pub mod transfer;
 
 use actix_web::body::MessageBody;
@@ -43,6 +44,8 @@ pub fn dsp_app(
         .app_data(web::Data::from(connector.authenticator.clone()))
         .app_data(web::Data::from(connector.trust.clone()))
         .app_data(web::Data::from(connector.authority.clone()))
+        .app_data(web::Data::new(connector.negotiations()))
+        .app_data(web::Data::new(connector.transfers()))
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))

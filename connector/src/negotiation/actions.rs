@@ -9,8 +9,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::inbound::terminate_with;
-use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Step};
-use super::{NegotiationView, new_pid};
+use caap_contracts::process::Process;
+
+use super::NegotiationView;
+use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
+pub use crate::process::StepRequest;
 use crate::service::{Connector, ServiceError, decode};
 
 /// `POST /api/v1/negotiations`: start a negotiation as consumer.
@@ -32,21 +35,6 @@ pub struct StartNegotiation {
     /// Take no step automatically: every later step comes from the management API.
     #[serde(default)]
     pub manual: bool,
-}
-
-/// The body of a step taken by hand.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct StepRequest {
-    /// Termination code (terminate, reject).
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Termination reason (terminate, reject).
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// The offer to send (offer, counter-offer).
-    #[serde(default)]
-    pub offer: Option<Value>,
 }
 
 /// The steps the management API can take.
@@ -163,31 +151,17 @@ impl Connector {
             )
         })?;
         let now = self.clock.now();
-        let id = new_pid();
-        let mut n = Negotiation {
-            id: id.clone(),
-            role: Role::Consumer,
-            provider_pid: None,
-            consumer_pid: Some(id),
-            counterparty_id: provider_id,
-            counterparty_address: base,
-            state: None,
-            offer_id,
-            dataset_id,
-            body: NegotiationBody {
-                offer,
-                manual: start.manual,
-                ..NegotiationBody::default()
-            },
-            pending: None,
-            awaiting: None,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
+        let peer = Peer {
+            id: provider_id,
+            address: base,
+            pid: None,
         };
+        let body = NegotiationBody {
+            offer,
+            manual: start.manual,
+            ..NegotiationBody::default()
+        };
+        let mut n = Negotiation::new(Role::Consumer, peer, None, offer_id, dataset_id, body, now);
         n.owe(Step::Request, now);
         n.body.log(
             now,
@@ -338,9 +312,11 @@ impl Connector {
         match step {
             Step::Agree => {
                 let offer = n.body.offer.clone();
-                self.agree(&mut n, &offer, now).map_err(|r| {
-                    ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
-                })?;
+                self.negotiations()
+                    .agree(&mut n, &offer, now)
+                    .map_err(|r| {
+                        ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
+                    })?;
             }
             Step::Terminate => {
                 let reason = request.reason.clone().unwrap_or_else(|| match action {
@@ -355,15 +331,16 @@ impl Connector {
             }
             Step::Verify => {
                 let agreement = n.body.agreement.clone().unwrap_or_default();
-                self.check_agreement(
-                    &n.body.offer,
-                    &n.dataset_id,
-                    &n.counterparty_id,
-                    &agreement,
-                    n.body.signature.as_ref(),
-                    false,
-                )
-                .map_err(ServiceError::Conflict)?;
+                self.negotiations()
+                    .check_agreement(
+                        &n.body.offer,
+                        &n.dataset_id,
+                        &n.counterparty_id,
+                        &agreement,
+                        n.body.signature.as_ref(),
+                        false,
+                    )
+                    .map_err(ServiceError::Conflict)?;
                 n.owe(Step::Verify, now);
             }
             Step::Offer | Step::CounterOffer => {

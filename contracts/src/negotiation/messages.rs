@@ -274,24 +274,6 @@ impl ContractNegotiationTerminationMessage {
     }
 }
 
-/// An outbound message, built from the pids and the negotiation's data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum OutboundMessage {
-    /// Consumer: request or counter-offer.
-    Request(ContractRequestMessage),
-    /// Provider: offer.
-    Offer(ContractOfferMessage),
-    /// Provider: agreement.
-    Agreement(ContractAgreementMessage),
-    /// Consumer: verification.
-    Verification(ContractAgreementVerificationMessage),
-    /// Consumer ACCEPTED or provider FINALIZED.
-    Event(ContractNegotiationEventMessage),
-    /// Either: termination.
-    Termination(ContractNegotiationTerminationMessage),
-}
-
 impl ContractRequestMessage {
     /// A request; `provider_pid` set makes it a counter-offer, else `callback_address` must be given.
     pub fn new(
