@@ -240,8 +240,9 @@ impl Connector {
         })?;
         let now = self.clock.now();
         let expired = payload
-            .expires_at()
-            .is_none_or(|exp| exp <= system_time(now));
+            .claim("exp")
+            .and_then(caap_identity::jose::numeric_date)
+            .is_none_or(|exp| exp <= now);
         if expired {
             return Err(AccessError::Unauthorized(
                 "the token has expired; refresh it (caap transfer refresh, or POST /api/v1/transfers/{id}/refresh)".into(),
