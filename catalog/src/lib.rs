@@ -5,6 +5,8 @@
 //! * [`offer`]: an offer ties assets to an access policy (who may *see* them in the catalog) and a
 //!   contract policy (what an agreement grants). Policies are ODRL documents owned by `caap-policy`;
 //!   this crate only carries them as validated JSON and never evaluates them.
+//! * [`iri`]: the absolute IRIs under which assets (datasets) and offers are published, and back to the
+//!   user-chosen handles.
 //! * [`dcat`]: the DSP 2025-1 catalog protocol wire types (Catalog, Dataset, Distribution,
 //!   DataService, CatalogRequestMessage, CatalogError, the version response) in compact JSON-LD.
 //! * [`build`]: turns assets and offers into the catalog one requester is allowed to see, one page at
@@ -21,6 +23,7 @@ pub mod build;
 pub mod dcat;
 pub mod error;
 pub mod filter;
+pub mod iri;
 pub mod offer;
 pub mod page;
 pub mod remote;
@@ -36,7 +39,18 @@ pub const DSP_CONTEXT: &str = "https://w3id.org/dspace/2025/1/context.jsonld";
 /// The DSP version this build speaks.
 pub const DSP_VERSION: &str = "2025-1";
 
-/// `["https://w3id.org/dspace/2025/1/context.jsonld"]`, the `@context` value of DSP 2025-1 messages.
+/// caap's own JSON-LD context: the terms caap adds to DSP messages (the agreement signature, the `dpv:`
+/// prefix of purposes, the `caap:` prefix of participant-claim left operands). Every caap connector serves
+/// [`CAAP_CONTEXT_DOCUMENT`] at [`CAAP_CONTEXT_PATH`] on its DSP listener.
+pub const CAAP_CONTEXT: &str = "https://w3id.org/caap/v1/context.jsonld";
+/// Where a caap connector serves its context, relative to the DSP listener's root.
+pub const CAAP_CONTEXT_PATH: &str = "/caap/v1/context.jsonld";
+/// The document at [`CAAP_CONTEXT`].
+pub const CAAP_CONTEXT_DOCUMENT: &str = include_str!("caap-v1.context.jsonld");
+
+/// `["https://w3id.org/dspace/2025/1/context.jsonld", "https://w3id.org/caap/v1/context.jsonld"]`, the
+/// `@context` value of the DSP 2025-1 messages caap sends: the DSP context, then caap's (which only adds
+/// terms, so the DSP context's protected definitions stand and the schema's "contains" check holds).
 pub fn dsp_context() -> Vec<String> {
-    vec![DSP_CONTEXT.to_owned()]
+    vec![DSP_CONTEXT.to_owned(), CAAP_CONTEXT.to_owned()]
 }

@@ -103,11 +103,15 @@ pub fn status_list_url(public_url: &str) -> String {
 }
 
 /// What the issuer offers (`credentialsSupported`): the membership and every role credential. The
-/// object ids are the credential types.
+/// object ids are absolute IRIs (`https://w3id.org/caap/v1/credentials/<type>`); a request may also name
+/// an object by its credential type.
 pub fn credentials_supported() -> Vec<issuance::CredentialObject> {
     std::iter::once(MEMBERSHIP)
         .chain(ROLES.iter().map(|(_, t)| *t))
-        .map(|t| issuance::CredentialObject::supported(t, t, &schema_id(t), "vc20-bssl/jwt"))
+        .map(|t| {
+            let id = format!("https://w3id.org/caap/v1/credentials/{t}");
+            issuance::CredentialObject::supported(&id, t, &schema_id(t), "vc20-bssl/jwt")
+        })
         .collect()
 }
 
@@ -166,7 +170,10 @@ impl Connector {
         let supported = credentials_supported();
         let mut wanted = Vec::new();
         for r in &received.message.credentials {
-            let Some(o) = supported.iter().find(|o| o.id == r.id) else {
+            let Some(o) = supported
+                .iter()
+                .find(|o| o.id == r.id || o.credential_type.as_deref() == Some(r.id.as_str()))
+            else {
                 return Err(DcpError::bad(
                     "invalid_request",
                     format!("`{}` is not in this issuer's credentialsSupported", r.id),
@@ -175,7 +182,7 @@ impl Connector {
             wanted.push(o.credential_type.clone().unwrap_or_else(|| o.id.clone()));
         }
         let record = IssuanceRequest {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
             holder: received.requester.issuer.clone(),
             holder_pid: received.message.holder_pid.clone(),
             status: "RECEIVED".into(),

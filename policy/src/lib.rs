@@ -24,6 +24,7 @@ pub mod parse;
 mod rdf;
 pub mod report;
 mod serialize;
+pub mod typing;
 
 #[cfg(test)]
 mod conformance_tests;

@@ -235,7 +235,14 @@ impl Connector {
             )));
         };
         let dataset_id = match (target, offer.assets.as_slice()) {
-            (Some(t), _) => t,
+            (Some(t), _) => caap_catalog::iri::Namespace::new(&self.identity.dsp_base)
+                .dataset_handle(&t)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Refusal::BadRequest(format!(
+                        "offer.target `{t}` is not a dataset of this connector's catalog"
+                    ))
+                })?,
             (None, [only]) => only.clone(),
             (None, _) => {
                 return Err(Refusal::BadRequest(
@@ -243,6 +250,10 @@ impl Connector {
                 ));
             }
         };
+        // Kept (and echoed in offers) with absolute ids: a relative one names this provider's own.
+        let mut requested = m.offer.clone();
+        caap_catalog::iri::Namespace::new(&self.identity.dsp_base)
+            .absolute_offer_ids(&mut requested);
         let now = self.clock.now();
         let id = new_pid();
         let mut n = Negotiation {
@@ -256,7 +267,7 @@ impl Connector {
             offer_id,
             dataset_id,
             body: NegotiationBody {
-                offer: m.offer.clone(),
+                offer: requested,
                 manual: offer.approval == caap_catalog::offer::Approval::Stepwise,
                 ..NegotiationBody::default()
             },
