@@ -13,7 +13,7 @@ use crate::filter::Filter;
 use crate::iri::Namespace;
 use crate::offer::ResolvedOffer;
 use crate::page::{Cursor, Page};
-use crate::{DSP_VERSION, dsp_context};
+use crate::{DSP_VERSION, policy_context};
 
 /// The store seam the catalog builder reads through. The connector implements it with SeaORM.
 pub trait CatalogSource: Sync {
@@ -104,7 +104,7 @@ pub fn dataset(
     let service = ident.service_id();
     let ns = ident.namespace();
     Dataset {
-        context: as_root.then(dsp_context),
+        context: as_root.then(policy_context),
         id: ns.dataset(&asset.id),
         kind: "Dataset".into(),
         title: Some(asset.title.clone()),
@@ -188,7 +188,7 @@ where
     });
     Ok(CatalogPage {
         catalog: Catalog {
-            context: dsp_context(),
+            context: policy_context(),
             id: ident.catalog_id.clone(),
             kind: "Catalog".into(),
             participant_id: ident.participant_id.clone(),

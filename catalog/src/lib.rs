@@ -48,9 +48,16 @@ pub const CAAP_CONTEXT_PATH: &str = "/caap/v1/context.jsonld";
 /// The document at [`CAAP_CONTEXT`].
 pub const CAAP_CONTEXT_DOCUMENT: &str = include_str!("caap-v1.context.jsonld");
 
-/// `["https://w3id.org/dspace/2025/1/context.jsonld", "https://w3id.org/caap/v1/context.jsonld"]`, the
-/// `@context` value of the DSP 2025-1 messages caap sends: the DSP context, then caap's (which only adds
-/// terms, so the DSP context's protected definitions stand and the schema's "contains" check holds).
+/// `["https://w3id.org/dspace/2025/1/context.jsonld"]`, the `@context` value of DSP 2025-1 messages that
+/// carry no policy (acknowledgements, errors, transfer messages, process events).
 pub fn dsp_context() -> Vec<String> {
+    vec![DSP_CONTEXT.to_owned()]
+}
+
+/// `["https://w3id.org/dspace/2025/1/context.jsonld", "https://w3id.org/caap/v1/context.jsonld"]`, the
+/// `@context` of the messages that carry policies or caap's terms (catalog, dataset, contract request, offer
+/// and agreement): the DSP context, then caap's, which only adds terms (`dpv:`, `caap:`, the agreement
+/// signature), so the DSP context's protected definitions stand and the schema's "contains" check holds.
+pub fn policy_context() -> Vec<String> {
     vec![DSP_CONTEXT.to_owned(), CAAP_CONTEXT.to_owned()]
 }

@@ -2,7 +2,7 @@
 
 /// The DSP 2025-1 JSON-LD context every message carries in `@context`, and `[that context]`: defined once,
 /// in `caap-catalog`.
-pub(crate) use caap_catalog::{DSP_CONTEXT, dsp_context};
+pub(crate) use caap_catalog::{DSP_CONTEXT, dsp_context, policy_context};
 
 /// Defines a zero-sized type that (de)serializes as exactly one JSON-LD `@type` string and rejects any other.
 macro_rules! type_tag {

@@ -579,18 +579,7 @@ fn dcp_over_https_resolves_did_web_with_tls_and_no_development_setting() {
     for s in [&lund_s, &malmo_s] {
         let did = did_of(s);
         assert!(did.starts_with("did:web:localhost%3A"), "{did}");
-        let r = authority.api(
-            "POST",
-            "/api/v1/authority/members",
-            Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1280"}})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-        let r = s.api(
-            "POST",
-            "/api/v1/credentials/requests",
-            Some(&json!({"authority": authority_did})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
+        enrol(&authority, s, &authority_did);
     }
     publish_sample(&lund_s, 1);
     let r = malmo_s.api(
@@ -600,6 +589,24 @@ fn dcp_over_https_resolves_did_web_with_tls_and_no_development_setting() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["datasets"].as_u64().unwrap() > 0, "{}", r.body);
+}
+
+/// Registers `member` at the trust anchor as a municipality and has it ask for its credentials, naming the
+/// authority by `authority_address` (its DID or URL).
+pub fn enrol(authority: &Server, member: &Server, authority_address: &str) {
+    let did = did_of(member);
+    let r = authority.api(
+        "POST",
+        "/api/v1/authority/members",
+        Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1280"}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = member.api(
+        "POST",
+        "/api/v1/credentials/requests",
+        Some(&json!({"authority": authority_address})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 /// Publishes `files/reading.json` of the provider's directory as asset `reading` with the offer

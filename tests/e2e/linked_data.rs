@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::identity::{dcp_settings, did_of, negotiate_and_pull, publish_reading};
+use crate::identity::{dcp_settings, did_of, enrol, negotiate_and_pull, publish_reading};
 use crate::jsonld as ld;
 use crate::negotiation::eventually;
 use crate::support::{Node, Server, publish_sample, request};
@@ -185,19 +185,7 @@ fn every_message_caap_sends_validates_and_expands_with_independent_tools() {
     tl.forward_to(&lund);
     tm.forward_to(&malmo);
     for s in [&lund, &malmo] {
-        let did = did_of(s);
-        let r = authority.api(
-            "POST",
-            "/api/v1/authority/members",
-            Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1280"}})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-        let r = s.api(
-            "POST",
-            "/api/v1/credentials/requests",
-            Some(&json!({"authority": ta.url})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
+        enrol(&authority, s, &ta.url);
     }
 
     // Lund publishes the sample catalog (purposes, dates, places, other ODRL actions) and a dataset whose

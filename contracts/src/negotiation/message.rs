@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(
             json,
             json!({
-                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld", "https://w3id.org/caap/v1/context.jsonld"],
+                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
                 "@type": "ContractNegotiation",
                 "providerPid": "urn:uuid:p",
                 "consumerPid": "urn:uuid:c",
@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&bare).unwrap(),
             json!({
-                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld", "https://w3id.org/caap/v1/context.jsonld"],
+                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
                 "@type": "ContractNegotiationError",
                 "providerPid": "p",
                 "consumerPid": "c"

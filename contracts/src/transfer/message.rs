@@ -505,7 +505,7 @@ mod tests {
         assert_eq!(
             json,
             json!({
-                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld", "https://w3id.org/caap/v1/context.jsonld"],
+                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
                 "@type": "TransferProcess",
                 "providerPid": "urn:uuid:p",
                 "consumerPid": "urn:uuid:c",
@@ -523,7 +523,7 @@ mod tests {
 
     fn start_json() -> Value {
         json!({
-            "@context": [DSP_CONTEXT, caap_catalog::CAAP_CONTEXT],
+            "@context": [DSP_CONTEXT],
             "@type": "TransferStartMessage",
             "providerPid": "urn:uuid:p",
             "consumerPid": "urn:uuid:c",
@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&request).unwrap(),
             json!({
-                "@context": [DSP_CONTEXT, caap_catalog::CAAP_CONTEXT], "@type": "TransferRequestMessage", "consumerPid": "c",
+                "@context": [DSP_CONTEXT], "@type": "TransferRequestMessage", "consumerPid": "c",
                 "agreementId": "a", "format": "HttpData-PULL", "callbackAddress": "https://cb"
             })
         );
@@ -677,7 +677,7 @@ mod tests {
         assert_eq!(
             json,
             json!({
-                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld", "https://w3id.org/caap/v1/context.jsonld"],
+                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
                 "@type": "TransferError",
                 "providerPid": "p",
                 "consumerPid": "c"
