@@ -14,6 +14,9 @@
 //! agreements ([`agreement::sign_agreement`], [`agreement::verify_agreement`]: a compact ES256 or EdDSA JWS over the
 //! canonical agreement); and the hash-chained transaction ledger ([`ledger::append`] builds entries,
 //! [`ledger::ChainVerifier`] checks a stored ledger page by page, agreement signatures included).
+//!
+//! [`wire::check_message`] holds the rules every DSP message meets on the wire (the schemas' constraints on
+//! policies, the ODRL model, absolute IRIs): caap applies them to what it receives as to what it sends.
 
 pub mod agreement;
 pub mod canonical;
@@ -22,6 +25,7 @@ pub mod ledger;
 pub mod negotiation;
 pub mod process;
 pub mod transfer;
+pub mod wire;
 
 pub use agreement::{AgreementSignatureError, sign_agreement, signer_public_jwk, verify_agreement};
 pub use canonical::canonical_json;

@@ -30,6 +30,7 @@ mod rdf;
 pub mod report;
 mod serialize;
 mod terms;
+pub mod typing;
 
 #[cfg(test)]
 mod conformance_tests;

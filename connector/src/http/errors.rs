@@ -534,11 +534,7 @@ pub fn dcp_answer(
         }
         Err(DcpError::Refused(r)) => {
             tracing::info!(%endpoint, code = r.code(), reason = %r, "DCP request refused");
-            dcp_error(
-                StatusCode::UNAUTHORIZED,
-                r.code(),
-                "the self-issued token or its access token was refused",
-            )
+            dcp_error(StatusCode::UNAUTHORIZED, r.code(), &r.public_message())
         }
         Err(DcpError::BadRequest {
             status,

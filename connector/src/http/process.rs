@@ -32,15 +32,19 @@ async fn message<S: ProcessService, T: DeserializeOwned>(
             .unwrap_or_default()
             .to_owned()
     };
-    crate::service::decode(&body).map_err(|e| {
+    let bad = |reason: String| {
         DspError::of(
             S::KIND,
             StatusCode::BAD_REQUEST,
             pick("providerPid"),
             pick("consumerPid"),
-            e.to_string(),
+            reason,
         )
-    })
+    };
+    let message = crate::service::decode(&body).map_err(|e| bad(e.to_string()))?;
+    // What caap's own messages meet on the wire, inbound too (schema rules, ODRL model, absolute IRIs).
+    caap_contracts::wire::check_message(&body).map_err(|e| bad(e.to_string()))?;
+    Ok(message)
 }
 
 async fn receive<S: ProcessService>(

@@ -139,6 +139,8 @@ impl Connector {
             }
             (Some(offer_id), None) => self.find_remote_offer(&start, offer_id).await?,
         };
+        let mut offer = offer;
+        caap_catalog::iri::Namespace::new(&base).absolute_offer_ids(&mut offer);
         let (offer_id, target) =
             super::decide::offer_ids(&offer).map_err(|e| ServiceError::field("/offer", e))?;
         let dataset_id = target.ok_or_else(|| {
@@ -189,6 +191,10 @@ impl Connector {
             .fetch_catalog(&start.counter_party_address)
             .await?;
         let cached = self.store.cached_datasets().await?;
+        // The offer's IRI, or its handle at a caap provider (resolved against the provider's namespace).
+        let resolved =
+            caap_catalog::iri::Namespace::new(&fetched.dsp_base).absolute_offer(offer_id);
+        let offer_id = resolved.as_str();
         let Some(dataset) = cached
             .iter()
             .filter(|d| d.counter_party_address == fetched.dsp_base)
@@ -204,7 +210,8 @@ impl Connector {
         };
         let url = format!(
             "{}/catalog/datasets/{}",
-            fetched.dsp_base, dataset.dataset.id
+            fetched.dsp_base,
+            caap_catalog::iri::encode_segment(&dataset.dataset.id)
         );
         let mut req = self.http.get(&url);
         if let Some(a) = self

@@ -54,6 +54,10 @@ pub fn offer_ids(offer: &Value) -> Result<(String, Option<String>), String> {
 impl Negotiations {
     /// Looks up the current offer a request names. `Ok(None)`: no such offer.
     pub async fn current_offer(&self, offer_id: &str) -> Result<Option<Offer>, ServiceError> {
+        let namespace = caap_catalog::iri::Namespace::new(&self.identity.dsp_base);
+        let Some(offer_id) = namespace.offer_handle(offer_id) else {
+            return Ok(None);
+        };
         match self.store.get(DocKind::Offer, offer_id).await? {
             None => Ok(None),
             Some(doc) => serde_json::from_value(doc.body).map(Some).map_err(|e| {
@@ -190,7 +194,8 @@ impl Negotiations {
         let policy = parse("offer", offer).map_err(|e| ServiceError::field("/offer", e))?;
         let terms = AgreementTerms {
             id: crate::negotiation::new_pid(),
-            target: dataset_id.to_owned(),
+            target: caap_catalog::iri::Namespace::new(&self.identity.dsp_base)
+                .absolute_dataset(dataset_id),
             assigner: self.identity.participant_id.clone(),
             assignee: consumer.to_owned(),
             timestamp: now,

@@ -100,7 +100,14 @@ impl Negotiations {
             )));
         };
         let dataset_id = match (target, offer.assets.as_slice()) {
-            (Some(t), _) => t,
+            (Some(t), _) => caap_catalog::iri::Namespace::new(&self.identity.dsp_base)
+                .dataset_handle(&t)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Refusal::BadRequest(format!(
+                        "offer.target `{t}` is not a dataset of this connector's catalog"
+                    ))
+                })?,
             (None, [only]) => only.clone(),
             (None, _) => {
                 return Err(Refusal::BadRequest(
@@ -108,9 +115,13 @@ impl Negotiations {
                 ));
             }
         };
+        // Kept (and echoed in offers) with absolute ids: a relative one names this provider's own.
+        let mut requested = m.offer.clone();
+        caap_catalog::iri::Namespace::new(&self.identity.dsp_base)
+            .absolute_offer_ids(&mut requested);
         let now = self.clock.now();
         let body = NegotiationBody {
-            offer: m.offer.clone(),
+            offer: requested,
             manual: offer.approval == caap_catalog::offer::Approval::Stepwise,
             ..NegotiationBody::default()
         };
