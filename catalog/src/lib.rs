@@ -37,7 +37,8 @@ pub use offer::Offer;
 /// The DSP 2025-1 JSON-LD context, caap's own context and the `@context` values built from them, defined in
 /// `caap-canonical` (which every domain crate shares).
 pub use caap_canonical::dsp::{
-    CAAP_CONTEXT, CAAP_CONTEXT_DOCUMENT, CAAP_CONTEXT_PATH, DSP_CONTEXT, dsp_context, policy_context,
+    CAAP_CONTEXT, CAAP_CONTEXT_DOCUMENT, CAAP_CONTEXT_PATH, DSP_CONTEXT, dsp_context,
+    policy_context,
 };
 /// The DSP version this build speaks.
 pub const DSP_VERSION: &str = "2025-1";

@@ -1,9 +1,9 @@
 //! The consumer side of the catalog protocol: fetch another connector's catalog (every page) into
 //! the federated cache.
 
+use caap_catalog::DSP_VERSION;
 use caap_catalog::dcat::VersionResponse;
 use caap_catalog::remote::{RemoteDataset, parse_catalog};
-use caap_catalog::DSP_VERSION;
 use reqwest::header;
 use serde::Serialize;
 
