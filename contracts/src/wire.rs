@@ -5,9 +5,11 @@
 //! action on every rule and duty, `leftOperand`/`operator`/`rightOperand` on every atomic constraint, a right
 //! operand that is a string, an object or an array but never a bare number or boolean, an agreement's
 //! `target`/`assigner`/`assignee` and an `xsd:dateTime` `timestamp`), then the ODRL model checks caap's policy
-//! parser applies (known terms, `count` a whole number, …), and caap's identifier rule: the `@id` and `target` of
-//! an offer or agreement that caap keeps are absolute IRIs (a contract request's offer may name a dataset and
-//! offer of the receiving provider by a relative id; the provider resolves it, see `caap_catalog::iri`).
+//! parser applies (known terms, `count` a whole number, …). Identifiers: caap publishes only absolute IRIs, but
+//! the `@id` and `target` of an offer or agreement name the provider's own resources, so they are read in the
+//! provider's namespace: a contract request may name the receiving caap's dataset and offer by handle (it
+//! resolves them, see `caap_catalog::iri`), and a provider that publishes relative ids (the DSP TCK does) gets
+//! them back exactly as it sent them; a consumer keeps them with the provider's address, never on their own.
 //!
 //! The first violation is returned with the JSON pointer of the field, for the DSP error body.
 
@@ -35,7 +37,7 @@ fn err<T>(pointer: impl Into<String>, message: impl Into<String>) -> Result<T, W
 enum PolicyRole {
     /// A contract request's offer: ids may be relative (the provider's own handles).
     RequestedOffer,
-    /// A provider's offer: kept by the consumer, so ids are absolute.
+    /// A provider's offer: its ids are the provider's, echoed back to it as sent.
     SentOffer,
     /// An agreement.
     Agreement,
@@ -61,10 +63,9 @@ fn check_policy(policy: Option<&Value>, ptr: &str, role: PolicyRole) -> Result<(
     let Some(Value::Object(p)) = policy else {
         return err(ptr, "must be an ODRL policy object");
     };
-    let (kind, id_rule) = match role {
-        PolicyRole::RequestedOffer => ("Offer", false),
-        PolicyRole::SentOffer => ("Offer", true),
-        PolicyRole::Agreement => ("Agreement", true),
+    let kind = match role {
+        PolicyRole::RequestedOffer | PolicyRole::SentOffer => "Offer",
+        PolicyRole::Agreement => "Agreement",
     };
     match p.get("@type") {
         Some(Value::String(t)) if t == kind => {}
@@ -72,16 +73,7 @@ fn check_policy(policy: Option<&Value>, ptr: &str, role: PolicyRole) -> Result<(
     }
     for key in ["@id", "target"] {
         match p.get(key) {
-            Some(Value::String(id)) if !id.is_empty() => {
-                if id_rule && !caap_canonical::dsp::is_absolute(id) {
-                    return err(
-                        format!("{ptr}/{key}"),
-                        format!(
-                            "`{id}` is a relative IRI; send an absolute IRI (e.g. the one the catalog publishes)"
-                        ),
-                    );
-                }
-            }
+            Some(Value::String(id)) if !id.is_empty() => {}
             None if key == "target" && role == PolicyRole::RequestedOffer => {}
             None if key == "target" && role == PolicyRole::SentOffer => {}
             _ => return err(format!("{ptr}/{key}"), "must be a non-empty string"),
@@ -300,10 +292,14 @@ mod tests {
             "assignee": "did:web:c", "timestamp": "2027-01-01T00:00:00Z",
             "permission": [{"action": "use"}]});
         assert!(check_message(&agreement(good.clone())).is_ok());
+        // The provider's own ids, as it publishes them (the DSP TCK's are relative): read in its namespace.
         let mut relative = good.clone();
         relative["target"] = json!("readings-csv");
+        assert!(check_message(&agreement(relative)).is_ok());
+        let mut empty = good.clone();
+        empty["target"] = json!("");
         assert_eq!(
-            check_message(&agreement(relative)).unwrap_err().pointer,
+            check_message(&agreement(empty)).unwrap_err().pointer,
             "/agreement/target"
         );
         let mut no_time = good.clone();

@@ -139,8 +139,7 @@ impl Connector {
             }
             (Some(offer_id), None) => self.find_remote_offer(&start, offer_id).await?,
         };
-        let mut offer = offer;
-        caap_catalog::iri::Namespace::new(&base).absolute_offer_ids(&mut offer);
+        // The offer's ids are the provider's: sent back exactly as its catalog has them.
         let (offer_id, target) =
             super::decide::offer_ids(&offer).map_err(|e| ServiceError::field("/offer", e))?;
         let dataset_id = target.ok_or_else(|| {
@@ -191,14 +190,19 @@ impl Connector {
             .fetch_catalog(&start.counter_party_address)
             .await?;
         let cached = self.store.cached_datasets().await?;
-        // The offer's IRI, or its handle at a caap provider (resolved against the provider's namespace).
+        // The offer's id as the provider's catalog has it, or its handle at a caap provider (resolved against
+        // the provider's namespace).
         let resolved =
             caap_catalog::iri::Namespace::new(&fetched.dsp_base).absolute_offer(offer_id);
-        let offer_id = resolved.as_str();
         let Some(dataset) = cached
             .iter()
             .filter(|d| d.counter_party_address == fetched.dsp_base)
-            .find(|d| d.dataset.offer_ids.iter().any(|o| o == offer_id))
+            .find(|d| {
+                d.dataset
+                    .offer_ids
+                    .iter()
+                    .any(|o| o == offer_id || *o == resolved)
+            })
         else {
             return Err(ServiceError::field(
                 "/offerId",
@@ -207,6 +211,12 @@ impl Connector {
                     fetched.participant_id
                 ),
             ));
+        };
+        // The id as the provider's catalog lists it.
+        let offer_id = if dataset.dataset.offer_ids.iter().any(|o| o == offer_id) {
+            offer_id
+        } else {
+            resolved.as_str()
         };
         let url = format!(
             "{}/catalog/datasets/{}",
