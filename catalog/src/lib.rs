@@ -23,6 +23,7 @@ pub mod error;
 pub mod filter;
 pub mod offer;
 pub mod page;
+pub mod reference;
 pub mod remote;
 pub mod samples;
 pub mod search;

@@ -16,6 +16,7 @@ use crate::negotiation::processor::{backoff, describe_reqwest, join, to_value};
 use crate::service::Connector;
 use crate::store::StoreError;
 use crate::store::negotiations::Effects;
+use crate::transfer::dataplane::AccessError;
 
 #[derive(Debug)]
 enum Outcome {
@@ -206,8 +207,16 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
     let opened = match c.open_source(&t.body.dataset_id, None).await {
         Ok(o) => o,
         Err(e) => {
+            // The counterparty hears no URL, path or variable name; the log has them.
+            let error = match &e {
+                AccessError::Source(s) => {
+                    tracing::warn!(transfer = %t.id, cause = %s, "data source failed");
+                    s.public()
+                }
+                _ => e.to_string(),
+            };
             return Outcome::Failed {
-                error: e.to_string(),
+                error,
                 permanent: false,
             };
         }

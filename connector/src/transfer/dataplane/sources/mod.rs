@@ -9,7 +9,7 @@ pub mod ngsi_subscription;
 pub mod poll;
 pub mod sse;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
@@ -19,6 +19,8 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use super::AccessError;
 use super::flows::Notifications;
 use super::source_auth::SourceAuth;
+use crate::catalog_files::refs::{has_refs, resolve};
+use crate::catalog_files::{ProcessEnv, Resolver};
 use crate::service::Connector;
 use crate::store::DocKind;
 
@@ -86,6 +88,14 @@ pub enum SourceError {
         /// Why.
         cause: std::io::Error,
     },
+    /// A `${env:…}` or `${file:…}` reference of the data address does not resolve in this process.
+    #[error("the data address of dataset {dataset}: {cause}")]
+    Reference {
+        /// The dataset.
+        dataset: String,
+        /// Which reference, and why.
+        cause: String,
+    },
     /// The NGSI-LD broker refused or did not answer a subscription.
     #[error("the broker {url} {problem}")]
     Subscription {
@@ -97,6 +107,22 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// What the consumer is told: no URL, path, credential or variable name (the provider's log has
+    /// the full message).
+    pub fn public(&self) -> String {
+        let what = match self {
+            SourceError::Unreachable { .. } => "cannot be reached".to_owned(),
+            SourceError::Status { status, .. } => format!("answered {status}"),
+            SourceError::FreshTokenRefused { .. } | SourceError::Credentials { .. } => {
+                "refused the provider's credentials".to_owned()
+            }
+            SourceError::Reference { .. } => "is not configured correctly".to_owned(),
+            SourceError::File { .. } => "cannot be read".to_owned(),
+            SourceError::Subscription { .. } => "refused the subscription".to_owned(),
+        };
+        format!("the dataset's source {what}; the provider's log has the details")
+    }
+
     /// Did the source answer 401 (its token may just have expired)?
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, SourceError::Status { status, .. } if *status == reqwest::StatusCode::UNAUTHORIZED)
@@ -165,7 +191,59 @@ pub(crate) async fn open_http(
     })
 }
 
+/// Resolves the `${env:NAME}` and `${file:PATH}` references of a data-address string from this
+/// connector process: its environment, and files given as absolute paths or relative to `data_dir`.
+pub fn resolve_references(
+    value: String,
+    data_dir: &Path,
+    env: &dyn Resolver,
+) -> Result<String, String> {
+    if !has_refs(&value) {
+        return Ok(value);
+    }
+    resolve(&value, data_dir, env)
+}
+
 impl Connector {
+    /// The data address with its references resolved ([`resolve_references`]), just before the source
+    /// is opened: the catalog stores them as written, so no secret sits in the database.
+    fn resolve_references(&self, address: Address) -> Result<Address, String> {
+        let dir = &self.config.data_dir;
+        let r = |v: String| resolve_references(v, dir, &ProcessEnv);
+        Ok(match address {
+            Address::HttpApi {
+                url,
+                method,
+                credentials,
+            } => Address::HttpApi {
+                url: r(url)?,
+                method,
+                credentials,
+            },
+            Address::NgsiLdQuery {
+                broker_url,
+                entity_type,
+                query,
+                tenant,
+            } => Address::NgsiLdQuery {
+                broker_url: r(broker_url)?,
+                entity_type,
+                query,
+                tenant,
+            },
+            Address::LiveStream {
+                source,
+                url,
+                interval_secs,
+            } => Address::LiveStream {
+                source,
+                url: r(url)?,
+                interval_secs,
+            },
+            file @ Address::File { .. } => file,
+        })
+    }
+
     /// What the data sources of this connector may use.
     pub fn source_context(&self) -> SourceContext<'_> {
         SourceContext {
@@ -200,7 +278,13 @@ impl Connector {
         let asset: Asset =
             serde_json::from_value(doc.body).map_err(|e| AccessError::Internal(e.to_string()))?;
         let cx = self.source_context();
-        match asset.data_address {
+        let address = self
+            .resolve_references(asset.data_address)
+            .map_err(|cause| SourceError::Reference {
+                dataset: dataset_id.to_owned(),
+                cause,
+            })?;
+        match address {
             Address::HttpApi {
                 url,
                 method,
@@ -281,6 +365,46 @@ impl Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_resolve_from_the_process_and_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/key"), "s3cret\n").unwrap();
+        let env = |n: &str| (n == "CITY_KEY").then(|| "k1".to_owned());
+        let got = resolve_references(
+            "https://a.example/p?k=${env:CITY_KEY}&f=${file:secrets/key}".into(),
+            dir.path(),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(got, "https://a.example/p?k=k1&f=s3cret");
+        // Plain values are left alone; missing ones say which reference (for the provider's log).
+        assert_eq!(
+            resolve_references("https://a.example/$x".into(), dir.path(), &env).unwrap(),
+            "https://a.example/$x"
+        );
+        let missing =
+            resolve_references("https://a.example/?k=${env:OTHER}".into(), dir.path(), &env)
+                .unwrap_err();
+        assert!(missing.contains("OTHER"), "{missing}");
+        // No climbing out of the data directory.
+        assert!(
+            resolve_references("https://a.example/?k=${file:../x}".into(), dir.path(), &env)
+                .is_err()
+        );
+        // The consumer hears neither the reference nor the URL.
+        let e = SourceError::Reference {
+            dataset: "d".into(),
+            cause: missing,
+        };
+        assert!(!e.public().contains("OTHER") && !e.public().contains("a.example"));
+        let status = SourceError::Status {
+            url: "https://a.example/?k=k1".into(),
+            status: reqwest::StatusCode::BAD_GATEWAY,
+        };
+        assert!(!status.public().contains("k1"), "{}", status.public());
+    }
 
     #[test]
     fn only_a_401_answer_is_a_refused_token() {
