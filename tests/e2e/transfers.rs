@@ -757,7 +757,11 @@ fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
 }
 
 /// The TOML settings of a test city: whom it accepts (token, participant), what it presents, fast retries.
-fn city_settings(token: &str, from: &str, outbound: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn city_settings(
+    token: &str,
+    from: &str,
+    outbound: &str,
+) -> Vec<(&'static str, String)> {
     vec![
         (
             "dsp.auth.tokens",
@@ -780,7 +784,7 @@ fn sample_asset() -> Value {
 }
 
 /// Negotiates `offer` at `provider` from `consumer` until FINALIZED; the agreement id.
-fn finalized_agreement(consumer: &Server, provider: &str, offer: &str) -> String {
+pub(crate) fn finalized_agreement(consumer: &Server, provider: &str, offer: &str) -> String {
     let r = consumer.api(
         "POST",
         "/api/v1/negotiations",
@@ -797,7 +801,7 @@ fn finalized_agreement(consumer: &Server, provider: &str, offer: &str) -> String
 }
 
 /// Starts a pull transfer under `agreement` and waits until it is STARTED; the transfer as the API shows it.
-fn started_transfer(consumer: &Server, agreement: &str) -> Value {
+pub(crate) fn started_transfer(consumer: &Server, agreement: &str) -> Value {
     let r = consumer.api(
         "POST",
         "/api/v1/transfers",
@@ -813,7 +817,7 @@ fn started_transfer(consumer: &Server, agreement: &str) -> Value {
     })
 }
 
-fn fetch(server: &Server, tid: &str) -> Vec<u8> {
+pub(crate) fn fetch(server: &Server, tid: &str) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

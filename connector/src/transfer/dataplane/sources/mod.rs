@@ -257,6 +257,7 @@ impl Connector {
                 credentials: &self.config.source_credentials,
                 clock: self.clock.as_ref(),
                 http: &self.http,
+                data_dir: &self.config.data_dir,
             },
         }
     }
