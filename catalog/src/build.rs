@@ -10,9 +10,10 @@ use crate::asset::Asset;
 use crate::dcat::{Catalog, DataService, Dataset, Distribution};
 use crate::error::CatalogFault;
 use crate::filter::Filter;
+use crate::iri::Namespace;
 use crate::offer::ResolvedOffer;
 use crate::page::{Cursor, Page};
-use crate::{DSP_VERSION, dsp_context};
+use crate::{DSP_VERSION, policy_context};
 
 /// The store seam the catalog builder reads through. The connector implements it with SeaORM.
 pub trait CatalogSource: Sync {
@@ -64,6 +65,11 @@ impl CatalogIdentity {
     pub fn service_id(&self) -> String {
         format!("{}#dsp-{DSP_VERSION}", self.participant_id)
     }
+
+    /// The namespace the dataset and offer IRIs are minted in (see [`crate::iri`]).
+    pub fn namespace(&self) -> Namespace {
+        Namespace::new(&self.dsp_base)
+    }
 }
 
 /// A request for one catalog page.
@@ -96,9 +102,10 @@ pub fn dataset(
     as_root: bool,
 ) -> Dataset {
     let service = ident.service_id();
+    let ns = ident.namespace();
     Dataset {
-        context: as_root.then(dsp_context),
-        id: asset.id.clone(),
+        context: as_root.then(policy_context),
+        id: ns.dataset(&asset.id),
         kind: "Dataset".into(),
         title: Some(asset.title.clone()),
         description: Some(asset.description.clone()).filter(|d| !d.is_empty()),
@@ -109,7 +116,10 @@ pub fn dataset(
         data_model: asset.data_model.clone(),
         license: asset.license.clone(),
         media_type: asset.media_type.clone(),
-        has_policy: offers.iter().map(|o| o.catalog_offer()).collect(),
+        has_policy: offers
+            .iter()
+            .map(|o| o.catalog_offer(&ns.offer(&o.offer.id)))
+            .collect(),
         distribution: asset
             .data_address
             .formats()
@@ -172,10 +182,13 @@ where
             _ => Cursor::After(last_id),
         };
     }
-    let page = Page::from_scan(found, &request.cursor, request.limit, |d| d.id.clone());
+    let ns = ident.namespace();
+    let page = Page::from_scan(found, &request.cursor, request.limit, |d| {
+        ns.dataset_handle(&d.id).unwrap_or(&d.id).to_owned()
+    });
     Ok(CatalogPage {
         catalog: Catalog {
-            context: dsp_context(),
+            context: policy_context(),
             id: ident.catalog_id.clone(),
             kind: "Catalog".into(),
             participant_id: ident.participant_id.clone(),
@@ -202,7 +215,9 @@ where
     V: Fn(&ResolvedOffer) -> bool,
 {
     let not_found = || CatalogFault::NotFound(format!("no dataset `{id}` in this catalog"));
-    let asset = source.asset(id).await?.ok_or_else(not_found)?;
+    // The id in the path is the dataset's IRI (percent-decoded) or its handle.
+    let handle = ident.namespace().dataset_handle(id).ok_or_else(not_found)?;
+    let asset = source.asset(handle).await?.ok_or_else(not_found)?;
     let offers = source.offers_for(std::slice::from_ref(&asset.id)).await?;
     let mine: Vec<&ResolvedOffer> = offers.iter().filter(|o| visible(o)).collect();
     if mine.is_empty() {

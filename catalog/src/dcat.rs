@@ -176,6 +176,16 @@ impl ContextValue {
     }
 }
 
+/// The `CatalogRequestMessage` caap sends: the context, the type and an explicit `filter` array (empty
+/// for "everything"; the schema allows it, and some DSP 2025-1 connectors refuse a request without it).
+pub fn catalog_request(filter: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "@context": dsp_context(),
+        "@type": "CatalogRequestMessage",
+        "filter": filter,
+    })
+}
+
 impl CatalogRequestMessage {
     /// Checks context and type; the error says what to send instead.
     pub fn check(&self) -> Result<(), String> {

@@ -5,6 +5,8 @@
 //! * [`offer`]: an offer ties assets to an access policy (who may *see* them in the catalog) and a
 //!   contract policy (what an agreement grants). Policies are ODRL documents owned by `caap-policy`;
 //!   this crate only carries them as validated JSON and never evaluates them.
+//! * [`iri`]: the absolute IRIs under which assets (datasets) and offers are published, and back to the
+//!   user-chosen handles.
 //! * [`dcat`]: the DSP 2025-1 catalog protocol wire types (Catalog, Dataset, Distribution,
 //!   DataService, CatalogRequestMessage, CatalogError, the version response) in compact JSON-LD.
 //! * [`build`]: turns assets and offers into the catalog one requester is allowed to see, one page at
@@ -21,6 +23,7 @@ pub mod build;
 pub mod dcat;
 pub mod error;
 pub mod filter;
+pub mod iri;
 pub mod offer;
 pub mod page;
 pub mod reference;
@@ -32,7 +35,11 @@ pub use asset::{Asset, DataAddress, IsoDuration, LawfulBasis, PersonalData};
 pub use error::{CatalogFault, FieldError};
 pub use offer::Offer;
 
-/// The DSP 2025-1 JSON-LD context and `[that context]`, defined in `caap-policy`.
-pub use caap_canonical::dsp::{DSP_CONTEXT, dsp_context};
+/// The DSP 2025-1 JSON-LD context, caap's own context and the `@context` values built from them, defined in
+/// `caap-canonical` (which every domain crate shares).
+pub use caap_canonical::dsp::{
+    CAAP_CONTEXT, CAAP_CONTEXT_DOCUMENT, CAAP_CONTEXT_PATH, DSP_CONTEXT, dsp_context,
+    policy_context,
+};
 /// The DSP version this build speaks.
 pub const DSP_VERSION: &str = "2025-1";

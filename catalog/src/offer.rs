@@ -92,11 +92,11 @@ pub struct ResolvedOffer {
 }
 
 impl ResolvedOffer {
-    /// The `odrl:Offer` shown in a catalog: the contract policy's rules under the offer's id,
-    /// without `target` (DSP 2025-1 forbids it inside a catalog) and without a `@context`.
-    pub fn catalog_offer(&self) -> serde_json::Value {
+    /// The `odrl:Offer` shown in a catalog: the contract policy's rules under the offer's IRI (`iri`, see
+    /// [`crate::iri`]), without `target` (DSP 2025-1 forbids it inside a catalog) and without a `@context`.
+    pub fn catalog_offer(&self, iri: &str) -> serde_json::Value {
         let mut body = serde_json::Map::new();
-        body.insert("@id".into(), self.offer.id.clone().into());
+        body.insert("@id".into(), iri.into());
         body.insert("@type".into(), "Offer".into());
         if let serde_json::Value::Object(policy) = &self.contract_policy {
             for (k, v) in policy {
@@ -132,8 +132,8 @@ mod tests {
                 "permission":[{"action":"use"}]}),
         };
         assert_eq!(
-            r.catalog_offer(),
-            json!({"@id":"o1","@type":"Offer","permission":[{"action":"use"}]})
+            r.catalog_offer("urn:uuid:o1"),
+            json!({"@id":"urn:uuid:o1","@type":"Offer","permission":[{"action":"use"}]})
         );
     }
 

@@ -126,7 +126,10 @@ impl Authority {
         let supported = credentials_supported();
         let mut wanted = Vec::new();
         for r in &received.message.credentials {
-            let Some(o) = supported.iter().find(|o| o.id == r.id) else {
+            let Some(o) = supported
+                .iter()
+                .find(|o| o.id == r.id || o.credential_type.as_deref() == Some(r.id.as_str()))
+            else {
                 return Err(DcpError::bad(
                     "invalid_request",
                     format!("`{}` is not in this issuer's credentialsSupported", r.id),
@@ -135,7 +138,7 @@ impl Authority {
             wanted.push(o.credential_type.clone().unwrap_or_else(|| o.id.clone()));
         }
         let record = IssuanceRequest {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
             holder: received.requester.issuer.clone(),
             holder_pid: received.message.holder_pid.clone(),
             status: "RECEIVED".into(),

@@ -91,8 +91,8 @@ pub struct DspConfig {
 }
 
 /// How DSP callers are authenticated (`dsp.auth.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(into = "String")]
 pub enum AuthMode {
     /// `dcp`: DIDs, self-issued tokens and verifiable credentials.
     #[default]
@@ -127,6 +127,33 @@ impl TryFrom<String> for AuthMode {
                 "`{other}` is not supported; use dcp (the default) or static-token"
             )),
         }
+    }
+}
+
+/// Read as an enum (so the key walk of `config::keys` sees its variants) from the mode's name, with the
+/// message of [`AuthMode::try_from`] for an unknown one.
+impl<'de> Deserialize<'de> for AuthMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ModeVisitor;
+        impl<'de> serde::de::Visitor<'de> for ModeVisitor {
+            type Value = AuthMode;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dcp or static-token")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<AuthMode, E> {
+                AuthMode::try_from(s.to_owned()).map_err(E::custom)
+            }
+            fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                self,
+                data: A,
+            ) -> Result<AuthMode, A::Error> {
+                use serde::de::VariantAccess;
+                let (name, variant): (String, _) = data.variant()?;
+                variant.unit_variant()?;
+                AuthMode::try_from(name).map_err(serde::de::Error::custom)
+            }
+        }
+        d.deserialize_enum("AuthMode", &["dcp", "static-token"], ModeVisitor)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod init;
 pub mod ledger;
 pub mod negotiation;
 pub mod outbound;
+pub mod process;
 pub mod processor;
 pub mod server;
 pub mod service;

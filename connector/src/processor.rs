@@ -1,18 +1,33 @@
 //! The processor: the only place protocol messages are sent from.
 //!
-//! It claims due negotiations and transfers from the store with a lease (so replicas on one PostgreSQL never
-//! send the same message twice), and hands each to its sender ([`crate::negotiation::processor`],
-//! [`crate::transfer::processor`]), at most `negotiation.concurrency` at a time. New work wakes it at once
+//! It claims due work of every process kind from the store with a lease (so replicas on one PostgreSQL never
+//! send the same message twice), sends it ([`Work::send`]: [`crate::negotiation::processor`],
+//! [`crate::transfer::processor`] say what is particular to each kind) and records the outcome the same way
+//! for every kind: on an acknowledgement the step's transition, on a failure the error, the attempt count and
+//! the next attempt (exponential back-off with jitter). After `negotiation.max_attempts` failures it gives up:
+//! it owes a termination whose reason names the failure, and if even that cannot be delivered it terminates
+//! the process locally. At most `negotiation.concurrency` sends run at a time. New work wakes it at once
 //! (no polling delay); it also looks every `negotiation.poll_interval_ms` for work another replica left behind
 //! and sleeps no longer than until the next retry is due.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use caap_contracts::process::{Actor, Kind, Process, acknowledged, terminate_locally};
+use chrono::{DateTime, Utc};
+use reqwest::header;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::negotiation::Negotiation;
+use crate::outbound::describe_reqwest;
+use crate::process::Counterparty;
 use crate::service::Connector;
+use crate::store::StoreError;
+use crate::store::processes::{Effects, Stored};
+use crate::transfer::Transfer;
 
 /// How often running transfers are re-evaluated against their agreements.
 const MONITOR_EVERY: Duration = Duration::from_secs(1);
@@ -37,60 +52,23 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
             + chrono::Duration::seconds(
                 i64::try_from(connector.config.limits.outbound_timeout_secs).unwrap_or(30) + 30,
             );
-        let free = permits.available_permits() as u64;
-        if free > 0 {
-            match connector
-                .store
-                .claim_due_negotiations(&owner, lease_until, free)
-                .await
-            {
-                Ok(claimed) => {
-                    claimed_any |= !claimed.is_empty();
-                    for n in claimed {
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
-                        let (c, owner) = (connector.clone(), owner.clone());
-                        tasks.spawn(async move {
-                            crate::negotiation::processor::process(&c, n, &owner).await;
-                            drop(permit);
-                        });
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "claiming negotiation work failed"),
-            }
-        }
-        let free = permits.available_permits() as u64;
-        if free > 0 {
-            match connector
-                .store
-                .claim_due_transfers(&owner, lease_until, free)
-                .await
-            {
-                Ok(claimed) => {
-                    claimed_any |= !claimed.is_empty();
-                    for t in claimed {
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
-                        let (c, owner) = (connector.clone(), owner.clone());
-                        tasks.spawn(async move {
-                            crate::transfer::processor::process(&c, t, &owner).await;
-                            drop(permit);
-                        });
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "claiming transfer work failed"),
-            }
-        }
+        claimed_any |=
+            claim::<Negotiation>(&connector, &owner, lease_until, &permits, &mut tasks).await;
+        claimed_any |=
+            claim::<Transfer>(&connector, &owner, lease_until, &permits, &mut tasks).await;
         let now = connector.clock.now();
         // Work was just claimed: its completion wakes the loop, so skip asking the store when the next is due.
         let due = if claimed_any {
             None
         } else {
             [
-                connector.store.next_negotiation_due().await.ok().flatten(),
-                connector.store.next_transfer_due().await.ok().flatten(),
+                connector
+                    .store
+                    .next_due::<Negotiation>()
+                    .await
+                    .ok()
+                    .flatten(),
+                connector.store.next_due::<Transfer>().await.ok().flatten(),
             ]
             .into_iter()
             .flatten()
@@ -119,4 +97,341 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     // Let messages in flight finish; their leases would expire otherwise and another replica would retry.
     while tasks.join_next().await.is_some() {}
     tracing::debug!(%owner, "processor stopped");
+}
+
+/// Claims due work of kind `P` for the free permits and spawns its sends. Returns whether it claimed any.
+async fn claim<P: Work>(
+    connector: &Connector,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+    permits: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+) -> bool {
+    let free = permits.available_permits() as u64;
+    if free == 0 {
+        return false;
+    }
+    match connector
+        .store
+        .claim_due::<P>(owner, lease_until, free)
+        .await
+    {
+        Ok(claimed) => {
+            let any = !claimed.is_empty();
+            for p in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let (c, owner) = (connector.clone(), owner.to_owned());
+                tasks.spawn(async move {
+                    process(&c, p, &owner).await;
+                    drop(permit);
+                });
+            }
+            any
+        }
+        Err(e) => {
+            tracing::warn!(kind = P::NOUN, error = %e, "claiming work failed");
+            false
+        }
+    }
+}
+
+/// How a send ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Acknowledged; for an initial request, with the provider's pid; for a push, with the bytes sent.
+    Acked {
+        /// The provider's pid from the acknowledgement of an initial request.
+        provider_pid: Option<String>,
+        /// Bytes pushed.
+        bytes: u64,
+    },
+    /// Failed; `permanent` when retrying the same message cannot help (a 4xx other than 404/408/409/429).
+    Failed {
+        /// Readable.
+        error: String,
+        /// Retrying cannot help.
+        permanent: bool,
+    },
+    /// This side will not take the step after all (a check before sending failed): it terminates instead.
+    Refused {
+        /// The termination code.
+        code: &'static str,
+        /// What is refused, for the history (`agreement`).
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing to send: the counterparty never learnt of the process, so a termination stays local.
+    LocalOnly,
+}
+
+/// A kind of process the processor works on: how its steps are sent, and what an acknowledgement adds.
+pub trait Work: Process + Stored + Counterparty + Send + Sync + 'static {
+    /// Its name in logs.
+    const NOUN: &'static str;
+
+    /// Sends `step` (a protocol message, or whatever the step is) for the process, which `owner` holds leased.
+    fn send(
+        c: &Connector,
+        p: &Self,
+        step: <Self::Kind as Kind>::Step,
+        owner: &str,
+    ) -> impl Future<Output = Outcome> + Send;
+
+    /// What the acknowledgement of `step` adds once its transition (to `to`; `None` for a step that is no
+    /// protocol message) is recorded: an agreement, the next step.
+    fn after_ack(
+        c: &Connector,
+        p: &mut Self,
+        to: Option<<Self::Kind as Kind>::State>,
+        bytes: u64,
+        effects: &mut Effects,
+        now: DateTime<Utc>,
+    );
+
+    /// After every write of the process by the processor.
+    fn saved(c: &Connector, p: &Self) {
+        let _ = (c, p);
+    }
+}
+
+/// Sends one claimed process's step and records the outcome.
+pub(crate) async fn process<P: Work>(c: &Connector, claimed: P, owner: &str) {
+    let Some(step) = claimed.pending() else {
+        return;
+    };
+    let outcome = P::send(c, &claimed, step, owner).await;
+    for _ in 0..5 {
+        // Re-read: an inbound message may have moved the process while we were sending.
+        let current = match c.store.process::<P>(claimed.id()).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(pid = %claimed.id(), error = %e, "reading the {} after a send failed", P::NOUN);
+                return;
+            }
+        };
+        if current.pending() != Some(step) || current.state() != claimed.state() {
+            // The counterparty's next message already confirmed (or overtook) ours; free the process for
+            // whatever it owes now.
+            if let Err(e) = c.store.release_lease::<P>(claimed.id(), owner).await {
+                tracing::warn!(pid = %claimed.id(), error = %e, "releasing a lease failed; it expires by itself");
+            }
+            c.wake.notify_one();
+            return;
+        }
+        let expected = current.version();
+        let (next, effects) = record(c, current, step, &outcome);
+        match c.store.save(&next, Some(expected), &effects).await {
+            Ok(saved) => {
+                P::saved(c, &saved);
+                if saved.pending().is_some() {
+                    c.wake.notify_one();
+                }
+                return;
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => {
+                tracing::error!(pid = %claimed.id(), error = %e, "recording a send failed; the lease will expire and the step be retried");
+                return;
+            }
+        }
+    }
+}
+
+/// The process after `outcome`, and what to write with it.
+fn record<P: Work>(
+    c: &Connector,
+    mut p: P,
+    step: <P::Kind as Kind>::Step,
+    outcome: &Outcome,
+) -> (P, Effects) {
+    let now = c.clock.now();
+    let mut effects = Effects::default();
+    let name = <P::Kind as Kind>::step_name(step);
+    let terminate = <P::Kind as Kind>::TERMINATE;
+    match outcome {
+        Outcome::Acked {
+            provider_pid,
+            bytes,
+        } => {
+            if let Some(pid) = provider_pid {
+                p.learn_pid(pid.clone());
+            }
+            match acknowledged(&mut p, step, now) {
+                Ok(to) => {
+                    let to = to.map(|(to, entry)| {
+                        effects.ledger.push(entry);
+                        tracing::info!(pid = %p.id(), role = %p.role(), %to, "{} transition (acknowledged)", P::NOUN);
+                        to
+                    });
+                    P::after_ack(c, &mut p, to, *bytes, &mut effects, now);
+                }
+                Err(illegal) => {
+                    tracing::error!(pid = %p.id(), %illegal, "acknowledged step no longer fits the state");
+                }
+            }
+        }
+        Outcome::LocalOnly => {
+            let reason = p
+                .outgoing()
+                .map_or_else(|| "terminated".to_owned(), |t| t.reason.clone());
+            effects.ledger.push(terminate_locally(
+                &mut p,
+                now,
+                Some("delivery-failed".into()),
+                format!(
+                    "{reason} (terminated locally: the counterparty never acknowledged the request, so it holds no process to terminate)"
+                ),
+            ));
+        }
+        Outcome::Refused { code, what, reason } => {
+            p.log(now, Actor::Local, format!("{what} refused: {reason}"));
+            p.owe_with_reason(terminate, code, reason.clone(), now);
+        }
+        Outcome::Failed { error, permanent } => {
+            let cfg = &c.config.negotiation;
+            let limit = if *permanent {
+                cfg.max_attempts.min(3)
+            } else {
+                cfg.max_attempts
+            };
+            let attempts = {
+                let schedule = p.schedule();
+                *schedule.attempts += 1;
+                *schedule.last_error = Some(error.clone());
+                *schedule.attempts
+            };
+            tracing::warn!(pid = %p.id(), step = name, attempt = attempts, limit, %error, "{} step failed", P::NOUN);
+            if attempts < limit {
+                let wait = backoff(cfg.retry_base_ms, cfg.retry_max_secs, attempts - 1);
+                *p.schedule().next_attempt_at =
+                    Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
+            } else if step == terminate {
+                let reason = p.outgoing().map(|t| t.reason.clone()).unwrap_or_default();
+                let why = format!(
+                    "{reason}{}the termination could not be delivered after {attempts} attempts ({error}); terminated locally",
+                    if reason.is_empty() { "" } else { "; " },
+                );
+                effects.ledger.push(terminate_locally(
+                    &mut p,
+                    now,
+                    Some("delivery-failed".into()),
+                    why,
+                ));
+            } else {
+                let reason = format!(
+                    "gave up sending the {name} message after {attempts} attempts: {error}"
+                );
+                p.log(now, Actor::Local, reason.clone());
+                p.owe_with_reason(terminate, "delivery-failed", reason, now);
+                // Keep the failure visible while the termination is on its way.
+                *p.schedule().last_error = Some(error.clone());
+            }
+        }
+    }
+    (p, effects)
+}
+
+/// What the acknowledgement of an initial request must be: an `A` (called `name`) with a provider pid.
+pub(crate) struct Ack<A> {
+    /// The type's name, for errors.
+    pub name: &'static str,
+    /// Its provider pid.
+    pub provider_pid: fn(A) -> String,
+}
+
+/// POSTs `message` to the counterparty `to` at its `address`; with `ack`, see [`post`].
+pub(crate) async fn post_to<A: DeserializeOwned>(
+    c: &Connector,
+    (to, address): (&str, &str),
+    message: &caap_contracts::process::Outgoing,
+    ack: Option<Ack<A>>,
+) -> Outcome {
+    post(c, to, &message.url(address), &message.body, ack).await
+}
+
+/// POSTs a protocol message to the counterparty `to`. With `ack`, the acknowledgement must be an `A` whose
+/// provider pid is not empty: the answer to an initial request.
+pub(crate) async fn post<A: DeserializeOwned>(
+    c: &Connector,
+    to: &str,
+    url: &str,
+    body: &Value,
+    ack: Option<Ack<A>>,
+) -> Outcome {
+    let auth = match c.outbound.authorization(Some(to)) {
+        Ok(a) => a,
+        Err(e) => {
+            return Outcome::Failed {
+                error: format!("cannot authorize the message: {e}"),
+                permanent: false,
+            };
+        }
+    };
+    let mut req = c.http.post(url).json(body);
+    if let Some(a) = &auth {
+        req = req.header(header::AUTHORIZATION, a.expose());
+    }
+    let res = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed {
+                error: format!("POST {url}: {}", describe_reqwest(&e)),
+                permanent: false,
+            };
+        }
+    };
+    let status = res.status();
+    if status.is_success() {
+        let Some(Ack { name, provider_pid }) = ack else {
+            return Outcome::Acked {
+                provider_pid: None,
+                bytes: 0,
+            };
+        };
+        return match res.json::<A>().await.map(provider_pid) {
+            Ok(pid) if !pid.is_empty() => Outcome::Acked {
+                provider_pid: Some(pid),
+                bytes: 0,
+            },
+            Ok(_) => Outcome::Failed {
+                error: format!("POST {url}: the acknowledgement has an empty providerPid"),
+                permanent: true,
+            },
+            Err(e) => Outcome::Failed {
+                error: format!("POST {url}: the acknowledgement is not a {name}: {e}"),
+                permanent: true,
+            },
+        };
+    }
+    let text = res.text().await.unwrap_or_default();
+    let reason = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("reason").cloned())
+        .map(|r| match r {
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        })
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    let permanent =
+        status.is_client_error() && !matches!(status.as_u16(), 404 | 408 | 409 | 425 | 429);
+    Outcome::Failed {
+        error: format!("POST {url} answered {status}: {reason}"),
+        permanent,
+    }
+}
+
+/// The wait before attempt `attempts + 1`: base · 2^attempts, capped, with ±25 % jitter.
+pub fn backoff(base_ms: u64, max_secs: u64, attempts: u32) -> Duration {
+    let exp = base_ms.saturating_mul(1u64 << attempts.min(20));
+    let capped = exp.min(max_secs.saturating_mul(1000));
+    let jitter = rand::random_range(0.75..1.25);
+    Duration::from_millis((capped as f64 * jitter) as u64)
 }

@@ -67,6 +67,32 @@ pub struct Connector {
     pub catalog: crate::catalog::CatalogService,
 }
 
+impl Connector {
+    /// The contract negotiation service, sharing this connector's state.
+    pub fn negotiations(&self) -> crate::negotiation::Negotiations {
+        crate::negotiation::Negotiations {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            identity: self.identity.clone(),
+            decider: self.decider.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+
+    /// The transfer process service, sharing this connector's state.
+    pub fn transfers(&self) -> crate::transfer::Transfers {
+        crate::transfer::Transfers {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            decider: self.decider.clone(),
+            wake: self.wake.clone(),
+            flows: self.flows.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connector")

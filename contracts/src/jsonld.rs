@@ -1,8 +1,8 @@
 //! JSON-LD plumbing shared by the DSP bodies of this crate.
 
 /// The DSP 2025-1 JSON-LD context every message carries in `@context`, and `[that context]`: defined once,
-/// in `caap-policy` (whose compact terms it defines).
-pub(crate) use caap_canonical::dsp::{DSP_CONTEXT, dsp_context};
+/// in `caap-canonical`, with caap's own context for the messages that carry policies.
+pub(crate) use caap_canonical::dsp::{DSP_CONTEXT, dsp_context, policy_context};
 
 /// Defines a zero-sized type that (de)serializes as exactly one JSON-LD `@type` string and rejects any other.
 macro_rules! type_tag {

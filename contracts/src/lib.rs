@@ -3,7 +3,10 @@
 //! This crate is part of the functional core: it holds the protocol's message and acknowledgement types and the
 //! two pure state machines ([`negotiation::state::transition`] and [`transfer::state::transition`]), each one
 //! function from (current state, sender, message) to the next state or an [`negotiation::state::IllegalTransition`].
-//! It does no IO, has no async and reads no clock; the `connector` crate stores processes, sends messages and maps
+//! Both are kinds of one process shape ([`process`]): [`process::apply`] is the pure rule for a message received
+//! (pid reconciliation, repeats, implied acknowledgements, the transition, the ledger entries), and each kind maps
+//! the steps a side owes to the messages they send ([`negotiation::process::outgoing`],
+//! [`transfer::process::outgoing`]). It does no IO, has no async and reads no clock; the `connector` crate stores processes, sends messages and maps
 //! [`Error`] to HTTP.
 //!
 //! It also holds what lets both sides prove later what was agreed and what happened (OASC MIM3):
@@ -11,13 +14,18 @@
 //! agreements ([`agreement::sign_agreement`], [`agreement::verify_agreement`]: a compact ES256 or EdDSA JWS over the
 //! canonical agreement); and the hash-chained transaction ledger ([`ledger::append`] builds entries,
 //! [`ledger::ChainVerifier`] checks a stored ledger page by page, agreement signatures included).
+//!
+//! [`wire::check_message`] holds the rules every DSP message meets on the wire (the schemas' constraints on
+//! policies, the ODRL model, absolute IRIs): caap applies them to what it receives as to what it sends.
 
 pub mod agreement;
 pub mod canonical;
 mod jsonld;
 pub mod ledger;
 pub mod negotiation;
+pub mod process;
 pub mod transfer;
+pub mod wire;
 
 pub use agreement::{AgreementSignatureError, sign_agreement, signer_public_jwk, verify_agreement};
 pub use canonical::canonical_json;

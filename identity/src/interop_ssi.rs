@@ -213,3 +213,43 @@ fn ssi_vc11_jwt_credentials_and_presentations_verify_in_caap() {
         assert!(parse_credential_jwt(&p.credentials[0]).is_ok());
     }
 }
+
+#[test]
+fn ssi_credentials_with_fractional_numeric_dates_verify_in_caap() {
+    // ssi's NumericDate is a float and keeps fractions (RFC 7519 §2 allows them); caap must not refuse them.
+    let (issuer_jwk, issuer) = ssi_did_key(KeyAlgorithm::Es256);
+    let nbf = t0().timestamp() as f64 - 3600.25;
+    let exp = t0().timestamp() as f64 + 3600.5;
+    let claims: ssi::claims::jwt::JWTClaims = serde_json::from_value(json!({
+        "iss": issuer, "sub": "did:web:malmo.example", "nbf": nbf, "exp": exp,
+        "jti": "urn:uuid:4c2a1d3e-0000-4000-8000-000000000004",
+        "vc": {
+            "@context": ["https://www.w3.org/2018/credentials/v1"],
+            "type": ["VerifiableCredential", "MembershipCredential"],
+            "credentialSubject": {"id": "did:web:malmo.example", "memberOf": "Nordic Cities"}
+        }
+    }))
+    .unwrap();
+    let vc = block_on(claims.sign(&issuer_jwk)).unwrap().to_string();
+    let payload = crate::jose::decode_compact(&vc).unwrap().payload;
+    assert_eq!(
+        payload["nbf"],
+        json!(nbf),
+        "ssi wrote the fraction: {payload}"
+    );
+    assert_eq!(payload["exp"], json!(exp));
+    let got = block_on(verify_credential(
+        &vc,
+        &StaticDids::new(),
+        &VerifyOptions::at(t0()),
+    ))
+    .unwrap();
+    assert_eq!(got.issuer, issuer);
+    assert_eq!(
+        got.valid_until.map(|t| t.timestamp_millis()),
+        Some((exp * 1000.0) as i64)
+    );
+    // Still refused once expired, fraction and all.
+    let after = VerifyOptions::at(t0() + chrono::Duration::hours(2));
+    assert!(block_on(verify_credential(&vc, &StaticDids::new(), &after)).is_err());
+}

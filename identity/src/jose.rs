@@ -60,6 +60,23 @@ impl DecodedJws {
     }
 }
 
+/// A JWT NumericDate (RFC 7519 §2): seconds since the epoch, an integer or a number with a fraction
+/// (`1796586981.0`, as some VC libraries issue them). `None` for anything else (a string, an infinite
+/// or out-of-range number). Every place caap reads `exp`, `nbf` or `iat` goes through this.
+pub fn numeric_date(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let Value::Number(n) = value else { return None };
+    if let Some(secs) = n.as_i64() {
+        return chrono::DateTime::from_timestamp(secs, 0);
+    }
+    let f = n.as_f64().filter(|f| f.is_finite())?;
+    let secs = f.floor();
+    if secs < i64::MIN as f64 || secs > i64::MAX as f64 {
+        return None;
+    }
+    let nanos = ((f - secs) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
+    chrono::DateTime::from_timestamp(secs as i64, nanos)
+}
+
 /// Decodes a compact JWS without checking its signature.
 pub fn decode_compact(token: &str) -> Result<DecodedJws, JwsError> {
     let token = token.trim();
@@ -348,6 +365,24 @@ mod tests {
     use super::*;
     use crate::keys::{KeyAlgorithm, ParticipantKey};
     use serde_json::json;
+
+    #[test]
+    fn numeric_dates_may_have_fractions() {
+        let at = |v: Value| numeric_date(&v).map(|t| t.timestamp_millis());
+        assert_eq!(at(serde_json::json!(1796586981)), Some(1_796_586_981_000));
+        assert_eq!(
+            at(serde_json::from_str("1796586981.0").unwrap()),
+            Some(1_796_586_981_000)
+        );
+        assert_eq!(
+            at(serde_json::json!(1796586981.25)),
+            Some(1_796_586_981_250)
+        );
+        assert_eq!(at(serde_json::json!(-1.5)), Some(-1_500));
+        assert_eq!(at(serde_json::json!("1796586981")), None);
+        assert_eq!(at(serde_json::json!(1e300)), None);
+        assert_eq!(at(Value::Null), None);
+    }
 
     #[test]
     fn sign_decode_verify_for_both_algorithms() {

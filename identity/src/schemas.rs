@@ -77,11 +77,15 @@ pub fn role_credential(role: &str) -> Option<&'static str> {
 }
 
 /// What the issuer offers (`credentialsSupported`): the membership and every role credential. The
-/// object ids are the credential types.
+/// object ids are absolute IRIs (`https://w3id.org/caap/v1/credentials/<type>`); a request may also name
+/// an object by its credential type.
 pub fn credentials_supported() -> Vec<issuance::CredentialObject> {
     std::iter::once(MEMBERSHIP)
         .chain(ROLES.iter().map(|(_, t)| *t))
-        .map(|t| issuance::CredentialObject::supported(t, t, &schema_id(t), "vc20-bssl/jwt"))
+        .map(|t| {
+            let id = format!("https://w3id.org/caap/v1/credentials/{t}");
+            issuance::CredentialObject::supported(&id, t, &schema_id(t), "vc20-bssl/jwt")
+        })
         .collect()
 }
 

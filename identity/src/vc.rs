@@ -13,7 +13,7 @@
 //! and the dates. Status, trust and schema checks build on the parsed [`Credential`]
 //! ([`crate::status`], [`crate::trust`]).
 
-use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -263,9 +263,7 @@ fn parse_time(v: &Value, name: &str) -> Result<Option<DateTime<Utc>>, Credential
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| Some(t.with_timezone(&Utc)))
             .map_err(|_| CredentialError::Malformed(format!("`{name}` is not an RFC 3339 date"))),
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(|s| Utc.timestamp_opt(s, 0).single())
+        Value::Number(_) => crate::jose::numeric_date(v)
             .map(Some)
             .ok_or_else(|| CredentialError::Malformed(format!("`{name}` is not a NumericDate"))),
         _ => Err(CredentialError::Malformed(format!(

@@ -29,6 +29,8 @@ pub mod parse;
 mod rdf;
 pub mod report;
 mod serialize;
+mod terms;
+pub mod typing;
 
 #[cfg(test)]
 mod conformance_tests;

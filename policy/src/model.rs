@@ -11,8 +11,8 @@
 //! requester's verified credentials. Such a left operand is written **`caap:claim:<name>`**, e.g.
 //! `caap:claim:membership` or `caap:claim:address.country` (a `.` walks into nested claims).
 //! `<name>` starts with an ASCII letter and then uses ASCII letters, digits, `_`, `-` and `.`.
-//! In JSON-LD the string is an absolute IRI with the scheme `caap`, so it needs no `@context`
-//! entry and survives expansion and compaction unchanged; it is the only accepted form.
+//! caap's JSON-LD context (`https://w3id.org/caap/v1/context.jsonld`) declares the `caap:` prefix, so a
+//! JSON-LD processor expands it to `https://w3id.org/caap/v1#claim:<name>`; that full IRI is accepted too.
 
 use serde_json::Number;
 
@@ -21,6 +21,9 @@ pub const ODRL_NS: &str = "http://www.w3.org/ns/odrl/2/";
 
 /// The prefix of a participant-claim left operand (see the module documentation).
 pub const CLAIM_PREFIX: &str = "caap:claim:";
+
+/// [`CLAIM_PREFIX`] expanded by caap's JSON-LD context.
+pub const CLAIM_IRI_PREFIX: &str = "https://w3id.org/caap/v1#claim:";
 
 /// Declares a vocabulary enum whose variants map one-to-one onto ODRL terms.
 ///
@@ -643,7 +646,10 @@ impl LeftOperand {
 
     /// Parses a bare, `odrl:`-prefixed or full-IRI ODRL left operand, or `caap:claim:<name>`.
     pub fn from_term(term: &str) -> Option<Self> {
-        if let Some(name) = term.strip_prefix(CLAIM_PREFIX) {
+        if let Some(name) = term
+            .strip_prefix(CLAIM_PREFIX)
+            .or_else(|| term.strip_prefix(CLAIM_IRI_PREFIX))
+        {
             return is_claim_name(name).then(|| LeftOperand::Claim(name.to_owned()));
         }
         Self::from_bare(strip_odrl(term)?)

@@ -487,7 +487,16 @@ impl Parser {
             }
         };
         let right_operand = match f.get("rightOperand") {
-            Some((p, v)) => self.right_operand(v, p, depth + 1),
+            Some((p, v)) => self.right_operand(v, p, depth + 1).and_then(|r| {
+                let left = left_operand.as_ref()?;
+                match crate::typing::type_right_operand(left, r) {
+                    Ok(r) => Some(r),
+                    Err(message) => {
+                        self.error(p, message);
+                        None
+                    }
+                }
+            }),
             None => None,
         };
         let right_operand_reference = self.opt_iri(&f, "rightOperandReference");

@@ -1,18 +1,20 @@
 //! The compact JSON form of a policy (DSP 2025-1 style) and the DSP catalog-offer and
 //! agreement bodies built from it.
 //!
-//! Terms defined by the DSP 2025-1 ODRL context (`action`, `constraint`, `duty`, `leftOperand`,
-//! `operator`, `rightOperand`, `permission`, …) are written bare; ODRL properties that context
-//! does not define (`refinement`, `remedy`, `consequence`, `unit`, `dataType`,
-//! `rightOperandReference`, `conflict`) are written `odrl:`-prefixed so that a JSON-LD processor
-//! does not drop them. Lists are always arrays and empty lists are left out. An action with
+//! Terms defined by the DSP 2025-1 ODRL profile context (`action`, `constraint`, `duty`, `leftOperand`,
+//! `operator`, `rightOperand`, `permission`, the action `use`, the operators, …) are written bare;
+//! ODRL properties that context does not define (`refinement`, `remedy`, `consequence`, `unit`,
+//! `dataType`, `rightOperandReference`, `conflict`), every other action (`odrl:distribute`) and every
+//! ODRL left operand (`odrl:count`, `odrl:purpose`) are written `odrl:`-prefixed so that a JSON-LD
+//! processor expands them to their `http://www.w3.org/ns/odrl/2/` IRIs instead of dropping them or
+//! leaving relative IRIs. Right operands follow [`crate::typing`] (typed literals, never a bare number). Lists are always arrays and empty lists are left out. An action with
 //! refinements becomes `{"rdf:value": {"@id": "odrl:…"}, "odrl:refinement": […]}` with `rdf:value`
 //! as a full IRI; note that the DSP JSON schema only allows a string there.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::model::{Action, Constraint, Duty, Policy, PolicyKind, RightOperand, Rule};
+use crate::model::{Action, Constraint, Duty, LeftOperand, Policy, PolicyKind, RightOperand, Rule};
 
 const RDF_VALUE_IRI: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#value";
 
@@ -137,12 +139,29 @@ fn duty_json(duty: &Duty) -> Value {
 
 fn action_json(action: Action, refinement: &[Constraint]) -> Value {
     if refinement.is_empty() {
-        return action.as_str().into();
+        return action_term(action).into();
     }
     let mut m = Map::new();
     m.insert(RDF_VALUE_IRI.into(), id_object(&format!("odrl:{action}")));
     put_list(&mut m, "odrl:refinement", refinement, constraint_json);
     Value::Object(m)
+}
+
+/// The action as the wire form writes it: `use` bare (the DSP profile defines it), others `odrl:`-prefixed.
+fn action_term(action: Action) -> String {
+    match action {
+        Action::Use => action.as_str().to_owned(),
+        other => format!("odrl:{}", other.as_str()),
+    }
+}
+
+/// The left operand as the wire form writes it: ODRL terms `odrl:`-prefixed (the DSP profile defines
+/// none), participant claims as their `caap:claim:` IRI.
+fn left_operand_term(left: &LeftOperand) -> String {
+    match left.vocab_term() {
+        Some(term) => format!("odrl:{term}"),
+        None => left.as_term(),
+    }
 }
 
 fn constraint_json(constraint: &Constraint) -> Value {
@@ -158,7 +177,7 @@ fn constraint_json(constraint: &Constraint) -> Value {
             data_type,
         } => {
             put_opt(&mut m, "@id", uid);
-            m.insert("leftOperand".into(), left_operand.as_term().into());
+            m.insert("leftOperand".into(), left_operand_term(left_operand).into());
             m.insert("operator".into(), operator.as_str().into());
             if let Some(right) = right_operand {
                 m.insert("rightOperand".into(), right_operand_json(right));
@@ -188,9 +207,12 @@ fn constraint_json(constraint: &Constraint) -> Value {
 
 fn right_operand_json(right: &RightOperand) -> Value {
     match right {
+        RightOperand::String(s) if s.starts_with("dpv:") => id_object(s),
         RightOperand::String(s) => s.clone().into(),
-        RightOperand::Number(n) => Value::Number(n.clone()),
-        RightOperand::Boolean(b) => (*b).into(),
+        RightOperand::Number(n) => right_operand_json(&crate::typing::number_literal(n)),
+        RightOperand::Boolean(b) => {
+            right_operand_json(&RightOperand::typed(b.to_string(), "xsd:boolean"))
+        }
         RightOperand::Reference(iri) => id_object(iri),
         RightOperand::Typed { value, datatype } => {
             let mut m = Map::new();

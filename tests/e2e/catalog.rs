@@ -2,6 +2,8 @@
 
 use serde_json::json;
 
+use caap_catalog::iri::Namespace;
+
 use crate::dsp_schema::{self, Shared};
 use crate::support::*;
 
@@ -60,7 +62,30 @@ fn catalog_dataset_version_and_errors_follow_dsp_2025_1() {
     );
     assert_eq!(d.status, 200, "{}", d.body);
     check("catalog/dataset-schema.json", &d.body);
-    assert_eq!(d.body["@id"], ids[0].as_str());
+    // Published under an absolute IRI (the dataset endpoint's URL), the same in the catalog.
+    let iri = Namespace::new(&format!("{}/dsp", server.dsp)).dataset(&ids[0]);
+    assert_eq!(d.body["@id"], iri.as_str());
+    assert!(
+        c.body["dataset"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["@id"] == iri.as_str())
+    );
+    // The dataset endpoint also answers to the IRI itself (percent-encoded as one path segment).
+    let by_iri = request(
+        "GET",
+        &format!(
+            "{}/dsp/catalog/datasets/{}",
+            server.dsp,
+            caap_catalog::iri::encode_segment(&iri)
+        ),
+        Some(&format!("Bearer {TOKEN}")),
+        None,
+        "",
+    );
+    assert_eq!(by_iri.status, 200, "{}", by_iri.body);
+    assert_eq!(by_iri.body, d.body);
 
     // Unknown dataset: 404 with a CatalogError.
     let nf = request(
@@ -143,7 +168,11 @@ fn catalog_pages_carry_link_headers() {
             None => break,
         }
     }
-    assert_eq!(seen, ids);
+    let ns = Namespace::new(&format!("{}/dsp", server.dsp));
+    assert_eq!(
+        seen,
+        ids.iter().map(|id| ns.dataset(id)).collect::<Vec<_>>()
+    );
     assert_eq!(pages, ids.len().div_ceil(2));
     let bad = dsp_catalog_request(&server, "?continuationToken=forged", &msg);
     assert_eq!(bad.status, 400);

@@ -140,7 +140,11 @@ fn two_cities_negotiate_sign_and_both_ledgers_verify_until_a_row_is_tampered_wit
     assert_eq!(mine["id"], theirs["id"]);
     assert_eq!(mine["body"]["agreement"], theirs["body"]["agreement"]);
     assert!(mine["body"]["jws"].is_string());
-    assert_eq!(mine["datasetId"], dataset.as_str());
+    assert_eq!(
+        mine["datasetId"],
+        caap_catalog::iri::Namespace::new(&format!("{}/dsp", p.provider.dsp)).dataset(&dataset)
+    );
+    assert_eq!(mine["body"]["agreement"]["target"], mine["datasetId"]);
     assert_eq!(mine["providerId"], "did:web:malmo.example");
     assert_eq!(theirs["consumerId"], "did:web:lund.example");
     assert_eq!(
@@ -235,7 +239,7 @@ fn a_request_for_other_terms_is_terminated_with_a_reason_the_consumer_can_read()
         t["reason"]
             .as_str()
             .unwrap()
-            .contains("differ from offer malmo-open"),
+            .contains("/catalog/offers/malmo-open: asked"),
         "{t}"
     );
     // A stranger to the catalog: an unknown offer id is refused at once.

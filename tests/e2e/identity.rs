@@ -579,18 +579,7 @@ fn dcp_over_https_resolves_did_web_with_tls_and_no_development_setting() {
     for s in [&lund_s, &malmo_s] {
         let did = did_of(s);
         assert!(did.starts_with("did:web:localhost%3A"), "{did}");
-        let r = authority.api(
-            "POST",
-            "/api/v1/authority/members",
-            Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1280"}})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-        let r = s.api(
-            "POST",
-            "/api/v1/credentials/requests",
-            Some(&json!({"authority": authority_did})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
+        enrol(&authority, s, &authority_did);
     }
     publish_sample(&lund_s, 1);
     let r = malmo_s.api(
@@ -602,9 +591,27 @@ fn dcp_over_https_resolves_did_web_with_tls_and_no_development_setting() {
     assert!(r.body["datasets"].as_u64().unwrap() > 0, "{}", r.body);
 }
 
-/// Publishes `files/reading.json` of the provider's directory as an open offer, negotiates it from
-/// `consumer` until FINALIZED, starts a pull transfer and reads the data through the consumer's API.
-fn agree_and_pull(consumer: &Server, provider: &Server) {
+/// Registers `member` at the trust anchor as a municipality and has it ask for its credentials, naming the
+/// authority by `authority_address` (its DID or URL).
+pub fn enrol(authority: &Server, member: &Server, authority_address: &str) {
+    let did = did_of(member);
+    let r = authority.api(
+        "POST",
+        "/api/v1/authority/members",
+        Some(&json!({"holder": did, "roles": ["Municipality"], "attributes": {"municipalityCode": "1280"}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = member.api(
+        "POST",
+        "/api/v1/credentials/requests",
+        Some(&json!({"authority": authority_address})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Publishes `files/reading.json` of the provider's directory as asset `reading` with the offer
+/// `reading-offer` under `contract_policy` (the open policy when `None`).
+pub fn publish_reading(provider: &Server, contract_policy: Option<&str>) {
     let mut file_asset = serde_json::to_value(
         caap_catalog::samples::assets(&caap_catalog::samples::CITIES[1], "http://127.0.0.1:9")
             .into_iter()
@@ -637,13 +644,18 @@ fn agree_and_pull(consumer: &Server, provider: &Server) {
         );
     }
     let offer = json!({"id": "reading-offer", "assets": ["reading"],
-        "accessPolicy": open, "contractPolicy": open});
+        "accessPolicy": open, "contractPolicy": contract_policy.unwrap_or(open)});
     let r = provider.api("POST", "/api/v1/offers", Some(&offer));
     assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Negotiates `offer` (by its handle) with the provider at `address` from `consumer` until FINALIZED,
+/// starts a pull transfer and reads the data through the consumer's API; returns the transfer id.
+pub fn negotiate_and_pull(consumer: &Server, address: &str, offer: &str) -> String {
     let r = consumer.api(
         "POST",
         "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": provider.dsp, "offerId": "reading-offer"})),
+        Some(&json!({"counterPartyAddress": address, "offerId": offer})),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let nid = r.body["id"].as_str().unwrap().to_owned();
@@ -671,6 +683,13 @@ fn agree_and_pull(consumer: &Server, provider: &Server) {
     let data = consumer.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
     assert_eq!(data.status, 200, "{}", data.body);
     assert_eq!(data.body["no2"], 17);
+    tid
+}
+
+/// Publishes the reading as an open offer, negotiates it from `consumer` and pulls it.
+fn agree_and_pull(consumer: &Server, provider: &Server) {
+    publish_reading(provider, None);
+    negotiate_and_pull(consumer, &provider.dsp, "reading-offer");
 }
 
 /// A participant whose key is Ed25519 (did:web with an OKP key): its self-issued tokens and

@@ -97,6 +97,17 @@ fn malformed_wrong_oversized_and_unknown_input_is_refused_without_side_effects()
             json!({"id": "p1", "policy": "use"}),
             "/policy",
         ),
+        // What cannot be sent on DSP is refused: a count that is not a whole number, a boolean count.
+        (
+            "/api/v1/policies",
+            json!({"id": "p1", "policy": {"@type": "Set", "permission": [{"action": "use", "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": 1000.5}]}]}}),
+            "/policy/permission/0/constraint/0/rightOperand",
+        ),
+        (
+            "/api/v1/policies",
+            json!({"id": "p1", "policy": {"@type": "Set", "permission": [{"action": "use", "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": true}]}]}}),
+            "/policy/permission/0/constraint/0/rightOperand",
+        ),
         (
             "/api/v1/offers",
             json!({"id": "o1", "assets": [asset_id.clone(), "ghost"], "accessPolicy": "open-data-cc-by", "contractPolicy": "open-data-cc-by"}),

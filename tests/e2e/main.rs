@@ -12,6 +12,8 @@ mod support;
 
 #[path = "../support/dsp_schema.rs"]
 mod dsp_schema;
+#[path = "../support/linked_data.rs"]
+mod jsonld;
 
 mod bigdata;
 mod catalog;
@@ -21,6 +23,7 @@ mod cli;
 mod dcp_refusals;
 mod identity;
 mod input;
+mod linked_data;
 mod negotiation;
 mod oidc;
 mod peer;

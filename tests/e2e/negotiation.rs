@@ -43,7 +43,7 @@ const VER: &str = "VERIFIED";
 const FIN: &str = "FINALIZED";
 const TER: &str = "TERMINATED";
 
-const OFFER_ID: &str = "tck-offer";
+const OFFER_ID: &str = "urn:tck:offer";
 
 /// caap as provider (the TCK's CN tests).
 const CN: &[(&str, &[S])] = &[
@@ -503,7 +503,12 @@ impl Run<'_> {
                         self.case
                     );
                     assert_eq!(got.body["agreement"]["assignee"], PEER_ID);
-                    assert_eq!(got.body["agreement"]["target"], self.target.as_str());
+                    // caap names its dataset by its IRI (`caap_catalog::iri`).
+                    let dsp = format!("{}/dsp", self.caap.dsp);
+                    assert_eq!(
+                        got.body["agreement"]["target"],
+                        caap_catalog::iri::Namespace::new(&dsp).absolute_dataset(&self.target)
+                    );
                 }
                 if step == "terminate" {
                     assert_eq!(got.body["reason"], json!(["the test ends it"]));
@@ -590,7 +595,7 @@ fn every_cn_c_scenario_with_caap_as_consumer() {
             role: "consumer",
             provider_pid: String::new(),
             consumer_pid: String::new(),
-            target: "tck-dataset".into(),
+            target: "urn:tck:dataset".into(),
         };
         for s in *steps {
             run.step(*s);
@@ -628,6 +633,16 @@ fn protocol_errors_are_dsp_errors_and_unknown_callers_get_404() {
             "offer": offer(&target), "callbackAddress": "ftp://x"}).to_string()[..], "callbackAddress"),
         (&json!({"@context": ["https://w3id.org/dspace/2024/1/context.json"], "@type": "ContractRequestMessage", "consumerPid": "urn:uuid:c-4",
             "offer": offer(&target), "callbackAddress": peer.base}).to_string()[..], "@context"),
+        // Inbound is held to what caap sends: the schema's right operand, the model's whole-number count.
+        (&json!({"@context": [CONTEXT], "@type": "ContractRequestMessage", "consumerPid": "urn:uuid:c-5",
+            "offer": {"@id": OFFER_ID, "@type": "Offer", "target": target, "permission": [{"action": "use",
+                "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": 1000}]}]},
+            "callbackAddress": peer.base}).to_string()[..], "/offer/permission/0/constraint/0/rightOperand: a bare number"),
+        (&json!({"@context": [CONTEXT], "@type": "ContractRequestMessage", "consumerPid": "urn:uuid:c-6",
+            "offer": {"@id": OFFER_ID, "@type": "Offer", "target": target, "permission": [{"action": "use",
+                "constraint": [{"leftOperand": "count", "operator": "lteq",
+                    "rightOperand": {"@value": "1000.5", "@type": "xsd:decimal"}}]}]},
+            "callbackAddress": peer.base}).to_string()[..], "whole number"),
     ] {
         let r = post("negotiations/request", &bearer, body);
         assert_eq!(r.status, 400, "{body}: {}", r.body);

@@ -41,7 +41,7 @@ pub struct Peer {
     pub schemas: Option<Arc<DspSchemas>>,
 }
 
-fn schema_for(kind: &str) -> Option<&'static str> {
+pub fn schema_for(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "ContractRequestMessage" => "negotiation/contract-request-message-schema.json",
         "ContractOfferMessage" => "negotiation/contract-offer-message-schema.json",
@@ -86,38 +86,39 @@ pub fn schemas() -> Option<Arc<DspSchemas>> {
     }
 }
 
+/// Serves every request with `handler` on a fresh loopback port, in its own thread; returns the address.
+pub fn serve<F, Fut>(handler: F) -> std::net::SocketAddr
+where
+    F: Fn(HttpRequest, web::Bytes) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = HttpResponse> + 'static,
+{
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                let handler = handler.clone();
+                App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                    handler(req, body)
+                }))
+            })
+            .workers(2)
+            .bind("127.0.0.1:0")
+            .unwrap();
+            addr_tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    addr_rx.recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
 impl Peer {
     pub fn start() -> Peer {
         let (tx, rx) = mpsc::channel::<Received>();
         let behaviour = Arc::new(Mutex::new(Behaviour::default()));
         let schemas = schemas();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let b = behaviour.clone();
-        let s = schemas.clone();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let tx = Arc::new(Mutex::new(tx));
-                let server = HttpServer::new(move || {
-                    let tx = tx.clone();
-                    let b = b.clone();
-                    let s = s.clone();
-                    App::new().default_service(web::to(
-                        move |req: HttpRequest, body: web::Bytes| {
-                            let tx = tx.clone();
-                            let b = b.clone();
-                            let s = s.clone();
-                            async move { answer(req, body, tx, b, s).await }
-                        },
-                    ))
-                })
-                .workers(2)
-                .bind("127.0.0.1:0")
-                .unwrap();
-                addr_tx.send(server.addrs()[0]).unwrap();
-                server.run().await.unwrap();
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (b, s) = (behaviour.clone(), schemas.clone());
+        let tx = Arc::new(Mutex::new(tx));
+        let addr = serve(move |req, body| answer(req, body, tx.clone(), b.clone(), s.clone()));
         Peer {
             base: format!("http://{addr}/dsp"),
             rx: Mutex::new(rx),

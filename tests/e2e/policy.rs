@@ -152,11 +152,16 @@ fn the_catalog_shows_each_requester_what_its_claims_allow() {
             "application/json",
         );
         assert_eq!(r.status, 200, "{}", r.body);
+        // Published under IRIs; the handles are what the provider chose.
+        let ns = caap_catalog::iri::Namespace::new(&format!("{}/dsp", s.provider.dsp));
         r.body["dataset"]
             .as_array()
             .map(|d| {
                 d.iter()
-                    .map(|x| x["@id"].as_str().unwrap().to_owned())
+                    .map(|x| {
+                        let iri = x["@id"].as_str().unwrap();
+                        ns.dataset_handle(iri).unwrap().to_owned()
+                    })
                     .collect()
             })
             .unwrap_or_default()

@@ -9,8 +9,11 @@ use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_caap");
 
+/// The `caap` binary under test: `CAAP_E2E_BIN` when set (a copy of the binary built for this run, safe from
+/// other builds that share the target directory), else the one Cargo built with the tests.
 pub fn caap() -> Command {
-    let mut c = Command::new(BIN);
+    let bin = std::env::var("CAAP_E2E_BIN").unwrap_or_else(|_| BIN.to_owned());
+    let mut c = Command::new(bin);
     // Keep the children's environment free of the test runner's CAAP_* settings.
     for (k, _) in std::env::vars() {
         if k.starts_with("CAAP_") && k != "CAAP_SHARED_DIR" {

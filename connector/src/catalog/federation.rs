@@ -1,9 +1,9 @@
 //! The consumer side of the catalog protocol: fetch another connector's catalog (every page) into
 //! the federated cache.
 
+use caap_catalog::DSP_VERSION;
 use caap_catalog::dcat::VersionResponse;
 use caap_catalog::remote::{RemoteDataset, parse_catalog};
-use caap_catalog::{DSP_VERSION, dsp_context};
 use reqwest::header;
 use serde::Serialize;
 
@@ -140,7 +140,7 @@ impl CatalogService {
             .outbound
             .authorization(audience.as_deref())
             .map_err(|e| ServiceError::Internal(format!("cannot authorize the request: {e}")))?;
-        let body = serde_json::json!({"@context": dsp_context(), "@type": "CatalogRequestMessage"});
+        let body = caap_catalog::dcat::catalog_request(Vec::new());
         let mut url = format!("{base}/catalog/request");
         let mut datasets: Vec<RemoteDataset> = Vec::new();
         let mut ids = std::collections::HashSet::new();

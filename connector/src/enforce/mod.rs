@@ -128,6 +128,8 @@ pub fn usage_context(
     uses: u64,
     first_use: Option<DateTime<Utc>>,
 ) -> EvaluationContext {
+    // An agreement names its dataset by IRI (`caap_catalog::iri`); the store knows it by its handle.
+    let target = policy.target.as_deref().unwrap_or(target);
     let mut ctx = EvaluationContext::new(participant, Action::Use, now)
         .with_target(target)
         .with_recipient(participant)

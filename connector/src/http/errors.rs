@@ -2,6 +2,7 @@
 //! management API, the protocol's own error bodies on DSP endpoints. A 5xx never carries its cause;
 //! the log does, inside the request's span (which has the request id).
 
+use crate::process::{ProcessKind, Refusal, Rejected};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -274,66 +275,86 @@ impl BodyError {
     }
 }
 
-/// A DSP contract-negotiation error, answered with a `ContractNegotiationError` body.
+/// A DSP error of a process protocol: a `ContractNegotiationError` body on the negotiation endpoints, a
+/// `TransferError` on the transfer endpoints. A refusal of either kind maps to HTTP here ([`DspError::rejected`]):
+/// a failure on our side is a 500 without its cause (the log has it, with the request id).
 #[derive(Debug)]
-pub struct DspNegotiationError {
+pub struct DspError {
+    kind: ProcessKind,
     status: StatusCode,
     provider_pid: String,
     consumer_pid: String,
     reason: String,
-    /// Answer with a `TransferError` instead (transfer-process endpoints share the machinery).
-    transfer: bool,
 }
 
-impl DspNegotiationError {
-    /// An error with a status, the pids to report, and a reason the caller may read.
+/// The name of [`DspError`] from when only negotiations used it.
+pub type DspNegotiationError = DspError;
+
+impl DspError {
+    /// An error of the `kind` protocol with a status, the pids to report, and a reason the caller may read.
+    pub fn of(
+        kind: ProcessKind,
+        status: StatusCode,
+        provider_pid: impl Into<String>,
+        consumer_pid: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        DspError {
+            kind,
+            status,
+            provider_pid: provider_pid.into(),
+            consumer_pid: consumer_pid.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A contract-negotiation error.
     pub fn new(
         status: StatusCode,
         provider_pid: impl Into<String>,
         consumer_pid: impl Into<String>,
         reason: impl Into<String>,
     ) -> Self {
-        DspNegotiationError {
+        Self::of(
+            ProcessKind::Negotiation,
             status,
-            provider_pid: provider_pid.into(),
-            consumer_pid: consumer_pid.into(),
-            reason: reason.into(),
-            transfer: false,
-        }
+            provider_pid,
+            consumer_pid,
+            reason,
+        )
     }
 
     /// The same error on a transfer-process endpoint (a `TransferError` body).
     #[must_use]
     pub fn for_transfer(mut self, transfer: bool) -> Self {
-        self.transfer = transfer;
+        if transfer {
+            self.kind = ProcessKind::Transfer;
+        }
         self
     }
-}
 
-impl From<crate::negotiation::inbound::Rejected> for DspNegotiationError {
-    fn from(r: crate::negotiation::inbound::Rejected) -> Self {
-        use crate::negotiation::inbound::Refusal;
+    /// A refused process message.
+    pub fn rejected(kind: ProcessKind, r: Rejected) -> Self {
+        let noun = kind.noun();
         let (status, reason) = match r.refusal {
             Refusal::NotFound => (
                 StatusCode::NOT_FOUND,
-                "no such negotiation for this caller".to_owned(),
+                format!("no such {noun} for this caller"),
             ),
             Refusal::BadRequest(m) | Refusal::Illegal(m) => (StatusCode::BAD_REQUEST, m),
             Refusal::Busy => (
                 StatusCode::CONFLICT,
-                "the negotiation is changing right now; retry".to_owned(),
+                format!("the {noun} is changing right now; retry"),
             ),
             Refusal::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error; the connector's log has the details".to_owned(),
             ),
         };
-        DspNegotiationError::new(status, r.provider_pid, r.consumer_pid, reason)
+        Self::of(kind, status, r.provider_pid, r.consumer_pid, reason)
     }
-}
 
-impl DspNegotiationError {
-    /// The pids and the reason, for the transfer error body of the same shape.
+    /// The pids and the reason.
     pub fn parts(&self) -> (String, String, String) {
         (
             self.provider_pid.clone(),
@@ -343,34 +364,31 @@ impl DspNegotiationError {
     }
 }
 
-impl std::fmt::Display for DspNegotiationError {
+impl std::fmt::Display for DspError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status.as_u16(), self.reason)
     }
 }
 
-impl ResponseError for DspNegotiationError {
+impl ResponseError for DspError {
     fn status_code(&self) -> StatusCode {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
         let code = Some(self.status.as_u16().to_string());
-        let body = if self.transfer {
-            serde_json::to_string(&caap_contracts::transfer::message::TransferError::new(
-                self.provider_pid.clone(),
-                self.consumer_pid.clone(),
-                code,
-                vec![self.reason.clone()],
-            ))
-        } else {
-            serde_json::to_string(
+        let (p, c, reason) = self.parts();
+        let body = match self.kind {
+            ProcessKind::Transfer => serde_json::to_string(
+                &caap_contracts::transfer::message::TransferError::new(p, c, code, vec![reason]),
+            ),
+            ProcessKind::Negotiation => serde_json::to_string(
                 &caap_contracts::negotiation::message::ContractNegotiationError::new(
-                    self.provider_pid.clone(),
-                    self.consumer_pid.clone(),
+                    p,
+                    c,
                     code,
-                    vec![self.reason.clone()],
+                    vec![reason],
                 ),
-            )
+            ),
         };
         HttpResponse::build(self.status)
             .insert_header((
@@ -517,11 +535,7 @@ pub fn dcp_answer(
         }
         Err(DcpError::Refused(r)) => {
             tracing::info!(%endpoint, code = r.code(), reason = %r, "DCP request refused");
-            dcp_error(
-                StatusCode::UNAUTHORIZED,
-                r.code(),
-                "the self-issued token or its access token was refused",
-            )
+            dcp_error(StatusCode::UNAUTHORIZED, r.code(), &r.public_message())
         }
         Err(DcpError::BadRequest {
             status,

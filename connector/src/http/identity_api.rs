@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::auth::Admin;
-use super::body::{BodyLimit, query, read_json};
+use super::body::{query, read_json_limited};
 use super::errors::ApiError;
 use crate::authority::Authority;
 use crate::service::decode;
@@ -62,10 +62,9 @@ async fn request_credentials(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    limit: web::Data<BodyLimit>,
     trust: web::Data<Trust>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, limit.0).await?;
+    let body = read_json_limited(&req, payload).await?;
     let r: CredentialRequest = decode(&body)?;
     let outcome = trust
         .request_credentials(
@@ -100,10 +99,9 @@ async fn put_member(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    limit: web::Data<BodyLimit>,
     authority: web::Data<Authority>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, limit.0).await?;
+    let body = read_json_limited(&req, payload).await?;
     let member: MemberProfile = decode(&body)?;
     Ok(HttpResponse::Created().json(authority.put_member(member).await?))
 }
@@ -136,10 +134,9 @@ async fn revoke(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    limit: web::Data<BodyLimit>,
     authority: web::Data<Authority>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, limit.0).await?;
+    let body = read_json_limited(&req, payload).await?;
     let r: Revocation = decode(&body)?;
     let revoked = authority.revoke(&r.subject, &r.reason).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": revoked})))

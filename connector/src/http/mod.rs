@@ -11,6 +11,7 @@ pub mod errors;
 pub mod identity;
 pub mod identity_api;
 pub mod negotiation;
+pub mod process;
 pub mod transfer;
 
 use actix_web::body::MessageBody;
@@ -43,13 +44,28 @@ pub fn dsp_app(
         .app_data(web::Data::from(connector.authenticator.clone()))
         .app_data(web::Data::from(connector.trust.clone()))
         .app_data(web::Data::from(connector.authority.clone()))
+        .app_data(web::Data::new(connector.negotiations()))
+        .app_data(web::Data::new(connector.transfers()))
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
+        .route(caap_catalog::CAAP_CONTEXT_PATH, web::get().to(caap_context))
         .configure(identity::routes)
         .configure(authority::routes)
         .configure(extra)
         .default_service(web::to(not_found))
+}
+
+/// `GET /caap/v1/context.jsonld`: caap's JSON-LD context (unauthenticated, like the DSP context it
+/// extends), the document behind `https://w3id.org/caap/v1/context.jsonld`.
+async fn caap_context() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/ld+json")
+        .insert_header((
+            actix_web::http::header::CACHE_CONTROL,
+            "public, max-age=86400",
+        ))
+        .body(caap_catalog::CAAP_CONTEXT_DOCUMENT)
 }
 
 /// The management listener's app.

@@ -1,58 +1,46 @@
 //! DSP 2025-1 transfer process endpoints (provider and consumer side), and the data plane: pull
 //! (`GET /data/{tid}`), token refresh (`POST /data/{tid}/token`) and the consumer's push receiver
-//! (`POST /push/{tid}`).
+//! (`POST /push/{tid}`). The process endpoints ([`super::process`]) take only the [`Transfers`] service.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use caap_contracts::transfer::message::TransferProcessAck;
-use caap_contracts::transfer::state::TransferState;
-use serde::de::DeserializeOwned;
+use caap_contracts::transfer::message::{
+    TransferCompletionMessage, TransferRequestMessage, TransferStartMessage,
+    TransferSuspensionMessage, TransferTerminationMessage,
+};
 use serde_json::Value;
 
 use super::auth::{ProcessCaller, authorization};
-use super::errors::{ApiError, DspNegotiationError};
+use super::errors::ApiError;
+use super::process::{get, in_process, initial};
 use crate::service::Connector;
-use crate::transfer::inbound::TInbound;
+use crate::transfer::Transfers;
 
-/// A DSP transfer error: the negotiation error machinery with a `TransferError` body.
-#[derive(Debug)]
-pub struct DspTransferError(DspNegotiationError);
-
-impl std::fmt::Display for DspTransferError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<DspNegotiationError> for DspTransferError {
-    fn from(e: DspNegotiationError) -> Self {
-        DspTransferError(e.for_transfer(true))
-    }
-}
-
-impl From<crate::negotiation::inbound::Rejected> for DspTransferError {
-    fn from(r: crate::negotiation::inbound::Rejected) -> Self {
-        DspNegotiationError::from(r).into()
-    }
-}
-
-impl actix_web::ResponseError for DspTransferError {
-    fn status_code(&self) -> StatusCode {
-        self.0.status_code()
-    }
-    fn error_response(&self) -> HttpResponse {
-        self.0.error_response()
-    }
-}
+type T = Transfers;
 
 /// DSP routes under the DSP base.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/transfers/request", web::post().to(request))
-        .route("/transfers/{pid}", web::get().to(get))
-        .route("/transfers/{pid}/start", web::post().to(start))
-        .route("/transfers/{pid}/completion", web::post().to(completion))
-        .route("/transfers/{pid}/termination", web::post().to(termination))
-        .route("/transfers/{pid}/suspension", web::post().to(suspension));
+    cfg.route(
+        "/transfers/request",
+        web::post().to(initial::<T, TransferRequestMessage>),
+    )
+    .route("/transfers/{pid}", web::get().to(get::<T>))
+    .route(
+        "/transfers/{pid}/start",
+        web::post().to(in_process::<T, TransferStartMessage>),
+    )
+    .route(
+        "/transfers/{pid}/completion",
+        web::post().to(in_process::<T, TransferCompletionMessage>),
+    )
+    .route(
+        "/transfers/{pid}/termination",
+        web::post().to(in_process::<T, TransferTerminationMessage>),
+    )
+    .route(
+        "/transfers/{pid}/suspension",
+        web::post().to(in_process::<T, TransferSuspensionMessage>),
+    );
 }
 
 /// Data-plane routes under the DSP listener's root.
@@ -62,93 +50,6 @@ pub fn data_routes(cfg: &mut web::ServiceConfig) {
         .route("/push/{tid}", web::post().to(receive_push))
         .route("/notify/{id}", web::post().to(notification));
 }
-
-async fn message<T: DeserializeOwned>(
-    req: &HttpRequest,
-    payload: web::Payload,
-    connector: &Connector,
-    pid: Option<&str>,
-) -> Result<T, DspTransferError> {
-    Ok(super::negotiation::message(req, payload, connector, pid).await?)
-}
-
-async fn receive(
-    connector: &Connector,
-    caller: &caap_identity::VerifiedCaller,
-    pid: Option<&str>,
-    inbound: TInbound,
-) -> Result<HttpResponse, DspTransferError> {
-    let ack = connector
-        .receive_transfer_message(caller, pid, inbound)
-        .await?;
-    Ok(if ack.created {
-        HttpResponse::Created().json(ack.ack)
-    } else {
-        HttpResponse::Ok().json(ack.ack)
-    })
-}
-
-async fn request(
-    req: HttpRequest,
-    payload: web::Payload,
-    ProcessCaller(caller): ProcessCaller,
-    connector: web::Data<Connector>,
-) -> Result<HttpResponse, DspTransferError> {
-    let m = message(&req, payload, &connector, None).await?;
-    receive(&connector, &caller, None, TInbound::Request(m)).await
-}
-
-async fn get(
-    pid: web::Path<String>,
-    ProcessCaller(caller): ProcessCaller,
-    connector: web::Data<Connector>,
-) -> Result<HttpResponse, DspTransferError> {
-    let not_found = || -> DspTransferError {
-        DspNegotiationError::new(
-            StatusCode::NOT_FOUND,
-            pid.as_str(),
-            pid.as_str(),
-            "no such transfer for this caller",
-        )
-        .into()
-    };
-    let t = connector
-        .store
-        .transfer(&pid)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "reading a transfer failed");
-            not_found()
-        })?
-        .filter(|t| t.counterparty_id == caller.participant_id)
-        .ok_or_else(not_found)?;
-    let (p, c) = t.pids();
-    Ok(HttpResponse::Ok().json(TransferProcessAck::new(
-        p,
-        c,
-        t.state.unwrap_or(TransferState::Requested),
-    )))
-}
-
-macro_rules! in_process {
-    ($name:ident, $variant:ident) => {
-        async fn $name(
-            req: HttpRequest,
-            pid: web::Path<String>,
-            payload: web::Payload,
-            ProcessCaller(caller): ProcessCaller,
-            connector: web::Data<Connector>,
-        ) -> Result<HttpResponse, DspTransferError> {
-            let m = message(&req, payload, &connector, Some(&pid)).await?;
-            receive(&connector, &caller, Some(&pid), TInbound::$variant(m)).await
-        }
-    };
-}
-
-in_process!(start, Start);
-in_process!(completion, Completion);
-in_process!(termination, Termination);
-in_process!(suspension, Suspension);
 
 /// `GET /data/{tid}`: the pull endpoint. Streams the source; checked on every access.
 async fn pull(

@@ -9,8 +9,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::inbound::terminate_with;
-use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Step};
-use super::{NegotiationView, new_pid};
+use caap_contracts::process::Process;
+
+use super::NegotiationView;
+use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
+pub use crate::process::StepRequest;
 use crate::service::{Connector, ServiceError, decode};
 
 /// `POST /api/v1/negotiations`: start a negotiation as consumer.
@@ -32,21 +35,6 @@ pub struct StartNegotiation {
     /// Take no step automatically: every later step comes from the management API.
     #[serde(default)]
     pub manual: bool,
-}
-
-/// The body of a step taken by hand.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct StepRequest {
-    /// Termination code (terminate, reject).
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Termination reason (terminate, reject).
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// The offer to send (offer, counter-offer).
-    #[serde(default)]
-    pub offer: Option<Value>,
 }
 
 /// The steps the management API can take.
@@ -151,6 +139,8 @@ impl Connector {
             }
             (Some(offer_id), None) => self.find_remote_offer(&start, offer_id).await?,
         };
+        let mut offer = offer;
+        caap_catalog::iri::Namespace::new(&base).absolute_offer_ids(&mut offer);
         let (offer_id, target) =
             super::decide::offer_ids(&offer).map_err(|e| ServiceError::field("/offer", e))?;
         let dataset_id = target.ok_or_else(|| {
@@ -163,31 +153,17 @@ impl Connector {
             )
         })?;
         let now = self.clock.now();
-        let id = new_pid();
-        let mut n = Negotiation {
-            id: id.clone(),
-            role: Role::Consumer,
-            provider_pid: None,
-            consumer_pid: Some(id),
-            counterparty_id: provider_id,
-            counterparty_address: base,
-            state: None,
-            offer_id,
-            dataset_id,
-            body: NegotiationBody {
-                offer,
-                manual: start.manual,
-                ..NegotiationBody::default()
-            },
-            pending: None,
-            awaiting: None,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
+        let peer = Peer {
+            id: provider_id,
+            address: base,
+            pid: None,
         };
+        let body = NegotiationBody {
+            offer,
+            manual: start.manual,
+            ..NegotiationBody::default()
+        };
+        let mut n = Negotiation::new(Role::Consumer, peer, None, offer_id, dataset_id, body, now);
         n.owe(Step::Request, now);
         n.body.log(
             now,
@@ -215,6 +191,10 @@ impl Connector {
             .fetch_catalog(&start.counter_party_address)
             .await?;
         let cached = self.store.cached_datasets().await?;
+        // The offer's IRI, or its handle at a caap provider (resolved against the provider's namespace).
+        let resolved =
+            caap_catalog::iri::Namespace::new(&fetched.dsp_base).absolute_offer(offer_id);
+        let offer_id = resolved.as_str();
         let Some(dataset) = cached
             .iter()
             .filter(|d| d.counter_party_address == fetched.dsp_base)
@@ -230,7 +210,8 @@ impl Connector {
         };
         let url = format!(
             "{}/catalog/datasets/{}",
-            fetched.dsp_base, dataset.dataset.id
+            fetched.dsp_base,
+            caap_catalog::iri::encode_segment(&dataset.dataset.id)
         );
         let mut req = self.http.get(&url);
         if let Some(a) = self
@@ -338,9 +319,11 @@ impl Connector {
         match step {
             Step::Agree => {
                 let offer = n.body.offer.clone();
-                self.agree(&mut n, &offer, now).map_err(|r| {
-                    ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
-                })?;
+                self.negotiations()
+                    .agree(&mut n, &offer, now)
+                    .map_err(|r| {
+                        ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
+                    })?;
             }
             Step::Terminate => {
                 let reason = request.reason.clone().unwrap_or_else(|| match action {
@@ -355,15 +338,16 @@ impl Connector {
             }
             Step::Verify => {
                 let agreement = n.body.agreement.clone().unwrap_or_default();
-                self.check_agreement(
-                    &n.body.offer,
-                    &n.dataset_id,
-                    &n.counterparty_id,
-                    &agreement,
-                    n.body.signature.as_ref(),
-                    false,
-                )
-                .map_err(ServiceError::Conflict)?;
+                self.negotiations()
+                    .check_agreement(
+                        &n.body.offer,
+                        &n.dataset_id,
+                        &n.counterparty_id,
+                        &agreement,
+                        n.body.signature.as_ref(),
+                        false,
+                    )
+                    .map_err(ServiceError::Conflict)?;
                 n.owe(Step::Verify, now);
             }
             Step::Offer | Step::CounterOffer => {

@@ -11,7 +11,8 @@ use caap_policy::{AgreementTerms, Policy, parse_policy};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::service::{Connector, ServiceError};
+use super::Negotiations;
+use crate::service::ServiceError;
 use crate::store::DocKind;
 
 /// What the provider does with a contract request.
@@ -28,29 +29,6 @@ pub enum Verdict {
         /// Readable reason.
         reason: String,
     },
-}
-
-/// The rules of a policy, for comparing what was offered with what is asked: no ids, no parties, no target.
-pub fn terms_of(policy: &Policy) -> Value {
-    let mut v = policy.to_dsp_offer_json("x");
-    if let Value::Object(m) = &mut v {
-        for key in [
-            "@id", "@type", "target", "assigner", "assignee", "profile", "uid",
-        ] {
-            m.remove(key);
-        }
-        for list in ["permission", "prohibition", "obligation"] {
-            if let Some(Value::Array(rules)) = m.get_mut(list) {
-                for rule in rules {
-                    if let Value::Object(r) = rule {
-                        r.remove("@id");
-                        r.remove("target");
-                    }
-                }
-            }
-        }
-    }
-    v
 }
 
 /// Parses an offer or agreement from the wire, naming the problem readably.
@@ -73,9 +51,13 @@ pub fn offer_ids(offer: &Value) -> Result<(String, Option<String>), String> {
     Ok((id.to_owned(), target))
 }
 
-impl Connector {
+impl Negotiations {
     /// Looks up the current offer a request names. `Ok(None)`: no such offer.
     pub async fn current_offer(&self, offer_id: &str) -> Result<Option<Offer>, ServiceError> {
+        let namespace = caap_catalog::iri::Namespace::new(&self.identity.dsp_base);
+        let Some(offer_id) = namespace.offer_handle(offer_id) else {
+            return Ok(None);
+        };
         match self.store.get(DocKind::Offer, offer_id).await? {
             None => Ok(None),
             Some(doc) => serde_json::from_value(doc.body).map(Some).map_err(|e| {
@@ -165,7 +147,7 @@ impl Connector {
             Ok(p) => p,
             Err(reason) => return terminate("offer-invalid", reason),
         };
-        if terms_of(&asked) != terms_of(&policy) {
+        if !asked.same_terms(&policy) {
             return terminate(
                 "terms-differ",
                 format!(
@@ -212,7 +194,8 @@ impl Connector {
         let policy = parse("offer", offer).map_err(|e| ServiceError::field("/offer", e))?;
         let terms = AgreementTerms {
             id: crate::negotiation::new_pid(),
-            target: dataset_id.to_owned(),
+            target: caap_catalog::iri::Namespace::new(&self.identity.dsp_base)
+                .absolute_dataset(dataset_id),
             assigner: self.identity.participant_id.clone(),
             assignee: consumer.to_owned(),
             timestamp: now,
@@ -274,7 +257,7 @@ impl Connector {
         }
         let got = parse("agreement", agreement)?;
         let want = parse("offer", offered)?;
-        if terms_of(&got) != terms_of(&want) {
+        if !got.same_terms(&want) {
             return Err(format!(
                 "the agreement grants other terms than offered: agreed {}, offered {}",
                 got.describe(),

@@ -1,11 +1,11 @@
 //! Contract negotiation (DSP 2025-1), both roles.
 //!
 //! * [`model`]: the negotiation as caap keeps it (state, the step it owes, why it is parked, history).
-//! * [`inbound`]: a DSP message in: validate, check the transition, decide the next step, persist, in one
-//!   transaction; then wake the processor. No outbound call happens inside a request.
+//! * [`inbound`]: a DSP message in: validate, apply it ([`caap_contracts::process::apply`]), decide the next
+//!   step, persist, in one transaction; then wake the processor. No outbound call happens inside a request.
 //! * [`actions`]: the management API: start a negotiation as consumer, approve, reject, accept, terminate …
-//! * [`processor`]: sends the steps negotiations owe, with a lease per negotiation, exponential back-off and
-//!   a retry limit after which the negotiation is terminated with the reason.
+//! * [`processor`]: what is particular to sending a negotiation's steps (the message, the agreement record at
+//!   FINALIZED, the signer check before a verification); [`crate::processor`] does the rest for every kind.
 //! * [`decide`]: the provider's and the consumer's automatic decisions (offer matching, policy, agreement
 //!   checks, signing).
 
@@ -15,47 +15,36 @@ pub mod inbound;
 pub mod model;
 pub mod processor;
 
-use caap_contracts::ledger::{EntryKind, NewEntry};
-use caap_contracts::negotiation::state::{NegotiationEvent, NegotiationState};
+use caap_contracts::negotiation::state::NegotiationState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
 
-pub use model::{Actor, Awaiting, Negotiation, NegotiationBody, Step, Termination};
+pub use crate::process::new_pid;
 
-/// A new `urn:uuid:` process id.
-pub fn new_pid() -> String {
-    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+/// The contract negotiation service: inbound DSP messages, the provider's and the consumer's decisions, and
+/// what the DSP endpoints read. It owns the state it needs (shared with the rest of the connector).
+#[derive(Clone)]
+pub struct Negotiations {
+    /// Persistence.
+    pub store: crate::store::Store,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// The configuration.
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// Who we are (agreements are signed with its key).
+    pub identity: std::sync::Arc<crate::service::Identity>,
+    /// Decides contract policies.
+    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
+    /// Wakes the processor when a step is owed.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
-/// The ledger entry for a state change.
-pub fn state_entry(
-    n: &Negotiation,
-    at: DateTime<Utc>,
-    from: Option<NegotiationState>,
-    event: NegotiationEvent,
-    by: Actor,
-) -> NewEntry {
-    let (provider_pid, consumer_pid) = n.pids();
-    NewEntry {
-        at,
-        kind: EntryKind::NegotiationState,
-        subject: n.id.clone(),
-        payload: json!({
-            "role": n.role.as_str(),
-            "providerPid": provider_pid,
-            "consumerPid": consumer_pid,
-            "counterparty": n.counterparty_id,
-            "datasetId": n.dataset_id,
-            "offerId": n.offer_id,
-            "from": from.map(NegotiationState::as_str),
-            "to": n.state.map(NegotiationState::as_str),
-            "message": event.to_string(),
-            "by": by,
-            "termination": n.body.termination,
-        }),
+impl std::fmt::Debug for Negotiations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Negotiations").finish_non_exhaustive()
     }
 }
+pub use model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step, Termination};
 
 /// A negotiation as the management API and the CLI show it.
 #[derive(Debug, Clone, Serialize)]

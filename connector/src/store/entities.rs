@@ -1,4 +1,5 @@
-//! SeaORM entities. They never leave the `store` module: the rest of caap sees domain types.
+//! SeaORM entities. They never leave the `store` module: the rest of caap sees domain types. The process tables
+//! (negotiations, transfers) have no entity: [`super::processes`] builds their statements for the table at hand.
 
 /// Assets, policies and offers, each a JSON document keyed by (kind, id).
 pub mod document {
@@ -87,42 +88,6 @@ pub mod cached_dataset {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Contract negotiations, one row per process this connector takes part in (keyed by its own pid).
-pub mod negotiation {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "negotiations")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub role: String,
-        pub provider_pid: Option<String>,
-        pub consumer_pid: Option<String>,
-        pub counterparty_id: String,
-        pub counterparty_address: String,
-        pub state: Option<String>,
-        pub offer_id: String,
-        pub dataset_id: String,
-        pub body: String,
-        pub pending: Option<String>,
-        pub awaiting: Option<String>,
-        pub attempts: i64,
-        pub last_error: Option<String>,
-        pub next_attempt_at: Option<i64>,
-        pub lease_owner: Option<String>,
-        pub lease_until: Option<i64>,
-        pub created_at: i64,
-        pub updated_at: i64,
-        pub version: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 /// Finalized contract agreements.
 pub mod agreement {
     use sea_orm::entity::prelude::*;
@@ -162,42 +127,6 @@ pub mod ledger {
         pub payload: String,
         pub prev_hash: String,
         pub hash: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// Transfer processes, one row per process this connector takes part in (keyed by its own pid).
-pub mod transfer {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "transfers")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub role: String,
-        pub provider_pid: Option<String>,
-        pub consumer_pid: Option<String>,
-        pub counterparty_id: String,
-        pub counterparty_address: String,
-        pub state: Option<String>,
-        pub agreement_id: String,
-        pub format: String,
-        pub body: String,
-        pub pending: Option<String>,
-        pub awaiting: Option<String>,
-        pub attempts: i64,
-        pub last_error: Option<String>,
-        pub next_attempt_at: Option<i64>,
-        pub lease_owner: Option<String>,
-        pub lease_until: Option<i64>,
-        pub created_at: i64,
-        pub updated_at: i64,
-        pub version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

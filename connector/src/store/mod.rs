@@ -5,6 +5,7 @@ mod entities;
 pub mod identity;
 pub mod migration;
 pub mod negotiations;
+pub mod processes;
 pub mod transfers;
 
 use std::sync::Arc;

@@ -303,34 +303,47 @@ async fn federated_cache_replaces_per_source() {
     }
 }
 
+fn sample_peer() -> crate::process::Peer {
+    crate::process::Peer {
+        id: "did:web:malmo.example".into(),
+        address: "http://127.0.0.1:9/dsp".into(),
+        pid: None,
+    }
+}
+
 fn sample_negotiation(id: &str) -> crate::negotiation::Negotiation {
+    use caap_contracts::process::Process;
+
     use crate::negotiation::{Negotiation, NegotiationBody, Step};
     let now = crate::clock::Clock::now(&SystemClock);
-    let mut n = Negotiation {
-        id: id.to_owned(),
-        role: caap_contracts::Role::Consumer,
-        provider_pid: None,
-        consumer_pid: Some(id.to_owned()),
-        counterparty_id: "did:web:malmo.example".into(),
-        counterparty_address: "http://127.0.0.1:9/dsp".into(),
-        state: None,
-        offer_id: "o".into(),
-        dataset_id: "d".into(),
-        body: NegotiationBody {
-            offer: json!({"@id": "o", "@type": "Offer", "target": "d", "permission": [{"action": "use"}]}),
-            ..NegotiationBody::default()
-        },
-        pending: None,
-        awaiting: None,
-        attempts: 0,
-        last_error: None,
-        next_attempt_at: None,
-        created_at: now,
-        updated_at: now,
-        version: 0,
+    let body = NegotiationBody {
+        offer: json!({"@id": "o", "@type": "Offer", "target": "d", "permission": [{"action": "use"}]}),
+        ..NegotiationBody::default()
     };
+    let role = caap_contracts::Role::Consumer;
+    let mut n = Negotiation::new(role, sample_peer(), None, "o".into(), "d".into(), body, now);
+    n.id = id.to_owned();
+    n.consumer_pid = Some(id.to_owned());
     n.owe(Step::Request, now - chrono::Duration::seconds(1));
     n
+}
+
+fn sample_transfer(id: &str) -> crate::transfer::Transfer {
+    use caap_contracts::process::Process;
+
+    use crate::transfer::{TStep, Transfer, TransferBody};
+    let now = crate::clock::Clock::now(&SystemClock);
+    let body = TransferBody {
+        dataset_id: "d".into(),
+        ..TransferBody::default()
+    };
+    let role = caap_contracts::Role::Consumer;
+    let format = "HttpData-PULL".into();
+    let mut t = Transfer::new(role, sample_peer(), None, "a".into(), format, body, now);
+    t.id = id.to_owned();
+    t.consumer_pid = Some(id.to_owned());
+    t.owe(TStep::Request, now - chrono::Duration::seconds(1));
+    t
 }
 
 fn entry(subject: &str) -> caap_contracts::ledger::NewEntry {
@@ -342,55 +355,67 @@ fn entry(subject: &str) -> caap_contracts::ledger::NewEntry {
     }
 }
 
+/// Two replicas claim a due process at once: exactly one gets it, a stale write is refused, and the
+/// claimer's write goes through and releases the lease. The same for every process kind.
+async fn due_work_is_claimed_once<P>(b: &Backend, p: P)
+where
+    P: processes::Stored + caap_contracts::process::Process + std::fmt::Debug,
+{
+    use crate::store::negotiations::Effects;
+    let a = open(b).await;
+    let other = open(b).await;
+    let saved = a.save(&p, None, &Effects::default()).await.unwrap();
+    assert_eq!(saved.version(), 1);
+    let until = crate::clock::Clock::now(&SystemClock) + chrono::Duration::seconds(60);
+    // Two replicas claim at once: exactly one gets it.
+    let (x, y) = tokio::join!(
+        a.claim_due::<P>("replica-a", until, 10),
+        other.claim_due::<P>("replica-b", until, 10)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.len() + y.len(), 1, "claimed by both or by none");
+    // Leased: nobody claims it again until the lease is released.
+    assert!(
+        a.claim_due::<P>("replica-a", until, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = x.into_iter().chain(y).next().unwrap();
+    assert_eq!(claimed.version(), 2);
+    // A write based on the version before the claim is refused.
+    assert!(matches!(
+        a.save(&saved, Some(saved.version()), &Effects::default())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The claimer's write goes through and releases the lease.
+    let mut done = claimed.clone();
+    done.idle();
+    let written = a
+        .save(&done, Some(claimed.version()), &Effects::default())
+        .await
+        .unwrap();
+    assert_eq!(written.version(), 3);
+    assert!(a.next_due::<P>().await.unwrap().is_none());
+    let back = other.process::<P>(p.id()).await.unwrap().unwrap();
+    assert_eq!(back.pending(), None);
+    assert_eq!(back.to_row().unwrap().body, p.to_row().unwrap().body);
+    a.close().await.unwrap();
+    other.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn due_negotiations_are_claimed_once_and_stale_writes_are_refused() {
-    use crate::store::negotiations::Effects;
     for b in backends("claims").await {
-        let a = open(&b).await;
-        let other = open(&b).await;
-        let n = sample_negotiation("urn:uuid:n1");
-        let saved = a
-            .save_negotiation(&n, None, &Effects::default())
-            .await
-            .unwrap();
-        assert_eq!(saved.version, 1);
-        let until = crate::clock::Clock::now(&SystemClock) + chrono::Duration::seconds(60);
-        // Two replicas claim at once: exactly one gets it.
-        let (x, y) = tokio::join!(
-            a.claim_due_negotiations("replica-a", until, 10),
-            other.claim_due_negotiations("replica-b", until, 10)
-        );
-        let (x, y) = (x.unwrap(), y.unwrap());
-        assert_eq!(x.len() + y.len(), 1, "claimed by both or by none");
-        // Leased: nobody claims it again until the lease is released.
-        assert!(
-            a.claim_due_negotiations("replica-a", until, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        let claimed = x.into_iter().chain(y).next().unwrap();
-        assert_eq!(claimed.version, 2);
-        // A write based on the version before the claim is refused.
-        assert!(matches!(
-            a.save_negotiation(&saved, Some(saved.version), &Effects::default())
-                .await,
-            Err(StoreError::Conflict(_))
-        ));
-        // The claimer's write goes through and releases the lease.
-        let mut done = claimed.clone();
-        done.idle();
-        let written = a
-            .save_negotiation(&done, Some(claimed.version), &Effects::default())
-            .await
-            .unwrap();
-        assert_eq!(written.version, 3);
-        assert!(a.next_negotiation_due().await.unwrap().is_none());
-        let back = other.negotiation("urn:uuid:n1").await.unwrap().unwrap();
-        assert_eq!(back.pending, None);
-        assert_eq!(back.body, n.body);
-        a.close().await.unwrap();
-        other.close().await.unwrap();
+        due_work_is_claimed_once(&b, sample_negotiation("urn:uuid:n1")).await;
+    }
+}
+
+#[tokio::test]
+async fn due_transfers_are_claimed_once_and_stale_writes_are_refused() {
+    for b in backends("transfer_claims").await {
+        due_work_is_claimed_once(&b, sample_transfer("urn:uuid:t1")).await;
     }
 }
 

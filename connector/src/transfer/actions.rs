@@ -9,9 +9,11 @@ use serde_json::Value;
 
 use super::TransferView;
 use super::inbound::{PULL, PUSH, owe_with_reason};
-use super::model::{Actor, TStep, Transfer, TransferBody};
-use crate::negotiation::new_pid;
+use super::model::{Actor, Peer, TStep, Transfer, TransferBody};
 use crate::service::{Connector, ServiceError, decode};
+use caap_contracts::process::Process;
+
+use crate::process::StepRequest;
 
 /// `POST /api/v1/transfers`.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,18 +40,6 @@ pub struct StartTransfer {
     /// Take no step automatically.
     #[serde(default)]
     pub manual: bool,
-}
-
-/// A transfer step by hand.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TransferStepRequest {
-    /// Code (suspend, terminate).
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Reason (suspend, terminate).
-    #[serde(default)]
-    pub reason: Option<String>,
 }
 
 impl Connector {
@@ -108,7 +98,26 @@ impl Connector {
             }
         };
         let now = self.clock.now();
-        let id = new_pid();
+        let peer = Peer {
+            id: provider,
+            address,
+            pid: None,
+        };
+        let body = TransferBody {
+            dataset_id: dataset,
+            manual: start.manual,
+            ..TransferBody::default()
+        };
+        let mut t = Transfer::new(
+            Role::Consumer,
+            peer,
+            None,
+            start.agreement_id.clone(),
+            format,
+            body,
+            now,
+        );
+        let id = &t.id;
         let data_address = if push {
             Some(match &start.push_to {
                 Some(url) => {
@@ -137,31 +146,7 @@ impl Connector {
         } else {
             None
         };
-        let mut t = Transfer {
-            id: id.clone(),
-            role: Role::Consumer,
-            provider_pid: None,
-            consumer_pid: Some(id),
-            counterparty_id: provider,
-            counterparty_address: address,
-            state: None,
-            agreement_id: start.agreement_id.clone(),
-            format,
-            body: TransferBody {
-                dataset_id: dataset,
-                data_address,
-                manual: start.manual,
-                ..TransferBody::default()
-            },
-            pending: None,
-            awaiting: None,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
-        };
+        t.body.data_address = data_address;
         t.owe(TStep::Request, now);
         t.body
             .log(now, Actor::Local, "transfer started; sending the request");
@@ -195,7 +180,10 @@ impl Connector {
             Cursor::After(id) => Some(id.as_str()),
             _ => None,
         };
-        let rows = self.store.transfers(after, u64::from(limit) + 1).await?;
+        let rows = self
+            .store
+            .processes::<Transfer>(after, None, u64::from(limit) + 1)
+            .await?;
         let p = Page::from_scan(rows, &cursor, limit, |t| t.id.clone());
         Ok(Page {
             items: p.items.into_iter().map(Into::into).collect(),
@@ -212,9 +200,9 @@ impl Connector {
         step: &str,
         body: Option<Value>,
     ) -> Result<TransferView, ServiceError> {
-        let request: TransferStepRequest = match body {
+        let request: StepRequest = match body {
             Some(b) if !b.is_null() => decode(&b)?,
-            _ => TransferStepRequest::default(),
+            _ => StepRequest::default(),
         };
         let step = match step {
             "start" | "resume" => TStep::Start,
@@ -488,12 +476,6 @@ impl Connector {
     /// Stops the transfer's running flows when it no longer lets data flow (or is about to stop): called after
     /// every write of a transfer.
     pub fn transfer_saved(&self, t: &Transfer) {
-        let ending = matches!(
-            t.pending,
-            Some(TStep::Suspend | TStep::Terminate | TStep::Complete)
-        );
-        if ending || t.state != Some(caap_contracts::transfer::state::TransferState::Started) {
-            self.flows.stop(&t.id);
-        }
+        super::stop_flows_if_ended(&self.flows, t);
     }
 }

@@ -1,7 +1,8 @@
 //! Transfer process (DSP 2025-1), both roles, and the data plane.
 //!
-//! The same design as [`crate::negotiation`]: [`inbound`] records a DSP message in one transaction and wakes
-//! the [`processor`], which alone sends messages (leases, back-off, visible errors). [`dataplane`] serves pull
+//! The same process engine as [`crate::negotiation`]: [`inbound`] applies a DSP message
+//! ([`caap_contracts::process::apply`]) and records it in one transaction, then wakes [`crate::processor`], which
+//! alone sends messages (leases, back-off, visible errors; [`processor`] is what is particular to transfers). [`dataplane`] serves pull
 //! transfers (a short-lived signed token bound to agreement, transfer and consumer, checked on every access;
 //! it stops working the moment the transfer leaves STARTED) and pushes data for push transfers, streaming in
 //! both cases (constant memory). [`actions`] is the management side.
@@ -13,41 +14,46 @@ pub mod model;
 pub mod monitor;
 pub mod processor;
 
-use caap_contracts::ledger::{EntryKind, NewEntry};
-use caap_contracts::transfer::state::{TransferEvent, TransferState};
+use caap_contracts::transfer::state::TransferState;
 use chrono::{DateTime, Utc};
+use dataplane::flows;
 use serde::Serialize;
-use serde_json::json;
 
 pub use model::{Actor, TStep, Transfer, TransferBody};
 
-/// The ledger entry for a transfer state change.
-pub fn state_entry(
-    t: &Transfer,
-    at: DateTime<Utc>,
-    from: Option<TransferState>,
-    event: TransferEvent,
-    by: Actor,
-) -> NewEntry {
-    let (provider_pid, consumer_pid) = t.pids();
-    NewEntry {
-        at,
-        kind: EntryKind::TransferState,
-        subject: t.id.clone(),
-        payload: json!({
-            "role": t.role.as_str(),
-            "providerPid": provider_pid,
-            "consumerPid": consumer_pid,
-            "counterparty": t.counterparty_id,
-            "agreementId": t.agreement_id,
-            "format": t.format,
-            "from": from.map(TransferState::as_str),
-            "to": t.state.map(TransferState::as_str),
-            "message": format!("{event:?}"),
-            "by": by,
-            "reason": t.body.termination,
-            "bytes": t.body.bytes,
-        }),
+/// The transfer process service: inbound DSP messages and what the DSP endpoints read. It owns the state it
+/// needs (shared with the rest of the connector).
+#[derive(Clone)]
+pub struct Transfers {
+    /// Persistence.
+    pub store: crate::store::Store,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// The configuration.
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// Decides whether an agreement permits a transfer now.
+    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
+    /// Wakes the processor when a step is owed.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The data flows being served, stopped when a transfer stops.
+    pub flows: std::sync::Arc<flows::Flows>,
+}
+
+impl std::fmt::Debug for Transfers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers").finish_non_exhaustive()
+    }
+}
+
+/// Stops the transfer's running flows when it no longer lets data flow (or is about to stop): called after
+/// every write of a transfer.
+pub fn stop_flows_if_ended(flows: &flows::Flows, t: &Transfer) {
+    let ending = matches!(
+        t.pending,
+        Some(TStep::Suspend | TStep::Terminate | TStep::Complete)
+    );
+    if ending || t.state != Some(TransferState::Started) {
+        flows.stop(&t.id);
     }
 }
 

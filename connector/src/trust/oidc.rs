@@ -424,13 +424,7 @@ fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<DateTime
     let Some(v) = claims.get(name) else {
         return Ok(None);
     };
-    v.as_i64()
-        .or_else(|| {
-            v.as_f64()
-                .filter(|f| f.is_finite())
-                .map(|f| f.floor() as i64)
-        })
-        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+    caap_identity::jose::numeric_date(v)
         .map(Some)
         .ok_or_else(|| OidcError::Claim(format!("`{name}` is not a time")))
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::state::NegotiationEvent;
-use crate::jsonld::{DSP_CONTEXT, dsp_context, type_tag};
+use crate::jsonld::{DSP_CONTEXT, dsp_context, policy_context, type_tag};
 
 /// The member of a `ContractAgreementMessage` that carries caap's agreement signature. A full IRI, so that it
 /// survives JSON-LD processing under the protected DSP context and other connectors can ignore it.
@@ -274,24 +274,6 @@ impl ContractNegotiationTerminationMessage {
     }
 }
 
-/// An outbound message, built from the pids and the negotiation's data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum OutboundMessage {
-    /// Consumer: request or counter-offer.
-    Request(ContractRequestMessage),
-    /// Provider: offer.
-    Offer(ContractOfferMessage),
-    /// Provider: agreement.
-    Agreement(ContractAgreementMessage),
-    /// Consumer: verification.
-    Verification(ContractAgreementVerificationMessage),
-    /// Consumer ACCEPTED or provider FINALIZED.
-    Event(ContractNegotiationEventMessage),
-    /// Either: termination.
-    Termination(ContractNegotiationTerminationMessage),
-}
-
 impl ContractRequestMessage {
     /// A request; `provider_pid` set makes it a counter-offer, else `callback_address` must be given.
     pub fn new(
@@ -301,7 +283,7 @@ impl ContractRequestMessage {
         callback_address: Option<&str>,
     ) -> Self {
         ContractRequestMessage {
-            context: dsp_context(),
+            context: policy_context(),
             kind: ContractRequestType,
             consumer_pid: consumer_pid.into(),
             provider_pid: provider_pid.map(str::to_owned),
@@ -320,7 +302,7 @@ impl ContractOfferMessage {
         callback_address: Option<&str>,
     ) -> Self {
         ContractOfferMessage {
-            context: dsp_context(),
+            context: policy_context(),
             kind: ContractOfferType,
             provider_pid: provider_pid.into(),
             consumer_pid: consumer_pid.map(str::to_owned),
@@ -339,7 +321,7 @@ impl ContractAgreementMessage {
         signature: Option<AgreementSignature>,
     ) -> Self {
         ContractAgreementMessage {
-            context: dsp_context(),
+            context: policy_context(),
             kind: ContractAgreementType,
             provider_pid: provider_pid.into(),
             consumer_pid: consumer_pid.into(),

@@ -257,6 +257,68 @@ impl Refusal {
         }
     }
 
+    /// What a refused caller is told: which part of its request was at fault (the Authorization
+    /// header, the self-issued token, the access token inside it, a presentation, a named credential or
+    /// the message), without the verifier's internals; the full reason goes to the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Refusal::MissingAuthorization | Refusal::NotBearer => {
+                "the Authorization header must be `Bearer <self-issued token>`".into()
+            }
+            Refusal::MalformedToken(_)
+            | Refusal::IssuerNotSubject { .. }
+            | Refusal::WrongAudience { .. }
+            | Refusal::SubjectNotDidDocument(_)
+            | Refusal::SignedByAnotherDid { .. }
+            | Refusal::Key(_)
+            | Refusal::Signature(_)
+            | Refusal::Resolution(_)
+            | Refusal::NotYetValid(_)
+            | Refusal::Expired(_)
+            | Refusal::IssuedInFuture(_)
+            | Refusal::LifetimeTooLong { .. }
+            | Refusal::MissingJti
+            | Refusal::ReplayedJti(_)
+            | Refusal::ReplayCacheUnavailable(_)
+            | Refusal::UnexpectedIssuer { .. } => {
+                format!("the self-issued token was refused ({})", self.code())
+            }
+            Refusal::MissingTokenClaim | Refusal::AccessTokenRefused(_) => format!(
+                "the access token in the self-issued token was refused ({})",
+                self.code()
+            ),
+            Refusal::NoCredentialService(_) | Refusal::CredentialServiceUnavailable(_) => {
+                format!("the caller's credential service failed ({})", self.code())
+            }
+            Refusal::EmptyPresentations
+            | Refusal::PresentationInvalid(_)
+            | Refusal::PresentationSignerNotHolder { .. }
+            | Refusal::HolderNotCaller { .. }
+            | Refusal::PresentationWrongAudience(_)
+            | Refusal::MissingCredential(_) => {
+                format!("the presentation was refused ({})", self.code())
+            }
+            Refusal::CredentialInvalid { id, .. }
+            | Refusal::HolderNotSubject { id, .. }
+            | Refusal::CredentialExpired { id, .. }
+            | Refusal::CredentialNotYetValid { id, .. }
+            | Refusal::StatusUnknown { id, .. }
+            | Refusal::SchemaViolation { id, .. }
+            | Refusal::CredentialNotFromSender { id, .. }
+            | Refusal::CredentialRevoked(id)
+            | Refusal::CredentialSuspended(id) => {
+                format!("credential {id} was refused ({})", self.code())
+            }
+            Refusal::UntrustedIssuer {
+                credential_type, ..
+            } => format!(
+                "a {credential_type} credential was refused ({})",
+                self.code()
+            ),
+            Refusal::InvalidMessage(_) => format!("the message was refused ({})", self.code()),
+        }
+    }
+
     /// True when verification could not be completed for reasons on our or a third party's side
     /// (a DID host, a status list or the credential service down): answer 5xx-ish, not 401.
     pub fn is_unavailable(&self) -> bool {
@@ -276,5 +338,39 @@ impl From<Refusal> for AuthFailure {
             r if r.is_unavailable() => AuthFailure::Unavailable(format!("{} ({r})", r.code())),
             r => AuthFailure::Refused(format!("{} ({r})", r.code())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_message_names_what_was_at_fault() {
+        let credential = Refusal::CredentialInvalid {
+            id: "urn:uuid:c1".into(),
+            reason: "`nbf` is not a NumericDate".into(),
+        };
+        assert_eq!(
+            credential.public_message(),
+            "credential urn:uuid:c1 was refused (credential_invalid)"
+        );
+        let token = Refusal::MalformedToken("`exp` is not a NumericDate".into());
+        assert_eq!(
+            token.public_message(),
+            "the self-issued token was refused (malformed_token)"
+        );
+        assert!(
+            Refusal::AccessTokenRefused("not ours".into())
+                .public_message()
+                .starts_with("the access token")
+        );
+        assert!(
+            Refusal::EmptyPresentations
+                .public_message()
+                .starts_with("the presentation")
+        );
+        // Internals (the reason) stay in the log.
+        assert!(!credential.public_message().contains("NumericDate"));
     }
 }

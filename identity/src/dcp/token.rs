@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
 use super::Refusal;
@@ -180,14 +180,9 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str, Refusal> {
 fn numeric_date(claims: &Value, name: &str) -> Result<Option<DateTime<Utc>>, Refusal> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .and_then(|s| Utc.timestamp_opt(s as i64, 0).single())
+        Some(v) => crate::jose::numeric_date(v)
             .map(Some)
             .ok_or_else(|| Refusal::MalformedToken(format!("`{name}` is not a NumericDate"))),
-        Some(_) => Err(Refusal::MalformedToken(format!(
-            "`{name}` is not a NumericDate"
-        ))),
     }
 }
 

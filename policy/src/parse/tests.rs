@@ -57,7 +57,7 @@ fn expected_offer() -> Policy {
             .with_constraint(Constraint::atomic(
                 LeftOperand::Purpose,
                 Operator::IsA,
-                RightOperand::string("dpv:ResearchAndDevelopment"),
+                RightOperand::reference("dpv:ResearchAndDevelopment"),
             ))
             .with_constraint(Constraint::atomic(
                 LeftOperand::DateTime,
@@ -235,8 +235,9 @@ fn compact_json_is_the_dsp_form_and_round_trips() {
             "permission": [{
                 "action": "use",
                 "constraint": [
-                    {"leftOperand": "purpose", "operator": "isA", "rightOperand": "dpv:ResearchAndDevelopment"},
-                    {"leftOperand": "dateTime", "operator": "lt",
+                    {"leftOperand": "odrl:purpose", "operator": "isA",
+                     "rightOperand": {"@id": "dpv:ResearchAndDevelopment"}},
+                    {"leftOperand": "odrl:dateTime", "operator": "lt",
                      "rightOperand": {"@value": "2027-01-01T00:00:00Z", "@type": "xsd:dateTime"}}
                 ]
             }]
@@ -251,7 +252,6 @@ fn every_kind_of_right_operand_round_trips() {
         json!("text"),
         json!(42),
         json!(1.5),
-        json!(true),
         json!({"@id": "http://example.org/EU"}),
         json!({"@value": "P30D", "@type": "xsd:duration"}),
         json!({"@value": "Stockholm", "@language": "sv"}),
@@ -265,6 +265,15 @@ fn every_kind_of_right_operand_round_trips() {
         let p = parse(v);
         assert_eq!(parse(p.to_compact_json()), p, "{right}");
     }
+    // Only participant claims compare with booleans.
+    let flag = parse(json!({"permission": [{"action": "use", "constraint": [
+        {"leftOperand": "caap:claim:verified", "operator": "eq", "rightOperand": true}]}]}));
+    assert_eq!(parse(flag.to_compact_json()), flag);
+    let wire = flag.to_compact_json();
+    assert_eq!(
+        wire["permission"][0]["constraint"][0]["rightOperand"],
+        json!({"@value": "true", "@type": "xsd:boolean"})
+    );
     let by_reference = parse(json!({"permission": [{"action": "use", "constraint": [
         {"leftOperand": "payAmount", "operator": "lteq", "rightOperandReference": "urn:budget"}]}]}));
     assert_eq!(parse(by_reference.to_compact_json()), by_reference);
