@@ -455,7 +455,7 @@ fn every_example_city_catalog_is_valid_and_help_and_completions_work() {
 /// transfer works, and neither the management API, the CLI nor the database ever holds the value.
 #[test]
 fn a_secret_referenced_in_a_file_reaches_only_the_source() {
-    use crate::transfers::{city_settings, fetch, finalized_agreement, started_transfer};
+    use crate::transfers::{fetch, finalized_agreement, started_transfer};
     use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
     const KEY: &str = "k3y-only-in-the-environment";
     const CLIENT_SECRET: &str = "client-s3cret-only-in-the-environment";
@@ -507,36 +507,17 @@ fn a_secret_referenced_in_a_file_reaches_only_the_source() {
         "http://{}",
         rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
     );
-    let mut ps = city_settings(
-        "token-lund-presents-to-malmo-01",
-        "did:web:lund.example",
-        "token-malmo-presents-to-lund-01",
+    let source_credentials = format!(
+        "[{{name = \"traffic\", token_url = \"{source}/token\", client_id = \"caap\", \
+         client_secret = {{ env = \"TRAFFIC_CLIENT_SECRET\" }}}}]"
     );
-    ps.push((
-        "source_credentials",
-        format!(
-            "[{{name = \"traffic\", token_url = \"{source}/token\", client_id = \"caap\", \
-             client_secret = {{ env = \"TRAFFIC_CLIENT_SECRET\" }}}}]"
-        ),
-    ));
-    let provider_node = Node::init_with("Malmö", &ps);
-    let consumer_node = Node::init_with(
-        "Lund",
-        &city_settings(
-            "token-malmo-presents-to-lund-01",
-            "did:web:malmo.example",
-            "token-lund-presents-to-malmo-01",
-        ),
+    let (provider_node, provider, _consumer_node, consumer) = malmo_and_lund(
+        &[("source_credentials", source_credentials)],
+        &[
+            ("TRAFFIC_API_KEY", KEY),
+            ("TRAFFIC_CLIENT_SECRET", CLIENT_SECRET),
+        ],
     );
-    provider_node.set_all(&[("participant.id", "\"did:web:malmo.example\"".into())]);
-    let provider = provider_node.start(&[
-        ("TRAFFIC_API_KEY", KEY),
-        ("TRAFFIC_CLIENT_SECRET", CLIENT_SECRET),
-    ]);
-    let consumer = {
-        consumer_node.set_all(&[("participant.id", "\"did:web:lund.example\"".into())]);
-        consumer_node.start(&[])
-    };
 
     let repo = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -617,31 +598,8 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// that names neither the variable nor the source.
 #[test]
 fn an_unresolvable_reference_fails_the_access_without_saying_why() {
-    use crate::transfers::{city_settings, finalized_agreement, started_transfer};
-    let provider_node = Node::init_with(
-        "Malmö",
-        &city_settings(
-            "token-lund-presents-to-malmo-01",
-            "did:web:lund.example",
-            "token-malmo-presents-to-lund-01",
-        ),
-    );
-    let consumer_node = Node::init_with(
-        "Lund",
-        &city_settings(
-            "token-malmo-presents-to-lund-01",
-            "did:web:malmo.example",
-            "token-lund-presents-to-malmo-01",
-        ),
-    );
-    let provider = {
-        provider_node.set_all(&[("participant.id", "\"did:web:malmo.example\"".into())]);
-        provider_node.start(&[])
-    };
-    let consumer = {
-        consumer_node.set_all(&[("participant.id", "\"did:web:lund.example\"".into())]);
-        consumer_node.start(&[])
-    };
+    use crate::transfers::{finalized_agreement, started_transfer};
+    let (_provider_node, provider, _consumer_node, consumer) = malmo_and_lund(&[], &[]);
     provider.api(
         "POST",
         "/api/v1/policies",
@@ -681,4 +639,33 @@ fn an_unresolvable_reference_fails_the_access_without_saying_why() {
     for hidden in ["NOT_SET_ANYWHERE", "traffic.internal", "apikey"] {
         assert!(!text.contains(hidden), "{text}");
     }
+}
+
+/// Malmö (the provider, with `settings` and the environment `env`) and Lund, which accept each other's
+/// static tokens; both running.
+fn malmo_and_lund(
+    settings: &[(&'static str, String)],
+    env: &[(&str, &str)],
+) -> (Node, Server, Node, Server) {
+    use crate::transfers::city_settings;
+    let start = |name: &str, mut s: Vec<(&'static str, String)>, me: &str, env: &[(&str, &str)]| {
+        s.push(("participant.id", format!("\"{me}\"")));
+        let node = Node::init_with(name, &s);
+        let server = node.start(env);
+        (node, server)
+    };
+    let mut ps = city_settings(
+        "token-lund-presents-to-malmo-01",
+        "did:web:lund.example",
+        "token-malmo-presents-to-lund-01",
+    );
+    ps.extend_from_slice(settings);
+    let (pn, p) = start("Malmö", ps, "did:web:malmo.example", env);
+    let cs = city_settings(
+        "token-malmo-presents-to-lund-01",
+        "did:web:malmo.example",
+        "token-lund-presents-to-malmo-01",
+    );
+    let (cn, c) = start("Lund", cs, "did:web:lund.example", &[]);
+    (pn, p, cn, c)
 }
