@@ -456,57 +456,41 @@ fn every_example_city_catalog_is_valid_and_help_and_completions_work() {
 #[test]
 fn a_secret_referenced_in_a_file_reaches_only_the_source() {
     use crate::transfers::{fetch, finalized_agreement, started_transfer};
-    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use actix_web::{HttpRequest, HttpResponse, web};
     const KEY: &str = "k3y-only-in-the-environment";
     const CLIENT_SECRET: &str = "client-s3cret-only-in-the-environment";
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(|| {
-                App::new()
-                    .route(
-                        "/token",
-                        web::post().to(|req: HttpRequest| async move {
-                            // client_secret_basic: base64("caap:" + CLIENT_SECRET)
-                            let basic = req
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                == Some("Basic Y2FhcDpjbGllbnQtczNjcmV0LW9ubHktaW4tdGhlLWVudmlyb25tZW50");
-                            if !basic {
-                                return HttpResponse::Unauthorized()
-                                    .json(json!({"error": "invalid_client"}));
-                            }
-                            HttpResponse::Ok().json(json!({"access_token": "tok-1",
+    let source = serve_routes(|app| {
+        app.route(
+            "/token",
+            web::post().to(|req: HttpRequest| async move {
+                // client_secret_basic: base64("caap:" + CLIENT_SECRET)
+                let basic = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("Basic Y2FhcDpjbGllbnQtczNjcmV0LW9ubHktaW4tdGhlLWVudmlyb25tZW50");
+                if !basic {
+                    return HttpResponse::Unauthorized().json(json!({"error": "invalid_client"}));
+                }
+                HttpResponse::Ok().json(json!({"access_token": "tok-1",
                                 "token_type": "bearer", "expires_in": 3600}))
-                        }),
-                    )
-                    .route(
-                        "/traffic",
-                        web::get().to(|req: HttpRequest| async move {
-                            let bearer = req
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                == Some("Bearer tok-1");
-                            if req.query_string() != format!("apikey={KEY}") || !bearer {
-                                return HttpResponse::Unauthorized().finish();
-                            }
-                            HttpResponse::Ok().json(json!({"vehicles": 42}))
-                        }),
-                    )
-            })
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
-            tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        });
+            }),
+        )
+        .route(
+            "/traffic",
+            web::get().to(|req: HttpRequest| async move {
+                let bearer = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("Bearer tok-1");
+                if req.query_string() != format!("apikey={KEY}") || !bearer {
+                    return HttpResponse::Unauthorized().finish();
+                }
+                HttpResponse::Ok().json(json!({"vehicles": 42}))
+            }),
+        );
     });
-    let source = format!(
-        "http://{}",
-        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
-    );
     let source_credentials = format!(
         "[{{name = \"traffic\", token_url = \"{source}/token\", client_id = \"caap\", \
          client_secret = {{ env = \"TRAFFIC_CLIENT_SECRET\" }}}}]"
