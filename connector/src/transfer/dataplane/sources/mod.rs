@@ -106,7 +106,39 @@ pub enum SourceError {
     },
 }
 
+/// Resolved data-address strings with their reference forms.
+type Resolved = Vec<(String, String)>;
+
 impl SourceError {
+    /// The error with each resolved string put back in its reference form (so that no secret reaches
+    /// the log).
+    fn hiding(self, resolved: &Resolved) -> SourceError {
+        let hide = |mut s: String| {
+            for (value, reference) in resolved {
+                s = s.replace(value.as_str(), reference);
+            }
+            s
+        };
+        match self {
+            SourceError::Unreachable { url, cause } => SourceError::Unreachable {
+                url: hide(url),
+                cause: hide(cause),
+            },
+            SourceError::Status { url, status } => SourceError::Status {
+                url: hide(url),
+                status,
+            },
+            SourceError::FreshTokenRefused { url } => {
+                SourceError::FreshTokenRefused { url: hide(url) }
+            }
+            SourceError::Subscription { url, problem } => SourceError::Subscription {
+                url: hide(url),
+                problem: hide(problem),
+            },
+            other => other,
+        }
+    }
+
     /// What the consumer is told: no URL, path, credential or variable name (the provider's log has
     /// the full message).
     pub fn public(&self) -> String {
@@ -207,10 +239,18 @@ pub fn resolve_references(
 impl Connector {
     /// The data address with its references resolved ([`resolve_references`]), just before the source
     /// is opened: the catalog stores them as written, so no secret sits in the database.
-    fn resolve_references(&self, address: Address) -> Result<Address, String> {
+    /// Also returns each resolved string with its reference form.
+    fn resolve_references(&self, address: Address) -> Result<(Address, Resolved), String> {
         let dir = &self.config.data_dir;
-        let r = |v: String| resolve_references(v, dir, &ProcessEnv);
-        Ok(match address {
+        let mut resolved = Vec::new();
+        let mut r = |v: String| {
+            let out = resolve_references(v.clone(), dir, &ProcessEnv)?;
+            if out != v {
+                resolved.push((out.clone(), v));
+            }
+            Ok::<_, String>(out)
+        };
+        let address = match address {
             Address::HttpApi {
                 url,
                 method,
@@ -241,7 +281,8 @@ impl Connector {
                 interval_secs,
             },
             file @ Address::File { .. } => file,
-        })
+        };
+        Ok((address, resolved))
     }
 
     /// What the data sources of this connector may use.
@@ -279,87 +320,95 @@ impl Connector {
         let asset: Asset =
             serde_json::from_value(doc.body).map_err(|e| AccessError::Internal(e.to_string()))?;
         let cx = self.source_context();
-        let address = self
+        let (address, resolved) = self
             .resolve_references(asset.data_address)
             .map_err(|cause| SourceError::Reference {
                 dataset: dataset_id.to_owned(),
                 cause,
             })?;
-        match address {
-            Address::HttpApi {
-                url,
-                method,
-                credentials,
-            } => {
-                http::HttpSource {
+        // The source's errors (for the log) show the references, not what they resolved to.
+        let opened = async {
+            match address {
+                Address::HttpApi {
                     url,
                     method,
                     credentials,
+                } => {
+                    http::HttpSource {
+                        url,
+                        method,
+                        credentials,
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
-            }
-            Address::NgsiLdQuery {
-                broker_url,
-                entity_type,
-                query,
-                tenant,
-            } => {
-                ngsi_query::NgsiLdQuery {
+                Address::NgsiLdQuery {
                     broker_url,
                     entity_type,
                     query,
                     tenant,
+                } => {
+                    ngsi_query::NgsiLdQuery {
+                        broker_url,
+                        entity_type,
+                        query,
+                        tenant,
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
-            }
-            Address::File { path, media_type } => {
-                file::FileSource { path, media_type }.open(&cx).await
-            }
-            Address::LiveStream {
-                source: StreamSource::Sse,
-                url,
-                ..
-            } => {
-                sse::SseSource {
+                Address::File { path, media_type } => {
+                    file::FileSource { path, media_type }.open(&cx).await
+                }
+                Address::LiveStream {
+                    source: StreamSource::Sse,
                     url,
-                    last_event_id: last_event_id.map(str::to_owned),
+                    ..
+                } => {
+                    sse::SseSource {
+                        url,
+                        last_event_id: last_event_id.map(str::to_owned),
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
-            }
-            Address::LiveStream {
-                source: StreamSource::HttpPoll,
-                url,
-                interval_secs,
-            } => {
-                poll::PolledHttp {
+                Address::LiveStream {
+                    source: StreamSource::HttpPoll,
                     url,
-                    interval_secs: interval_secs.unwrap_or(5),
-                }
-                .open(&cx)
-                .await
-            }
-            Address::LiveStream {
-                source: StreamSource::NgsiLdSubscription,
-                url,
-                interval_secs,
-            } => {
-                let entity_type = asset.data_model.clone().ok_or_else(|| {
-                    AccessError::Internal(format!(
-                        "dataset {dataset_id} streams an NGSI-LD subscription but names no dataModel (entity type)"
-                    ))
-                })?;
-                ngsi_subscription::NgsiLdSubscription {
-                    broker: url,
-                    entity_type,
                     interval_secs,
+                } => {
+                    poll::PolledHttp {
+                        url,
+                        interval_secs: interval_secs.unwrap_or(5),
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
+                Address::LiveStream {
+                    source: StreamSource::NgsiLdSubscription,
+                    url,
+                    interval_secs,
+                } => {
+                    let entity_type = asset.data_model.clone().ok_or_else(|| {
+                        AccessError::Internal(format!(
+                            "dataset {dataset_id} streams an NGSI-LD subscription but names no dataModel (entity type)"
+                        ))
+                    })?;
+                    ngsi_subscription::NgsiLdSubscription {
+                        broker: url,
+                        entity_type,
+                        interval_secs,
+                    }
+                    .open(&cx)
+                    .await
+                }
             }
         }
+        .await;
+        opened.map_err(|e| match e {
+            AccessError::Source(e) => AccessError::Source(e.hiding(&resolved)),
+            other => other,
+        })
     }
 }
 
@@ -405,6 +454,15 @@ mod tests {
             status: reqwest::StatusCode::BAD_GATEWAY,
         };
         assert!(!status.public().contains("k1"), "{}", status.public());
+        // The log's message shows the reference, not the key.
+        let resolved = vec![(
+            "https://a.example/?k=k1".to_owned(),
+            "https://a.example/?k=${env:CITY_KEY}".to_owned(),
+        )];
+        assert_eq!(
+            status.hiding(&resolved).to_string(),
+            "the source https://a.example/?k=${env:CITY_KEY} answered 502 Bad Gateway"
+        );
     }
 
     #[test]
