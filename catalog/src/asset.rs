@@ -410,7 +410,7 @@ impl DataAddress {
                 if let Some(c) = credentials {
                     check_id("/dataAddress/credentials", c, errors);
                 }
-                check_http_url("/dataAddress/url", url, errors);
+                check_address_url("/dataAddress/url", url, errors);
                 if !matches!(method.as_str(), "GET" | "POST") {
                     errors.push(FieldError::new(
                         "/dataAddress/method",
@@ -423,7 +423,7 @@ impl DataAddress {
                 entity_type,
                 ..
             } => {
-                check_http_url("/dataAddress/brokerUrl", broker_url, errors);
+                check_address_url("/dataAddress/brokerUrl", broker_url, errors);
                 check_text("/dataAddress/entityType", entity_type, 200, errors);
             }
             DataAddress::File { path, .. } => {
@@ -440,7 +440,7 @@ impl DataAddress {
                 url,
                 interval_secs,
             } => {
-                check_http_url("/dataAddress/url", url, errors);
+                check_address_url("/dataAddress/url", url, errors);
                 match (source, interval_secs) {
                     (StreamSource::HttpPoll, None) => errors.push(FieldError::new(
                         "/dataAddress/intervalSecs",
@@ -554,6 +554,27 @@ fn check_text(pointer: &str, value: &str, max: usize, errors: &mut Vec<FieldErro
             pointer,
             "must not contain control characters",
         ));
+    }
+}
+
+/// Checks a data-address URL: an absolute http(s) URL with a host once its references
+/// ([`crate::reference`]) are resolved; the references themselves must be well-formed and safe.
+fn check_address_url(pointer: &str, value: &str, errors: &mut Vec<FieldError>) {
+    if !crate::reference::has_refs(value) {
+        return check_http_url(pointer, value, errors);
+    }
+    match crate::reference::checkable(value) {
+        Ok(url) => {
+            let mut found = Vec::new();
+            check_http_url(pointer, &url, &mut found);
+            if !found.is_empty() {
+                errors.push(FieldError::new(
+                    pointer,
+                    format!("`{value}` is not an absolute http:// or https:// URL with its references resolved"),
+                ));
+            }
+        }
+        Err(e) => errors.push(FieldError::new(pointer, e)),
     }
 }
 

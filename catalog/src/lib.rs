@@ -26,6 +26,7 @@ pub mod filter;
 pub mod iri;
 pub mod offer;
 pub mod page;
+pub mod reference;
 pub mod remote;
 pub mod samples;
 pub mod search;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use caap_connector::catalog_files::{self, Kind, Op, ProcessEnv};
+use caap_connector::catalog_files::{self, Kind, Op};
 
 use crate::api_client::Api;
 use crate::resources::{call, item_path, live};
@@ -53,7 +53,7 @@ pub(crate) async fn apply(
     let desired = catalog_files::load(&args.file).map_err(|p| report_problems(&p))?;
     let config = crate::load(config.as_deref())?;
     let live = live(&config, &api).await?;
-    let plan = catalog_files::plan(&desired, &live, args.prune, &ProcessEnv);
+    let plan = catalog_files::plan(&desired, &live, args.prune);
     if plan.is_empty() {
         println!(
             "caap: the connector's catalog matches {} ({} document(s)); nothing to change",
@@ -73,22 +73,17 @@ pub(crate) async fn apply(
         }
         return Ok(());
     }
-    // Every body that will be sent, references resolved, before the first write.
-    let mut bodies = BTreeMap::new();
-    let mut problems = Vec::new();
-    for c in plan.changes.iter().filter(|c| c.op != Op::Delete) {
-        if let Some(e) = desired.get(c.kind, &c.id) {
-            match e.resolved(&ProcessEnv) {
-                Ok(b) => {
-                    bodies.insert((c.kind, c.id.clone()), b);
-                }
-                Err(p) => problems.push(p),
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(report_problems(&problems));
-    }
+    // The bodies as written: references stay references; the connector resolves them in its data plane.
+    let bodies: BTreeMap<(Kind, String), serde_json::Value> = plan
+        .changes
+        .iter()
+        .filter(|c| c.op != Op::Delete)
+        .filter_map(|c| {
+            desired
+                .get(c.kind, &c.id)
+                .map(|e| ((c.kind, c.id.clone()), e.body.clone()))
+        })
+        .collect();
     for c in &plan.changes {
         let key = (c.kind, c.id.clone());
         let path = item_path(c.kind, &c.id);
@@ -103,7 +98,7 @@ pub(crate) async fn apply(
                     None,
                 )
                 .await
-                .map_err(|e| failed(&desired, &bodies, c, "creating", &e))?;
+                .map_err(|e| e.context(format!("creating {} {}", c.kind.name(), c.id)))?;
             }
             Op::Update(_) => {
                 let now = call(&config, &api, reqwest::Method::GET, &path, None, None).await?;
@@ -123,7 +118,7 @@ pub(crate) async fn apply(
                     now.etag.as_deref(),
                 )
                 .await
-                .map_err(|e| failed(&desired, &bodies, c, "updating", &e))?;
+                .map_err(|e| e.context(format!("updating {} {}", c.kind.name(), c.id)))?;
             }
             Op::Delete => {
                 call(&config, &api, reqwest::Method::DELETE, &path, None, None)
@@ -134,25 +129,6 @@ pub(crate) async fn apply(
     }
     println!("caap: applied: {created} created, {updated} updated, {deleted} deleted");
     Ok(())
-}
-
-/// A failed write, its message scrubbed of the resolved secrets that were sent.
-fn failed(
-    desired: &catalog_files::Desired,
-    bodies: &BTreeMap<(Kind, String), serde_json::Value>,
-    c: &catalog_files::Change,
-    doing: &str,
-    e: &anyhow::Error,
-) -> anyhow::Error {
-    let message = format!("{e:#}");
-    let message = match (
-        desired.get(c.kind, &c.id),
-        bodies.get(&(c.kind, c.id.clone())),
-    ) {
-        (Some(entry), Some(body)) => entry.scrub(&message, body),
-        _ => message,
-    };
-    anyhow::anyhow!("{doing} {} {}: {message}", c.kind.name(), c.id)
 }
 
 /// `caap export -o DIR`.

@@ -355,11 +355,48 @@ pub struct SourceCredential {
     pub token_url: String,
     /// The client id.
     pub client_id: String,
-    /// The client secret (never logged).
-    pub client_secret: Secret,
+    /// The client secret (never logged): the value, `{ env = "NAME" }` or `{ file = "PATH" }`.
+    pub client_secret: SecretValue,
     /// Scopes to ask for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+}
+
+/// A secret of the configuration: written in it, or read by the connector when it needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SecretValue {
+    /// `{ env = "NAME" }`: an environment variable of the connector process.
+    Env {
+        /// The variable.
+        env: String,
+    },
+    /// `{ file = "PATH" }`: a file's content, trimmed (an absolute path, or one relative to the data
+    /// directory; no `..`).
+    File {
+        /// The file.
+        file: PathBuf,
+    },
+    /// The value itself.
+    Value(Secret),
+}
+
+impl SecretValue {
+    /// The secret, read now. The error names the variable or file (for the log, never for a peer).
+    pub fn resolve(&self, data_dir: &Path) -> Result<Secret, String> {
+        match self {
+            SecretValue::Value(s) => Ok(s.clone()),
+            SecretValue::Env { env } => std::env::var(env)
+                .map(Secret::new)
+                .map_err(|_| format!("the environment variable {env} is not set")),
+            SecretValue::File { file } => {
+                caap_catalog::reference::check_file(file)?;
+                std::fs::read_to_string(data_dir.join(file))
+                    .map(|s| Secret::new(s.trim()))
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))
+            }
+        }
+    }
 }
 
 /// How negotiations send their messages: retries with exponential back-off, leases between replicas.
@@ -884,6 +921,11 @@ impl Config {
                     e.message.clone(),
                 ));
             }
+            if let SecretValue::File { file } = &c.client_secret
+                && let Err(e) = caap_catalog::reference::check_file(file)
+            {
+                return Err(bad(&format!("source_credentials[{i}].client_secret"), e));
+            }
             if self.source_credentials[..i]
                 .iter()
                 .any(|o| o.name == c.name)
@@ -1118,6 +1160,38 @@ fn set_path(table: &mut toml::Table, dotted: &str, value: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_secret_is_a_value_a_variable_or_a_file() {
+        #[derive(Deserialize)]
+        struct One {
+            client_secret: SecretValue,
+        }
+        let parse = |t: &str| toml::from_str::<One>(t).unwrap().client_secret;
+        assert_eq!(
+            parse("client_secret = \"s3cret\""),
+            SecretValue::Value(Secret::new("s3cret"))
+        );
+        assert_eq!(
+            parse("client_secret = { env = \"CAAP_TEST_NO_SUCH_VARIABLE\" }"),
+            SecretValue::Env {
+                env: "CAAP_TEST_NO_SUCH_VARIABLE".into()
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("client-secret"), "from-a-file\n").unwrap();
+        let file = parse("client_secret = { file = \"client-secret\" }");
+        assert_eq!(file.resolve(dir.path()).unwrap().expose(), "from-a-file");
+        let missing = parse("client_secret = { env = \"CAAP_TEST_NO_SUCH_VARIABLE\" }")
+            .resolve(dir.path())
+            .unwrap_err();
+        assert!(missing.contains("CAAP_TEST_NO_SUCH_VARIABLE"), "{missing}");
+        assert!(
+            parse("client_secret = { file = \"../up\" }")
+                .resolve(dir.path())
+                .is_err()
+        );
+    }
 
     const MIN: &str = r#"
 [participant]
@@ -1458,7 +1532,7 @@ admin_token = "0123456789abcdef0123"
                 name: "sensors".into(),
                 token_url: "https://auth.lund.se/token".into(),
                 client_id: "caap".into(),
-                client_secret: Secret::new("client-secret"),
+                client_secret: SecretValue::Value(Secret::new("client-secret")),
                 scopes: vec!["read".into()],
             }],
             log: LogConfig {

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use caap_catalog::samples::{self, SampleCity};
 use caap_catalog::search::{self, SearchQuery};
 
+use crate::catalog_files::{self, Desired, Kind};
 use crate::config::Config;
 use crate::init::{InitOptions, init};
 use crate::server::{Running, start};
@@ -34,6 +35,47 @@ fn free_port() -> Result<u16, DemoError> {
 
 fn step(n: usize, total: usize, text: &str) {
     println!("\n[{n}/{total}] {text}");
+}
+
+/// The cities' catalog files (examples/cities/<slug>/catalog), built into the binary so that an
+/// installed `caap` runs the demo: (slug, [(path in the catalog folder, content)]).
+macro_rules! city_files {
+    ($($slug:literal),*) => {
+        &[$(($slug, &[
+            ("assets.toml", include_str!(concat!("../../examples/cities/", $slug, "/catalog/assets.toml"))),
+            ("offers.toml", include_str!(concat!("../../examples/cities/", $slug, "/catalog/offers.toml"))),
+            ("policies.toml", include_str!(concat!("../../examples/cities/", $slug, "/catalog/policies.toml"))),
+            ("policies/open-data-cc-by.jsonld", include_str!(concat!("../../examples/cities/", $slug, "/catalog/policies/open-data-cc-by.jsonld"))),
+            ("policies/public-service-use.jsonld", include_str!(concat!("../../examples/cities/", $slug, "/catalog/policies/public-service-use.jsonld"))),
+        ])),*]
+    };
+}
+
+type CatalogFiles = &'static [(&'static str, &'static [(&'static str, &'static str)])];
+
+const CITY_CATALOGS: CatalogFiles = city_files!("malmo", "lund", "goteborg");
+
+/// Writes the catalog files of the city `slug` under `dir` and loads them as `caap apply` would.
+fn city_catalog(dir: &std::path::Path, slug: &str) -> Result<Desired, DemoError> {
+    let files = CITY_CATALOGS
+        .iter()
+        .find(|(s, _)| *s == slug)
+        .map(|(_, files)| *files)
+        .ok_or_else(|| DemoError(format!("no catalog files for {slug}")))?;
+    let root = dir.join("catalogs").join(slug);
+    for (path, text) in files {
+        let path = root.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| fail("writing the catalog files")(e.to_string()))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| fail("writing the catalog files")(e.to_string()))?;
+    }
+    catalog_files::load(&root).map_err(|problems| {
+        let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        fail("loading the catalog files")(all.join("; "))
+    })
 }
 
 /// Runs the walk-through. With `exit`, returns when done; otherwise keeps the federation running
@@ -177,41 +219,41 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     );
     for (city, r) in &running {
         let c = &r.connector;
-        let assets = samples::assets(city, &c.identity.public_url);
-        for (id, policy) in samples::policies() {
-            c.catalog
-                .create(
-                    DocKind::Policy,
-                    serde_json::json!({"id": id, "policy": policy}),
-                )
-                .await
-                .map_err(|e| fail("publishing a policy")(e.to_string()))?;
+        let desired = city_catalog(dir.path(), city.slug)?;
+        // The files name the sensor simulator's root as ${env:SENSORS_URL}: here, the city's own.
+        let public_url = c.identity.public_url.clone();
+        let resolver = move |name: &str| (name == "SENSORS_URL").then(|| public_url.clone());
+        let mut models: BTreeMap<String, usize> = BTreeMap::new();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for entry in desired.in_creation_order() {
+            let body = entry
+                .resolved(&resolver)
+                .map_err(|p| fail("reading the catalog files")(p.to_string()))?;
+            let kind = match entry.kind {
+                Kind::Policy => DocKind::Policy,
+                Kind::Asset => DocKind::Asset,
+                Kind::Offer => DocKind::Offer,
+            };
+            c.catalog.create(kind, body).await.map_err(|e| {
+                fail("publishing the catalog files")(format!("{}: {e}", entry.origin()))
+            })?;
+            *counts.entry(entry.kind.name()).or_default() += 1;
+            if entry.kind == Kind::Asset {
+                let model = entry.body.get("dataModel").and_then(|m| m.as_str());
+                *models
+                    .entry(model.unwrap_or_default().to_owned())
+                    .or_default() += 1;
+            }
         }
-        for a in &assets {
-            let body = serde_json::to_value(a).map_err(|e| DemoError(e.to_string()))?;
-            c.catalog
-                .create(DocKind::Asset, body)
-                .await
-                .map_err(|e| fail("publishing an asset")(e.to_string()))?;
-        }
-        for o in samples::offers(city, &assets) {
-            let body = serde_json::to_value(&o).map_err(|e| DemoError(e.to_string()))?;
-            c.catalog
-                .create(DocKind::Offer, body)
-                .await
-                .map_err(|e| fail("publishing an offer")(e.to_string()))?;
-        }
-        let models: BTreeMap<String, usize> = assets.iter().fold(BTreeMap::new(), |mut m, a| {
-            *m.entry(a.data_model.clone().unwrap_or_default())
-                .or_default() += 1;
-            m
-        });
         let summary: Vec<String> = models.iter().map(|(k, v)| format!("{v} × {k}")).collect();
+        let offers = counts.get("offer").copied().unwrap_or_default();
         println!(
-            "  ✓ {:<9} {} datasets ({}) under 2 offers",
+            "  ✓ {:<9} {} datasets ({}) under {offers} offer{} (examples/cities/{}/catalog)",
             city.name,
-            assets.len(),
-            summary.join(", ")
+            counts.get("asset").copied().unwrap_or_default(),
+            summary.join(", "),
+            if offers == 1 { "" } else { "s" },
+            city.slug
         );
     }
 

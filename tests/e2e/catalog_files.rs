@@ -136,7 +136,8 @@ fn a_city_publishes_from_files(env: &[(&str, &str)]) {
         out.stdout
     );
     let city = &caap_catalog::samples::CITIES[1];
-    let demo_assets = caap_catalog::samples::assets(city, SENSORS);
+    // Stored as written: the reference stays (the data plane resolves it).
+    let demo_assets = caap_catalog::samples::assets(city, "${env:SENSORS_URL}");
     let mut want: Vec<Value> = demo_assets
         .iter()
         .map(|a| serde_json::to_value(a).unwrap())
@@ -447,4 +448,208 @@ fn every_example_city_catalog_is_valid_and_help_and_completions_work() {
             "{shell}"
         );
     }
+}
+
+/// A secret in a data address stays a reference from the file to the data plane: the source gets the
+/// key (from the provider's environment) and the OAuth2 client secret (`{ env = … }` in caap.toml), the
+/// transfer works, and neither the management API, the CLI nor the database ever holds the value.
+#[test]
+fn a_secret_referenced_in_a_file_reaches_only_the_source() {
+    use crate::transfers::{fetch, finalized_agreement, started_transfer};
+    use actix_web::{HttpRequest, HttpResponse, web};
+    const KEY: &str = "k3y-only-in-the-environment";
+    const CLIENT_SECRET: &str = "client-s3cret-only-in-the-environment";
+    let source = serve_routes(|app| {
+        app.route(
+            "/token",
+            web::post().to(|req: HttpRequest| async move {
+                // client_secret_basic: base64("caap:" + CLIENT_SECRET)
+                let basic = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("Basic Y2FhcDpjbGllbnQtczNjcmV0LW9ubHktaW4tdGhlLWVudmlyb25tZW50");
+                if !basic {
+                    return HttpResponse::Unauthorized().json(json!({"error": "invalid_client"}));
+                }
+                HttpResponse::Ok().json(json!({"access_token": "tok-1",
+                                "token_type": "bearer", "expires_in": 3600}))
+            }),
+        )
+        .route(
+            "/traffic",
+            web::get().to(|req: HttpRequest| async move {
+                let bearer = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("Bearer tok-1");
+                if req.query_string() != format!("apikey={KEY}") || !bearer {
+                    return HttpResponse::Unauthorized().finish();
+                }
+                HttpResponse::Ok().json(json!({"vehicles": 42}))
+            }),
+        );
+    });
+    let source_credentials = format!(
+        "[{{name = \"traffic\", token_url = \"{source}/token\", client_id = \"caap\", \
+         client_secret = {{ env = \"TRAFFIC_CLIENT_SECRET\" }}}}]"
+    );
+    let (provider_node, provider, _consumer_node, consumer) = malmo_and_lund(
+        &[("source_credentials", source_credentials)],
+        &[
+            ("TRAFFIC_API_KEY", KEY),
+            ("TRAFFIC_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    );
+
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("catalog.toml"),
+        format!(
+            "[[policy]]\nid = \"use\"\npolicy = {{ \"@type\" = \"Set\", permission = [{{ action = \"use\" }}] }}\n\n\
+             [[asset]]\nid = \"traffic\"\ntitle = \"Traffic counts\"\n\n\
+             [asset.data_address]\ntype = \"HttpApi\"\n\
+             url = \"{source}/traffic?apikey=${{env:TRAFFIC_API_KEY}}\"\ncredentials = \"traffic\"\n\n\
+             [[offer]]\nid = \"traffic\"\nassets = [\"traffic\"]\naccess_policy = \"use\"\ncontract_policy = \"use\"\n"
+        ),
+    )
+    .unwrap();
+    let cli = Cli {
+        node: &provider_node,
+        server: &provider,
+    };
+    // The CLI has no secret to send (TRAFFIC_API_KEY is not in its environment): it sends the reference.
+    let out = cli.apply(repo.path(), &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        cli.apply(repo.path(), &["--check"]).code,
+        0,
+        "re-apply is a no-op"
+    );
+
+    let agreement = finalized_agreement(&consumer, &provider.dsp, "traffic");
+    let tid = started_transfer(&consumer, &agreement)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(fetch(&consumer, &tid), br#"{"vehicles":42}"#);
+
+    // Nowhere to be seen: the management API, the CLI, the provider's files (its SQLite database).
+    let shown = provider.api("GET", "/api/v1/assets/traffic", None).body;
+    assert_eq!(
+        shown["dataAddress"]["url"],
+        format!("{source}/traffic?apikey=${{env:TRAFFIC_API_KEY}}")
+    );
+    let listed = provider.api("GET", "/api/v1/assets", None).body.to_string();
+    let cli_out = cli.ok(&["asset", "show", "traffic", "--json"]) + &cli.ok(&["asset", "list"]);
+    let exported = repo.path().join("export");
+    cli.ok(&["export", "-o", exported.to_str().unwrap()]);
+    let mut files = Vec::new();
+    collect_files(provider_node.dir.path(), &mut files);
+    collect_files(&exported, &mut files);
+    for (what, text) in [
+        ("the API", shown.to_string()),
+        ("the API's list", listed),
+        ("the CLI", cli_out),
+    ]
+    .into_iter()
+    .chain(files.into_iter().map(|p| {
+        let bytes = std::fs::read(&p).unwrap();
+        (
+            "a file",
+            format!("{}: {}", p.display(), String::from_utf8_lossy(&bytes)),
+        )
+    })) {
+        for secret in [KEY, CLIENT_SECRET] {
+            assert!(!text.contains(secret), "{what} holds a secret: {text}");
+        }
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// When the provider's environment lacks the variable, the transfer's data request fails with a reason
+/// that names neither the variable nor the source.
+#[test]
+fn an_unresolvable_reference_fails_the_access_without_saying_why() {
+    use crate::transfers::{finalized_agreement, started_transfer};
+    let (_provider_node, provider, _consumer_node, consumer) = malmo_and_lund(&[], &[]);
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
+    let r = provider.api(
+        "POST",
+        "/api/v1/assets",
+        Some(
+            &json!({"id": "traffic", "title": "Traffic", "dataAddress": {"type": "HttpApi",
+            "url": "http://traffic.internal.example/t?apikey=${env:NOT_SET_ANYWHERE}"}}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let bad = provider.api(
+        "POST",
+        "/api/v1/assets",
+        Some(
+            &json!({"id": "bad", "title": "Bad", "dataAddress": {"type": "HttpApi",
+            "url": "http://traffic.internal.example/t?apikey=${file:../../etc/shadow}"}}),
+        ),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    provider.api(
+        "POST",
+        "/api/v1/offers",
+        Some(&json!({"id": "traffic", "assets": ["traffic"], "accessPolicy": "use", "contractPolicy": "use"})),
+    );
+    let agreement = finalized_agreement(&consumer, &provider.dsp, "traffic");
+    let tid = started_transfer(&consumer, &agreement)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = consumer.api("GET", &format!("/api/v1/transfers/{tid}/data"), None);
+    let text = format!("{} {}", r.status, r.body);
+    assert!(r.status >= 500, "{text}");
+    for hidden in ["NOT_SET_ANYWHERE", "traffic.internal", "apikey"] {
+        assert!(!text.contains(hidden), "{text}");
+    }
+}
+
+/// Malmö (the provider, with `settings` and the environment `env`) and Lund, which accept each other's
+/// static tokens; both running.
+fn malmo_and_lund(
+    settings: &[(&'static str, String)],
+    env: &[(&str, &str)],
+) -> (Node, Server, Node, Server) {
+    use crate::transfers::city_settings;
+    let start = |name: &str, mut s: Vec<(&'static str, String)>, me: &str, env: &[(&str, &str)]| {
+        s.push(("participant.id", format!("\"{me}\"")));
+        let node = Node::init_with(name, &s);
+        let server = node.start(env);
+        (node, server)
+    };
+    let mut ps = city_settings(
+        "token-lund-presents-to-malmo-01",
+        "did:web:lund.example",
+        "token-malmo-presents-to-lund-01",
+    );
+    ps.extend_from_slice(settings);
+    let (pn, p) = start("Malmö", ps, "did:web:malmo.example", env);
+    let cs = city_settings(
+        "token-malmo-presents-to-lund-01",
+        "did:web:malmo.example",
+        "token-lund-presents-to-malmo-01",
+    );
+    let (cn, c) = start("Lund", cs, "did:web:lund.example", &[]);
+    (pn, p, cn, c)
 }

@@ -345,3 +345,27 @@ pub fn dsp_catalog_request(server: &Server, query: &str, body: &Value) -> Respon
         "application/json",
     )
 }
+
+/// Serves `routes` (a stand-in for some outside service) on a loopback port, in a thread of its own;
+/// its root URL.
+pub fn serve_routes<F>(routes: F) -> String
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server =
+                actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+                    .workers(1)
+                    .bind("127.0.0.1:0")
+                    .unwrap();
+            tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    format!(
+        "http://{}",
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
+    )
+}

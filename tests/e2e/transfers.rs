@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::negotiation::{eventually, peer_settings, publish_offer};
 use crate::peer::{CONTEXT, PEER_ID, Peer};
-use crate::support::{Node, Server, TOKEN, request};
+use crate::support::{Node, Server, TOKEN, request, serve_routes};
 
 #[derive(Debug, Clone, Copy)]
 enum S {
@@ -757,7 +757,11 @@ fn two_cities_pull_and_push_with_suspension_stopping_the_flow() {
 }
 
 /// The TOML settings of a test city: whom it accepts (token, participant), what it presents, fast retries.
-fn city_settings(token: &str, from: &str, outbound: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn city_settings(
+    token: &str,
+    from: &str,
+    outbound: &str,
+) -> Vec<(&'static str, String)> {
     vec![
         (
             "dsp.auth.tokens",
@@ -780,7 +784,7 @@ fn sample_asset() -> Value {
 }
 
 /// Negotiates `offer` at `provider` from `consumer` until FINALIZED; the agreement id.
-fn finalized_agreement(consumer: &Server, provider: &str, offer: &str) -> String {
+pub(crate) fn finalized_agreement(consumer: &Server, provider: &str, offer: &str) -> String {
     let r = consumer.api(
         "POST",
         "/api/v1/negotiations",
@@ -797,7 +801,7 @@ fn finalized_agreement(consumer: &Server, provider: &str, offer: &str) -> String
 }
 
 /// Starts a pull transfer under `agreement` and waits until it is STARTED; the transfer as the API shows it.
-fn started_transfer(consumer: &Server, agreement: &str) -> Value {
+pub(crate) fn started_transfer(consumer: &Server, agreement: &str) -> Value {
     let r = consumer.api(
         "POST",
         "/api/v1/transfers",
@@ -813,7 +817,7 @@ fn started_transfer(consumer: &Server, agreement: &str) -> Value {
     })
 }
 
-fn fetch(server: &Server, tid: &str) -> Vec<u8> {
+pub(crate) fn fetch(server: &Server, tid: &str) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1021,17 +1025,13 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
 /// data reaches the consumer; an asset naming credentials the configuration lacks is refused when saved.
 #[test]
 fn a_protected_source_is_read_with_oauth2_client_credentials() {
-    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use actix_web::{HttpRequest, HttpResponse, web};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let token_calls = std::sync::Arc::new(AtomicUsize::new(0));
     let calls = token_calls.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                let calls = calls.clone();
-                App::new()
-                    .route(
+    let source = serve_routes(move |app| {
+        let calls = calls.clone();
+        app.route(
                         "/token",
                         web::post().to(move |req: HttpRequest, body: String| {
                             let calls = calls.clone();
@@ -1054,19 +1054,8 @@ fn a_protected_source_is_read_with_oauth2_client_credentials() {
                             }
                             HttpResponse::Ok().json(serde_json::json!({"vehicles": 42}))
                         }),
-                    )
-            })
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
-            tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        });
+                    );
     });
-    let source = format!(
-        "http://{}",
-        rx.recv_timeout(Duration::from_secs(10)).unwrap()
-    );
     let settings = city_settings;
     let mut ps = settings(
         "token-lund-presents-to-malmo-01",

@@ -138,25 +138,11 @@ impl Entry {
         format!("{}:{}", self.at.file.display(), self.at.line(""))
     }
 
-    /// The body with its references resolved: what `caap apply` sends.
+    /// The body with its references resolved against `resolver` and the folder of its file (the
+    /// demo publishes in-process this way; `caap apply` sends the references as written).
     pub fn resolved(&self, resolver: &dyn Resolver) -> Result<Value, Problem> {
         refs::resolve_body(&self.body, &self.base, resolver)
             .map_err(|e| self.at.problem("/dataAddress", e))
-    }
-
-    /// `message` (e.g. the connector's answer to the resolved body) with each resolved data-address
-    /// value put back in its reference form, so that no secret is shown.
-    pub fn scrub(&self, message: &str, resolved: &Value) -> String {
-        let mut out = message.to_owned();
-        for (pointer, template) in refs::address_strings(&self.body) {
-            if let Some(value) = resolved.pointer(&pointer).and_then(Value::as_str)
-                && refs::has_refs(template)
-                && !value.is_empty()
-            {
-                out = out.replace(value, template);
-            }
-        }
-        out
     }
 }
 

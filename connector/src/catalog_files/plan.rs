@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::refs::{self, Resolver};
 use super::{Desired, Kind, source};
 
 /// What a connector publishes, by kind and id (bodies as `GET /api/v1/{kind}` lists them).
@@ -79,7 +78,7 @@ impl std::fmt::Display for Plan {
 }
 
 /// The plan that makes `live` match `desired`; with `prune`, what the files no longer name is deleted.
-pub fn plan(desired: &Desired, live: &Live, prune: bool, resolver: &dyn Resolver) -> Plan {
+pub fn plan(desired: &Desired, live: &Live, prune: bool) -> Plan {
     let mut changes = Vec::new();
     for kind in Kind::ALL {
         for e in desired.entries.iter().filter(|e| e.kind == kind) {
@@ -91,9 +90,8 @@ pub fn plan(desired: &Desired, live: &Live, prune: bool, resolver: &dyn Resolver
                 }),
                 Some(current) => {
                     let mut differs = Vec::new();
-                    diff(&e.body, current, "", &mut differs, &|template, value| {
-                        refs::matches(template, value, &e.base, resolver)
-                    });
+                    // References are stored as written, so they compare as text.
+                    diff(&e.body, current, "", &mut differs);
                     if !differs.is_empty() {
                         changes.push(Change {
                             kind,
@@ -121,21 +119,14 @@ pub fn plan(desired: &Desired, live: &Live, prune: bool, resolver: &dyn Resolver
     Plan { changes }
 }
 
-/// Collects the pointers where `want` and `have` differ; data-address strings with references are
-/// compared with `matches`.
-fn diff(
-    want: &Value,
-    have: &Value,
-    pointer: &str,
-    out: &mut Vec<String>,
-    matches: &dyn Fn(&str, &str) -> bool,
-) {
+/// Collects the pointers where `want` and `have` differ (references compare as written).
+fn diff(want: &Value, have: &Value, pointer: &str, out: &mut Vec<String>) {
     match (want, have) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
                 let p = format!("{pointer}/{}", source::escape(k));
                 match b.get(k) {
-                    Some(w) => diff(v, w, &p, out, matches),
+                    Some(w) => diff(v, w, &p, out),
                     None => out.push(p),
                 }
             }
@@ -145,14 +136,7 @@ fn diff(
         }
         (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
             for (i, (v, w)) in a.iter().zip(b).enumerate() {
-                diff(v, w, &format!("{pointer}/{i}"), out, matches);
-            }
-        }
-        (Value::String(t), Value::String(v))
-            if pointer.starts_with("/dataAddress/") && refs::has_refs(t) =>
-        {
-            if !matches(t, v) {
-                out.push(pointer.to_owned());
+                diff(v, w, &format!("{pointer}/{i}"), out);
             }
         }
         (a, b) if a == b => {}

@@ -1,10 +1,12 @@
 //! Values kept out of the files: a data address string may contain `${env:NAME}` (an environment
-//! variable of whoever runs `caap apply`) or `${file:PATH}` (a file's content, trimmed; relative to the
-//! catalog file); a whole value may also be written `{ env = "NAME" }` or `{ file = "PATH" }`. Secrets (API keys in a source URL, a password in its user info) must be written this
-//! way: a literal one is a validation error. Resolved values are only ever sent to the management API;
-//! nothing here prints them.
+//! variable of the connector process) or `${file:PATH}` (a file's content, trimmed; an absolute path
+//! or one relative to the connector's data directory); a whole value may also be written
+//! `{ env = "NAME" }` or `{ file = "PATH" }`. Secrets (API keys in a source URL, a password in its user
+//! info) must be written this way: a literal one is a validation error. `caap apply` sends references
+//! as written; the connector stores them so and resolves them only in its data plane
+//! ([`resolve`], when it opens the source). Nothing here prints a resolved value.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -53,62 +55,9 @@ impl<F: Fn(&str) -> Option<String>> Resolver for F {
     }
 }
 
-/// One reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ref {
-    Env(String),
-    File(PathBuf),
-}
+use caap_catalog::reference::{Part, Reference as Ref, check_file, parse};
 
-impl std::fmt::Display for Ref {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Ref::Env(n) => write!(f, "${{env:{n}}}"),
-            Ref::File(p) => write!(f, "${{file:{}}}", p.display()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Ref(Ref),
-}
-
-fn parse(s: &str) -> Result<Vec<Part>, String> {
-    let mut parts = Vec::new();
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        if start > 0 {
-            parts.push(Part::Text(rest[..start].to_owned()));
-        }
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            return Err("`${` without a closing `}`".into());
-        };
-        let inner = &after[..end];
-        let r = match inner.split_once(':') {
-            Some(("env", name))
-                if !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                Ref::Env(name.to_owned())
-            }
-            Some(("file", path)) if !path.trim().is_empty() => Ref::File(PathBuf::from(path)),
-            _ => {
-                return Err(format!(
-                    "`${{{inner}}}` is not a reference; write ${{env:NAME}} or ${{file:PATH}}"
-                ));
-            }
-        };
-        parts.push(Part::Ref(r));
-        rest = &after[end + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Text(rest.to_owned()));
-    }
-    Ok(parts)
-}
+pub use caap_catalog::reference::has_refs;
 
 fn resolve_ref(r: &Ref, base: &Path, resolver: &dyn Resolver) -> Result<String, String> {
     match r {
@@ -116,6 +65,7 @@ fn resolve_ref(r: &Ref, base: &Path, resolver: &dyn Resolver) -> Result<String, 
             .env(name)
             .ok_or_else(|| format!("{r}: the environment variable {name} is not set")),
         Ref::File(p) => {
+            check_file(p).map_err(|e| format!("{r}: {e}"))?;
             let path = base.join(p);
             std::fs::read_to_string(&path)
                 .map(|s| s.trim().to_owned())
@@ -134,55 +84,6 @@ pub fn resolve(s: &str, base: &Path, resolver: &dyn Resolver) -> Result<String, 
         }
     }
     Ok(out)
-}
-
-/// Whether `s` holds a reference.
-pub fn has_refs(s: &str) -> bool {
-    s.contains("${")
-}
-
-/// Whether a live value matches `template`: exactly, once every reference resolves; a reference that
-/// does not resolve here (a secret only the deploying machine has) matches anything.
-pub fn matches(template: &str, live: &str, base: &Path, resolver: &dyn Resolver) -> bool {
-    let Ok(parts) = parse(template) else {
-        return false;
-    };
-    // Resolved references become text; the rest are wildcards between literal pieces.
-    let mut pieces: Vec<Option<String>> = Vec::new();
-    for part in parts {
-        let text = match part {
-            Part::Text(t) => Some(t),
-            Part::Ref(r) => resolve_ref(&r, base, resolver).ok(),
-        };
-        match (text, pieces.last_mut()) {
-            (Some(t), Some(Some(prev))) => prev.push_str(&t),
-            (t, _) => pieces.push(t),
-        }
-    }
-    let mut rest = live;
-    let mut wildcard = false;
-    let last = pieces.len().saturating_sub(1);
-    for (i, piece) in pieces.iter().enumerate() {
-        let Some(text) = piece else {
-            wildcard = true;
-            continue;
-        };
-        if !wildcard {
-            let Some(r) = rest.strip_prefix(text.as_str()) else {
-                return false;
-            };
-            rest = r;
-        } else if i == last {
-            return rest.ends_with(text.as_str());
-        } else {
-            let Some(at) = rest.find(text.as_str()) else {
-                return false;
-            };
-            rest = &rest[at + text.len()..];
-        }
-        wildcard = false;
-    }
-    wildcard || rest.is_empty()
 }
 
 /// Rewrites whole-value references (`{ env = "NAME" }`, `{ file = "PATH" }`) in an asset body's data
@@ -303,6 +204,10 @@ fn replace_secrets(body: &Value, with: impl Fn(&Value, &str) -> String) -> (Valu
         for field in URL_FIELDS {
             if let Some(Value::String(s)) = addr.get_mut(*field) {
                 *s = rewrite_url(s, |what| {
+                    // A reference is not the secret: it stays as written.
+                    if has_refs(what.value) {
+                        return None;
+                    }
                     let replacement = with(&original, what.name);
                     if let Some(env) = replacement
                         .strip_prefix("${env:")
@@ -392,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn references_resolve_and_match() {
+    fn references_resolve() {
         let base = Path::new(".");
         assert_eq!(
             resolve("https://x/p?key=${env:KEY}", base, &env).unwrap(),
@@ -401,28 +306,8 @@ mod tests {
         let e = resolve("${env:NOPE}/x", base, &env).unwrap_err();
         assert!(e.contains("NOPE") && !e.contains("s3cret"), "{e}");
         assert!(resolve("${vault:x}", base, &env).is_err());
-        assert!(matches(
-            "https://x/p?key=${env:KEY}",
-            "https://x/p?key=s3cret",
-            base,
-            &env
-        ));
-        assert!(!matches(
-            "https://x/p?key=${env:KEY}",
-            "https://x/p?key=other",
-            base,
-            &env
-        ));
-        // Unresolvable here: a wildcard.
-        assert!(matches("${env:BASE}/sim/a", "http://h:1/sim/a", base, &env));
-        assert!(!matches(
-            "${env:BASE}/sim/a",
-            "http://h:1/sim/b",
-            base,
-            &env
-        ));
-        assert!(matches("a${env:X}b${env:Y}c", "a1b2c", base, &env));
-        assert!(!matches("a${env:X}b", "a1c", base, &env));
+        // No climbing out of the folder.
+        assert!(resolve("https://x/?k=${file:../k}", base, &env).is_err());
     }
 
     #[test]

@@ -410,7 +410,8 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
             }
             AccessError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             AccessError::Source(e) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", e.to_string())
+                tracing::warn!(cause = %e, "data source failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", e.public())
             }
             AccessError::Internal(cause) => {
                 tracing::error!(%cause, "data plane failed");

@@ -15,6 +15,7 @@ use crate::outbound::describe_reqwest;
 use crate::processor::{Ack, Outcome, Work, post_to};
 use crate::service::Connector;
 use crate::store::processes::Effects;
+use crate::transfer::dataplane::AccessError;
 
 impl Work for Transfer {
     const NOUN: &'static str = "transfer";
@@ -140,8 +141,16 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
     let opened = match c.open_source(&t.body.dataset_id, None).await {
         Ok(o) => o,
         Err(e) => {
+            // The counterparty hears no URL, path or variable name; the log has them.
+            let error = match &e {
+                AccessError::Source(s) => {
+                    tracing::warn!(transfer = %t.id, cause = %s, "data source failed");
+                    s.public()
+                }
+                _ => e.to_string(),
+            };
             return Outcome::Failed {
-                error: e.to_string(),
+                error,
                 permanent: false,
             };
         }

@@ -59,6 +59,8 @@ pub struct SourceAuth<'a> {
     pub clock: &'a dyn Clock,
     /// The client for token requests.
     pub http: &'a reqwest::Client,
+    /// The data directory (`{ file = … }` client secrets are relative to it).
+    pub data_dir: &'a std::path::Path,
 }
 
 impl std::fmt::Debug for SourceAuth<'_> {
@@ -106,8 +108,12 @@ impl SourceAuth<'_> {
         // The client-credentials grant needs no authorization endpoint; the crate's type wants one.
         let auth_url =
             AuthUrl::new(cred.token_url.clone()).map_err(|e| bad("token_url", e.to_string()))?;
+        let secret = cred
+            .client_secret
+            .resolve(self.data_dir)
+            .map_err(|e| bad("client_secret", e))?;
         let client = BasicClient::new(ClientId::new(cred.client_id.clone()))
-            .set_client_secret(ClientSecret::new(cred.client_secret.expose().to_owned()))
+            .set_client_secret(ClientSecret::new(secret.expose().to_owned()))
             .set_auth_uri(auth_url)
             .set_token_uri(token_url);
         let http = self.http.clone();

@@ -9,7 +9,7 @@ pub mod ngsi_subscription;
 pub mod poll;
 pub mod sse;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
@@ -19,6 +19,8 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use super::AccessError;
 use super::flows::Notifications;
 use super::source_auth::SourceAuth;
+use crate::catalog_files::refs::{has_refs, resolve};
+use crate::catalog_files::{ProcessEnv, Resolver};
 use crate::service::Connector;
 use crate::store::DocKind;
 
@@ -86,6 +88,14 @@ pub enum SourceError {
         /// Why.
         cause: std::io::Error,
     },
+    /// A `${env:…}` or `${file:…}` reference of the data address does not resolve in this process.
+    #[error("the data address of dataset {dataset}: {cause}")]
+    Reference {
+        /// The dataset.
+        dataset: String,
+        /// Which reference, and why.
+        cause: String,
+    },
     /// The NGSI-LD broker refused or did not answer a subscription.
     #[error("the broker {url} {problem}")]
     Subscription {
@@ -96,7 +106,55 @@ pub enum SourceError {
     },
 }
 
+/// Resolved data-address strings with their reference forms.
+type Resolved = Vec<(String, String)>;
+
 impl SourceError {
+    /// The error with each resolved string put back in its reference form (so that no secret reaches
+    /// the log).
+    fn hiding(self, resolved: &Resolved) -> SourceError {
+        let hide = |mut s: String| {
+            for (value, reference) in resolved {
+                s = s.replace(value.as_str(), reference);
+            }
+            s
+        };
+        match self {
+            SourceError::Unreachable { url, cause } => SourceError::Unreachable {
+                url: hide(url),
+                cause: hide(cause),
+            },
+            SourceError::Status { url, status } => SourceError::Status {
+                url: hide(url),
+                status,
+            },
+            SourceError::FreshTokenRefused { url } => {
+                SourceError::FreshTokenRefused { url: hide(url) }
+            }
+            SourceError::Subscription { url, problem } => SourceError::Subscription {
+                url: hide(url),
+                problem: hide(problem),
+            },
+            other => other,
+        }
+    }
+
+    /// What the consumer is told: no URL, path, credential or variable name (the provider's log has
+    /// the full message).
+    pub fn public(&self) -> String {
+        let what = match self {
+            SourceError::Unreachable { .. } => "cannot be reached".to_owned(),
+            SourceError::Status { status, .. } => format!("answered {status}"),
+            SourceError::FreshTokenRefused { .. } | SourceError::Credentials { .. } => {
+                "refused the provider's credentials".to_owned()
+            }
+            SourceError::Reference { .. } => "is not configured correctly".to_owned(),
+            SourceError::File { .. } => "cannot be read".to_owned(),
+            SourceError::Subscription { .. } => "refused the subscription".to_owned(),
+        };
+        format!("the dataset's source {what}; the provider's log has the details")
+    }
+
     /// Did the source answer 401 (its token may just have expired)?
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, SourceError::Status { status, .. } if *status == reqwest::StatusCode::UNAUTHORIZED)
@@ -165,7 +223,68 @@ pub(crate) async fn open_http(
     })
 }
 
+/// Resolves the `${env:NAME}` and `${file:PATH}` references of a data-address string from this
+/// connector process: its environment, and files given as absolute paths or relative to `data_dir`.
+pub fn resolve_references(
+    value: String,
+    data_dir: &Path,
+    env: &dyn Resolver,
+) -> Result<String, String> {
+    if !has_refs(&value) {
+        return Ok(value);
+    }
+    resolve(&value, data_dir, env)
+}
+
 impl Connector {
+    /// The data address with its references resolved ([`resolve_references`]), just before the source
+    /// is opened: the catalog stores them as written, so no secret sits in the database.
+    /// Also returns each resolved string with its reference form.
+    fn resolve_references(&self, address: Address) -> Result<(Address, Resolved), String> {
+        let dir = &self.config.data_dir;
+        let mut resolved = Vec::new();
+        let mut r = |v: String| {
+            let out = resolve_references(v.clone(), dir, &ProcessEnv)?;
+            if out != v {
+                resolved.push((out.clone(), v));
+            }
+            Ok::<_, String>(out)
+        };
+        let address = match address {
+            Address::HttpApi {
+                url,
+                method,
+                credentials,
+            } => Address::HttpApi {
+                url: r(url)?,
+                method,
+                credentials,
+            },
+            Address::NgsiLdQuery {
+                broker_url,
+                entity_type,
+                query,
+                tenant,
+            } => Address::NgsiLdQuery {
+                broker_url: r(broker_url)?,
+                entity_type,
+                query,
+                tenant,
+            },
+            Address::LiveStream {
+                source,
+                url,
+                interval_secs,
+            } => Address::LiveStream {
+                source,
+                url: r(url)?,
+                interval_secs,
+            },
+            file @ Address::File { .. } => file,
+        };
+        Ok((address, resolved))
+    }
+
     /// What the data sources of this connector may use.
     pub fn source_context(&self) -> SourceContext<'_> {
         SourceContext {
@@ -179,6 +298,7 @@ impl Connector {
                 credentials: &self.config.source_credentials,
                 clock: self.clock.as_ref(),
                 http: &self.http,
+                data_dir: &self.config.data_dir,
             },
         }
     }
@@ -200,87 +320,150 @@ impl Connector {
         let asset: Asset =
             serde_json::from_value(doc.body).map_err(|e| AccessError::Internal(e.to_string()))?;
         let cx = self.source_context();
-        match asset.data_address {
-            Address::HttpApi {
-                url,
-                method,
-                credentials,
-            } => {
-                http::HttpSource {
+        let (address, resolved) = self
+            .resolve_references(asset.data_address)
+            .map_err(|cause| SourceError::Reference {
+                dataset: dataset_id.to_owned(),
+                cause,
+            })?;
+        // The source's errors (for the log) show the references, not what they resolved to.
+        let opened = async {
+            match address {
+                Address::HttpApi {
                     url,
                     method,
                     credentials,
+                } => {
+                    http::HttpSource {
+                        url,
+                        method,
+                        credentials,
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
-            }
-            Address::NgsiLdQuery {
-                broker_url,
-                entity_type,
-                query,
-                tenant,
-            } => {
-                ngsi_query::NgsiLdQuery {
+                Address::NgsiLdQuery {
                     broker_url,
                     entity_type,
                     query,
                     tenant,
+                } => {
+                    ngsi_query::NgsiLdQuery {
+                        broker_url,
+                        entity_type,
+                        query,
+                        tenant,
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
-            }
-            Address::File { path, media_type } => {
-                file::FileSource { path, media_type }.open(&cx).await
-            }
-            Address::LiveStream {
-                source: StreamSource::Sse,
-                url,
-                ..
-            } => {
-                sse::SseSource {
+                Address::File { path, media_type } => {
+                    file::FileSource { path, media_type }.open(&cx).await
+                }
+                Address::LiveStream {
+                    source: StreamSource::Sse,
                     url,
-                    last_event_id: last_event_id.map(str::to_owned),
+                    ..
+                } => {
+                    sse::SseSource {
+                        url,
+                        last_event_id: last_event_id.map(str::to_owned),
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
-            }
-            Address::LiveStream {
-                source: StreamSource::HttpPoll,
-                url,
-                interval_secs,
-            } => {
-                poll::PolledHttp {
+                Address::LiveStream {
+                    source: StreamSource::HttpPoll,
                     url,
-                    interval_secs: interval_secs.unwrap_or(5),
-                }
-                .open(&cx)
-                .await
-            }
-            Address::LiveStream {
-                source: StreamSource::NgsiLdSubscription,
-                url,
-                interval_secs,
-            } => {
-                let entity_type = asset.data_model.clone().ok_or_else(|| {
-                    AccessError::Internal(format!(
-                        "dataset {dataset_id} streams an NGSI-LD subscription but names no dataModel (entity type)"
-                    ))
-                })?;
-                ngsi_subscription::NgsiLdSubscription {
-                    broker: url,
-                    entity_type,
                     interval_secs,
+                } => {
+                    poll::PolledHttp {
+                        url,
+                        interval_secs: interval_secs.unwrap_or(5),
+                    }
+                    .open(&cx)
+                    .await
                 }
-                .open(&cx)
-                .await
+                Address::LiveStream {
+                    source: StreamSource::NgsiLdSubscription,
+                    url,
+                    interval_secs,
+                } => {
+                    let entity_type = asset.data_model.clone().ok_or_else(|| {
+                        AccessError::Internal(format!(
+                            "dataset {dataset_id} streams an NGSI-LD subscription but names no dataModel (entity type)"
+                        ))
+                    })?;
+                    ngsi_subscription::NgsiLdSubscription {
+                        broker: url,
+                        entity_type,
+                        interval_secs,
+                    }
+                    .open(&cx)
+                    .await
+                }
             }
         }
+        .await;
+        opened.map_err(|e| match e {
+            AccessError::Source(e) => AccessError::Source(e.hiding(&resolved)),
+            other => other,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_resolve_from_the_process_and_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/key"), "s3cret\n").unwrap();
+        let env = |n: &str| (n == "CITY_KEY").then(|| "k1".to_owned());
+        let got = resolve_references(
+            "https://a.example/p?k=${env:CITY_KEY}&f=${file:secrets/key}".into(),
+            dir.path(),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(got, "https://a.example/p?k=k1&f=s3cret");
+        // Plain values are left alone; missing ones say which reference (for the provider's log).
+        assert_eq!(
+            resolve_references("https://a.example/$x".into(), dir.path(), &env).unwrap(),
+            "https://a.example/$x"
+        );
+        let missing =
+            resolve_references("https://a.example/?k=${env:OTHER}".into(), dir.path(), &env)
+                .unwrap_err();
+        assert!(missing.contains("OTHER"), "{missing}");
+        // No climbing out of the data directory.
+        assert!(
+            resolve_references("https://a.example/?k=${file:../x}".into(), dir.path(), &env)
+                .is_err()
+        );
+        // The consumer hears neither the reference nor the URL.
+        let e = SourceError::Reference {
+            dataset: "d".into(),
+            cause: missing,
+        };
+        assert!(!e.public().contains("OTHER") && !e.public().contains("a.example"));
+        let status = SourceError::Status {
+            url: "https://a.example/?k=k1".into(),
+            status: reqwest::StatusCode::BAD_GATEWAY,
+        };
+        assert!(!status.public().contains("k1"), "{}", status.public());
+        // The log's message shows the reference, not the key.
+        let resolved = vec![(
+            "https://a.example/?k=k1".to_owned(),
+            "https://a.example/?k=${env:CITY_KEY}".to_owned(),
+        )];
+        assert_eq!(
+            status.hiding(&resolved).to_string(),
+            "the source https://a.example/?k=${env:CITY_KEY} answered 502 Bad Gateway"
+        );
+    }
 
     #[test]
     fn only_a_401_answer_is_a_refused_token() {
