@@ -286,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn kept_ids_are_absolute_and_agreements_complete() {
+    fn ids_are_the_providers_and_agreements_complete() {
         let good = json!({"@type": "Agreement", "@id": "urn:uuid:a",
             "target": "https://p.example/dsp/catalog/datasets/d", "assigner": "did:web:p",
             "assignee": "did:web:c", "timestamp": "2027-01-01T00:00:00Z",
@@ -314,12 +314,18 @@ mod tests {
             check_message(&agreement(no_assignee)).unwrap_err().pointer,
             "/agreement/assignee"
         );
-        // A provider's offer is kept by the consumer: its @id must be absolute.
-        let offer = json!({"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+        // A provider's offer names the provider's own offer, as it publishes it; it must name one.
+        let offer = |id: Value| {
+            json!({"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
             "@type": "ContractOfferMessage", "providerPid": "urn:uuid:p",
             "callbackAddress": "https://p.example/dsp",
-            "offer": {"@type": "Offer", "@id": "o", "target": "urn:uuid:d", "permission": [{"action": "use"}]}});
-        assert_eq!(check_message(&offer).unwrap_err().pointer, "/offer/@id");
+            "offer": {"@type": "Offer", "@id": id, "target": "urn:uuid:d", "permission": [{"action": "use"}]}})
+        };
+        assert!(check_message(&offer(json!("o"))).is_ok());
+        assert_eq!(
+            check_message(&offer(json!(""))).unwrap_err().pointer,
+            "/offer/@id"
+        );
     }
 
     #[test]
