@@ -1,17 +1,15 @@
 #!/usr/bin/env python3
 """The connector's module structure, checked (ARCHITECTURE.md, invariants).
 
-Rules, over the library's sources (connector/src, without the binary's own modules and without
-`#[cfg(test)]` blocks):
+Rules, over the library's sources (connector/src, without the binary's own modules, without
+`#[cfg(test)]` blocks and without test suites in their own files, `#[cfg(test)] mod tests;`):
   http-store  no module under connector/src/http/ uses the store (`crate::store`): handlers call
               services, never the database.
   cycle       no import cycle among connector's top-level modules (`crate::x` / `super::` paths
               that reach another top-level module, in `use` lines or in code). Reported as the
               edges `a -> b` that lie on a cycle.
 
-Violations listed in scripts/structure-allow.txt are known (today's, to be removed) and only
-printed; any other violation fails. An allowed entry that no longer occurs is reported so that the
-list can shrink. `--update` rewrites the allow-list with the violations found now.
+Any violation fails; there is no allow-list.
 """
 
 import re
@@ -20,7 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "connector" / "src"
-ALLOW = ROOT / "scripts" / "structure-allow.txt"
 
 
 def strip(text: str) -> str:
@@ -150,10 +147,21 @@ def sccs(graph: dict) -> list:
     return out
 
 
+def test_modules(files: list) -> set:
+    """Modules declared `#[cfg(test)] mod x;` (a test suite in its own file), as module paths."""
+    out = set()
+    for p in files:
+        for name in re.findall(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", p.read_text()):
+            out.add(tuple(module_path(p) + [name]))
+    return out
+
+
 def violations() -> list:
     binary = binary_modules()
     files = [p for p in sorted(SRC.rglob("*.rs")) if p.name not in ("lib.rs", "main.rs")]
     files = [p for p in files if module_path(p)[0] not in binary]
+    tests = test_modules(files)
+    files = [p for p in files if not any(tuple(module_path(p)[: len(t)]) == t for t in tests)]
     top_level = {module_path(p)[0] for p in files}
     found, graph = [], {m: set() for m in top_level}
     for p in files:
@@ -171,35 +179,12 @@ def violations() -> list:
 
 def main() -> int:
     found = violations()
-    if "--update" in sys.argv:
-        ALLOW.write_text(
-            "# Known structure violations (scripts/check_structure.py): today's, to be removed, never added to.\n"
-            + "".join(f"{v}\n" for v in found)
-        )
-        print(f"wrote {len(found)} entries to {ALLOW.relative_to(ROOT)}")
-        return 0
-    allowed = [
-        line.strip()
-        for line in ALLOW.read_text().splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ] if ALLOW.exists() else []
-    new = [v for v in found if v not in allowed]
-    known = [v for v in found if v in allowed]
-    gone = [v for v in allowed if v not in found]
-    if known:
-        print(f"known violations ({len(known)}, listed in {ALLOW.relative_to(ROOT)}; remove them):")
-        for v in known:
-            print(f"  {v}")
-    if gone:
-        print(f"no longer violated, take them out of {ALLOW.relative_to(ROOT)}:")
-        for v in gone:
-            print(f"  {v}")
-    if new:
-        print("FAIL: new structure violations (see ARCHITECTURE.md, invariants):")
-        for v in new:
+    if found:
+        print("FAIL: structure violations (see ARCHITECTURE.md, invariants):")
+        for v in found:
             print(f"  {v}")
         return 1
-    print("ok: no module under connector/src/http uses the store and no new import cycle among connector's modules")
+    print("ok: no module under connector/src/http uses the store and no import cycle among connector's modules")
     return 0
 
 

@@ -23,9 +23,11 @@ use serde_json::{Map, Value};
 
 use crate::clock::Clock;
 use crate::config::AuthorityConfig;
-use crate::service::{Identity, ServiceError};
+use crate::error::ServiceError;
 use crate::store::Store;
-use crate::store::identity::{IssuanceRequest, IssuedCredential, MemberProfile};
+pub use crate::store::identity::MemberProfile;
+use crate::store::identity::{IssuanceRequest, IssuedCredential};
+use crate::trust::Identity;
 use crate::trust::{DcpError, TOKEN_LIFETIME_SECS, Trust, issuer_url};
 
 /// The URL of the authority's revocation list.

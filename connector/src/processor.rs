@@ -21,13 +21,13 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::negotiation::Negotiation;
+use crate::model::Counterparty;
+use crate::model::negotiation::Negotiation;
+use crate::model::transfer::Transfer;
 use crate::outbound::describe_reqwest;
-use crate::process::Counterparty;
 use crate::service::Connector;
 use crate::store::StoreError;
 use crate::store::processes::{Effects, Stored};
-use crate::transfer::Transfer;
 
 /// How often running transfers are re-evaluated against their agreements.
 const MONITOR_EVERY: Duration = Duration::from_secs(1);
@@ -45,7 +45,8 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     loop {
         if last_monitor.elapsed() >= MONITOR_EVERY {
             last_monitor = std::time::Instant::now();
-            connector.monitor_transfers().await;
+            Negotiation::housekeeping(&connector).await;
+            Transfer::housekeeping(&connector).await;
         }
         let mut claimed_any = false;
         let lease_until = connector.clock.now()
@@ -194,6 +195,12 @@ pub trait Work: Process + Stored + Counterparty + Send + Sync + 'static {
     /// After every write of the process by the processor.
     fn saved(c: &Connector, p: &Self) {
         let _ = (c, p);
+    }
+
+    /// What the kind checks about once a second besides its due work (the transfers' policy monitor).
+    fn housekeeping(c: &Connector) -> impl Future<Output = ()> + Send {
+        let _ = c;
+        async {}
     }
 }
 

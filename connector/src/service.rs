@@ -1,30 +1,19 @@
-//! Application services: one function per management or protocol operation. HTTP handlers and the
-//! CLI call these; they validate with the domain crates and persist through the store.
+//! The connector's shared state, [`Connector`]: the store, the clock, who we are, the outbound clients and
+//! the narrow services below the process services (catalog, trust, authority). It sits below negotiation,
+//! transfer and the processor, which build their services from it (`Connector::negotiations`,
+//! `Connector::transfers`), and never imports them: the module graph has no cycle.
 
 use std::sync::Arc;
 
 use caap_catalog::page::{self, Cursor, Page};
-use caap_identity::{DspAuthenticator, OutboundCredentials, ParticipantKey};
+use caap_identity::{DspAuthenticator, OutboundCredentials};
 use caap_policy::PolicyDecider;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
 
-/// Who this connector is, resolved at start-up.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// Participant id (DID).
-    pub participant_id: String,
-    /// Display name.
-    pub name: String,
-    /// Public root URL of the DSP listener.
-    pub public_url: String,
-    /// DSP base URL (`public_url` + `dsp.path`).
-    pub dsp_base: String,
-    /// The signing key.
-    pub key: ParticipantKey,
-}
+pub use crate::trust::Identity;
 
 /// Everything a request needs, shared by all workers. Cheap to clone.
 #[derive(Clone)]
@@ -50,13 +39,13 @@ pub struct Connector {
     /// Wakes the negotiation processor when work is created (so nothing waits for a poll).
     pub wake: Arc<tokio::sync::Notify>,
     /// The data flows being served, so a suspension stops them at once.
-    pub flows: Arc<crate::transfer::dataplane::flows::Flows>,
+    pub flows: Arc<crate::flows::Flows>,
     /// OAuth2 tokens for protected data sources.
-    pub source_tokens: Arc<crate::transfer::dataplane::source_auth::SourceTokens>,
+    pub source_tokens: Arc<crate::flows::SourceTokens>,
     /// Signs and checks pull tokens.
     pub pull_tokens: Arc<caap_identity::pull_token::PullTokens>,
     /// NGSI-LD notification endpoints of subscription-fed streams.
-    pub notifications: Arc<crate::transfer::dataplane::flows::Notifications>,
+    pub notifications: Arc<crate::flows::Notifications>,
     /// Our DID, keys and credential verification (DCP).
     pub trust: Arc<crate::trust::dcp::Trust>,
     /// The trust anchor's service (answers "not a trust anchor" unless `[authority] enabled`).
@@ -65,32 +54,6 @@ pub struct Connector {
     pub oidc: Option<Arc<crate::trust::oidc::OidcVerifier>>,
     /// Assets, policies, offers, the DSP catalog and the federated catalog.
     pub catalog: crate::catalog::CatalogService,
-}
-
-impl Connector {
-    /// The contract negotiation service, sharing this connector's state.
-    pub fn negotiations(&self) -> crate::negotiation::Negotiations {
-        crate::negotiation::Negotiations {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            config: self.config.clone(),
-            identity: self.identity.clone(),
-            decider: self.decider.clone(),
-            wake: self.wake.clone(),
-        }
-    }
-
-    /// The transfer process service, sharing this connector's state.
-    pub fn transfers(&self) -> crate::transfer::Transfers {
-        crate::transfer::Transfers {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            config: self.config.clone(),
-            decider: self.decider.clone(),
-            wake: self.wake.clone(),
-            flows: self.flows.clone(),
-        }
-    }
 }
 
 impl std::fmt::Debug for Connector {
@@ -105,31 +68,6 @@ impl std::fmt::Debug for Connector {
 pub use crate::error::{ServiceError, decode};
 
 impl Connector {
-    /// A page of negotiations, ordered by id.
-    pub async fn negotiation_page(
-        &self,
-        token: Option<&str>,
-        limit: Option<u32>,
-    ) -> Result<Page<crate::negotiation::NegotiationView>, ServiceError> {
-        let cursor = Cursor::from_token(token)?;
-        let limit = page::page_size(limit)?;
-        let (after, before) = match &cursor {
-            Cursor::Start => (None, None),
-            Cursor::After(id) => (Some(id.as_str()), None),
-            Cursor::Before(id) => (None, Some(id.as_str())),
-        };
-        let rows = self
-            .store
-            .negotiations(after, before, u64::from(limit) + 1)
-            .await?;
-        let page = Page::from_scan(rows, &cursor, limit, |n| n.id.clone());
-        Ok(Page {
-            items: page.items.into_iter().map(Into::into).collect(),
-            next: page.next,
-            previous: page.previous,
-        })
-    }
-
     /// A page of agreements, ordered by id (forward only).
     pub async fn agreement_page(
         &self,

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use super::auth::Admin;
 use super::body::{query, read_json_limited};
 use super::errors::ApiError;
-use crate::authority::Authority;
-use crate::service::decode;
-use crate::store::identity::MemberProfile;
+use crate::authority::{Authority, MemberProfile};
+use crate::error::decode;
 use crate::trust::Trust;
 
 /// Routes under `/api/v1`.

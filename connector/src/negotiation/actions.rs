@@ -1,6 +1,7 @@
 //! The management side of negotiations: start one as consumer, look at them, and take a step by hand
 //! (approve, reject, accept, agree, verify, finalize, offer, counter-offer, terminate).
 
+use caap_catalog::page::{self, Cursor, Page};
 use caap_contracts::Role;
 use caap_contracts::ledger::{EntryKind, NewEntry};
 use caap_contracts::negotiation::state::transition;
@@ -13,8 +14,9 @@ use caap_contracts::process::Process;
 
 use super::NegotiationView;
 use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
+use crate::error::{ServiceError, decode};
 pub use crate::process::StepRequest;
-use crate::service::{Connector, ServiceError, decode};
+use crate::service::Connector;
 
 /// `POST /api/v1/negotiations`: start a negotiation as consumer.
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +264,31 @@ impl Connector {
             fetched.participant_id,
             with_target(offer, &dataset.dataset.id),
         ))
+    }
+
+    /// A page of negotiations, ordered by id.
+    pub async fn negotiation_page(
+        &self,
+        token: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<NegotiationView>, ServiceError> {
+        let cursor = Cursor::from_token(token)?;
+        let limit = page::page_size(limit)?;
+        let (after, before) = match &cursor {
+            Cursor::Start => (None, None),
+            Cursor::After(id) => (Some(id.as_str()), None),
+            Cursor::Before(id) => (None, Some(id.as_str())),
+        };
+        let rows = self
+            .store
+            .negotiations(after, before, u64::from(limit) + 1)
+            .await?;
+        let page = Page::from_scan(rows, &cursor, limit, |n| n.id.clone());
+        Ok(Page {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next: page.next,
+            previous: page.previous,
+        })
     }
 
     /// One negotiation.

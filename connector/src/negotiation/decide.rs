@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Negotiations;
-use crate::service::ServiceError;
+use crate::error::ServiceError;
 use crate::store::DocKind;
 
 /// What the provider does with a contract request.

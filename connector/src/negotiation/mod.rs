@@ -1,6 +1,7 @@
 //! Contract negotiation (DSP 2025-1), both roles.
 //!
-//! * [`model`]: the negotiation as caap keeps it (state, the step it owes, why it is parked, history).
+//! * [`model`]: the negotiation as caap keeps it (state, the step it owes, why it is parked, history); it
+//!   lives in [`crate::model`], below the store.
 //! * [`inbound`]: a DSP message in: validate, apply it ([`caap_contracts::process::apply`]), decide the next
 //!   step, persist, in one transaction; then wake the processor. No outbound call happens inside a request.
 //! * [`actions`]: the management API: start a negotiation as consumer, approve, reject, accept, terminate …
@@ -12,14 +13,14 @@
 pub mod actions;
 pub mod decide;
 pub mod inbound;
-pub mod model;
 pub mod processor;
 
 use caap_contracts::negotiation::state::NegotiationState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use crate::process::new_pid;
+pub use crate::model::negotiation as model;
+pub use crate::model::new_pid;
 
 /// The contract negotiation service: inbound DSP messages, the provider's and the consumer's decisions, and
 /// what the DSP endpoints read. It owns the state it needs (shared with the rest of the connector).
@@ -32,11 +33,25 @@ pub struct Negotiations {
     /// The configuration.
     pub config: std::sync::Arc<crate::config::Config>,
     /// Who we are (agreements are signed with its key).
-    pub identity: std::sync::Arc<crate::service::Identity>,
+    pub identity: std::sync::Arc<crate::trust::Identity>,
     /// Decides contract policies.
     pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
     /// Wakes the processor when a step is owed.
     pub wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl crate::service::Connector {
+    /// The contract negotiation service, sharing this connector's state.
+    pub fn negotiations(&self) -> Negotiations {
+        Negotiations {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            identity: self.identity.clone(),
+            decider: self.decider.clone(),
+            wake: self.wake.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Negotiations {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::entities::{agreement, ledger as ledger_row};
 use super::{Store, StoreError, from_millis, millis};
-use crate::negotiation::Negotiation;
+use crate::model::negotiation::Negotiation;
 
 /// A finalized agreement as stored and listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]

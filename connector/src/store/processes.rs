@@ -503,7 +503,7 @@ macro_rules! stored_process {
 }
 
 stored_process!(
-    crate::negotiation::Negotiation,
+    crate::model::negotiation::Negotiation,
     "negotiations",
     caap_contracts::negotiation::state::NegotiationState,
     caap_contracts::negotiation::process::Step,
@@ -511,7 +511,7 @@ stored_process!(
     dataset_id
 );
 stored_process!(
-    crate::transfer::Transfer,
+    crate::model::transfer::Transfer,
     "transfers",
     caap_contracts::transfer::state::TransferState,
     caap_contracts::transfer::process::Step,

@@ -303,18 +303,18 @@ async fn federated_cache_replaces_per_source() {
     }
 }
 
-fn sample_peer() -> crate::process::Peer {
-    crate::process::Peer {
+fn sample_peer() -> crate::model::Peer {
+    crate::model::Peer {
         id: "did:web:malmo.example".into(),
         address: "http://127.0.0.1:9/dsp".into(),
         pid: None,
     }
 }
 
-fn sample_negotiation(id: &str) -> crate::negotiation::Negotiation {
+fn sample_negotiation(id: &str) -> crate::model::negotiation::Negotiation {
     use caap_contracts::process::Process;
 
-    use crate::negotiation::{Negotiation, NegotiationBody, Step};
+    use crate::model::negotiation::{Negotiation, NegotiationBody, Step};
     let now = crate::clock::Clock::now(&SystemClock);
     let body = NegotiationBody {
         offer: json!({"@id": "o", "@type": "Offer", "target": "d", "permission": [{"action": "use"}]}),
@@ -328,10 +328,10 @@ fn sample_negotiation(id: &str) -> crate::negotiation::Negotiation {
     n
 }
 
-fn sample_transfer(id: &str) -> crate::transfer::Transfer {
+fn sample_transfer(id: &str) -> crate::model::transfer::Transfer {
     use caap_contracts::process::Process;
 
-    use crate::transfer::{TStep, Transfer, TransferBody};
+    use crate::model::transfer::{TStep, Transfer, TransferBody};
     let now = crate::clock::Clock::now(&SystemClock);
     let body = TransferBody {
         dataset_id: "d".into(),

@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 
 use super::processes::Effects;
 use super::{Store, StoreError, from_millis, millis};
-use crate::transfer::model::Transfer;
+use crate::model::transfer::Transfer;
 
 impl Store {
     /// Writes a transfer (see [`Store::save`]).

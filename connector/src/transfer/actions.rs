@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::TransferView;
 use super::inbound::{PULL, PUSH, owe_with_reason};
 use super::model::{Actor, Peer, TStep, Transfer, TransferBody};
-use crate::service::{Connector, ServiceError, decode};
+use crate::error::{ServiceError, decode};
+use crate::service::Connector;
 use caap_contracts::process::Process;
 
 use crate::process::StepRequest;

@@ -10,7 +10,6 @@
 pub mod actions;
 pub mod dataplane;
 pub mod inbound;
-pub mod model;
 pub mod monitor;
 pub mod processor;
 
@@ -19,6 +18,7 @@ use chrono::{DateTime, Utc};
 use dataplane::flows;
 use serde::Serialize;
 
+pub use crate::model::transfer as model;
 pub use model::{Actor, TStep, Transfer, TransferBody};
 
 /// The transfer process service: inbound DSP messages and what the DSP endpoints read. It owns the state it
@@ -37,6 +37,20 @@ pub struct Transfers {
     pub wake: std::sync::Arc<tokio::sync::Notify>,
     /// The data flows being served, stopped when a transfer stops.
     pub flows: std::sync::Arc<flows::Flows>,
+}
+
+impl crate::service::Connector {
+    /// The transfer process service, sharing this connector's state.
+    pub fn transfers(&self) -> Transfers {
+        Transfers {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            decider: self.decider.clone(),
+            wake: self.wake.clone(),
+            flows: self.flows.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Transfers {

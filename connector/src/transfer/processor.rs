@@ -94,6 +94,10 @@ impl Work for Transfer {
     fn saved(c: &Connector, t: &Transfer) {
         c.transfer_saved(t);
     }
+
+    async fn housekeeping(c: &Connector) {
+        c.monitor_transfers().await;
+    }
 }
 
 /// A push may outlast the lease: renew it while the data flows, so no replica starts the push again.

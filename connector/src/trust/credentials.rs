@@ -9,7 +9,7 @@ use chrono::Duration;
 use serde::Serialize;
 
 use super::dcp::{DcpError, TOKEN_LIFETIME_SECS, Trust};
-use crate::service::ServiceError;
+use crate::error::ServiceError;
 use crate::store::identity::HeldCredential;
 
 /// What came of a credential request.

@@ -1,4 +1,4 @@
-//! Identity at run time: who this connector is and how it checks others and is checked by them.
+//! Identity at run time: who this connector is ([`Identity`]) and how it checks others and is checked by them.
 //!
 //! * [`dcp`]: [`Trust`], our DID, keys and DID document, and the verifier of DSP callers (self-issued
 //!   tokens, verifiable presentations, status lists, trusted issuers); [`DcpAuthenticator`] puts it behind
@@ -21,3 +21,18 @@ pub use dcp::{
     TrustError, issuer_url,
 };
 pub use fetch::HttpFetch;
+
+/// Who this connector is, resolved at start-up.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Participant id (DID).
+    pub participant_id: String,
+    /// Display name.
+    pub name: String,
+    /// Public root URL of the DSP listener.
+    pub public_url: String,
+    /// DSP base URL (`public_url` + `dsp.path`).
+    pub dsp_base: String,
+    /// The signing key.
+    pub key: caap_identity::ParticipantKey,
+}

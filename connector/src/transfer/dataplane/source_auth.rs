@@ -1,11 +1,8 @@
 //! OAuth2 client credentials towards protected data sources (the `oauth2` crate), with a token cache: a
 //! token is fetched once and reused until shortly before it expires, or until the source refuses it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use caap_identity::Secret;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 
@@ -13,39 +10,12 @@ use super::{AccessError, SourceError};
 use crate::clock::Clock;
 use crate::config::SourceCredential;
 
-/// Cached source tokens by credential name.
-#[derive(Debug, Default)]
-pub struct SourceTokens {
-    cache: Mutex<HashMap<String, (Secret, DateTime<Utc>)>>,
-}
+pub use crate::flows::SourceTokens;
 
 /// An HTTP failure towards the token endpoint, for the oauth2 crate.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct TokenHttpError(String);
-
-impl SourceTokens {
-    fn cached(&self, name: &str, now: DateTime<Utc>) -> Option<Secret> {
-        let cache = self.cache.lock().ok()?;
-        cache
-            .get(name)
-            .filter(|(_, until)| *until > now)
-            .map(|(t, _)| t.clone())
-    }
-
-    fn store(&self, name: &str, token: Secret, until: DateTime<Utc>) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(name.to_owned(), (token, until));
-        }
-    }
-
-    /// Forgets a token the source refused.
-    pub fn forget(&self, name: &str) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(name);
-        }
-    }
-}
 
 /// Tokens for protected sources: the cache, the configured credentials, the clock and the client for the
 /// authorization servers.

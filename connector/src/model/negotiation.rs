@@ -2,7 +2,7 @@
 //! The protocol rules are [`caap_contracts::process::apply`]; this is the negotiation's own part: its documents,
 //! how a message received changes them, and its ledger entry.
 
-pub use crate::process::Peer;
+pub use super::Peer;
 use caap_contracts::Role;
 use caap_contracts::ledger::{EntryKind, NewEntry};
 use caap_contracts::negotiation::messages::AgreementSignature;
@@ -51,7 +51,7 @@ impl NegotiationBody {
     }
 }
 
-crate::process::process_struct! {
+crate::model::process_struct! {
     /// A contract negotiation this connector takes part in.
     pub struct Negotiation {
         state: NegotiationState,
@@ -68,7 +68,7 @@ impl Process for Negotiation {
     type Kind = ContractNegotiation;
     type Inbound = Inbound;
 
-    crate::process::process_fields!(outgoing_termination);
+    crate::model::process_fields!(outgoing_termination);
 
     fn step_done(&mut self, step: Step) {
         if step == Step::Terminate {
@@ -102,7 +102,7 @@ impl Process for Negotiation {
         event: NegotiationEvent,
         by: Actor,
     ) -> NewEntry {
-        crate::process::state_entry(
+        crate::model::state_entry(
             self,
             EntryKind::NegotiationState,
             at,

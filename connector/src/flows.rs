@@ -1,9 +1,13 @@
-//! The data flows this connector is serving right now, so that a suspension, completion or termination stops
-//! them at once: every served stream watches its transfer's stop signal.
+//! The data plane's state shared by the whole connector: the data flows it is serving right now, so that a
+//! suspension, completion or termination stops them at once (every served stream watches its transfer's stop
+//! signal), the NGSI-LD notification endpoints of subscription-fed streams, and the token cache for protected
+//! sources. Plain state below the services: [`crate::transfer::dataplane`] uses it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use caap_identity::Secret;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 /// Running flows by transfer id.
@@ -86,6 +90,37 @@ impl Notifications {
     pub fn close(&self, id: &str) {
         if let Ok(mut open) = self.open.lock() {
             open.remove(id);
+        }
+    }
+}
+
+/// Cached source tokens by credential name.
+#[derive(Debug, Default)]
+pub struct SourceTokens {
+    cache: Mutex<HashMap<String, (Secret, DateTime<Utc>)>>,
+}
+
+impl SourceTokens {
+    /// The token cached for the credentials `name`, if it is still valid at `now`.
+    pub(crate) fn cached(&self, name: &str, now: DateTime<Utc>) -> Option<Secret> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(name)
+            .filter(|(_, until)| *until > now)
+            .map(|(t, _)| t.clone())
+    }
+
+    /// Caches a token for the credentials `name` until `until`.
+    pub(crate) fn store(&self, name: &str, token: Secret, until: DateTime<Utc>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(name.to_owned(), (token, until));
+        }
+    }
+
+    /// Forgets a token the source refused.
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(name);
         }
     }
 }

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-pub use crate::negotiation::model::{Actor, Awaiting, HistoryItem, Peer, Termination};
+pub use super::Peer;
+pub use caap_contracts::process::{Actor, Awaiting, HistoryItem, Termination};
 /// What this side owes: a DSP message, or (provider, push) the data itself.
 pub use caap_contracts::transfer::process::Step as TStep;
 
@@ -54,7 +55,7 @@ impl TransferBody {
     }
 }
 
-crate::process::process_struct! {
+crate::model::process_struct! {
     /// A transfer process this connector takes part in.
     pub struct Transfer {
         state: TransferState,
@@ -78,7 +79,7 @@ impl Process for Transfer {
     type Kind = TransferProcess;
     type Inbound = Inbound;
 
-    crate::process::process_fields!(outgoing);
+    crate::model::process_fields!(outgoing);
 
     fn step_done(&mut self, step: TStep) {
         match step {
@@ -123,7 +124,7 @@ impl Process for Transfer {
         event: TransferEvent,
         by: Actor,
     ) -> NewEntry {
-        crate::process::state_entry(
+        crate::model::state_entry(
             self,
             EntryKind::TransferState,
             at,
