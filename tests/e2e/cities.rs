@@ -253,6 +253,29 @@ fn a_request_for_other_terms_is_terminated_with_a_reason_the_consumer_can_read()
 }
 
 #[test]
+fn an_offer_named_by_its_handles_is_agreed_on_the_datasets_published_iri() {
+    // The consumer names a caap provider's offer and dataset by handle; the provider's agreement targets the
+    // IRI it publishes the dataset under, which is the same dataset.
+    let p = pair(&[], &[]);
+    let dataset = publish_offer(&p.provider, "malmo-open", "automatic");
+    let r = p.consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": format!("{}/dsp", p.provider.dsp), "counterPartyId": p.provider_id,
+            "offer": {"@id": "malmo-open", "@type": "Offer", "target": dataset,
+                "permission": [{"action": "use"}]}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let n = wait_for(&p.consumer, &id, "FINALIZED");
+    let target = n["agreement"]["target"].as_str().unwrap();
+    assert!(
+        target.ends_with(&format!("/dsp/catalog/datasets/{dataset}")),
+        "{target}"
+    );
+}
+
+#[test]
 fn manual_approval_survives_a_provider_crash_and_a_consumer_outage() {
     // The provider keeps retrying for a while (about every second) while the consumer is down.
     let p = pair(

@@ -378,7 +378,7 @@ impl Connector {
                 self.negotiations()
                     .check_agreement(
                         &n.body.offer,
-                        &n.dataset_id,
+                        (&n.dataset_id, &n.counterparty_address),
                         &n.counterparty_id,
                         &agreement,
                         n.body.signature.as_ref(),

@@ -214,7 +214,7 @@ impl Negotiations {
     pub fn check_agreement(
         &self,
         offered: &Value,
-        dataset_id: &str,
+        (dataset_id, provider_address): (&str, &str),
         provider: &str,
         agreement: &Value,
         signature: Option<&AgreementSignature>,
@@ -236,7 +236,10 @@ impl Negotiations {
             return Ok(());
         }
         let field = |k: &str| agreement.get(k).and_then(Value::as_str).unwrap_or_default();
-        if field("target") != dataset_id {
+        // The dataset as negotiated, or (a caap provider's handle) the IRI the provider publishes it under.
+        let published =
+            caap_catalog::iri::Namespace::new(provider_address).absolute_dataset(dataset_id);
+        if field("target") != dataset_id && field("target") != published {
             return Err(format!(
                 "the agreement's target `{}` is not the dataset negotiated ({dataset_id})",
                 field("target")

@@ -305,7 +305,7 @@ impl Negotiations {
                 let agreement = n.body.agreement.clone().unwrap_or_default();
                 match self.check_agreement(
                     &n.body.offer,
-                    &n.dataset_id,
+                    (&n.dataset_id, &n.counterparty_address),
                     &n.counterparty_id,
                     &agreement,
                     n.body.signature.as_ref(),
