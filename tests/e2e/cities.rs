@@ -218,19 +218,25 @@ fn two_cities_negotiate_sign_and_both_ledgers_verify_until_a_row_is_tampered_wit
     assert!(stderr.contains("entry 2"), "{stderr}");
 }
 
-#[test]
-fn a_request_for_other_terms_is_terminated_with_a_reason_the_consumer_can_read() {
-    let p = pair(&[], &[]);
+/// Publishes the provider's `malmo-open` offer and has the consumer ask for it by handle with one permission of
+/// `action`: (the dataset handle, the consumer's negotiation id).
+fn ask_for_malmo_open(p: &Pair, action: &str) -> (String, String) {
     let dataset = publish_offer(&p.provider, "malmo-open", "automatic");
     let r = p.consumer.api(
         "POST",
         "/api/v1/negotiations",
         Some(&json!({"counterPartyAddress": format!("{}/dsp", p.provider.dsp), "counterPartyId": p.provider_id,
             "offer": {"@id": "malmo-open", "@type": "Offer", "target": dataset,
-                "permission": [{"action": "distribute"}]}})),
+                "permission": [{"action": action}]}})),
     );
     assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_owned();
+    (dataset, r.body["id"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn a_request_for_other_terms_is_terminated_with_a_reason_the_consumer_can_read() {
+    let p = pair(&[], &[]);
+    let (_, id) = ask_for_malmo_open(&p, "distribute");
     let n = wait_for(&p.consumer, &id, "TERMINATED");
     let t = &n["termination"];
     assert_eq!(t["by"], "provider");
@@ -257,16 +263,7 @@ fn an_offer_named_by_its_handles_is_agreed_on_the_datasets_published_iri() {
     // The consumer names a caap provider's offer and dataset by handle; the provider's agreement targets the
     // IRI it publishes the dataset under, which is the same dataset.
     let p = pair(&[], &[]);
-    let dataset = publish_offer(&p.provider, "malmo-open", "automatic");
-    let r = p.consumer.api(
-        "POST",
-        "/api/v1/negotiations",
-        Some(&json!({"counterPartyAddress": format!("{}/dsp", p.provider.dsp), "counterPartyId": p.provider_id,
-            "offer": {"@id": "malmo-open", "@type": "Offer", "target": dataset,
-                "permission": [{"action": "use"}]}})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_owned();
+    let (dataset, id) = ask_for_malmo_open(&p, "use");
     let n = wait_for(&p.consumer, &id, "FINALIZED");
     let target = n["agreement"]["target"].as_str().unwrap();
     assert!(
