@@ -122,7 +122,7 @@ pub(super) async fn append_ledger_in<C: ConnectionTrait>(
     Ok(())
 }
 
-use super::processes::LEDGER_RACE_RETRIES;
+use super::processes::{LEDGER_RACE_RETRIES, ledger_race_pause};
 
 impl Store {
     /// Writes a negotiation (see [`Store::save`]).
@@ -154,7 +154,10 @@ impl Store {
                 Err(e) => Err(e),
             };
             match result {
-                Err(e) if is_unique_violation(&e) && attempt < LEDGER_RACE_RETRIES => attempt += 1,
+                Err(e) if is_unique_violation(&e) && attempt < LEDGER_RACE_RETRIES => {
+                    attempt += 1;
+                    ledger_race_pause(attempt).await;
+                }
                 other => return other,
             }
         }
@@ -171,7 +174,10 @@ impl Store {
                 Err(e) => Err(e),
             };
             match result {
-                Err(e) if is_unique_violation(&e) && attempt < LEDGER_RACE_RETRIES => attempt += 1,
+                Err(e) if is_unique_violation(&e) && attempt < LEDGER_RACE_RETRIES => {
+                    attempt += 1;
+                    ledger_race_pause(attempt).await;
+                }
                 other => return other,
             }
         }

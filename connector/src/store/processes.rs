@@ -168,7 +168,18 @@ fn owing(q: &mut SelectStatement) {
 }
 
 /// Most times a write is retried when another replica appended to the ledger at the same moment.
-pub(super) const LEDGER_RACE_RETRIES: usize = 8;
+pub(super) const LEDGER_RACE_RETRIES: usize = 24;
+
+/// The pause before retry `attempt` of a write that lost a ledger race: a few random milliseconds, growing
+/// with the attempt, so that writers that collided do not collide again in lockstep (a busy machine made
+/// eight immediate retries run out).
+pub(super) async fn ledger_race_pause(attempt: usize) {
+    let cap = 1 + u64::try_from(attempt.min(8)).unwrap_or(8) * 2;
+    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+        0..=cap,
+    )))
+    .await;
+}
 
 impl Store {
     async fn process_rows<P: Stored, S: StatementBuilder>(
@@ -255,7 +266,8 @@ impl Store {
                     if super::negotiations::is_unique_violation(&e)
                         && attempt < LEDGER_RACE_RETRIES =>
                 {
-                    attempt += 1
+                    attempt += 1;
+                    ledger_race_pause(attempt).await;
                 }
                 other => return other,
             }
