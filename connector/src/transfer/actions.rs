@@ -158,7 +158,9 @@ impl Connector {
         self.wake.notify_one();
         Ok(saved.into())
     }
+}
 
+impl super::Transfers {
     /// One transfer.
     pub async fn transfer_view(&self, id: &str) -> Result<TransferView, ServiceError> {
         self.store
@@ -271,7 +273,9 @@ impl Connector {
         self.wake.notify_one();
         Ok(saved.into())
     }
+}
 
+impl Connector {
     /// Consumer: asks the provider's data plane for a fresh pull token and stores it.
     pub async fn refresh_transfer_token(&self, id: &str) -> Result<TransferView, ServiceError> {
         let t = self
