@@ -519,6 +519,7 @@ async fn revocation_narrated(
     let c = &consumer.connector;
     let p = &provider.connector;
     let t = c
+        .transfers()
         .start_transfer(serde_json::json!({"agreementId": agreement}))
         .await
         .map_err(|e| fail("starting the transfer")(e.to_string()))?;
@@ -707,6 +708,7 @@ async fn stream_narrated(
     .map_err(|e| DemoError(format!("the stream's negotiation was terminated: {e}")))?;
     println!("  ✓ agreement {agreement} (open data, CC BY 4.0: attribute the source)");
     let t = c
+        .transfers()
         .start_transfer(serde_json::json!({"agreementId": agreement}))
         .await
         .map_err(|e| fail("starting the transfer")(e.to_string()))?;

@@ -361,10 +361,10 @@ async fn start_transfer(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    transfers: web::Data<Transfers>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
-    let t = connector.start_transfer(body).await?;
+    let body = read_json_limited(&req, payload).await?;
+    let t = transfers.start_transfer(body).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,

@@ -43,7 +43,7 @@ pub struct StartTransfer {
     pub manual: bool,
 }
 
-impl Connector {
+impl super::Transfers {
     /// Starts a transfer as consumer; the request leaves from the processor at once.
     pub async fn start_transfer(&self, body: Value) -> Result<TransferView, ServiceError> {
         let start: StartTransfer = decode(&body)?;
@@ -158,9 +158,7 @@ impl Connector {
         self.wake.notify_one();
         Ok(saved.into())
     }
-}
 
-impl super::Transfers {
     /// One transfer.
     pub async fn transfer_view(&self, id: &str) -> Result<TransferView, ServiceError> {
         self.store
