@@ -519,11 +519,12 @@ async fn revocation_narrated(
     let c = &consumer.connector;
     let p = &provider.connector;
     let t = c
+        .transfers()
         .start_transfer(serde_json::json!({"agreementId": agreement}))
         .await
         .map_err(|e| fail("starting the transfer")(e.to_string()))?;
     let provider_pid = wait_until(|| async {
-        let v = c.transfer_view(&t.id).await.ok()?;
+        let v = c.transfers().transfer_view(&t.id).await.ok()?;
         (v.state == Some("STARTED")).then(|| v.provider_pid.unwrap_or_default())
     })
     .await?;
@@ -554,7 +555,7 @@ async fn revocation_narrated(
         chunks += 1;
     }
     let ended = wait_until(|| async {
-        let v = p.transfer_view(&provider_pid).await.ok()?;
+        let v = p.transfers().transfer_view(&provider_pid).await.ok()?;
         (v.state == Some("TERMINATED")).then_some(v)
     })
     .await?;
@@ -605,6 +606,7 @@ async fn negotiate_narrated(
     let mut shown = 0;
     let done = loop {
         let now = c
+            .negotiations()
             .negotiation_view(&n.id)
             .await
             .map_err(|e| fail("following the negotiation")(e.to_string()))?;
@@ -695,7 +697,7 @@ async fn stream_narrated(
         .await
         .map_err(|e| fail("negotiating the stream")(e.to_string()))?;
     let agreement = wait_until(|| async {
-        let v = c.negotiation_view(&n.id).await.ok()?;
+        let v = c.negotiations().negotiation_view(&n.id).await.ok()?;
         match v.state {
             Some("FINALIZED") => Some(Ok(v.agreement_id.unwrap_or_default())),
             Some("TERMINATED") => Some(Err(format!("{:?}", v.body.termination))),
@@ -706,11 +708,12 @@ async fn stream_narrated(
     .map_err(|e| DemoError(format!("the stream's negotiation was terminated: {e}")))?;
     println!("  ✓ agreement {agreement} (open data, CC BY 4.0: attribute the source)");
     let t = c
+        .transfers()
         .start_transfer(serde_json::json!({"agreementId": agreement}))
         .await
         .map_err(|e| fail("starting the transfer")(e.to_string()))?;
     let provider_pid = wait_until(|| async {
-        let v = c.transfer_view(&t.id).await.ok()?;
+        let v = c.transfers().transfer_view(&t.id).await.ok()?;
         (v.state == Some("STARTED")).then(|| v.provider_pid.unwrap_or_default())
     })
     .await?;
@@ -729,13 +732,14 @@ async fn stream_narrated(
     let mut suspended_at = None;
     loop {
         if suspended_at.is_none() && started.elapsed() > std::time::Duration::from_secs(3) {
-            p.transfer_step(
-                &provider_pid,
-                "suspend",
-                Some(serde_json::json!({"reason": "sensor maintenance"})),
-            )
-            .await
-            .map_err(|e| fail("suspending")(e.to_string()))?;
+            p.transfers()
+                .transfer_step(
+                    &provider_pid,
+                    "suspend",
+                    Some(serde_json::json!({"reason": "sensor maintenance"})),
+                )
+                .await
+                .map_err(|e| fail("suspending")(e.to_string()))?;
             suspended_at = Some(count);
         }
         let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await;
@@ -764,15 +768,16 @@ async fn stream_narrated(
         "  ✓ {} suspended the transfer (\"sensor maintenance\"): the flow stopped at once, after {count} readings",
         p.identity.name
     );
-    c.transfer_step(
-        &t.id,
-        "terminate",
-        Some(serde_json::json!({"reason": "demo over"})),
-    )
-    .await
-    .map_err(|e| fail("terminating")(e.to_string()))?;
+    c.transfers()
+        .transfer_step(
+            &t.id,
+            "terminate",
+            Some(serde_json::json!({"reason": "demo over"})),
+        )
+        .await
+        .map_err(|e| fail("terminating")(e.to_string()))?;
     wait_until(|| async {
-        let v = p.transfer_view(&provider_pid).await.ok()?;
+        let v = p.transfers().transfer_view(&provider_pid).await.ok()?;
         (v.state == Some("TERMINATED")).then_some(())
     })
     .await?;

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use caap_catalog::page::{self, Cursor, Page};
 use caap_identity::{DspAuthenticator, OutboundCredentials};
 use caap_policy::PolicyDecider;
 
@@ -68,36 +67,6 @@ impl std::fmt::Debug for Connector {
 pub use crate::error::{ServiceError, decode};
 
 impl Connector {
-    /// A page of agreements, ordered by id (forward only).
-    pub async fn agreement_page(
-        &self,
-        token: Option<&str>,
-        limit: Option<u32>,
-    ) -> Result<Page<crate::store::negotiations::AgreementRecord>, ServiceError> {
-        let cursor = Cursor::from_token(token)?;
-        let limit = page::page_size(limit)?;
-        let after = match &cursor {
-            Cursor::After(id) => Some(id.as_str()),
-            _ => None,
-        };
-        let rows = self.store.agreements(after, u64::from(limit) + 1).await?;
-        let page = Page::from_scan(rows, &cursor, limit, |a| a.id.clone());
-        Ok(page)
-    }
-}
-
-impl Connector {
-    /// One agreement.
-    pub async fn agreement(
-        &self,
-        id: &str,
-    ) -> Result<crate::store::negotiations::AgreementRecord, ServiceError> {
-        self.store
-            .agreement(id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no agreement `{id}`")))
-    }
-
     /// Up to `limit` (1 to 10 000) ledger entries after sequence number `after`, oldest first, and
     /// whether more follow.
     pub async fn ledger_page(

@@ -10,7 +10,9 @@ use super::auth::Admin;
 use super::body::{query, read_json, read_json_limited};
 use super::errors::ApiError;
 use crate::catalog::{CatalogService, DocKind, Versioned};
+use crate::negotiation::Negotiations;
 use crate::service::{Connector, ServiceError};
+use crate::transfer::Transfers;
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -228,10 +230,10 @@ async fn catalog_search(
 async fn negotiations(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    negotiations: web::Data<Negotiations>,
 ) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
-    let page = connector
+    let page = negotiations
         .negotiation_page(q.cursor.as_deref(), q.limit)
         .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -256,9 +258,9 @@ async fn start_negotiation(
 async fn negotiation(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    negotiations: web::Data<Negotiations>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(connector.negotiation_view(&id).await?))
+    Ok(HttpResponse::Ok().json(negotiations.negotiation_view(&id).await?))
 }
 
 async fn negotiation_step(
@@ -266,7 +268,7 @@ async fn negotiation_step(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    negotiations: web::Data<Negotiations>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, step) = path.into_inner();
     let Some(step) = crate::negotiation::actions::ManualStep::parse(&step) else {
@@ -276,18 +278,18 @@ async fn negotiation_step(
         ))
         .into());
     };
-    let body = optional_json(&req, payload, &connector).await?;
-    Ok(HttpResponse::Ok().json(connector.negotiation_step(&id, step, body).await?))
+    let body = optional_json(&req, payload).await?;
+    Ok(HttpResponse::Ok().json(negotiations.negotiation_step(&id, step, body).await?))
 }
 
 async fn agreements(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    negotiations: web::Data<Negotiations>,
 ) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(
-        connector
+        negotiations
             .agreement_page(q.cursor.as_deref(), q.limit)
             .await?,
     ))
@@ -296,9 +298,9 @@ async fn agreements(
 async fn agreement(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    negotiations: web::Data<Negotiations>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(connector.agreement(&id).await?))
+    Ok(HttpResponse::Ok().json(negotiations.agreement(&id).await?))
 }
 
 /// Paging of the ledger export.
@@ -345,11 +347,11 @@ async fn ledger(
 async fn transfers(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    transfers: web::Data<Transfers>,
 ) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(
-        connector
+        transfers
             .transfer_page(q.cursor.as_deref(), q.limit)
             .await?,
     ))
@@ -359,10 +361,10 @@ async fn start_transfer(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    transfers: web::Data<Transfers>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
-    let t = connector.start_transfer(body).await?;
+    let body = read_json_limited(&req, payload).await?;
+    let t = transfers.start_transfer(body).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -374,9 +376,9 @@ async fn start_transfer(
 async fn transfer(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    transfers: web::Data<Transfers>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(connector.transfer_view(&id).await?))
+    Ok(HttpResponse::Ok().json(transfers.transfer_view(&id).await?))
 }
 
 async fn transfer_step(
@@ -384,11 +386,11 @@ async fn transfer_step(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    transfers: web::Data<Transfers>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, step) = path.into_inner();
-    let body = optional_json(&req, payload, &connector).await?;
-    Ok(HttpResponse::Ok().json(connector.transfer_step(&id, &step, body).await?))
+    let body = optional_json(&req, payload).await?;
+    Ok(HttpResponse::Ok().json(transfers.transfer_step(&id, &step, body).await?))
 }
 
 async fn refresh_transfer(
@@ -428,10 +430,10 @@ async fn import_agreement(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    negotiations: web::Data<Negotiations>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
-    let a = connector.import_agreement(body).await?;
+    let body = read_json_limited(&req, payload).await?;
+    let a = negotiations.import_agreement(body).await?;
     Ok(HttpResponse::Created().json(a))
 }
 
@@ -440,7 +442,6 @@ async fn import_agreement(
 async fn optional_json(
     req: &HttpRequest,
     payload: web::Payload,
-    connector: &Connector,
 ) -> Result<Option<serde_json::Value>, ApiError> {
     if !req
         .headers()
@@ -448,7 +449,5 @@ async fn optional_json(
     {
         return Ok(None);
     }
-    Ok(Some(
-        read_json(req, payload, connector.config.limits.max_body_bytes).await?,
-    ))
+    Ok(Some(read_json_limited(req, payload).await?))
 }

@@ -6,18 +6,13 @@ use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
 use super::errors::{ApiError, BodyError};
+use crate::error::ServiceError;
 
 /// The query string as `T`, or a 400 that says what does not fit.
 pub(crate) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .map_err(|e| {
-            ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "bad-request",
-                format!("bad query string: {e}"),
-            )
-        })
+        .map_err(|e| ServiceError::BadRequest(format!("bad query string: {e}"), vec![]).into())
 }
 
 /// The largest request body accepted (`limits.max_body_bytes`), registered with each app so that a

@@ -42,7 +42,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A problem with a status, a kind slug and a detail.
-    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+    fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             slug,
@@ -137,6 +137,17 @@ impl From<ServiceError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// A notification arrived for a stream whose reader has gone: 410.
+#[derive(Debug, thiserror::Error)]
+#[error("the stream has ended")]
+pub struct StreamEnded;
+
+impl From<StreamEnded> for ApiError {
+    fn from(e: StreamEnded) -> Self {
+        ApiError::new(StatusCode::GONE, "gone", e.to_string())
     }
 }
 

@@ -89,6 +89,8 @@ pub fn api_app(
         )))
         .app_data(web::Data::from(connector.trust.clone()))
         .app_data(web::Data::from(connector.authority.clone()))
+        .app_data(web::Data::new(connector.negotiations()))
+        .app_data(web::Data::new(connector.transfers()))
         .app_data(web::Data::new(connector))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             errors::ApiError::from(crate::service::ServiceError::BadRequest(

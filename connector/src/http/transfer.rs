@@ -2,7 +2,7 @@
 //! (`GET /data/{tid}`), token refresh (`POST /data/{tid}/token`) and the consumer's push receiver
 //! (`POST /push/{tid}`). The process endpoints ([`super::process`]) take only the [`Transfers`] service.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use caap_contracts::transfer::message::{
     TransferCompletionMessage, TransferRequestMessage, TransferStartMessage,
@@ -11,8 +11,9 @@ use caap_contracts::transfer::message::{
 use serde_json::Value;
 
 use super::auth::{ProcessCaller, authorization};
-use super::errors::ApiError;
+use super::errors::{ApiError, StreamEnded};
 use super::process::{get, in_process, initial};
+use crate::error::ServiceError;
 use crate::service::Connector;
 use crate::transfer::Transfers;
 
@@ -113,23 +114,14 @@ async fn notification(
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(tx) = connector.notifications.sender(&id) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "no such subscription endpoint",
-        ));
+        return Err(ServiceError::NotFound("no such subscription endpoint".into()).into());
     };
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            format!("not JSON: {e}"),
-        )
-    })?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ServiceError::BadRequest(format!("not JSON: {e}"), vec![]))?;
     let mut line = serde_json::to_vec(&value).unwrap_or_default();
     line.push(b'\n');
     tx.send(web::Bytes::from(line))
         .await
-        .map_err(|_| ApiError::new(StatusCode::GONE, "gone", "the stream has ended"))?;
+        .map_err(|_| StreamEnded)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -265,7 +265,9 @@ impl Connector {
             with_target(offer, &dataset.dataset.id),
         ))
     }
+}
 
+impl super::Negotiations {
     /// A page of negotiations, ordered by id.
     pub async fn negotiation_page(
         &self,
@@ -298,6 +300,34 @@ impl Connector {
             .await?
             .map(NegotiationView::from)
             .ok_or_else(|| ServiceError::NotFound(format!("no negotiation `{id}`")))
+    }
+
+    /// A page of agreements, ordered by id (forward only).
+    pub async fn agreement_page(
+        &self,
+        token: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<crate::store::negotiations::AgreementRecord>, ServiceError> {
+        let cursor = Cursor::from_token(token)?;
+        let limit = page::page_size(limit)?;
+        let after = match &cursor {
+            Cursor::After(id) => Some(id.as_str()),
+            _ => None,
+        };
+        let rows = self.store.agreements(after, u64::from(limit) + 1).await?;
+        let page = Page::from_scan(rows, &cursor, limit, |a| a.id.clone());
+        Ok(page)
+    }
+
+    /// One agreement.
+    pub async fn agreement(
+        &self,
+        id: &str,
+    ) -> Result<crate::store::negotiations::AgreementRecord, ServiceError> {
+        self.store
+            .agreement(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no agreement `{id}`")))
     }
 
     /// Takes a step by hand. Refused (409) when a message is still on its way, when the step is not this
@@ -356,11 +386,9 @@ impl Connector {
         match step {
             Step::Agree => {
                 let offer = n.body.offer.clone();
-                self.negotiations()
-                    .agree(&mut n, &offer, now)
-                    .map_err(|r| {
-                        ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
-                    })?;
+                self.agree(&mut n, &offer, now).map_err(|r| {
+                    ServiceError::Internal(format!("the agreement could not be made: {r:?}"))
+                })?;
             }
             Step::Terminate => {
                 let reason = request.reason.clone().unwrap_or_else(|| match action {
@@ -375,16 +403,15 @@ impl Connector {
             }
             Step::Verify => {
                 let agreement = n.body.agreement.clone().unwrap_or_default();
-                self.negotiations()
-                    .check_agreement(
-                        &n.body.offer,
-                        (&n.dataset_id, &n.counterparty_address),
-                        &n.counterparty_id,
-                        &agreement,
-                        n.body.signature.as_ref(),
-                        false,
-                    )
-                    .map_err(ServiceError::Conflict)?;
+                self.check_agreement(
+                    &n.body.offer,
+                    (&n.dataset_id, &n.counterparty_address),
+                    &n.counterparty_id,
+                    &agreement,
+                    n.body.signature.as_ref(),
+                    false,
+                )
+                .map_err(ServiceError::Conflict)?;
                 n.owe(Step::Verify, now);
             }
             Step::Offer | Step::CounterOffer => {
@@ -458,7 +485,7 @@ pub struct ImportAgreement {
     pub stepwise: bool,
 }
 
-impl Connector {
+impl super::Negotiations {
     /// Imports an agreement as provider: it is built from `policy` like a negotiated one, signed with this
     /// connector's key, recorded in the ledger (as an import), and usable for transfers by `consumerId`.
     pub async fn import_agreement(

@@ -43,7 +43,7 @@ pub struct StartTransfer {
     pub manual: bool,
 }
 
-impl Connector {
+impl super::Transfers {
     /// Starts a transfer as consumer; the request leaves from the processor at once.
     pub async fn start_transfer(&self, body: Value) -> Result<TransferView, ServiceError> {
         let start: StartTransfer = decode(&body)?;
@@ -271,7 +271,9 @@ impl Connector {
         self.wake.notify_one();
         Ok(saved.into())
     }
+}
 
+impl Connector {
     /// Consumer: asks the provider's data plane for a fresh pull token and stores it.
     pub async fn refresh_transfer_token(&self, id: &str) -> Result<TransferView, ServiceError> {
         let t = self

@@ -31,6 +31,8 @@ pub struct Transfers {
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// The configuration.
     pub config: std::sync::Arc<crate::config::Config>,
+    /// Who we are (a push transfer's receiver address is on our public URL).
+    pub identity: std::sync::Arc<crate::trust::Identity>,
     /// Decides whether an agreement permits a transfer now.
     pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
     /// Wakes the processor when a step is owed.
@@ -46,6 +48,7 @@ impl crate::service::Connector {
             store: self.store.clone(),
             clock: self.clock.clone(),
             config: self.config.clone(),
+            identity: self.identity.clone(),
             decider: self.decider.clone(),
             wake: self.wake.clone(),
             flows: self.flows.clone(),
