@@ -124,22 +124,7 @@ impl Api {
             .set_token_uri(url);
         let http = self.http.clone();
         let send = move |req: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let res = http
-                    .request(parts.method, parts.uri.to_string())
-                    .headers(parts.headers)
-                    .body(body)
-                    .send()
-                    .await?;
-                let mut builder = http::Response::builder().status(res.status());
-                for (k, v) in res.headers() {
-                    builder = builder.header(k, v);
-                }
-                let bytes = res.bytes().await?;
-                Ok::<_, TokenError>(builder.body(bytes.to_vec())?)
-            }
+            caap_connector::outbound::oauth2_send(http.clone(), req)
         };
         let mut request = client.exchange_client_credentials();
         for s in self.oidc.scope.iter().flat_map(|s| s.split_whitespace()) {
@@ -182,13 +167,4 @@ impl Api {
             lifetime,
         ))
     }
-}
-
-/// An HTTP failure towards the token endpoint, for the oauth2 crate.
-#[derive(Debug, thiserror::Error)]
-enum TokenError {
-    #[error("{0}")]
-    Request(#[from] reqwest::Error),
-    #[error("{0}")]
-    Response(#[from] http::Error),
 }

@@ -107,6 +107,34 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// An HTTP failure towards an OAuth2 token endpoint, for the oauth2 crate.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OAuthHttpError(String);
+
+/// The oauth2 crate's HTTP seam over one of our clients: sends its request and returns the answer whole
+/// (used for protected data sources and by the CLI's client-credentials login).
+pub async fn oauth2_send(
+    http: reqwest::Client,
+    req: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, OAuthHttpError> {
+    let failed = |e: &dyn std::fmt::Display| OAuthHttpError(e.to_string());
+    let (parts, body) = req.into_parts();
+    let res = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut builder = http::Response::builder().status(res.status());
+    for (k, v) in res.headers() {
+        builder = builder.header(k, v);
+    }
+    let bytes = res.bytes().await.map_err(|e| failed(&e))?;
+    builder.body(bytes.to_vec()).map_err(|e| failed(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

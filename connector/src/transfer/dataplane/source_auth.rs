@@ -12,11 +12,6 @@ use crate::config::SourceCredential;
 
 pub use crate::flows::SourceTokens;
 
-/// An HTTP failure towards the token endpoint, for the oauth2 crate.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TokenHttpError(String);
-
 /// Tokens for protected sources: the cache, the configured credentials, the clock and the client for the
 /// authorization servers.
 #[derive(Clone, Copy)]
@@ -87,30 +82,7 @@ impl SourceAuth<'_> {
             .set_auth_uri(auth_url)
             .set_token_uri(token_url);
         let http = self.http.clone();
-        let send = move |req: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let res = http
-                    .request(parts.method, parts.uri.to_string())
-                    .headers(parts.headers)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| TokenHttpError(e.to_string()))?;
-                let mut builder = http::Response::builder().status(res.status());
-                for (k, v) in res.headers() {
-                    builder = builder.header(k, v);
-                }
-                let bytes = res
-                    .bytes()
-                    .await
-                    .map_err(|e| TokenHttpError(e.to_string()))?;
-                builder
-                    .body(bytes.to_vec())
-                    .map_err(|e| TokenHttpError(e.to_string()))
-            }
-        };
+        let send = move |req: oauth2::HttpRequest| crate::outbound::oauth2_send(http.clone(), req);
         let mut request = client.exchange_client_credentials();
         for s in &cred.scopes {
             request = request.add_scope(Scope::new(s.clone()));
