@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod model;
 pub mod negotiation;
 pub mod outbound;
+pub mod portal;
 pub mod process;
 pub mod processor;
 pub mod server;
