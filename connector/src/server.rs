@@ -229,6 +229,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         http: http.clone(),
         outbound: outbound.clone(),
     });
+    let identity = Arc::new(identity);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let consents = crate::consent::Consents::open(
+        store.clone(),
+        clock.clone(),
+        identity.clone(),
+        &config,
+        wake.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Other(format!("consent: {e}")))?;
     let connector = Connector {
         config: Arc::new(config),
         store,
@@ -236,10 +247,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         authenticator,
         outbound,
         decider,
-        identity: Arc::new(identity),
+        identity,
         http,
         http_streaming,
-        wake: Arc::new(tokio::sync::Notify::new()),
+        wake,
         flows: Arc::default(),
         source_tokens: Arc::default(),
         pull_tokens: Arc::new(pull_tokens),
@@ -248,6 +259,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         trust,
         oidc,
         catalog,
+        consents: Arc::new(consents),
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
