@@ -423,10 +423,13 @@ fn thousands_of_slow_clients_do_not_stop_the_catalog() {
         let bearer: &'static str = Box::leak(format!("Bearer {TOKEN}").into_boxed_str());
         // From two addresses other than the catalog client's: notifications for a stream that does not exist,
         // DCP requests without a token, and authenticated DSP requests, all with a body that never finishes.
-        let targets: [(&'static str, Option<&'static str>); 3] = [
+        let targets: [(&'static str, Option<&'static str>); 6] = [
             ("/notify/no-such-subscription", None),
             ("/dcp/presentations/query", None),
             ("/dsp/negotiations/request", Some(bearer)),
+            ("/dsp/catalog/request", Some(bearer)),
+            ("/dsp/negotiations/request", Some(bearer)),
+            ("/dsp/catalog/request", Some(bearer)),
         ];
         let mut clients = Vec::new();
         for i in 0..CLIENTS {
