@@ -270,6 +270,11 @@ pub struct IdentityConfig {
     /// loudly at start; never in a real data space.
     #[serde(default)]
     pub insecure_did_web_over_http: bool,
+    /// Host names (or IP addresses) whose DID documents, status lists and credential services may be on
+    /// loopback, private or link-local addresses: a data space on a private network. Other such hosts are
+    /// refused (a DID or a credential names hosts of the caller's choosing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_private_hosts: Vec<String>,
 }
 
 /// The trust anchor role (`caap authority init` writes it).
@@ -632,6 +637,7 @@ impl Default for IdentityConfig {
             did_cache_secs: default_did_cache_secs(),
             status_list_cache_secs: default_status_list_cache_secs(),
             insecure_did_web_over_http: false,
+            allowed_private_hosts: Vec::new(),
         }
     }
 }
@@ -1581,6 +1587,7 @@ admin_token = "0123456789abcdef0123"
                 did_cache_secs: 11,
                 status_list_cache_secs: 12,
                 insecure_did_web_over_http: true,
+                allowed_private_hosts: vec!["connector.intranet".into()],
             },
             limits: LimitsConfig {
                 max_body_bytes: 2048,

@@ -39,12 +39,12 @@ pub struct Clients {
     /// Data flows: connect and read timeouts, no total timeout.
     pub streaming: reqwest::Client,
     /// DID documents and status lists: a short total timeout, no redirects, public addresses only
-    /// (unless [`Settings::private_fetch`]).
+    /// (unless [`Settings::private`] allows them).
     pub fetch: reqwest::Client,
 }
 
-/// How the clients time out, and whether fetches may reach private addresses.
-#[derive(Debug, Clone, Copy)]
+/// How the clients time out, and which private addresses fetches may reach.
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Total time of a protocol request; how long a data flow may stay silent.
     pub timeout: Duration,
@@ -52,9 +52,57 @@ pub struct Settings {
     pub fetch_timeout: Duration,
     /// Connecting, for every client.
     pub connect_timeout: Duration,
-    /// DEVELOPMENT ONLY (`identity.insecure_did_web_over_http`): fetches may reach loopback, private and
-    /// link-local addresses.
-    pub private_fetch: bool,
+    /// Which non-public addresses fetches may reach.
+    pub private: PrivateHosts,
+}
+
+/// Which hosts fetches (DID documents, status lists, callers' credential services) may reach on loopback,
+/// private or link-local addresses.
+#[derive(Debug, Clone, Default)]
+pub struct PrivateHosts {
+    /// DEVELOPMENT ONLY (`identity.insecure_did_web_over_http`): any.
+    pub any: bool,
+    /// These host names or addresses (`identity.allowed_private_hosts`), lower case.
+    pub allowed: Arc<[String]>,
+}
+
+impl PrivateHosts {
+    /// The policy of `config`.
+    pub fn of(config: &Config) -> Self {
+        PrivateHosts {
+            any: config.identity.insecure_did_web_over_http,
+            allowed: config
+                .identity
+                .allowed_private_hosts
+                .iter()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        self.any
+            || self
+                .allowed
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host.trim_matches(['[', ']'])))
+    }
+
+    /// `Err` when `url`'s host is an IP address that is not public and not allowed (names are checked when
+    /// they are resolved, by the fetch client's resolver).
+    pub fn check_url(&self, url: &str) -> Result<(), PrivateAddress> {
+        let ip = url::Url::parse(url).ok().and_then(|u| match u.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        });
+        match ip {
+            Some(ip) if !is_public(ip) && !self.allows(&ip.to_string()) => {
+                Err(PrivateAddress(ip.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Settings {
@@ -64,7 +112,7 @@ impl Settings {
             timeout: Duration::from_secs(config.limits.outbound_timeout_secs),
             fetch_timeout: Duration::from_secs(config.limits.attempt_timeout_secs),
             connect_timeout: Duration::from_secs(config.limits.connect_timeout_secs),
-            private_fetch: config.identity.insecure_did_web_over_http,
+            private: PrivateHosts::of(config),
         }
     }
 }
@@ -93,8 +141,8 @@ impl Clients {
         let mut fetch = base()
             .timeout(settings.fetch_timeout)
             .redirect(reqwest::redirect::Policy::none());
-        if !settings.private_fetch {
-            fetch = fetch.dns_resolver(Arc::new(PublicOnly));
+        if !settings.private.any {
+            fetch = fetch.dns_resolver(Arc::new(PublicOnly(settings.private.clone())));
         }
         Ok(Clients {
             protocol: build(base().timeout(settings.timeout))?,
@@ -141,36 +189,26 @@ pub fn is_public(ip: IpAddr) -> bool {
 /// Why a fetch was not even tried: its host is (or resolves only to) a non-public address.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`{0}` is a loopback, private or link-local address, which is refused (identity.insecure_did_web_over_http allows it for development)"
+    "`{0}` is a loopback, private or link-local address, which is refused (identity.allowed_private_hosts allows named hosts; identity.insecure_did_web_over_http any, for development)"
 )]
 pub struct PrivateAddress(pub String);
 
-/// `Err` when `url`'s host is an IP address that is not public (names are checked when they are resolved,
-/// by the fetch client's resolver).
-pub fn refuse_private_literal(url: &str) -> Result<(), PrivateAddress> {
-    let host = url::Url::parse(url).ok().and_then(|u| match u.host() {
-        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-        _ => None,
-    });
-    match host {
-        Some(ip) if !is_public(ip) => Err(PrivateAddress(ip.to_string())),
-        _ => Ok(()),
-    }
-}
-
-/// The fetch client's resolver: the system's, keeping only public addresses (a name that resolves only to
-/// others is refused; the connection is never tried).
-#[derive(Debug, Clone, Copy)]
-struct PublicOnly;
+/// The fetch client's resolver: the system's, keeping only public addresses unless the host is allowed (a
+/// name that resolves only to others is refused; the connection is never tried).
+#[derive(Debug, Clone)]
+struct PublicOnly(PrivateHosts);
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
+        let allowed = self.0.allows(&host);
         Box::pin(async move {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
+            let public: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| allowed || is_public(a.ip()))
+                .collect();
             if public.is_empty() {
                 return Err(
                     Box::new(PrivateAddress(host)) as Box<dyn std::error::Error + Send + Sync>
@@ -245,7 +283,7 @@ pub async fn oauth2_send(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -271,18 +309,25 @@ mod tests {
         assert!(text.contains("tls.ca_files"), "{text}");
     }
 
-    fn settings(private_fetch: bool) -> Settings {
+    fn settings(private: PrivateHosts) -> Settings {
         Settings {
             timeout: Duration::from_secs(5),
             fetch_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
-            private_fetch,
+            private,
+        }
+    }
+
+    fn allowing(hosts: &[&str]) -> PrivateHosts {
+        PrivateHosts {
+            any: false,
+            allowed: hosts.iter().map(|h| h.to_string()).collect(),
         }
     }
 
     #[test]
     fn every_kind_of_client_builds() {
-        let clients = Clients::with_roots(settings(false), vec![]).unwrap();
+        let clients = Clients::with_roots(settings(PrivateHosts::default()), vec![]).unwrap();
         let _ = (clients.protocol, clients.streaming, clients.fetch);
     }
 
@@ -316,13 +361,18 @@ mod tests {
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
-        assert!(refuse_private_literal("http://127.0.0.1:8080/did.json").is_err());
-        assert!(refuse_private_literal("https://[fe80::1]/did.json").is_err());
-        assert!(refuse_private_literal("https://example.com/did.json").is_ok());
+        let none = PrivateHosts::default();
+        assert!(none.check_url("http://127.0.0.1:8080/did.json").is_err());
+        assert!(none.check_url("https://[fe80::1]/did.json").is_err());
+        assert!(none.check_url("https://example.com/did.json").is_ok());
+        let some = allowing(&["10.0.0.5", "::1"]);
+        assert!(some.check_url("https://10.0.0.5/did.json").is_ok());
+        assert!(some.check_url("https://[::1]:8443/did.json").is_ok());
+        assert!(some.check_url("https://10.0.0.6/did.json").is_err());
     }
 
     /// A listener that counts the connections it accepts and never answers.
-    async fn hung_host() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    pub(crate) async fn hung_host() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -337,36 +387,33 @@ mod tests {
         (port, accepted)
     }
 
-    #[tokio::test]
-    async fn fetches_never_connect_to_names_resolving_to_loopback() {
+    /// A fetch of `localhost:{port}` (the hung host) under `private`: its error and how many connections the
+    /// host saw.
+    async fn fetch_hung_localhost(private: PrivateHosts) -> (reqwest::Error, usize) {
         let (port, accepted) = hung_host().await;
-        let clients = Clients::with_roots(settings(false), vec![]).unwrap();
+        let clients = Clients::with_roots(settings(private), vec![]).unwrap();
         let e = clients
             .fetch
             .get(format!("http://localhost:{port}/.well-known/did.json"))
             .send()
             .await
             .unwrap_err();
-        assert!(
-            describe_reqwest(&e).contains("loopback, private or link-local"),
-            "{}",
-            describe_reqwest(&e)
-        );
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+        (e, accepted.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn fetches_never_connect_to_names_resolving_to_loopback() {
+        let (e, accepted) = fetch_hung_localhost(allowing(&["intranet.example"])).await;
+        let why = describe_reqwest(&e);
+        assert!(why.contains("loopback, private or link-local"), "{why}");
+        assert_eq!(accepted, 0);
     }
 
     #[tokio::test]
     async fn a_hung_host_is_given_up_on_after_the_fetch_timeout() {
-        let (port, accepted) = hung_host().await;
-        // Development: loopback allowed, so the request is sent and never answered.
-        let clients = Clients::with_roots(settings(true), vec![]).unwrap();
-        let e = clients
-            .fetch
-            .get(format!("http://localhost:{port}/.well-known/did.json"))
-            .send()
-            .await
-            .unwrap_err();
+        // localhost allowed by name, so the request is sent and never answered.
+        let (e, accepted) = fetch_hung_localhost(allowing(&["localhost"])).await;
         assert!(e.is_timeout(), "{}", describe_reqwest(&e));
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(accepted, 1);
     }
 }

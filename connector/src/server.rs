@@ -143,7 +143,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let fetch = crate::trust::HttpFetch::new(
         clients.fetch.clone(),
         1024 * 1024,
-        !config.identity.insecure_did_web_over_http,
+        crate::outbound::PrivateHosts::of(&config),
         std::time::Duration::from_secs(config.limits.failure_cache_secs),
     );
     let trust = Arc::new(

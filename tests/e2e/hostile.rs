@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::negotiation::eventually;
 use crate::support::{Node, Server, TOKEN, postgres_database, request, serve_routes, token_table};
-use crate::transfers::{city_settings, finalized_agreement, started_transfer};
+use crate::transfers::{city_settings, finalized_agreement, sample_asset, started_transfer};
 
 /// A provider and a consumer that trust each other's static tokens.
 fn two_cities() -> (Node, Node) {
@@ -30,13 +30,7 @@ fn two_cities() -> (Node, Node) {
 }
 
 fn publish(provider: &Server, id: &str, address: Value) {
-    let mut asset = serde_json::to_value(
-        caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
-            .into_iter()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut asset = sample_asset();
     asset["id"] = json!(id);
     asset["dataAddress"] = address;
     let r = provider.api("POST", "/api/v1/assets", Some(&asset));

@@ -20,25 +20,25 @@ const MAX_FAILURES: usize = 4096;
 pub struct HttpFetch {
     client: reqwest::Client,
     max_bytes: usize,
-    public_only: bool,
+    private: crate::outbound::PrivateHosts,
     failure_ttl: StdDuration,
     failures: Arc<Mutex<HashMap<String, (Instant, String)>>>,
 }
 
 impl HttpFetch {
     /// A fetcher over `client` (see [`crate::outbound::Clients::fetch`]), reading at most `max_bytes`,
-    /// refusing IP addresses that are not public when `public_only` (names are checked by the client's
-    /// resolver), and answering a failed URL's failure again for `failure_ttl` without a request.
+    /// refusing IP addresses that are not public unless `private` allows them (names are checked by the
+    /// client's resolver), and answering a failed URL's failure again for `failure_ttl` without a request.
     pub fn new(
         client: reqwest::Client,
         max_bytes: usize,
-        public_only: bool,
+        private: crate::outbound::PrivateHosts,
         failure_ttl: StdDuration,
     ) -> Self {
         HttpFetch {
             client,
             max_bytes,
-            public_only,
+            private,
             failure_ttl,
             failures: Arc::default(),
         }
@@ -50,9 +50,7 @@ impl HttpFetch {
         &self,
         url: &str,
     ) -> Result<&reqwest::Client, crate::outbound::PrivateAddress> {
-        if self.public_only {
-            crate::outbound::refuse_private_literal(url)?;
-        }
+        self.private.check_url(url)?;
         Ok(&self.client)
     }
 
@@ -154,26 +152,20 @@ impl HttpGet for HttpFetch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     #[tokio::test]
     async fn a_failure_is_remembered_and_not_retried_at_once() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                held.push(socket);
-            }
-        });
+        let (port, accepted) = crate::outbound::tests::hung_host().await;
         let client = reqwest::Client::builder()
             .timeout(StdDuration::from_millis(500))
             .build()
             .unwrap();
-        let fetch = HttpFetch::new(client, 1024, false, StdDuration::from_secs(600));
+        let any = crate::outbound::PrivateHosts {
+            any: true,
+            ..Default::default()
+        };
+        let fetch = HttpFetch::new(client, 1024, any, StdDuration::from_secs(600));
         let url = format!("http://127.0.0.1:{port}/.well-known/did.json");
         let first = fetch.get(&url).await.unwrap_err();
         assert!(first.0.contains("timed out"), "{}", first.0);
@@ -186,7 +178,12 @@ mod tests {
 
     #[tokio::test]
     async fn private_addresses_are_refused_without_a_request() {
-        let fetch = HttpFetch::new(reqwest::Client::new(), 1024, true, StdDuration::ZERO);
+        let fetch = HttpFetch::new(
+            reqwest::Client::new(),
+            1024,
+            crate::outbound::PrivateHosts::default(),
+            StdDuration::ZERO,
+        );
         for url in [
             "http://127.0.0.1:9/did.json",
             "https://10.0.0.1/did.json",
