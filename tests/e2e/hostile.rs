@@ -144,6 +144,13 @@ fn data_plane_errors_name_no_source_url_query_or_path() {
             .any(|l| l.contains(&id) && l.contains("internal/export")),
         "the provider's log names the source under request {id}:\n{log}"
     );
+    // What the provider answered the consumer: the generic reason with that request id (the consumer logs it).
+    let log = consumer.output.lock().unwrap().join("\n");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("the source is unavailable") && l.contains(&id)),
+        "the provider answered a generic reason with request id {id}:\n{log}"
+    );
 }
 
 /// The NUL cases on one connector (SQLite or PostgreSQL): each answers 400 naming the field, DSP endpoints with
