@@ -186,25 +186,21 @@ fn nul_is_refused_naming_the_field(extra_env: &[(&str, &str)]) {
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body["@type"], "ContractNegotiationError", "{}", r.body);
     assert!(r.body.to_string().contains("/consumerPid"), "{}", r.body);
-    let r = request(
-        "GET",
-        &format!("{}/dsp/negotiations/a%00b", server.dsp),
-        Some(&format!("Bearer {TOKEN}")),
-        None,
-        "application/json",
-    );
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.body["@type"], "ContractNegotiationError", "{}", r.body);
-    assert!(r.body.to_string().contains("the path"), "{}", r.body);
-    let r = request(
-        "GET",
-        &format!("{}/dsp/transfers/a%00b", server.dsp),
-        Some(&format!("Bearer {TOKEN}")),
-        None,
-        "application/json",
-    );
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.body["@type"], "TransferError", "{}", r.body);
+    for (process, error) in [
+        ("negotiations", "ContractNegotiationError"),
+        ("transfers", "TransferError"),
+    ] {
+        let r = request(
+            "GET",
+            &format!("{}/dsp/{process}/a%00b", server.dsp),
+            Some(&format!("Bearer {TOKEN}")),
+            None,
+            "application/json",
+        );
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body["@type"], error, "{}", r.body);
+        assert!(r.body.to_string().contains("the path"), "{}", r.body);
+    }
     let r = dsp(
         "/catalog/request?continuationToken=a%00",
         &json!({"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "CatalogRequestMessage"})
