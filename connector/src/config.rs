@@ -273,6 +273,11 @@ pub struct IdentityConfig {
     /// loudly at start; never in a real data space.
     #[serde(default)]
     pub insecure_did_web_over_http: bool,
+    /// Host names (or IP addresses) whose DID documents, status lists and credential services may be on
+    /// loopback, private or link-local addresses: a data space on a private network. Other such hosts are
+    /// refused (a DID or a credential names hosts of the caller's choosing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_private_hosts: Vec<String>,
 }
 
 /// Citizen consent (OASC MIM4).
@@ -424,9 +429,27 @@ pub struct LimitsConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Timeout of requests to other connectors, in seconds.
+    /// Timeout of requests to other connectors, in seconds (and how long a data flow may stay silent).
     #[serde(default = "default_outbound_timeout")]
     pub outbound_timeout_secs: u64,
+    /// How long one attempt at a DSP message, a DID document or a status list may take, in seconds: a peer
+    /// that accepts and never answers is given up on after `negotiation.max_attempts` of them.
+    #[serde(default = "default_attempt_timeout")]
+    pub attempt_timeout_secs: u64,
+    /// How long connecting to another host may take, in seconds (every outbound call).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// How long a failed DID document or status-list fetch is remembered (answered again without a
+    /// request), in seconds.
+    #[serde(default = "default_failure_cache_secs")]
+    pub failure_cache_secs: u64,
+    /// How long reading a request body may take, in seconds (a slower client gets 408).
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Requests in progress at once from one client address, per listener (more get 429 at once,
+    /// before their body is read).
+    #[serde(default = "default_max_requests_per_address")]
+    pub max_requests_per_address: usize,
 }
 
 /// OAuth2 client credentials (RFC 6749 §4.4) for a protected data source.
@@ -628,6 +651,21 @@ fn default_max_body() -> usize {
 fn default_outbound_timeout() -> u64 {
     30
 }
+fn default_attempt_timeout() -> u64 {
+    5
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_failure_cache_secs() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    10
+}
+fn default_max_requests_per_address() -> usize {
+    128
+}
 fn default_max_attempts() -> u32 {
     8
 }
@@ -683,6 +721,7 @@ impl Default for IdentityConfig {
             did_cache_secs: default_did_cache_secs(),
             status_list_cache_secs: default_status_list_cache_secs(),
             insecure_did_web_over_http: false,
+            allowed_private_hosts: Vec::new(),
         }
     }
 }
@@ -691,6 +730,11 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_body_bytes: default_max_body(),
             outbound_timeout_secs: default_outbound_timeout(),
+            attempt_timeout_secs: default_attempt_timeout(),
+            connect_timeout_secs: default_connect_timeout(),
+            failure_cache_secs: default_failure_cache_secs(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            max_requests_per_address: default_max_requests_per_address(),
         }
     }
 }
@@ -1067,6 +1111,34 @@ impl Config {
         }
         if self.limits.max_body_bytes < 1024 {
             return Err(bad("limits.max_body_bytes", "must be at least 1024".into()));
+        }
+        for (key, value) in [
+            (
+                "limits.outbound_timeout_secs",
+                self.limits.outbound_timeout_secs,
+            ),
+            (
+                "limits.attempt_timeout_secs",
+                self.limits.attempt_timeout_secs,
+            ),
+            (
+                "limits.connect_timeout_secs",
+                self.limits.connect_timeout_secs,
+            ),
+            (
+                "limits.body_read_timeout_secs",
+                self.limits.body_read_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        if self.limits.max_requests_per_address == 0 {
+            return Err(bad(
+                "limits.max_requests_per_address",
+                "must be at least 1".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be text or json".into()));
@@ -1599,10 +1671,16 @@ admin_token = "0123456789abcdef0123"
                 did_cache_secs: 11,
                 status_list_cache_secs: 12,
                 insecure_did_web_over_http: true,
+                allowed_private_hosts: vec!["connector.intranet".into()],
             },
             limits: LimitsConfig {
                 max_body_bytes: 2048,
                 outbound_timeout_secs: 5,
+                attempt_timeout_secs: 4,
+                connect_timeout_secs: 3,
+                failure_cache_secs: 7,
+                body_read_timeout_secs: 6,
+                max_requests_per_address: 9,
             },
             negotiation: NegotiationConfig {
                 max_attempts: 2,

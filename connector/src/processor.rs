@@ -379,12 +379,26 @@ pub(crate) async fn post<A: DeserializeOwned>(
             };
         }
     };
-    let mut req = c.http.post(url).json(body);
+    // One attempt: a peer that accepts and never answers costs `limits.attempt_timeout_secs`, not more.
+    let attempt = c.config.limits.attempt_timeout_secs;
+    let mut req = c
+        .http
+        .post(url)
+        .json(body)
+        .timeout(Duration::from_secs(attempt));
     if let Some(a) = &auth {
         req = req.header(header::AUTHORIZATION, a.expose());
     }
     let res = match req.send().await {
         Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Outcome::Failed {
+                error: format!(
+                    "POST {url}: no answer within {attempt} s (limits.attempt_timeout_secs)"
+                ),
+                permanent: false,
+            };
+        }
         Err(e) => {
             return Outcome::Failed {
                 error: format!("POST {url}: {}", describe_reqwest(&e)),

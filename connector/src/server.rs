@@ -12,6 +12,8 @@ use caap_identity::{
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthMode, Config};
+use crate::http::errors::Listener;
+use crate::http::guard::PerAddress;
 use crate::service::{Connector, Identity};
 use crate::store::Store;
 
@@ -138,7 +140,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .map_err(|e| StartError::Store(e.to_string()))?;
     let http = clients.protocol.clone();
     let http_streaming = clients.streaming.clone();
-    let fetch = crate::trust::HttpFetch::new(clients.fetch.clone(), 1024 * 1024);
+    let fetch = crate::trust::HttpFetch::new(
+        clients.fetch.clone(),
+        1024 * 1024,
+        crate::outbound::PrivateHosts::of(&config),
+        std::time::Duration::from_secs(config.limits.failure_cache_secs),
+    );
     let trust = Arc::new(
         crate::trust::dcp::Trust::new(
             &config,
@@ -273,12 +280,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )
     });
     let c = connector.clone();
+    let per_address = connector.config.limits.max_requests_per_address;
+    let limiter = PerAddress::new(per_address, Listener::Dsp);
     let dsp = HttpServer::new(move || {
         #[cfg(feature = "demo")]
         let extra = crate::sim::mount(simulator.clone());
         #[cfg(not(feature = "demo"))]
         let extra = |_: &mut actix_web::web::ServiceConfig| {};
-        crate::http::dsp_app(c.clone(), extra)
+        crate::http::dsp_app(c.clone(), limiter.clone(), extra)
     })
     .workers(dsp_workers)
     .disable_signals()
@@ -296,7 +305,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         })?
         .run();
     let c = connector.clone();
-    let api = HttpServer::new(move || crate::http::api_app(c.clone()))
+    let limiter = PerAddress::new(per_address, Listener::Management);
+    let api = HttpServer::new(move || crate::http::api_app(c.clone(), limiter.clone()))
         .workers(1)
         .disable_signals()
         .tcp_nodelay(true)

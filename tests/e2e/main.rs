@@ -22,6 +22,7 @@ mod cities;
 mod cli;
 mod consent;
 mod dcp_refusals;
+mod hostile;
 mod identity;
 mod input;
 mod linked_data;

@@ -773,7 +773,7 @@ pub(crate) fn city_settings(
 }
 
 /// A sample dataset to give another id and data address.
-fn sample_asset() -> Value {
+pub(crate) fn sample_asset() -> Value {
     serde_json::to_value(
         caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
             .into_iter()

@@ -11,6 +11,7 @@ use caap_contracts::transfer::message::{
 use serde_json::Value;
 
 use super::auth::{ProcessCaller, authorization};
+use super::body::read_json_limited;
 use super::errors::{ApiError, StreamEnded};
 use super::process::{get, in_process, initial};
 use crate::error::ServiceError;
@@ -110,17 +111,18 @@ async fn receive_push(
 }
 
 /// `POST /notify/{id}`: an NGSI-LD broker's notification for a subscription-fed stream this connector serves.
-/// Waits while the stream's queue is full (back-pressure towards the broker).
+/// The id is checked before the body is read (an unknown one costs nothing). Waits while the stream's queue
+/// is full (back-pressure towards the broker).
 async fn notification(
+    req: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(tx) = connector.notifications.sender(&id) else {
         return Err(ServiceError::NotFound("no such subscription endpoint".into()).into());
     };
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ServiceError::BadRequest(format!("not JSON: {e}"), vec![]))?;
+    let value: Value = read_json_limited(&req, payload).await?;
     let mut line = serde_json::to_vec(&value).unwrap_or_default();
     line.push(b'\n');
     tx.send(web::Bytes::from(line))

@@ -302,13 +302,9 @@ impl Connector {
         let res = req
             .send()
             .await
-            .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+            .map_err(|e| provider_unavailable(&url, &e.to_string()))?;
         if !res.status().is_success() {
-            let status = res.status();
-            let text = res.text().await.unwrap_or_default();
-            return Err(ServiceError::Upstream(format!(
-                "{url} answered {status}: {text}"
-            )));
+            return Err(provider_refused(&url, res).await);
         }
         let address: DataAddress = res
             .json()
@@ -432,17 +428,13 @@ impl Connector {
             let res = req
                 .send()
                 .await
-                .map_err(|e| ServiceError::Upstream(format!("{endpoint}: {e}")))?;
+                .map_err(|e| provider_unavailable(&endpoint, &e.to_string()))?;
             if res.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 self.refresh_transfer_token(id).await?;
                 continue;
             }
             if !res.status().is_success() {
-                let status = res.status();
-                let text = res.text().await.unwrap_or_default();
-                return Err(ServiceError::Upstream(format!(
-                    "{endpoint} answered {status}: {text}"
-                )));
+                return Err(provider_refused(&endpoint, res).await);
             }
             let content_type = res
                 .headers()
@@ -463,6 +455,40 @@ impl Connector {
             "the provider refused the refreshed token".into(),
         ))
     }
+}
+
+/// The provider's data plane could not be reached: the management API hears that, the log has where and why
+/// (the pull address may carry the provider's paths and tokens).
+fn provider_unavailable(url: &str, cause: &str) -> ServiceError {
+    tracing::warn!(%url, %cause, "the provider's data plane cannot be reached");
+    ServiceError::Upstream(
+        "the provider's data plane cannot be reached; this connector's log has the details".into(),
+    )
+}
+
+/// The provider's data plane refused: the management API hears its status and the provider's request id (to
+/// ask the provider about), never its body; the log has the rest.
+async fn provider_refused(url: &str, res: reqwest::Response) -> ServiceError {
+    let status = res.status();
+    let request_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or("unknown")
+        .to_owned();
+    let text: String = res
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(500)
+        .collect();
+    tracing::warn!(%url, %status, %request_id, body = %text, "the provider's data plane refused");
+    ServiceError::Upstream(format!(
+        "the provider's data plane answered {}; the provider's request id is {request_id}",
+        status.as_u16()
+    ))
 }
 
 impl Connector {
