@@ -22,6 +22,9 @@ pub enum ServiceError {
     /// It exists already, changed meanwhile, or is in use: 409.
     #[error("{0}")]
     Conflict(String),
+    /// The byte range asked for starts past the end of the data: 416.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// Another connector failed or answered something unusable: 502.
     #[error("{0}")]
     Upstream(String),
@@ -62,6 +65,25 @@ impl From<CatalogFault> for ServiceError {
             CatalogFault::Store(m) => ServiceError::Internal(m),
         }
     }
+}
+
+/// The absolute `http://` or `https://` URL in the field at `pointer`, or a 400 naming the field (a
+/// counterparty's address, a push target: refused on input, not when the processor first uses it).
+pub fn http_url(pointer: &str, value: &str) -> Result<url::Url, ServiceError> {
+    let bad = |why: String| {
+        let fe = FieldError::new(pointer, why);
+        ServiceError::BadRequest(format!("the body does not fit: {fe}"), vec![fe])
+    };
+    let url = url::Url::parse(value).map_err(|e| bad(format!("`{value}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(format!(
+            "`{value}` is not an http:// or https:// URL with a host"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("an address must not carry credentials".into()));
+    }
+    Ok(url)
 }
 
 /// Deserializes `body` into `T`, naming the path of the first field that does not fit.

@@ -32,9 +32,82 @@ use crate::store::processes::{Effects, Stored};
 /// How often running transfers are re-evaluated against their agreements.
 const MONITOR_EVERY: Duration = Duration::from_secs(1);
 
+/// The file in the data directory that holds the connector's instance id.
+pub const INSTANCE_FILE: &str = "instance-id";
+
+/// The connector's stable identity as a lease owner: one per data directory, kept across restarts, so a
+/// restarted connector recognizes the leases its crashed predecessor held and takes its work back at once.
+/// The instance file is locked while the connector runs; a second process on the same data directory gets
+/// a fresh identity of its own (and so never takes over the first one's leases).
+#[derive(Debug)]
+pub struct Instance {
+    id: String,
+    /// Held (and locked) while the connector runs.
+    _lock: Option<std::fs::File>,
+}
+
+impl Instance {
+    /// The instance of `data_dir` (created on first use).
+    pub fn of(data_dir: &std::path::Path) -> Instance {
+        let fresh = || Instance {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            _lock: None,
+        };
+        let path = data_dir.join(INSTANCE_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path);
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "no instance file: leases of a crashed run wait for their expiry");
+                return fresh();
+            }
+        };
+        if file.try_lock().is_err() {
+            tracing::warn!(path = %path.display(), "another process runs on this data directory: a fresh instance id");
+            return fresh();
+        }
+        use std::io::{Read, Seek, Write};
+        let mut id = String::new();
+        let _ = file.read_to_string(&mut id);
+        let id = id.trim();
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let id = if valid {
+            id.to_owned()
+        } else {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let written = file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(id.as_bytes()))
+                .and_then(|()| file.sync_all());
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the instance file");
+            }
+            id
+        };
+        Instance {
+            id,
+            _lock: Some(file),
+        }
+    }
+
+    /// The stable id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// Runs until `stop` turns true.
-pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
-    let owner = format!("caap-{}", uuid::Uuid::new_v4());
+pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Receiver<bool>) {
+    // This run's lease owner (see `Store::claim_due`).
+    let owner = format!("{}/{}", instance.id(), uuid::Uuid::new_v4().simple());
     let config = connector.config.negotiation.clone();
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let mut tasks = JoinSet::new();
@@ -98,6 +171,7 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     // Let messages in flight finish; their leases would expire otherwise and another replica would retry.
     while tasks.join_next().await.is_some() {}
     tracing::debug!(%owner, "processor stopped");
+    drop(instance);
 }
 
 /// Claims due work of kind `P` for the free permits and spawns its sends. Returns whether it claimed any.

@@ -143,6 +143,43 @@ fn malformed_wrong_oversized_and_unknown_input_is_refused_without_side_effects()
             r.body
         );
     }
+    // Addresses are checked on input: 400 naming the field, nothing created.
+    let transfers_before = count(&server, "/api/v1/transfers");
+    for (path, body, pointer) in [
+        (
+            "/api/v1/transfers",
+            json!({"agreementId": "a1", "counterPartyAddress": "not a url", "counterPartyId": "did:web:x"}),
+            "/counterPartyAddress",
+        ),
+        (
+            "/api/v1/transfers",
+            json!({"agreementId": "a1", "counterPartyAddress": "file:///etc/passwd", "counterPartyId": "did:web:x"}),
+            "/counterPartyAddress",
+        ),
+        (
+            "/api/v1/transfers",
+            json!({"agreementId": "a1", "counterPartyAddress": "http://127.0.0.1:9/dsp", "counterPartyId": "did:web:x",
+                "format": "HttpData-PUSH", "pushTo": "ftp://x/in"}),
+            "/pushTo",
+        ),
+        (
+            "/api/v1/negotiations",
+            json!({"counterPartyAddress": "not a url", "counterPartyId": "did:web:x",
+                "offer": {"@id": "o", "@type": "Offer", "target": "d", "permission": [{"action": "use"}]}}),
+            "/counterPartyAddress",
+        ),
+        (
+            "/api/v1/negotiations",
+            json!({"counterPartyAddress": "http://user:pw@127.0.0.1:9", "offerId": "o"}),
+            "/counterPartyAddress",
+        ),
+    ] {
+        let r = server.api("POST", path, Some(&body));
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+        assert!(r.body.to_string().contains(pointer), "{path}: {}", r.body);
+    }
+    assert_eq!(count(&server, "/api/v1/transfers"), transfers_before);
     // PUT with a changed id, a stale If-Match, and on a missing document.
     let mut changed = original.clone();
     changed["id"] = json!("other");

@@ -414,16 +414,9 @@ async fn transfer_data(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let opened = connector
-        .transfer_data(&id, last_event_id.as_deref())
+        .transfer_data(&id, last_event_id.as_deref(), super::transfer::range(&req))
         .await?;
-    let mut res = HttpResponse::Ok();
-    if let Some(ct) = &opened.content_type {
-        res.insert_header((actix_web::http::header::CONTENT_TYPE, ct.as_str()));
-    }
-    Ok(match opened.length {
-        Some(len) => res.no_chunking(len).streaming(opened.stream),
-        None => res.streaming(opened.stream),
-    })
+    Ok(super::transfer::streamed(opened))
 }
 
 async fn import_agreement(

@@ -125,6 +125,11 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::NotFound(d) => ApiError::new(StatusCode::NOT_FOUND, "not-found", d),
             ServiceError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
+            ServiceError::RangeNotSatisfiable(d) => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                d,
+            ),
             ServiceError::Upstream(d) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "counterparty-failed", d)
             }
@@ -420,6 +425,11 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
             }
             AccessError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AccessError::RangeNotSatisfiable(m) => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                m,
+            ),
             AccessError::Source(e) => {
                 tracing::warn!(cause = %e, "data source failed");
                 ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", e.public())

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Transfers),
             Box::new(M0004Usage),
             Box::new(M0005Identity),
+            Box::new(M0006LedgerCheckpoint),
         ]
     }
 }
@@ -313,5 +314,34 @@ impl MigrationTrait for M0005Identity {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0005).await
+    }
+}
+
+/// The ledger's signed head, checkpointed in the same transaction as the entries (`store::ledger_head`).
+#[derive(Debug)]
+struct M0006LedgerCheckpoint;
+
+impl MigrationName for M0006LedgerCheckpoint {
+    fn name(&self) -> &str {
+        "m0006_ledger_checkpoint"
+    }
+}
+
+#[async_trait]
+impl MigrationTrait for M0006LedgerCheckpoint {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(
+            manager,
+            &["CREATE TABLE ledger_checkpoint (
+                id VARCHAR(16) NOT NULL PRIMARY KEY,
+                seq BIGINT NOT NULL,
+                hash VARCHAR(128) NOT NULL,
+                jws TEXT NOT NULL)"],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, &["DROP TABLE ledger_checkpoint"]).await
     }
 }
