@@ -90,6 +90,20 @@ impl ApiError {
             "the access token cannot be checked right now (the OIDC provider is unreachable); retry later",
         )
     }
+    /// 405 for a method a documented path does not allow, with the `Allow` header (RFC 9110 §15.5.6).
+    pub fn no_method(method: &str, path: &str, allowed: &[String]) -> HttpResponse {
+        let allow = allowed.join(", ");
+        let mut res = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            format!("{path} does not allow {method}; it allows {allow}"),
+        )
+        .error_response();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(header::ALLOW, v);
+        }
+        res
+    }
     /// 404 for an unknown route.
     pub fn no_route(method: &str, path: &str) -> Self {
         ApiError::new(

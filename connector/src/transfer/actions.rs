@@ -48,6 +48,10 @@ impl super::Transfers {
     /// Starts a transfer as consumer; the request leaves from the processor at once.
     pub async fn start_transfer(&self, body: Value) -> Result<TransferView, ServiceError> {
         let start: StartTransfer = decode(&body)?;
+        // Addresses are checked on input, whether or not this format uses them.
+        if let Some(url) = &start.push_to {
+            crate::error::http_url("/pushTo", url)?;
+        }
         let format = start.format.clone().unwrap_or_else(|| PULL.to_owned());
         let push = format.eq_ignore_ascii_case(PUSH);
         if !push && !format.eq_ignore_ascii_case(PULL) {
@@ -126,7 +130,6 @@ impl super::Transfers {
         let data_address = if push {
             Some(match &start.push_to {
                 Some(url) => {
-                    crate::error::http_url("/pushTo", url)?;
                     let mut a =
                         DataAddress::new(super::dataplane::ENDPOINT_TYPE, Some(url.clone()));
                     if let Some(auth) = &start.push_authorization {
