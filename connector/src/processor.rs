@@ -333,6 +333,11 @@ fn record<P: Work>(
     let mut effects = Effects::default();
     let name = <P::Kind as Kind>::step_name(step);
     let terminate = <P::Kind as Kind>::TERMINATE;
+    // The termination that follows giving up carries on the failed attempts' count, so the count the
+    // process shows at the end is the one its history names (not 0).
+    let after_giving_up =
+        step == terminate && p.outgoing().and_then(|t| t.code.as_deref()) == Some(GAVE_UP);
+    let kept_attempts = *p.schedule().attempts;
     match outcome {
         Outcome::Acked {
             provider_pid,
@@ -379,6 +384,13 @@ fn record<P: Work>(
             } else {
                 cfg.max_attempts
             };
+            // A termination after giving up counts on from the attempts given up on (at most
+            // `max_attempts`), so it has at least as many of its own.
+            let limit = if after_giving_up {
+                cfg.max_attempts.saturating_mul(2)
+            } else {
+                limit
+            };
             let attempts = {
                 let schedule = p.schedule();
                 *schedule.attempts += 1;
@@ -407,14 +419,23 @@ fn record<P: Work>(
                     "gave up sending the {name} message after {attempts} attempts: {error}"
                 );
                 p.log(now, Actor::Local, reason.clone());
-                p.owe_with_reason(terminate, "delivery-failed", reason, now);
-                // Keep the failure visible while the termination is on its way.
+                p.owe_with_reason(terminate, GAVE_UP, reason, now);
+                // Keep the failure and the count visible while the termination is on its way.
                 *p.schedule().last_error = Some(error.clone());
+                *p.schedule().attempts = attempts;
             }
         }
     }
+    if after_giving_up && p.pending().is_none() {
+        // Ended (acknowledged or terminated locally): the count stays what the history says.
+        let s = p.schedule();
+        *s.attempts = (*s.attempts).max(kept_attempts);
+    }
     (p, effects)
 }
+
+/// The termination code of a process whose step was given up on.
+const GAVE_UP: &str = "delivery-failed";
 
 /// What the acknowledgement of an initial request must be: an `A` (called `name`) with a provider pid.
 pub(crate) struct Ack<A> {

@@ -469,6 +469,8 @@ fn a_counterparty_that_stays_down_ends_the_negotiation_with_the_reason() {
     );
     assert!(reason.contains("503"), "{reason}");
     assert_eq!(n["termination"]["by"], "local");
+    // The count stays what the history says.
+    assert_eq!(n["retryCount"], 3, "{n}");
 }
 
 #[test]
