@@ -772,6 +772,22 @@ pub(crate) fn city_settings(
     ]
 }
 
+/// Publishes one dataset (`asset_id` with `data_address`) under offer `offer`, usable by anyone (policy `use`).
+fn publish_one(provider: &Server, asset_id: &str, data_address: Value, offer: &str) {
+    let mut asset = sample_asset();
+    asset["id"] = json!(asset_id);
+    asset["dataAddress"] = data_address;
+    let r = provider.api("POST", "/api/v1/assets", Some(&asset));
+    assert_eq!(r.status, 201, "{}", r.body);
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
+    let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": offer, "assets": [asset_id], "accessPolicy": "use", "contractPolicy": "use"})));
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 /// A sample dataset to give another id and data address.
 fn sample_asset() -> Value {
     serde_json::to_value(
@@ -924,21 +940,13 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
     let provider_https = provider.dsp.replacen("http://", "https://", 1);
-    let mut asset = sample_asset();
-    asset["id"] = json!("live-air");
-    asset["dataAddress"] = json!({"type": "LiveStream", "source": "Sse",
-        "url": format!("{provider_https}/sim/malmo/air-quality/radhuset/stream")});
-    assert_eq!(
-        provider.api("POST", "/api/v1/assets", Some(&asset)).status,
-        201
+    publish_one(
+        &provider,
+        "live-air",
+        json!({"type": "LiveStream", "source": "Sse",
+            "url": format!("{provider_https}/sim/malmo/air-quality/radhuset/stream")}),
+        "live",
     );
-    provider.api(
-        "POST",
-        "/api/v1/policies",
-        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
-    );
-    let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": "live", "assets": ["live-air"], "accessPolicy": "use", "contractPolicy": "use"})));
-    assert_eq!(r.status, 201, "{}", r.body);
     let agreement = finalized_agreement(&consumer, &provider_https, "live");
     let t = started_transfer(&consumer, &agreement);
     let tid = t["id"].as_str().unwrap().to_owned();
@@ -1230,21 +1238,12 @@ fn pulls_are_counted_served_in_ranges_and_an_interrupted_one_is_marked_and_resum
     let provider_env = [("CAAP_PARTICIPANT_ID", "did:web:malmo.example")];
     let provider = provider_node.start(&provider_env);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
-    let mut asset = sample_asset();
-    asset["id"] = json!("big-file");
-    asset["dataAddress"] =
-        json!({"type": "File", "path": "big.bin", "mediaType": "application/octet-stream"});
-    assert_eq!(
-        provider.api("POST", "/api/v1/assets", Some(&asset)).status,
-        201
+    publish_one(
+        &provider,
+        "big-file",
+        json!({"type": "File", "path": "big.bin", "mediaType": "application/octet-stream"}),
+        "big",
     );
-    provider.api(
-        "POST",
-        "/api/v1/policies",
-        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
-    );
-    let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": "big", "assets": ["big-file"], "accessPolicy": "use", "contractPolicy": "use"})));
-    assert_eq!(r.status, 201, "{}", r.body);
     let agreement = finalized_agreement(&consumer, &provider.dsp, "big");
     let t = started_transfer(&consumer, &agreement);
     let tid = t["id"].as_str().unwrap().to_owned();
