@@ -18,6 +18,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 pg_bin=""
 for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && pg_bin="$d"; done
 [ -n "$pg_bin" ] || need+=(postgresql)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "apt-get install ${need[*]}"
   as_root apt-get update -qq
@@ -101,6 +102,17 @@ for _ in range(150):
 sys.exit(1)
 PY
 echo "oidc-provider $(node -p 'require("./tests/oidc/node_modules/oidc-provider/package.json").version') at $CAAP_TEST_OIDC_ISSUER"
+
+step "Installing schemathesis (PyPI) for the management API's OpenAPI conformance test"
+st_version=4.32.5
+st_venv="$HOME/.cache/caap/schemathesis"
+if [ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version $st_version" ]; then
+  rm -rf "$st_venv"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$st_version"
+fi
+export CAAP_SCHEMATHESIS="$st_venv/bin/st" CAAP_TEST_REQUIRE_SCHEMATHESIS=1
+"$CAAP_SCHEMATHESIS" --version
 
 step "Unit tests, the store suite (SQLite + PostgreSQL) and the end-to-end tests"
 "${runner[@]}"

@@ -137,7 +137,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         clock.clone(),
     )
     .await
-    .map_err(|e| StartError::Store(e.to_string()))?;
+    .map_err(|e| StartError::Store(e.to_string()))?
+    .with_ledger_seal(crate::store::ledger_head::LedgerSeal::new(
+        identity.key.clone(),
+        Some(config.data_dir.join(crate::store::ledger_head::HEAD_FILE)),
+    ));
     let http = clients.protocol.clone();
     let http_streaming = clients.streaming.clone();
     let fetch = crate::trust::HttpFetch::new(
@@ -269,7 +273,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         consents: Arc::new(consents),
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
-    let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
+    let processor = actix_web::rt::spawn(crate::processor::run(
+        connector.clone(),
+        crate::processor::Instance::of(&connector.config.data_dir),
+        stop_rx,
+    ));
 
     #[cfg(feature = "demo")]
     let simulator = connector.config.simulator.enabled.then(|| {

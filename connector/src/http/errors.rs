@@ -142,6 +142,20 @@ impl ApiError {
             "the access token cannot be checked right now (the OIDC provider is unreachable); retry later",
         )
     }
+    /// 405 for a method a documented path does not allow, with the `Allow` header (RFC 9110 §15.5.6).
+    pub fn no_method(method: &str, path: &str, allowed: &[String]) -> HttpResponse {
+        let allow = allowed.join(", ");
+        let mut res = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            format!("{path} does not allow {method}; it allows {allow}"),
+        )
+        .error_response();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(header::ALLOW, v);
+        }
+        res
+    }
     /// 404 for an unknown route.
     pub fn no_route(method: &str, path: &str) -> Self {
         ApiError::new(
@@ -177,6 +191,11 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::NotFound(d) => ApiError::new(StatusCode::NOT_FOUND, "not-found", d),
             ServiceError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
+            ServiceError::RangeNotSatisfiable(d) => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                d,
+            ),
             ServiceError::Upstream(d) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "counterparty-failed", d)
             }
@@ -483,6 +502,11 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
             }
             AccessError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AccessError::RangeNotSatisfiable(m) => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                m,
+            ),
             AccessError::Source(e) => {
                 // The consumer hears nothing of the source (no URL, query, path or status); the log has it.
                 tracing::warn!(cause = %e, "data source failed");

@@ -111,10 +111,11 @@ pub fn api_app(
             ))
             .into()
         }))
+        .app_data(web::Data::new(api::Documented::from_openapi()))
         .wrap_fn(move |req, srv| guard::guard(&limiter, req, srv))
         .wrap_fn(traced)
         .configure(api::routes)
-        .default_service(web::to(not_found))
+        .default_service(web::to(api_not_found))
 }
 
 fn body_rules(connector: &Connector, require_media_type: bool) -> body::BodyRules {
@@ -126,6 +127,21 @@ fn body_rules(connector: &Connector, require_media_type: bool) -> body::BodyRule
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     errors::ApiError::no_route(req.method().as_str(), req.path()).error_response()
+}
+
+/// The management API's unknown routes: 405 with `Allow` for a documented path asked with another method
+/// (TRACE, PATCH, …), 404 otherwise.
+pub(crate) async fn api_not_found(
+    req: HttpRequest,
+    documented: web::Data<api::Documented>,
+) -> HttpResponse {
+    let method = req.method().as_str();
+    match documented.allowed(req.path()) {
+        Some(allowed) if !allowed.iter().any(|m| m == method) => {
+            errors::ApiError::no_method(method, req.path(), &allowed)
+        }
+        _ => not_found(req).await,
+    }
 }
 
 /// Gives each request an id (kept from `X-Request-Id` if the caller sent a sane one), runs it in a

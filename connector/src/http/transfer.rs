@@ -67,21 +67,42 @@ async fn pull(
         .map(str::to_owned);
     // Watch for a stop before opening the source, so a suspension racing with this access still ends it.
     let stop = connector.flows.watch(&t.id);
-    let opened = connector
-        .open_source(&t.body.dataset_id, last_event_id.as_deref())
+    let mut opened = connector
+        .open_source(&t.body.dataset_id, last_event_id.as_deref(), range(&req))
         .await?;
     let opened = connector
         .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
     let stream = crate::transfer::dataplane::flows::until_stopped(opened.stream, stop);
-    let mut res = HttpResponse::Ok();
+    opened.stream = connector.counted(&t.id, Box::pin(stream), "served");
+    Ok(streamed(opened))
+}
+
+/// The one `Range` a request asks for, if any (see `dataplane::range`).
+pub(super) fn range(req: &HttpRequest) -> Option<crate::transfer::dataplane::range::ByteRange> {
+    req.headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::transfer::dataplane::range::ByteRange::parse)
+}
+
+/// A data flow as a response: 200 with the whole, or 206 with `Content-Range` when a range was served.
+pub(super) fn streamed(opened: crate::transfer::dataplane::Opened) -> HttpResponse {
+    let mut res = match &opened.range {
+        Some(part) => {
+            let mut res = HttpResponse::PartialContent();
+            res.insert_header((header::CONTENT_RANGE, part.header()));
+            res
+        }
+        None => HttpResponse::Ok(),
+    };
     if let Some(ct) = &opened.content_type {
         res.insert_header((header::CONTENT_TYPE, ct.as_str()));
     }
     match opened.length {
-        Some(len) => Ok(res.no_chunking(len).streaming(stream)),
-        None => Ok(res.streaming(stream)),
+        Some(len) => res.no_chunking(len).streaming(opened.stream),
+        None => res.streaming(opened.stream),
     }
 }
 

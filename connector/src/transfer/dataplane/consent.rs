@@ -45,6 +45,11 @@ impl Connector {
         let Some(scope) = scope else {
             return Ok(opened);
         };
+        if opened.range.is_some() {
+            return Err(AccessError::BadRequest(
+                "consent-filtered data is served whole, not in byte ranges".into(),
+            ));
+        }
         let Some(format) = Format::of(opened.content_type.as_deref()) else {
             tracing::warn!(transfer = transfer_id, content_type = ?opened.content_type, "consent-based data in a format without records");
             return Err(AccessError::Forbidden(
@@ -99,6 +104,7 @@ impl Connector {
             // The length changes with what is held back.
             length: None,
             stream: filter_stream(opened.stream, filter, keep, on_end),
+            range: None,
         })
     }
 }
@@ -146,7 +152,7 @@ impl Connector {
                 "a live stream's citizens are not known in advance; ask them one by one".into(),
             ));
         }
-        let opened = self.open_source(&dataset, None).await?;
+        let opened = self.open_source(&dataset, None, None).await?;
         let Some(format) = Format::of(opened.content_type.as_deref()) else {
             return Err(AccessError::Forbidden(
                 "the dataset holds personal data in a format caap cannot read per citizen".into(),
