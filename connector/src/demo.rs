@@ -972,7 +972,7 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
         })
         .await?;
         let opened = c
-            .transfer_data(&t.id, None)
+            .transfer_data(&t.id, None, None)
             .await
             .map_err(|e| fail(label)(e.to_string()))?;
         let bytes = read_all(opened.stream).await?;

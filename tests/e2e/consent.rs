@@ -148,7 +148,10 @@ fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
         let items = l["items"].as_array()?.clone();
         (items.len() == 3).then_some(items)
     });
-    assert!(asked.iter().all(|r| r["standing"] == "requested"), "{asked:?}");
+    assert!(
+        asked.iter().all(|r| r["standing"] == "requested"),
+        "{asked:?}"
+    );
     assert!(!format!("{asked:?}").contains("19990101"));
     // Anna grants, Bo refuses, Cajsa does not answer.
     let anna = request_consent(&provider, ANNA);

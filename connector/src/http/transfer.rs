@@ -67,10 +67,10 @@ async fn pull(
         .map(str::to_owned);
     // Watch for a stop before opening the source, so a suspension racing with this access still ends it.
     let stop = connector.flows.watch(&t.id);
-    let mut opened = connector
+    let opened = connector
         .open_source(&t.body.dataset_id, last_event_id.as_deref(), range(&req))
         .await?;
-    let opened = connector
+    let mut opened = connector
         .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");

@@ -192,7 +192,11 @@ impl Connector {
             .request_all(found, &dataset, &scope.purpose, &scope.recipient)
             .await
             .map_err(|e| AccessError::Internal(e.to_string()))?;
-        tracing::info!(agreement = agreement_id, citizens = n, "consent requested from every citizen the dataset holds");
+        tracing::info!(
+            agreement = agreement_id,
+            citizens = n,
+            "consent requested from every citizen the dataset holds"
+        );
         Ok(n)
     }
 }
