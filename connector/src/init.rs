@@ -153,6 +153,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         simulator: Default::default(),
         authority: Default::default(),
         log: LogConfig::default(),
+        open_data: Default::default(),
         data_dir: PathBuf::from("."),
     };
     let mut config_with_paths = config.clone();

@@ -313,7 +313,13 @@ fn init_logging(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = if config.log.format == "json" {
-        builder.json().try_init()
+        // One JSON object a line; a line logged while serving a request carries the request's span in
+        // `spans` (`request_id`, the `X-Request-Id` echoed to the caller), however deeply it is nested.
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         key: trust.key().clone(),
         ..identity
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let (authenticator, outbound): (Arc<dyn DspAuthenticator>, Arc<dyn OutboundCredentials>) =
         match config.dsp.auth.mode {
             AuthMode::StaticToken => {
@@ -174,7 +175,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 (tokens.clone(), tokens)
             }
             AuthMode::Dcp => (
-                Arc::new(crate::trust::dcp::DcpAuthenticator(trust.clone())),
+                Arc::new(crate::trust::dcp::DcpAuthenticator(
+                    trust.clone(),
+                    metrics.clone(),
+                )),
                 Arc::new(trust.outbound()),
             ),
         };
@@ -210,7 +214,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &identity,
     ));
     let dsp_workers = workers(config.dsp.workers);
-    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(caap_policy::OdrlEvaluator::new());
+    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(crate::metrics::CountedDecider {
+        inner: caap_policy::OdrlEvaluator::new(),
+        metrics: metrics.clone(),
+    });
     let catalog = crate::catalog::CatalogService::new(crate::catalog::CatalogParts {
         store: store.clone(),
         clock: clock.clone(),
@@ -229,6 +236,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         http: http.clone(),
         outbound: outbound.clone(),
     });
+    let config_open = config.open_data.clone();
     let connector = Connector {
         config: Arc::new(config),
         store,
@@ -248,6 +256,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         trust,
         oidc,
         catalog,
+        open_limits: Arc::new(crate::ratelimit::RateLimiter::new(
+            config_open.requests_per_minute,
+            config_open.burst,
+        )),
+        metrics,
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));

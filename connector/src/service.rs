@@ -53,6 +53,10 @@ pub struct Connector {
     pub oidc: Option<Arc<crate::trust::oidc::OidcVerifier>>,
     /// Assets, policies, offers, the DSP catalog and the federated catalog.
     pub catalog: crate::catalog::CatalogService,
+    /// The Prometheus metrics this connector counts.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Per-client rate limits of what anyone may call without credentials (open data).
+    pub open_limits: Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl std::fmt::Debug for Connector {

@@ -10,7 +10,9 @@ pub mod dsp;
 pub mod errors;
 pub mod identity;
 pub mod identity_api;
+pub mod metrics;
 pub mod negotiation;
+pub mod open;
 pub mod process;
 pub mod transfer;
 
@@ -47,8 +49,10 @@ pub fn dsp_app(
         .app_data(web::Data::new(connector.negotiations()))
         .app_data(web::Data::new(connector.transfers()))
         .app_data(web::Data::new(connector))
+        .wrap_fn(metrics::measured)
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
+        .configure(open::routes)
         .route(caap_catalog::CAAP_CONTEXT_PATH, web::get().to(caap_context))
         .configure(identity::routes)
         .configure(authority::routes)
@@ -100,6 +104,8 @@ pub fn api_app(
             .into()
         }))
         .wrap_fn(traced)
+        .configure(metrics::routes)
+        .configure(open::api_routes)
         .configure(api::routes)
         .default_service(web::to(not_found))
 }
@@ -132,7 +138,7 @@ where
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let fut = srv.call(req);
     async move {
         let mut res = fut.await?;

@@ -70,7 +70,12 @@ async fn pull(
         .open_source(&t.body.dataset_id, last_event_id.as_deref())
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
-    let stream = crate::transfer::dataplane::flows::until_stopped(opened.stream, stop);
+    let stream = crate::metrics::counted(
+        opened.stream,
+        connector.metrics.clone(),
+        crate::metrics::Direction::Out,
+    );
+    let stream = crate::transfer::dataplane::flows::until_stopped(stream, stop);
     let mut res = HttpResponse::Ok();
     if let Some(ct) = &opened.content_type {
         res.insert_header((header::CONTENT_TYPE, ct.as_str()));

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Transfers),
             Box::new(M0004Usage),
             Box::new(M0005Identity),
+            Box::new(M0006OpenDownloads),
         ]
     }
 }
@@ -313,5 +314,34 @@ impl MigrationTrait for M0005Identity {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0005).await
+    }
+}
+
+/// Open data: anonymous downloads of public datasets, counted per dataset and day (no client, no address).
+#[derive(Debug)]
+struct M0006OpenDownloads;
+
+impl MigrationName for M0006OpenDownloads {
+    fn name(&self) -> &str {
+        "m0006_open_downloads"
+    }
+}
+
+const UP_0006: &[&str] = &["CREATE TABLE open_downloads (
+        dataset_id VARCHAR(200) NOT NULL,
+        day VARCHAR(10) NOT NULL,
+        downloads BIGINT NOT NULL,
+        PRIMARY KEY (dataset_id, day))"];
+
+const DOWN_0006: &[&str] = &["DROP TABLE open_downloads"];
+
+#[async_trait]
+impl MigrationTrait for M0006OpenDownloads {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP_0006).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN_0006).await
     }
 }

@@ -5,7 +5,9 @@ mod entities;
 pub mod identity;
 pub mod migration;
 pub mod negotiations;
+pub mod open_data;
 pub mod processes;
+pub mod stats;
 pub mod transfers;
 
 use std::sync::Arc;
