@@ -100,8 +100,9 @@ impl OpenData {
         last_event_id: Option<&str>,
     ) -> Result<Opened, OpenError> {
         let metrics = &self.connector.metrics;
+        // Refusals are counted without the id the client sent (no label per made-up id).
         if let Err(e) = self.admit(client) {
-            metrics.public_download(id, "rate_limited");
+            metrics.public_download("", "rate_limited");
             return Err(e);
         }
         let Some(asset) = self.public_asset(id).await? else {
