@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/caap/target}"
 skip() { echo "SKIPPED: the Debian package test ($*)"; exit 0; }
 fail() { echo "FAIL: $*"; exit 1; }
-if [ "$(id -u)" = 0 ]; then as_root() { "$@"; }
-elif sudo -n true 2>/dev/null; then as_root() { sudo "$@"; }
+if [ "$(id -u)" = 0 ]; then root=()
+elif sudo -n true 2>/dev/null; then root=(sudo)
 else skip "needs root or passwordless sudo"; fi
+as_root() { "${root[@]}" "$@"; }
 command -v dpkg >/dev/null || skip "no dpkg: not a Debian-like system"
 if dpkg-query -W -f='${Status}' caap 2>/dev/null | grep -q "install ok"; then
   skip "a caap package is installed on this machine; not touching it"
@@ -83,7 +84,8 @@ echo "ok: caap init into /etc/caap (config 0600) with state in /var/lib/caap (ke
 
 # The service's command line, as the caap user: it starts, answers /health, and keeps its database in
 # /var/lib/caap.
-as_root setpriv --reuid=caap --regid=caap --init-groups /usr/bin/caap serve --config /etc/caap/caap.toml \
+# A simple command, not the as_root function, so that $! is the process (setpriv execs caap; sudo relays signals).
+"${root[@]}" setpriv --reuid=caap --regid=caap --init-groups /usr/bin/caap serve --config /etc/caap/caap.toml \
   >"$work/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 1 300); do grep -q '^caap: ready' "$work/serve.log" && break; sleep 0.1; done
@@ -92,9 +94,10 @@ api=$(sed -n 's/^caap: ready .*api=\([^ ]*\).*/\1/p' "$work/serve.log")
 python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://$api/health').status == 200 else 1)" \
   || fail "/health"
 as_root test -f /var/lib/caap/caap.db || fail "no database in /var/lib/caap"
-as_root kill -TERM "$serve_pid" 2>/dev/null || true
+as_root kill -TERM "$serve_pid"
 wait "$serve_pid" 2>/dev/null || true
 serve_pid=""
+grep -q '^caap: stopped' "$work/serve.log" || { cat "$work/serve.log"; fail "caap serve did not stop on SIGTERM"; }
 echo "ok: caap serve as caap: ready, /health 200, database in /var/lib/caap"
 
 as_root dpkg --purge caap >/dev/null
