@@ -114,5 +114,21 @@ fi
 export CAAP_SCHEMATHESIS="$st_venv/bin/st" CAAP_TEST_REQUIRE_SCHEMATHESIS=1
 "$CAAP_SCHEMATHESIS" --version
 
+step "Python tools for the open-data tests: pySHACL (DCAT-AP shapes) and prometheus_client (metrics parser)"
+venv="${CAAP_PYTHON_VENV:-$HOME/.cache/caap/venv}"
+if ! "$venv/bin/python" -c 'import pyshacl, prometheus_client' 2>/dev/null; then
+  python3 -c 'import ensurepip' 2>/dev/null || {
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+  }
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'pyshacl==0.40.1' 'prometheus_client==0.26.0'
+fi
+export CAAP_PYTHON_VENV="$venv"
+echo "pyshacl $("$venv/bin/python" -c 'import pyshacl; print(pyshacl.__version__)') in $venv"
+
 step "Unit tests, the store suite (SQLite + PostgreSQL) and the end-to-end tests"
 "${runner[@]}"
+
+step "The Debian package: build, install, check, caap init into /etc/caap, purge (scripts/package-test.sh)"
+scripts/package-test.sh

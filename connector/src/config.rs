@@ -10,7 +10,9 @@ use caap_identity::auth::StaticTokenEntry;
 use serde::{Deserialize, Serialize};
 
 mod keys;
+mod open_data;
 pub use keys::{ConfigKey, EnvKind};
+pub use open_data::OpenDataConfig;
 
 /// The whole configuration of one connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +44,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Open data: public downloads and the DCAT-AP feed.
+    #[serde(default)]
+    pub open_data: OpenDataConfig,
     /// HTTPS on the DSP listener and extra trust roots for requests to other connectors.
     #[serde(default, skip_serializing_if = "TlsConfig::is_empty")]
     pub tls: TlsConfig,
@@ -952,6 +957,9 @@ impl Config {
         if self.participant.name.trim().is_empty() {
             return Err(bad("participant.name", "must not be empty".into()));
         }
+        if let Some((key, message)) = self.open_data.problem() {
+            return Err(bad(key, message));
+        }
         if let Some(url) = &self.participant.public_url {
             let mut errors = Vec::new();
             caap_catalog::asset::check_http_url("", url, &mut errors);
@@ -1700,6 +1708,13 @@ admin_token = "0123456789abcdef0123"
             log: LogConfig {
                 level: "debug".into(),
                 format: "json".into(),
+            },
+            open_data: OpenDataConfig {
+                requests_per_minute: 120,
+                burst: 10,
+                contact_email: Some("opendata@lund.se".into()),
+                homepage: Some("https://lund.se".into()),
+                feed_page_size: 50,
             },
             tls: TlsConfig {
                 cert_file: Some("keys/tls.crt".into()),

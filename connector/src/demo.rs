@@ -491,6 +491,7 @@ async fn start_node(
         api_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         force: false,
         tls: false,
+        data_dir: None,
     })
     .map_err(|e| DemoError(format!("{name}: {e}")))?;
     let mut config = Config::load(&made.config_path, std::iter::empty())

@@ -411,10 +411,12 @@ fn record<P: Work>(
             };
             tracing::warn!(pid = %p.id(), step = name, attempt = attempts, limit, %error, "{} step failed", P::NOUN);
             if attempts < limit {
+                c.metrics.retry(P::NOUN);
                 let wait = backoff(cfg.retry_base_ms, cfg.retry_max_secs, attempts - 1);
                 *p.schedule().next_attempt_at =
                     Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
             } else if step == terminate {
+                c.metrics.give_up(P::NOUN);
                 let reason = p.outgoing().map(|t| t.reason.clone()).unwrap_or_default();
                 let why = format!(
                     "{reason}{}the termination could not be delivered after {attempts} attempts ({error}); terminated locally",
@@ -427,6 +429,7 @@ fn record<P: Work>(
                     why,
                 ));
             } else {
+                c.metrics.give_up(P::NOUN);
                 let reason = format!(
                     "gave up sending the {name} message after {attempts} attempts: {error}"
                 );

@@ -171,6 +171,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         key: trust.key().clone(),
         ..identity
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let (authenticator, outbound): (Arc<dyn DspAuthenticator>, Arc<dyn OutboundCredentials>) =
         match config.dsp.auth.mode {
             AuthMode::StaticToken => {
@@ -185,7 +186,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 (tokens.clone(), tokens)
             }
             AuthMode::Dcp => (
-                Arc::new(crate::trust::dcp::DcpAuthenticator(trust.clone())),
+                Arc::new(crate::trust::dcp::DcpAuthenticator(
+                    trust.clone(),
+                    metrics.clone(),
+                )),
                 Arc::new(trust.outbound()),
             ),
         };
@@ -221,7 +225,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &identity,
     ));
     let dsp_workers = workers(config.dsp.workers);
-    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(caap_policy::OdrlEvaluator::new());
+    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(crate::metrics::CountedDecider {
+        inner: caap_policy::OdrlEvaluator::new(),
+        metrics: metrics.clone(),
+    });
     let catalog = crate::catalog::CatalogService::new(crate::catalog::CatalogParts {
         store: store.clone(),
         clock: clock.clone(),
@@ -251,6 +258,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await
     .map_err(|e| StartError::Other(format!("consent: {e}")))?;
+    let config_open = config.open_data.clone();
     let connector = Connector {
         config: Arc::new(config),
         store,
@@ -271,6 +279,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         oidc,
         catalog,
         consents: Arc::new(consents),
+        open_limits: Arc::new(crate::ratelimit::RateLimiter::new(
+            config_open.requests_per_minute,
+            config_open.burst,
+        )),
+        metrics,
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(

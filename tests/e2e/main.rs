@@ -28,6 +28,7 @@ mod input;
 mod linked_data;
 mod negotiation;
 mod oidc;
+mod open_data;
 mod peer;
 mod policy;
 mod sim;

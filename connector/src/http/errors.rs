@@ -492,6 +492,22 @@ impl ResponseError for DspError {
     }
 }
 
+impl From<crate::open::OpenError> for ApiError {
+    fn from(e: crate::open::OpenError) -> Self {
+        use crate::open::OpenError;
+        match e {
+            OpenError::RateLimited(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                e.to_string(),
+            ),
+            OpenError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not-found", m),
+            OpenError::Access(e) => e.into(),
+            OpenError::Service(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::transfer::dataplane::AccessError> for ApiError {
     fn from(e: crate::transfer::dataplane::AccessError) -> Self {
         use crate::transfer::dataplane::AccessError;

@@ -12,7 +12,9 @@ pub mod errors;
 pub mod guard;
 pub mod identity;
 pub mod identity_api;
+pub mod metrics;
 pub mod negotiation;
+pub mod open;
 pub mod process;
 pub mod transfer;
 
@@ -56,8 +58,10 @@ pub fn dsp_app(
         .app_data(web::Data::from(connector.consents.clone()))
         .app_data(web::Data::new(connector))
         .wrap_fn(move |req, srv| guard::guard(&limiter, req, srv))
+        .wrap_fn(metrics::measured)
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
+        .configure(open::routes)
         .route(caap_catalog::CAAP_CONTEXT_PATH, web::get().to(caap_context))
         .configure(identity::routes)
         .configure(authority::routes)
@@ -114,6 +118,8 @@ pub fn api_app(
         .app_data(web::Data::new(api::Documented::from_openapi()))
         .wrap_fn(move |req, srv| guard::guard(&limiter, req, srv))
         .wrap_fn(traced)
+        .configure(metrics::routes)
+        .configure(open::api_routes)
         .configure(api::routes)
         .default_service(web::to(api_not_found))
 }
@@ -168,7 +174,7 @@ where
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let fut = errors::REQUEST_ID.scope(id.clone(), srv.call(req));
     async move {
         let mut res = fut.await?;

@@ -74,7 +74,12 @@ async fn pull(
         .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
-    let stream = crate::transfer::dataplane::flows::until_stopped(opened.stream, stop);
+    let stream = crate::metrics::counted(
+        opened.stream,
+        connector.metrics.clone(),
+        crate::metrics::Direction::Out,
+    );
+    let stream = crate::transfer::dataplane::flows::until_stopped(stream, stop);
     opened.stream = connector.counted(&t.id, Box::pin(stream), "served");
     Ok(streamed(opened))
 }

@@ -7,7 +7,9 @@ pub mod identity;
 pub mod ledger_head;
 pub mod migration;
 pub mod negotiations;
+pub mod open_data;
 pub mod processes;
+pub mod stats;
 pub mod transfers;
 
 use std::sync::Arc;

@@ -194,6 +194,7 @@ async fn create_replace_delete_keep_references_whole() {
             access_policy: samples::OPEN_POLICY_ID.into(),
             contract_policy: samples::OPEN_POLICY_ID.into(),
             approval: Default::default(),
+            public: false,
         };
         let err = store
             .create(

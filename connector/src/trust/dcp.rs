@@ -610,7 +610,7 @@ impl Trust {
 
 /// The DCP [`DspAuthenticator`].
 #[derive(Debug, Clone)]
-pub struct DcpAuthenticator(pub Arc<Trust>);
+pub struct DcpAuthenticator(pub Arc<Trust>, pub Arc<crate::metrics::Metrics>);
 
 impl DspAuthenticator for DcpAuthenticator {
     fn authenticate<'a>(
@@ -620,6 +620,7 @@ impl DspAuthenticator for DcpAuthenticator {
         Box::pin(async move {
             self.0.verify_caller(authorization).await.map_err(|r| {
                 tracing::info!(code = r.code(), reason = %r, "DCP: caller refused");
+                self.1.dcp_refusal(r.code());
                 AuthFailure::from(r)
             })
         })

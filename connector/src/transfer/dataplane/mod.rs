@@ -220,6 +220,7 @@ impl Connector {
         }
         file.flush().await.map_err(store)?;
         self.record_received(&t.id, bytes).await;
+        self.metrics.bytes(crate::metrics::Direction::In, bytes);
         tracing::info!(transfer = %t.id, bytes, "push received");
         Ok(bytes)
     }
