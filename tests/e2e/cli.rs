@@ -17,7 +17,10 @@ fn demo_runs_the_walk_through_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     for needle in [
-        "[1/10]",
+        "[1/11]",
+        "Alva withdraws consent",
+        "Alva's are dropped at once",
+        "records deleted, deletion confirmed (signed)",
         "holds MembershipCredential",
         "the authority rejected the request",
         "monitor terminated the running stream",
