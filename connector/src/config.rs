@@ -9,7 +9,10 @@ use caap_identity::Secret;
 use caap_identity::auth::StaticTokenEntry;
 use serde::{Deserialize, Serialize};
 
+mod federation;
 mod keys;
+
+pub use federation::FederationConfig;
 pub use keys::{ConfigKey, EnvKind};
 
 /// The whole configuration of one connector.
@@ -51,6 +54,9 @@ pub struct Config {
     /// The trust anchor role: this connector issues and revokes the federation's credentials.
     #[serde(default, skip_serializing_if = "AuthorityConfig::is_disabled")]
     pub authority: AuthorityConfig,
+    /// The federation's member directory and the catalog crawler.
+    #[serde(default, skip_serializing_if = "FederationConfig::is_default")]
+    pub federation: FederationConfig,
     /// Directory for the SQLite database, keys and files; relative paths elsewhere in this file are
     /// resolved against the directory the config file is in.
     #[serde(default = "default_data_dir")]
@@ -824,6 +830,9 @@ impl Config {
         if self.participant.name.trim().is_empty() {
             return Err(bad("participant.name", "must not be empty".into()));
         }
+        if let Some(problem) = self.federation.problems().into_iter().next() {
+            return Err(bad("federation", problem));
+        }
         if let Some(url) = &self.participant.public_url {
             let mut errors = Vec::new();
             caap_catalog::asset::check_http_url("", url, &mut errors);
@@ -1552,6 +1561,18 @@ admin_token = "0123456789abcdef0123"
                 enabled: true,
                 credential_validity_days: 30,
                 status_list_size: 2048,
+            },
+            federation: FederationConfig {
+                directory: Some("https://anchor.example/issuer/directory".into()),
+                anchor: Some("did:web:anchor.example".into()),
+                crawl: false,
+                interval_secs: 600,
+                jitter_secs: 30,
+                concurrency: 8,
+                retry_base_secs: 10,
+                retry_max_secs: 1800,
+                directory_interval_secs: 120,
+                lease_secs: 300,
             },
             data_dir: "/var/lib/caap".into(),
         }

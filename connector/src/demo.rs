@@ -169,6 +169,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
                 holder: c.identity.participant_id.clone(),
                 name: Some(city.name.to_owned()),
                 roles: vec!["Municipality".into()],
+                dsp_address: Some(c.identity.dsp_base.clone()),
                 attributes:
                     serde_json::json!({"municipalityCode": city.municipality_code, "country": "SE"})
                         .as_object()

@@ -42,11 +42,14 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     tracing::debug!(%owner, "processor started");
     // The policy monitor runs on the same loop, about once a second.
     let mut last_monitor = std::time::Instant::now();
+    // The federated catalog's crawls: claimed under leases like the processes, on their own permits.
+    let mut crawler = crate::crawler::Crawler::new(&connector, &owner);
     loop {
         if last_monitor.elapsed() >= MONITOR_EVERY {
             last_monitor = std::time::Instant::now();
             Negotiation::housekeeping(&connector).await;
             Transfer::housekeeping(&connector).await;
+            crawler.tick(&connector).await;
         }
         let mut claimed_any = false;
         let lease_until = connector.clock.now()
@@ -95,6 +98,7 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
             break;
         }
     }
+    crawler.stop();
     // Let messages in flight finish; their leases would expire otherwise and another replica would retry.
     while tasks.join_next().await.is_some() {}
     tracing::debug!(%owner, "processor stopped");

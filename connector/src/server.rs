@@ -228,6 +228,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .collect(),
         http: http.clone(),
         outbound: outbound.clone(),
+        federation: config.federation.clone(),
     });
     let connector = Connector {
         config: Arc::new(config),

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Transfers),
             Box::new(M0004Usage),
             Box::new(M0005Identity),
+            Box::new(M0006FederatedSearch),
         ]
     }
 }
@@ -313,5 +314,120 @@ impl MigrationTrait for M0005Identity {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0005).await
+    }
+}
+
+/// The federated catalog at scale: sources with their crawl state (lease, back-off, last error, the live
+/// generation of their datasets), datasets with what search filters and ranks on, and the full-text index:
+/// an FTS5 table on SQLite, a `tsvector` (Swedish and English configurations) with a GIN index on
+/// PostgreSQL. Full-text search is the one place the two backends need different DDL. The cache tables of
+/// m0001 go (a cache: the crawler fills the new ones again).
+#[derive(Debug)]
+struct M0006FederatedSearch;
+
+impl MigrationName for M0006FederatedSearch {
+    fn name(&self) -> &str {
+        "m0006_federated_search"
+    }
+}
+
+const UP_0006_SOURCES: &str = "CREATE TABLE fed_sources (
+        address VARCHAR(2048) NOT NULL PRIMARY KEY,
+        participant_id VARCHAR(2048) NOT NULL,
+        participant_key VARCHAR(2048) NOT NULL,
+        city VARCHAR(500) NOT NULL,
+        city_key VARCHAR(500) NOT NULL,
+        origin VARCHAR(16) NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        fetched_at BIGINT NULL,
+        attempted_at BIGINT NULL,
+        dataset_count BIGINT NOT NULL,
+        failures BIGINT NOT NULL,
+        last_error TEXT NULL,
+        next_crawl_at BIGINT NOT NULL,
+        lease_owner VARCHAR(100) NULL,
+        lease_until BIGINT NULL,
+        generation BIGINT NOT NULL)";
+
+/// The dataset table's columns after its id (the id's type differs: SQLite's rowid, PostgreSQL's identity).
+const DATASET_COLUMNS_0006: &str = "
+        address VARCHAR(2048) NOT NULL,
+        generation BIGINT NOT NULL,
+        dataset_id VARCHAR(2048) NOT NULL,
+        body TEXT NOT NULL,
+        data_model VARCHAR(200) NULL,
+        model_key VARCHAR(200) NULL,
+        themes TEXT NOT NULL,
+        themes_key TEXT NOT NULL,
+        licence VARCHAR(500) NULL,
+        licence_key VARCHAR(500) NULL,
+        access VARCHAR(16) NOT NULL,
+        title_terms TEXT NOT NULL,
+        tag_terms TEXT NOT NULL,
+        text_terms TEXT NOT NULL,
+        other_terms TEXT NOT NULL";
+
+const UP_0006_INDEXES: &[&str] = &[
+    "CREATE UNIQUE INDEX fed_datasets_key ON fed_datasets (address, generation, dataset_id)",
+    "CREATE INDEX fed_datasets_model ON fed_datasets (model_key)",
+    "CREATE INDEX fed_sources_due ON fed_sources (next_crawl_at)",
+];
+
+const DOWN_0006: &[&str] = &[
+    "DROP INDEX fed_sources_due",
+    "DROP INDEX fed_datasets_model",
+    "DROP INDEX fed_datasets_key",
+    "DROP TABLE fed_datasets",
+    "DROP TABLE fed_sources",
+    "CREATE TABLE catalog_sources (
+        address VARCHAR(2048) NOT NULL PRIMARY KEY,
+        participant_id VARCHAR(2048) NOT NULL,
+        city VARCHAR(500) NOT NULL,
+        fetched_at BIGINT NOT NULL,
+        dataset_count BIGINT NOT NULL)",
+    "CREATE TABLE cached_datasets (
+        address VARCHAR(2048) NOT NULL,
+        dataset_id VARCHAR(2048) NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (address, dataset_id))",
+];
+
+#[async_trait]
+impl MigrationTrait for M0006FederatedSearch {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let datasets = if postgres {
+            format!(
+                "CREATE TABLE fed_datasets (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,{DATASET_COLUMNS_0006},
+                tsv TSVECTOR NOT NULL)"
+            )
+        } else {
+            format!("CREATE TABLE fed_datasets (id INTEGER PRIMARY KEY,{DATASET_COLUMNS_0006})")
+        };
+        let mut up = vec![
+            "DROP TABLE cached_datasets",
+            "DROP TABLE catalog_sources",
+            UP_0006_SOURCES,
+            datasets.as_str(),
+        ];
+        up.extend(UP_0006_INDEXES);
+        if postgres {
+            up.push("CREATE INDEX fed_datasets_tsv ON fed_datasets USING GIN (tsv)");
+        } else {
+            // Contentless: the terms are kept in fed_datasets; deletes by rowid.
+            up.push(
+                "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', contentless_delete=1)",
+            );
+        }
+        run(manager, &up).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            run(manager, &["DROP INDEX fed_datasets_tsv"]).await?;
+        } else {
+            run(manager, &["DROP TABLE fed_fts"]).await?;
+        }
+        run(manager, DOWN_0006).await
     }
 }
