@@ -21,6 +21,7 @@ mod catalog_files;
 mod cities;
 mod cli;
 mod dcp_refusals;
+mod federation;
 mod identity;
 mod input;
 mod linked_data;
