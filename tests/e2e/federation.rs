@@ -81,12 +81,21 @@ fn the_crawler_follows_the_member_directory_keeps_stale_catalogs_and_drops_depar
     // The crawler finds both members and caches their catalogs; Malmö does not crawl itself.
     eventually(60, "both members crawled", || {
         let s = malmo.api("GET", "/api/v1/catalogs", None).body;
-        let fresh =
-            |c| source(&s, c).is_some_and(|x| x["state"] == "fresh" && x["datasetCount"] == 4);
+        let fresh = |c| {
+            source(&s, c)
+                .is_some_and(|x| x["state"] == "fresh" && x["datasetCount"].as_u64() > Some(0))
+        };
         (fresh("Lund") && fresh("Ystad")).then_some(())
     });
-    let page = search(&malmo, "dataModel=OffStreetParking&limit=1");
-    assert_eq!(page["total"], 2, "{page}");
+    let sources = malmo.api("GET", "/api/v1/catalogs", None).body;
+    let count = |c| {
+        source(&sources, c).unwrap()["datasetCount"]
+            .as_u64()
+            .unwrap()
+    };
+    let (lund_count, ystad_count) = (count("Lund"), count("Ystad"));
+    let page = search(&malmo, "limit=1");
+    assert_eq!(page["total"], lund_count + ystad_count, "{page}");
     assert!(page["next"].is_string(), "{page}");
     assert_eq!(
         page["facets"]["city"].as_array().unwrap().len(),
@@ -104,7 +113,7 @@ fn the_crawler_follows_the_member_directory_keeps_stale_catalogs_and_drops_depar
             .then_some(())
     });
     let page = search(&malmo, "city=Ystad");
-    assert_eq!(page["total"], 4, "{page}");
+    assert_eq!(page["total"], ystad_count, "{page}");
     assert!(
         page["items"]
             .as_array()
