@@ -326,11 +326,8 @@ async fn run(backend: &str, database_url: Option<String>) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    // The connector's listeners run on actix's system (as in `caap serve`).
+    actix_web::rt::System::new().block_on(async {
         run("SQLite", None).await;
         if let Ok(admin) = std::env::var("CAAP_TEST_POSTGRES_URL")
             && !admin.is_empty()

@@ -456,12 +456,13 @@ impl Store {
     }
 
     /// The `FROM … WHERE` part of a search: the live datasets matching the query.
-    fn search_from(&self, q: &FederatedQuery, words: &[QueryWord], s: &mut Sql) {
+    /// `table` is `fed_datasets`, or `fed_facets` (the counts per source, for a search without words).
+    fn search_from(&self, q: &FederatedQuery, words: &[QueryWord], s: &mut Sql, table: &str) {
         let backend = self.backend_();
-        s.push(
-            " FROM fed_datasets d JOIN fed_sources s ON s.address = d.address \
-             AND s.generation = d.generation WHERE 1 = 1",
-        );
+        s.push(&format!(
+            " FROM {table} d JOIN fed_sources s ON s.address = d.address \
+             AND s.generation = d.generation WHERE 1 = 1"
+        ));
         if !words.is_empty() {
             match backend {
                 DbBackend::Postgres => {
@@ -564,61 +565,117 @@ impl Store {
         }
         let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
 
-        // The page.
+        // The page: the keys of the best `limit + 1` hits (the sort carries no bodies), then their rows.
         let mut s = Sql::default();
         s.push(
-            "SELECT * FROM (SELECT d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
-             d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
-             s.city AS city, s.fetched_at AS fetched_at, s.state AS state, -CAST(",
+            "SELECT * FROM (SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, \
+             s.city AS city, -CAST(",
         );
         self.score_expr(&words, &mut s);
         s.push(" AS BIGINT) AS neg");
-        self.search_from(q, &words, &mut s);
+        self.search_from(q, &words, &mut s, "fed_datasets");
         s.push(") t");
+        // Without words every score is the same: order by the keys alone.
+        let neg_key = if words.is_empty() { "" } else { "t.neg, " };
         if let Some(CursorKey(neg, city, address, id)) = &after {
-            s.push(" WHERE (t.neg, t.city, t.address, t.dataset_id) > (")
-                .bind(*neg)
-                .push(", ")
-                .bind(city.clone())
+            s.push(&format!(
+                " WHERE ({neg_key}t.city, t.address, t.dataset_id) > ("
+            ));
+            if !words.is_empty() {
+                s.bind(*neg).push(", ");
+            }
+            s.bind(city.clone())
                 .push(", ")
                 .bind(address.clone())
                 .push(", ")
                 .bind(id.clone())
                 .push(")");
         }
-        s.push(" ORDER BY t.neg, t.city, t.address, t.dataset_id LIMIT ")
-            .bind(i64::from(limit) + 1);
-        let rows = self
+        s.push(&format!(
+            " ORDER BY {neg_key}t.city, t.address, t.dataset_id LIMIT "
+        ))
+        .bind(i64::from(limit) + 1);
+        let keys = self
             .db
             .query_all_raw(s.statement(backend))
             .await
             .map_err(StoreError::from)?;
-        let mut items = Vec::with_capacity(rows.len());
+        let more = keys.len() > limit as usize;
+        let mut order = Vec::with_capacity(keys.len());
         let mut last = None;
-        for row in rows.iter().take(limit as usize) {
+        for row in keys.iter().take(limit as usize) {
+            let id: i64 = row
+                .try_get("", "id")
+                .map_err(|e| StoreError::Corrupt("id".into(), e.to_string()))?;
+            let neg: i64 = row
+                .try_get("", "neg")
+                .map_err(|e| StoreError::Corrupt("score".into(), e.to_string()))?;
+            let key = |c: &str| -> Result<String, StoreError> {
+                row.try_get::<String>("", c)
+                    .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
+            };
+            order.push((id, neg));
+            last = Some(CursorKey(
+                neg,
+                key("city")?,
+                key("address")?,
+                key("dataset_id")?,
+            ));
+        }
+        let mut rows = std::collections::HashMap::new();
+        if !order.is_empty() {
+            let mut s = Sql::default();
+            s.push(
+                "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
+                 d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
+                 s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
+                 JOIN fed_sources s ON s.address = d.address WHERE d.id IN (",
+            );
+            for (i, (id, _)) in order.iter().enumerate() {
+                if i > 0 {
+                    s.push(", ");
+                }
+                s.bind(*id);
+            }
+            s.push(")");
+            for row in self
+                .db
+                .query_all_raw(s.statement(backend))
+                .await
+                .map_err(StoreError::from)?
+            {
+                let id: i64 = row
+                    .try_get("", "id")
+                    .map_err(|e| StoreError::Corrupt("id".into(), e.to_string()))?;
+                rows.insert(id, row);
+            }
+        }
+        let mut items = Vec::with_capacity(order.len());
+        for (id, neg) in order {
+            // A row replaced between the two reads is left out of this page.
+            let Some(row) = rows.get(&id) else {
+                continue;
+            };
             let g = |c: &str| -> Result<String, StoreError> {
                 row.try_get::<String>("", c)
                     .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
             };
-            let neg: i64 = row
-                .try_get("", "neg")
-                .map_err(|e| StoreError::Corrupt("score".into(), e.to_string()))?;
             let fetched: Option<i64> = row
                 .try_get("", "fetched_at")
                 .map_err(|e| StoreError::Corrupt("fetched_at".into(), e.to_string()))?;
             let licence: Option<String> = row
                 .try_get("", "licence")
                 .map_err(|e| StoreError::Corrupt("licence".into(), e.to_string()))?;
-            let (address, id, city) = (g("address")?, g("dataset_id")?, g("city")?);
-            let dataset: RemoteDataset = serde_json::from_str(&g("body")?)
-                .map_err(|e| StoreError::Corrupt(format!("cached dataset {id}"), e.to_string()))?;
-            last = Some(CursorKey(neg, city.clone(), address.clone(), id));
+            let (address, dataset_id) = (g("address")?, g("dataset_id")?);
+            let dataset: RemoteDataset = serde_json::from_str(&g("body")?).map_err(|e| {
+                StoreError::Corrupt(format!("cached dataset {dataset_id}"), e.to_string())
+            })?;
             items.push(FederatedHit {
                 score: -neg,
                 item: CachedDataset {
                     counter_party_address: address,
                     participant_id: g("participant_id")?,
-                    city,
+                    city: g("city")?,
                     dataset,
                 },
                 access: if g("access")? == "open" {
@@ -631,17 +688,23 @@ impl Store {
                 stale: SourceState::parse(&g("state")?) == SourceState::Stale,
             });
         }
-        let next = (rows.len() > limit as usize)
-            .then(|| last.as_ref().map(encode_cursor))
-            .flatten();
+        let next = more.then(|| last.as_ref().map(encode_cursor)).flatten();
 
         // The facets (and the total) over every hit, in one pass.
         let mut s = Sql::default();
         s.push(
             "SELECT s.city AS city, d.data_model AS data_model, d.themes AS themes, \
-             d.licence AS licence, d.access AS access, COUNT(*) AS n",
+             d.licence AS licence, d.access AS access, ",
         );
-        self.search_from(q, &words, &mut s);
+        // Without words, the counts kept per source at each crawl's commit are summed: a few rows per
+        // source instead of every dataset.
+        if words.is_empty() {
+            s.push("CAST(SUM(d.n) AS BIGINT) AS n");
+            self.search_from(q, &words, &mut s, "fed_facets");
+        } else {
+            s.push("COUNT(*) AS n");
+            self.search_from(q, &words, &mut s, "fed_datasets");
+        }
         s.push(" GROUP BY s.city, d.data_model, d.themes, d.licence, d.access");
         let groups = self
             .db
@@ -793,10 +856,12 @@ impl Store {
             s.push(")");
             Self::fed_exec(db, s).await?;
         }
-        let mut s = Sql::default();
-        s.push("DELETE FROM fed_datasets WHERE ");
-        which(&mut s);
-        Self::fed_exec(db, s).await?;
+        for table in ["fed_datasets", "fed_facets"] {
+            let mut s = Sql::default();
+            s.push(&format!("DELETE FROM {table} WHERE "));
+            which(&mut s);
+            Self::fed_exec(db, s).await?;
+        }
         Ok(())
     }
 
@@ -1095,6 +1160,21 @@ impl Store {
         if live {
             self.drop_datasets_in(&txn.txn, address, Some((generation, true)))
                 .await?;
+            let mut s = Sql::default();
+            s.push(
+                "INSERT INTO fed_facets (address, generation, data_model, model_key, themes, themes_key, \
+                 licence, licence_key, access, n) SELECT address, generation, data_model, model_key, \
+                 themes, themes_key, licence, licence_key, access, COUNT(*) FROM fed_datasets \
+                 WHERE address = ",
+            )
+            .bind(address.to_owned())
+            .push(" AND generation = ")
+            .bind(generation)
+            .push(
+                " GROUP BY address, generation, data_model, model_key, themes, themes_key, licence, \
+                 licence_key, access",
+            );
+            Self::fed_exec(&txn.txn, s).await?;
         } else {
             self.drop_datasets_in(&txn.txn, address, None).await?;
         }

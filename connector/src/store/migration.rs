@@ -350,11 +350,11 @@ const UP_0006_SOURCES: &str = "CREATE TABLE fed_sources (
         generation BIGINT NOT NULL)";
 
 /// The dataset table's columns after its id (the id's type differs: SQLite's rowid, PostgreSQL's identity).
+/// The body comes last: a scan for search and facets reads the short columns without passing over it.
 const DATASET_COLUMNS_0006: &str = "
         address VARCHAR(2048) NOT NULL,
         generation BIGINT NOT NULL,
         dataset_id VARCHAR(2048) NOT NULL,
-        body TEXT NOT NULL,
         data_model VARCHAR(200) NULL,
         model_key VARCHAR(200) NULL,
         themes TEXT NOT NULL,
@@ -365,15 +365,34 @@ const DATASET_COLUMNS_0006: &str = "
         title_terms TEXT NOT NULL,
         tag_terms TEXT NOT NULL,
         text_terms TEXT NOT NULL,
-        other_terms TEXT NOT NULL";
+        other_terms TEXT NOT NULL,
+        body TEXT NOT NULL";
 
 const UP_0006_INDEXES: &[&str] = &[
     "CREATE UNIQUE INDEX fed_datasets_key ON fed_datasets (address, generation, dataset_id)",
     "CREATE INDEX fed_datasets_model ON fed_datasets (model_key)",
     "CREATE INDEX fed_sources_due ON fed_sources (next_crawl_at)",
+    "CREATE INDEX fed_sources_city ON fed_sources (city, address)",
+    // The facet counts of each source's live datasets, kept at each crawl's commit: a search without
+    // words sums these instead of counting every dataset.
+    "CREATE TABLE fed_facets (
+        address VARCHAR(2048) NOT NULL,
+        generation BIGINT NOT NULL,
+        data_model VARCHAR(200) NULL,
+        model_key VARCHAR(200) NULL,
+        themes TEXT NOT NULL,
+        themes_key TEXT NOT NULL,
+        licence VARCHAR(500) NULL,
+        licence_key VARCHAR(500) NULL,
+        access VARCHAR(16) NOT NULL,
+        n BIGINT NOT NULL)",
+    "CREATE INDEX fed_facets_source ON fed_facets (address, generation)",
 ];
 
 const DOWN_0006: &[&str] = &[
+    "DROP INDEX fed_facets_source",
+    "DROP TABLE fed_facets",
+    "DROP INDEX fed_sources_city",
     "DROP INDEX fed_sources_due",
     "DROP INDEX fed_datasets_model",
     "DROP INDEX fed_datasets_key",
