@@ -46,6 +46,14 @@ pub const MEMBER_DIRECTORY: &str = "MemberDirectoryCredential";
 /// A signed status list and when it was made.
 type SignedList = (DateTime<Utc>, String);
 
+/// The signed list kept in `slot`, if it was made within the hour.
+fn fresh(slot: &Mutex<Option<SignedList>>, now: DateTime<Utc>) -> Option<String> {
+    let cached = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    cached
+        .filter(|(made, _)| now - *made < Duration::hours(1))
+        .map(|(_, jwt)| jwt)
+}
+
 /// The trust anchor's service: its members, the credentials it issues and their status list. Owns the
 /// anchor's state; every operation answers "not a trust anchor" unless `[authority] enabled`.
 #[derive(Debug, Clone)]
@@ -254,14 +262,7 @@ impl Authority {
     pub async fn member_directory_jwt(&self) -> Result<String, ServiceError> {
         self.authority()?;
         let now = self.clock.now();
-        let cached = self
-            .directory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some((made, jwt)) = cached
-            && now - made < Duration::hours(1)
-        {
+        if let Some(jwt) = fresh(&self.directory, now) {
             return Ok(jwt);
         }
         let members: Vec<Value> = self
@@ -334,14 +335,7 @@ impl Authority {
     pub async fn status_list_jwt(&self) -> Result<String, ServiceError> {
         let config = self.authority()?;
         let now = self.clock.now();
-        let cached = self
-            .status_list
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some((made, jwt)) = cached
-            && now - made < Duration::hours(1)
-        {
+        if let Some(jwt) = fresh(&self.status_list, now) {
             return Ok(jwt);
         }
         let issued = self.store.issued_credentials(None).await?;

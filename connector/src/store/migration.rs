@@ -32,6 +32,19 @@ impl MigrationName for M0001Initial {
     }
 }
 
+/// m0001's federated cache (dropped by m0006, made again by its `down`).
+const CATALOG_SOURCES_0001: &str = "CREATE TABLE catalog_sources (
+        address VARCHAR(2048) NOT NULL PRIMARY KEY,
+        participant_id VARCHAR(2048) NOT NULL,
+        city VARCHAR(500) NOT NULL,
+        fetched_at BIGINT NOT NULL,
+        dataset_count BIGINT NOT NULL)";
+const CACHED_DATASETS_0001: &str = "CREATE TABLE cached_datasets (
+        address VARCHAR(2048) NOT NULL,
+        dataset_id VARCHAR(2048) NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (address, dataset_id))";
+
 const UP_0001: &[&str] = &[
     "CREATE TABLE documents (
         kind VARCHAR(16) NOT NULL,
@@ -48,17 +61,8 @@ const UP_0001: &[&str] = &[
         to_id VARCHAR(200) NOT NULL,
         PRIMARY KEY (from_kind, from_id, to_kind, to_id))",
     "CREATE INDEX doc_refs_to ON doc_refs (to_kind, to_id)",
-    "CREATE TABLE catalog_sources (
-        address VARCHAR(2048) NOT NULL PRIMARY KEY,
-        participant_id VARCHAR(2048) NOT NULL,
-        city VARCHAR(500) NOT NULL,
-        fetched_at BIGINT NOT NULL,
-        dataset_count BIGINT NOT NULL)",
-    "CREATE TABLE cached_datasets (
-        address VARCHAR(2048) NOT NULL,
-        dataset_id VARCHAR(2048) NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (address, dataset_id))",
+    CATALOG_SOURCES_0001,
+    CACHED_DATASETS_0001,
 ];
 
 const DOWN_0001: &[&str] = &[
@@ -398,17 +402,8 @@ const DOWN_0006: &[&str] = &[
     "DROP INDEX fed_datasets_key",
     "DROP TABLE fed_datasets",
     "DROP TABLE fed_sources",
-    "CREATE TABLE catalog_sources (
-        address VARCHAR(2048) NOT NULL PRIMARY KEY,
-        participant_id VARCHAR(2048) NOT NULL,
-        city VARCHAR(500) NOT NULL,
-        fetched_at BIGINT NOT NULL,
-        dataset_count BIGINT NOT NULL)",
-    "CREATE TABLE cached_datasets (
-        address VARCHAR(2048) NOT NULL,
-        dataset_id VARCHAR(2048) NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (address, dataset_id))",
+    CATALOG_SOURCES_0001,
+    CACHED_DATASETS_0001,
 ];
 
 #[async_trait]
