@@ -124,11 +124,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// `CLIENTS` clients GET `urls` (round robin) for `secs`; the latencies in ms, sorted.
-async fn hammer(client: &reqwest::Client, admin: &str, urls: &[String], secs: u64) -> Vec<f64> {
+/// `clients` clients GET `urls` (round robin) for `secs`; the latencies in ms, sorted.
+async fn hammer(
+    client: &reqwest::Client,
+    admin: &str,
+    urls: &[String],
+    secs: u64,
+    clients: usize,
+) -> Vec<f64> {
     let until = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
+    for c in 0..clients {
         let (client, admin, urls) = (client.clone(), admin.to_owned(), urls.to_vec());
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
@@ -304,16 +310,19 @@ async fn run(backend: &str, database_url: Option<String>) {
     );
     let mut baseline_p99 = f64::NAN;
     for (label, urls) in &kinds {
-        let lat = hammer(&client, &admin, urls, secs).await;
+        // One client first: the latency of a query alone, without waiting for the others.
+        let alone = hammer(&client, &admin, urls, secs.min(3), 1).await;
+        let lat = hammer(&client, &admin, urls, secs, CLIENTS).await;
         let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
         if baseline_p99.is_nan() {
             baseline_p99 = p99;
         }
         println!(
-            "  {label:<48} n={:>6}  {:>7.0} req/s  p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  (p99 {:>5.1}× baseline)",
+            "  {label:<48} n={:>6}  {:>7.0} req/s  p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  (p99 {:>5.1}× baseline)  alone: p50 {:>7.2} ms",
             lat.len(),
             lat.len() as f64 / secs as f64,
-            p99 / baseline_p99
+            p99 / baseline_p99,
+            percentile(&alone, 0.5)
         );
     }
     sampling.store(false, Ordering::Relaxed);
