@@ -35,8 +35,24 @@ pub fn status_list_url(public_url: &str) -> String {
     format!("{}/status/revocation", issuer_url(public_url))
 }
 
+/// The URL of the authority's member directory.
+pub fn member_directory_url(public_url: &str) -> String {
+    format!("{}/directory", issuer_url(public_url))
+}
+
+/// The type of the member directory credential.
+pub const MEMBER_DIRECTORY: &str = "MemberDirectoryCredential";
+
 /// A signed status list and when it was made.
 type SignedList = (DateTime<Utc>, String);
+
+/// The signed list kept in `slot`, if it was made within the hour.
+fn fresh(slot: &Mutex<Option<SignedList>>, now: DateTime<Utc>) -> Option<String> {
+    let cached = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    cached
+        .filter(|(made, _)| now - *made < Duration::hours(1))
+        .map(|(_, jwt)| jwt)
+}
 
 /// The trust anchor's service: its members, the credentials it issues and their status list. Owns the
 /// anchor's state; every operation answers "not a trust anchor" unless `[authority] enabled`.
@@ -55,6 +71,8 @@ pub struct Authority {
     issuing: Arc<tokio::sync::Mutex<()>>,
     /// The signed status list and when it was made; dropped on a revocation.
     status_list: Arc<Mutex<Option<SignedList>>>,
+    /// The signed member directory and when it was made; dropped when a member changes.
+    directory: Arc<Mutex<Option<SignedList>>>,
 }
 
 impl Authority {
@@ -71,6 +89,7 @@ impl Authority {
             public_url: identity.public_url.clone(),
             issuing: Arc::default(),
             status_list: Arc::default(),
+            directory: Arc::default(),
         }
     }
 
@@ -212,9 +231,71 @@ impl Authority {
                 ));
             }
         }
+        if let Some(address) = &member.dsp_address {
+            let mut errors = Vec::new();
+            caap_catalog::asset::check_http_url("/dspAddress", address, &mut errors);
+            if let Some(e) = errors.into_iter().next() {
+                return Err(ServiceError::field("/dspAddress", e.message));
+            }
+        }
         self.store.put_member(&member, self.clock.now()).await?;
+        *self.directory.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!(holder = %member.holder, roles = ?member.roles, "authority: member registered");
         Ok(member)
+    }
+
+    /// Removes a member from the federation: it leaves the member directory (so other members stop
+    /// crawling it); its credentials are revoked separately (`caap authority revoke`).
+    pub async fn remove_member(&self, holder: &str) -> Result<(), ServiceError> {
+        self.authority()?;
+        if !self.store.remove_member(holder).await? {
+            return Err(ServiceError::NotFound(format!("no member `{holder}`")));
+        }
+        *self.directory.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::info!(%holder, "authority: member removed");
+        Ok(())
+    }
+
+    /// The member directory (ADR 0008): a `MemberDirectoryCredential` signed with the anchor's key, whose
+    /// subject lists every member's DID, name, roles and DSP address. Rebuilt when a member changes, and
+    /// hourly so its one-day validity never runs out.
+    pub async fn member_directory_jwt(&self) -> Result<String, ServiceError> {
+        self.authority()?;
+        let now = self.clock.now();
+        if let Some(jwt) = fresh(&self.directory, now) {
+            return Ok(jwt);
+        }
+        let members: Vec<Value> = self
+            .store
+            .members()
+            .await?
+            .into_iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.holder,
+                    "name": m.name,
+                    "roles": m.roles,
+                    "dspAddress": m.dsp_address,
+                })
+            })
+            .collect();
+        let url = member_directory_url(&self.public_url);
+        let mut claims = Map::new();
+        claims.insert("type".into(), Value::from("MemberDirectory"));
+        claims.insert("members".into(), Value::Array(members));
+        let mut credential = NewCredential::new(
+            &self.participant_id,
+            MEMBER_DIRECTORY,
+            &format!("{url}#members"),
+            claims,
+            now,
+        );
+        credential.id = Some(url);
+        credential.valid_until = Some(now + Duration::days(1));
+        let jwt = issue_credential(&credential, CredentialFormat::Vc20Jose, self.trust.key())
+            .map_err(|e| ServiceError::Internal(format!("signing the member directory: {e}")))?;
+        *self.directory.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, jwt.clone()));
+        Ok(jwt)
     }
 
     /// The members.
@@ -254,14 +335,7 @@ impl Authority {
     pub async fn status_list_jwt(&self) -> Result<String, ServiceError> {
         let config = self.authority()?;
         let now = self.clock.now();
-        let cached = self
-            .status_list
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some((made, jwt)) = cached
-            && now - made < Duration::hours(1)
-        {
+        if let Some(jwt) = fresh(&self.status_list, now) {
             return Ok(jwt);
         }
         let issued = self.store.issued_credentials(None).await?;

@@ -12,7 +12,7 @@ use caap_catalog::build::{self, CatalogIdentity, CatalogPage, PageRequest};
 use caap_catalog::dcat::Dataset;
 use caap_catalog::offer::{Offer, ResolvedOffer};
 use caap_catalog::page::{self, Cursor, Page};
-use caap_catalog::search::{self, CachedDataset, Hit, SearchQuery};
+use caap_catalog::search::CachedDataset;
 use caap_catalog::{CatalogFault, FieldError};
 use caap_identity::{OutboundCredentials, VerifiedCaller};
 use caap_policy::{EvaluationContext, PolicyDecider};
@@ -20,9 +20,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::clock::Clock;
+use crate::config::FederationConfig;
 use crate::error::{ServiceError, decode};
 /// The kinds of document the catalog manages.
 pub use crate::store::DocKind;
+use crate::store::federation::SearchError;
+pub use crate::store::federation::{FederatedQuery, SearchPage, SourceOrigin};
 use crate::store::{CatalogSourceInfo, DocRef, Store, StoredDoc};
 
 /// Assets, policies, offers, the DSP catalog and the federated catalog. Cheap to clone.
@@ -37,6 +40,8 @@ pub struct CatalogService {
     /// For other connectors' catalogs (protocol messages: a total timeout).
     http: reqwest::Client,
     outbound: Arc<dyn OutboundCredentials>,
+    /// How often sources are crawled, and the back-off after a failure.
+    crawl: Arc<FederationConfig>,
 }
 
 impl std::fmt::Debug for CatalogService {
@@ -63,6 +68,8 @@ pub struct CatalogParts {
     pub http: reqwest::Client,
     /// Authorizes our catalog requests to others.
     pub outbound: Arc<dyn OutboundCredentials>,
+    /// `[federation]`: the crawl schedule.
+    pub federation: FederationConfig,
 }
 
 /// The identity a connector's catalog is served under.
@@ -101,6 +108,7 @@ impl CatalogService {
             source_credentials: parts.source_credentials.into(),
             http: parts.http,
             outbound: parts.outbound,
+            crawl: Arc::new(parts.federation),
         }
     }
 
@@ -109,14 +117,37 @@ impl CatalogService {
         Ok(self.store.catalog_sources().await?)
     }
 
+    /// Removes a source and its datasets from the cache (a directory member comes back with the next
+    /// reading of the directory while it is still a member).
+    pub async fn remove_source(&self, address: &str) -> Result<(), ServiceError> {
+        if self.store.remove_source(address).await? {
+            tracing::info!(source = %address, "catalog source removed");
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "no catalog source `{address}`"
+            )))
+        }
+    }
+
     /// Every cached dataset of other connectors.
     pub async fn cached_datasets(&self) -> Result<Vec<CachedDataset>, ServiceError> {
         Ok(self.store.cached_datasets().await?)
     }
 
-    /// Searches the federated catalog.
-    pub async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>, ServiceError> {
-        Ok(search::search(self.store.cached_datasets().await?, query))
+    /// Searches the federated catalog in the store: one page of ranked hits, the total and the facets.
+    pub async fn search(&self, query: &FederatedQuery) -> Result<SearchPage, ServiceError> {
+        let limit = page::page_size(query.limit)?;
+        self.store
+            .search_federated(query, limit)
+            .await
+            .map_err(|e| match e {
+                SearchError::Invalid { pointer, message } => ServiceError::BadRequest(
+                    format!("{pointer}: {message}"),
+                    vec![FieldError::new(pointer, message)],
+                ),
+                SearchError::Store(e) => e.into(),
+            })
     }
 }
 

@@ -9,8 +9,11 @@ use caap_identity::Secret;
 use caap_identity::auth::StaticTokenEntry;
 use serde::{Deserialize, Serialize};
 
+mod federation;
 mod keys;
 mod open_data;
+
+pub use federation::FederationConfig;
 pub use keys::{ConfigKey, EnvKind};
 pub use open_data::OpenDataConfig;
 
@@ -59,6 +62,9 @@ pub struct Config {
     /// Citizen consent (OASC MIM4): pseudonyms, withdrawal notices, external consent sources.
     #[serde(default)]
     pub consent: ConsentConfig,
+    /// The federation's member directory and the catalog crawler.
+    #[serde(default, skip_serializing_if = "FederationConfig::is_default")]
+    pub federation: FederationConfig,
     /// Directory for the SQLite database, keys and files; relative paths elsewhere in this file are
     /// resolved against the directory the config file is in.
     #[serde(default = "default_data_dir")]
@@ -960,6 +966,9 @@ impl Config {
         if let Some((key, message)) = self.open_data.problem() {
             return Err(bad(key, message));
         }
+        if let Some(problem) = self.federation.problems().into_iter().next() {
+            return Err(bad("federation", problem));
+        }
         if let Some(url) = &self.participant.public_url {
             let mut errors = Vec::new();
             caap_catalog::asset::check_http_url("", url, &mut errors);
@@ -1741,6 +1750,18 @@ admin_token = "0123456789abcdef0123"
                     enabled: true,
                     trusted_keys: vec!["keys/operator.jwk".into()],
                 },
+            },
+            federation: FederationConfig {
+                directory: Some("https://anchor.example/issuer/directory".into()),
+                anchor: Some("did:web:anchor.example".into()),
+                crawl: false,
+                interval_secs: 600,
+                jitter_secs: 30,
+                concurrency: 8,
+                retry_base_secs: 10,
+                retry_max_secs: 1800,
+                directory_interval_secs: 120,
+                lease_secs: 300,
             },
             data_dir: "/var/lib/caap".into(),
         }

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 
+use crate::catalog::FederatedQuery;
 use caap_catalog::samples::{self, SampleCity};
-use caap_catalog::search::{self, SearchQuery};
 
 use crate::catalog_files::{self, Desired, Kind};
 use crate::config::Config;
@@ -169,6 +169,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
                 holder: c.identity.participant_id.clone(),
                 name: Some(city.name.to_owned()),
                 roles: vec!["Municipality".into()],
+                dsp_address: Some(c.identity.dsp_base.clone()),
                 attributes:
                     serde_json::json!({"municipalityCode": city.municipality_code, "country": "SE"})
                         .as_object()
@@ -336,30 +337,24 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         total,
         &format!("{} searches its federated cache across cities…", home.name),
     );
-    let cached = home_run
-        .connector
-        .catalog
-        .cached_datasets()
-        .await
-        .map_err(|e| DemoError(e.to_string()))?;
     let queries = [
         (
             "keyword \"air quality\"",
-            SearchQuery {
+            FederatedQuery {
                 q: Some("air quality".into()),
                 ..Default::default()
             },
         ),
         (
             "Smart Data Model OffStreetParking",
-            SearchQuery {
+            FederatedQuery {
                 data_model: Some("OffStreetParking".into()),
                 ..Default::default()
             },
         ),
         (
             cities[1].name,
-            SearchQuery {
+            FederatedQuery {
                 city: Some(cities[1].name.into()),
                 theme: Some("environment".into()),
                 ..Default::default()
@@ -367,7 +362,13 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         ),
     ];
     for (label, q) in &queries {
-        let hits = search::search(cached.clone(), q);
+        let hits = home_run
+            .connector
+            .catalog
+            .search(q)
+            .await
+            .map_err(|e| DemoError(e.to_string()))?
+            .items;
         if hits.is_empty() {
             return Err(DemoError(format!("search for {label} found nothing")));
         }

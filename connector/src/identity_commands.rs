@@ -79,6 +79,15 @@ pub enum MembersCommand {
         /// An attribute of the role credentials, KEY=VALUE (e.g. municipalityCode=1280); repeatable.
         #[arg(long = "attr")]
         attributes: Vec<String>,
+        /// The member connector's DSP address, published in the member directory for crawling.
+        #[arg(long)]
+        dsp_address: Option<String>,
+    },
+    /// Remove a member: it leaves the member directory (revoke its credentials separately).
+    Remove {
+        /// The member's DID.
+        #[arg(long)]
+        did: String,
     },
     /// List the members.
     List,
@@ -180,6 +189,7 @@ pub async fn authority(
                     name,
                     roles,
                     attributes,
+                    dsp_address,
                 },
         } => {
             let mut attrs = BTreeMap::new();
@@ -194,7 +204,9 @@ pub async fn authority(
                 api,
                 reqwest::Method::POST,
                 "/api/v1/authority/members",
-                Some(json!({"holder": did, "name": name, "roles": roles, "attributes": attrs})),
+                Some(
+                    json!({"holder": did, "name": name, "roles": roles, "attributes": attrs, "dspAddress": dsp_address}),
+                ),
             )
             .await?;
             println!(
@@ -202,6 +214,22 @@ pub async fn authority(
                 r["holder"].as_str().unwrap_or("?"),
                 r["roles"]
             );
+        }
+        AuthorityCommand::Members {
+            command: MembersCommand::Remove { did },
+        } => {
+            api_call(
+                &config,
+                api,
+                reqwest::Method::DELETE,
+                &format!(
+                    "/api/v1/authority/members/{}",
+                    url::form_urlencoded::byte_serialize(did.as_bytes()).collect::<String>()
+                ),
+                None,
+            )
+            .await?;
+            println!("caap: {did} is no longer a member");
         }
         AuthorityCommand::Members {
             command: MembersCommand::List,

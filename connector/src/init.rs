@@ -156,6 +156,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         simulator: Default::default(),
         authority: Default::default(),
         consent: Default::default(),
+        federation: Default::default(),
         log: LogConfig::default(),
         open_data: Default::default(),
         data_dir: opts.data_dir.clone().unwrap_or_else(|| PathBuf::from(".")),

@@ -17,6 +17,7 @@ pub mod catalog_files;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod crawler;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;

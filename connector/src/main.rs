@@ -18,6 +18,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod api_client;
 mod apply;
+mod catalog_table;
 mod commands;
 mod identity_commands;
 mod resources;
@@ -268,9 +269,9 @@ enum CatalogCommand {
         /// The other connector's root URL or DSP base URL.
         url: String,
     },
-    /// Search the federated cache across every fetched city.
+    /// Search the federated cache across every source: a page of ranked hits and the facets.
     Search {
-        /// Free text (every word must occur).
+        /// Free text (every word must occur; Swedish and English inflections match).
         #[arg(long)]
         q: Option<String>,
         /// A theme, e.g. environment.
@@ -282,9 +283,26 @@ enum CatalogCommand {
         /// A city name or participant id.
         #[arg(long)]
         city: Option<String>,
+        /// A licence IRI.
+        #[arg(long)]
+        licence: Option<String>,
+        /// `open` or `negotiable`.
+        #[arg(long)]
+        access: Option<String>,
+        /// Hits per page (1 to 500).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The next page (the token the previous page printed).
+        #[arg(long)]
+        cursor: Option<String>,
     },
-    /// List the connectors whose catalogs are cached.
+    /// List the catalog sources with their crawl state.
     Sources,
+    /// Remove a catalog source and its datasets from the cache.
+    Remove {
+        /// The source's DSP address, as `caap catalog sources` lists it.
+        address: String,
+    },
 }
 
 const EMBEDDED_DIR: &str = "caap-data";
@@ -481,6 +499,10 @@ async fn catalog(command: CatalogCommand, config: Option<PathBuf>, api: Api) -> 
             theme,
             data_model,
             city,
+            licence,
+            access,
+            limit,
+            cursor,
         } => {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in [
@@ -488,6 +510,10 @@ async fn catalog(command: CatalogCommand, config: Option<PathBuf>, api: Api) -> 
                 ("theme", theme),
                 ("dataModel", data_model),
                 ("city", city),
+                ("licence", licence),
+                ("access", access),
+                ("limit", limit.map(|l| l.to_string())),
+                ("cursor", cursor),
             ] {
                 if let Some(v) = v {
                     query.append_pair(k, &v);
@@ -501,17 +527,7 @@ async fn catalog(command: CatalogCommand, config: Option<PathBuf>, api: Api) -> 
                 None,
             )
             .await?;
-            let items = r["items"].as_array().cloned().unwrap_or_default();
-            println!("{} hit(s)", items.len());
-            for h in items {
-                println!(
-                    "  {:<10} {:<40} {}  [{}]",
-                    h["city"].as_str().unwrap_or("?"),
-                    h["dataset"]["title"].as_str().unwrap_or("?"),
-                    h["dataset"]["id"].as_str().unwrap_or("?"),
-                    h["dataset"]["dataModel"].as_str().unwrap_or("-")
-                );
-            }
+            print!("{}", catalog_table::search(&r));
         }
         CatalogCommand::Sources => {
             let r = api_call(
@@ -522,15 +538,20 @@ async fn catalog(command: CatalogCommand, config: Option<PathBuf>, api: Api) -> 
                 None,
             )
             .await?;
-            for s in r["items"].as_array().cloned().unwrap_or_default() {
-                println!(
-                    "  {:<10} {:>5} datasets  {}  fetched {}",
-                    s["city"].as_str().unwrap_or("?"),
-                    s["datasetCount"],
-                    s["counterPartyAddress"].as_str().unwrap_or("?"),
-                    s["fetchedAt"].as_str().unwrap_or("?")
-                );
-            }
+            print!("{}", catalog_table::sources(&r));
+        }
+        CatalogCommand::Remove { address } => {
+            let encoded: String =
+                url::form_urlencoded::byte_serialize(address.as_bytes()).collect();
+            api_call(
+                &config,
+                &api,
+                reqwest::Method::DELETE,
+                &format!("/api/v1/catalogs?address={encoded}"),
+                None,
+            )
+            .await?;
+            println!("caap: {address} and its datasets are no longer in the cache");
         }
     }
     Ok(())

@@ -115,12 +115,15 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
     tracing::debug!(%owner, "processor started");
     // The policy monitor runs on the same loop, about once a second.
     let mut last_monitor = std::time::Instant::now();
+    // The federated catalog's crawls: claimed under leases like the processes, on their own permits.
+    let mut crawler = crate::crawler::Crawler::new(&connector, &owner);
     loop {
         if last_monitor.elapsed() >= MONITOR_EVERY {
             last_monitor = std::time::Instant::now();
             Negotiation::housekeeping(&connector).await;
             Transfer::housekeeping(&connector).await;
             crate::consent::notices::housekeeping(connector.courier(), &owner).await;
+            crawler.tick(&connector).await;
         }
         let mut claimed_any = false;
         let lease_until = connector.clock.now()
@@ -170,6 +173,7 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
             break;
         }
     }
+    crawler.stop();
     // Let messages in flight finish; their leases would expire otherwise and another replica would retry.
     while tasks.join_next().await.is_some() {}
     tracing::debug!(%owner, "processor stopped");

@@ -246,6 +246,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .collect(),
         http: http.clone(),
         outbound: outbound.clone(),
+        federation: config.federation.clone(),
     });
     let identity = Arc::new(identity);
     let wake = Arc::new(tokio::sync::Notify::new());

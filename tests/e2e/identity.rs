@@ -56,7 +56,18 @@ impl Federation {
     /// Starts a member connector (registered at the authority with `roles` and `attrs`, or not
     /// registered when `roles` is `None`) and, when registered, obtains its credentials.
     pub fn member(&mut self, name: &str, roles: Option<(&[&str], Value)>) -> (Server, String) {
+        self.member_with(name, roles, &[])
+    }
+
+    /// [`Federation::member`] with further config settings.
+    pub fn member_with(
+        &mut self,
+        name: &str,
+        roles: Option<(&[&str], Value)>,
+        settings: &[(&str, String)],
+    ) -> (Server, String) {
         let node = Node::init_with(name, &dcp_settings(Some(&self.authority_did)));
+        node.set_all(settings);
         let server = node.start(&[]);
         let did = did_of(&server);
         if let Some((roles, attrs)) = roles {

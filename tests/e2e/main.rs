@@ -22,6 +22,7 @@ mod cities;
 mod cli;
 mod consent;
 mod dcp_refusals;
+mod federation;
 mod hostile;
 mod identity;
 mod input;

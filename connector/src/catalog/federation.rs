@@ -1,14 +1,15 @@
-//! The consumer side of the catalog protocol: fetch another connector's catalog (every page) into
-//! the federated cache.
+//! The consumer side of the catalog protocol: fetch another connector's catalog (every page, each
+//! staged in the store as it arrives) into the federated cache, by hand or as the crawler's work.
 
 use caap_catalog::DSP_VERSION;
 use caap_catalog::dcat::VersionResponse;
-use caap_catalog::remote::{RemoteDataset, parse_catalog};
+use caap_catalog::remote::parse_catalog;
 use reqwest::header;
 use serde::Serialize;
 
 use super::CatalogService;
 use crate::error::ServiceError;
+use crate::store::federation::{NewSource, SourceOrigin, new_generation};
 
 /// Most pages followed for one catalog (a guard against a provider that never stops).
 pub const MAX_PAGES: usize = 1000;
@@ -119,20 +120,111 @@ impl CatalogService {
         ))
     }
 
-    /// Fetches every page of a connector's catalog and replaces what the cache held for it.
+    /// Fetches every page of a connector's catalog and replaces what the cache held for it; the source
+    /// stays in the cache (a manual source, crawled again on schedule) until removed.
     pub async fn fetch_catalog(&self, address: &str) -> Result<FetchedCatalog, ServiceError> {
+        let discovered = self.discover(address).await?;
+        let next = self.clock.now() + self.crawl.interval();
+        self.store
+            .put_source(
+                &NewSource {
+                    address: discovered.base.clone(),
+                    participant_id: discovered.participant_id.clone().unwrap_or_default(),
+                    city: discovered.participant_id.clone().unwrap_or_default(),
+                },
+                SourceOrigin::Manual,
+                next,
+            )
+            .await?;
+        let key = discovered.base.clone();
+        self.crawl_into(address, &key, discovered).await
+    }
+
+    /// Crawls a source the processor claimed: discovery, then every page into the store.
+    pub async fn crawl_source(&self, address: &str) -> Result<FetchedCatalog, ServiceError> {
+        match self.discover(address).await {
+            Ok(discovered) => self.crawl_into(address, address, discovered).await,
+            Err(e) => {
+                self.record_failure(address, None, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn record_failure(&self, key: &str, generation: Option<i64>, e: &ServiceError) {
+        let failures = self
+            .store
+            .catalog_source(key)
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.failures);
+        let next = self.clock.now() + self.crawl.backoff(failures);
+        if let Err(e2) = self
+            .store
+            .fail_crawl(key, generation.unwrap_or(0), &e.to_string(), next)
+            .await
+        {
+            tracing::warn!(source = %key, error = %e2, "recording a failed crawl failed");
+        }
+    }
+
+    /// Streams the catalog of `discovered` into a new generation of the source `key`, page by page, and
+    /// makes it the live one (or records the failure, keeping the last good one).
+    async fn crawl_into(
+        &self,
+        address: &str,
+        key: &str,
+        discovered: Discovered,
+    ) -> Result<FetchedCatalog, ServiceError> {
+        let generation = new_generation();
+        match self.stream_pages(key, generation, &discovered).await {
+            Ok((participant_id, city, pages)) => {
+                let next = self.clock.now() + self.crawl.interval();
+                let datasets = self
+                    .store
+                    .commit_crawl(key, generation, &participant_id, &city, next)
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::Conflict(format!(
+                            "the source {key} was removed while its catalog was fetched"
+                        ))
+                    })?;
+                tracing::info!(source = %key, %participant_id, datasets, pages, "catalog cached");
+                Ok(FetchedCatalog {
+                    counter_party_address: address.to_owned(),
+                    dsp_base: discovered.base,
+                    participant_id,
+                    city,
+                    datasets: usize::try_from(datasets).unwrap_or_default(),
+                    pages,
+                })
+            }
+            Err(e) => {
+                self.record_failure(key, Some(generation), &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Fetches every page, staging each in the store as it arrives (one page in memory at a time).
+    /// Returns the provider's id, its name and the pages followed.
+    async fn stream_pages(
+        &self,
+        key: &str,
+        generation: i64,
+        discovered: &Discovered,
+    ) -> Result<(String, String, usize), ServiceError> {
         let Discovered {
             base,
             participant_id: audience,
-        } = self.discover(address).await?;
+        } = discovered;
         let auth = self
             .outbound
             .authorization(audience.as_deref())
             .map_err(|e| ServiceError::Internal(format!("cannot authorize the request: {e}")))?;
         let body = caap_catalog::dcat::catalog_request(Vec::new());
         let mut url = format!("{base}/catalog/request");
-        let mut datasets: Vec<RemoteDataset> = Vec::new();
-        let mut ids = std::collections::HashSet::new();
         let mut participant_id;
         let mut city = None;
         let mut pages = 0;
@@ -169,22 +261,17 @@ impl CatalogService {
             let catalog = parse_catalog(&doc).map_err(|e| upstream(&url, e))?;
             participant_id = catalog.participant_id;
             city = city.or(catalog.publisher);
-            datasets.extend(
-                catalog
-                    .datasets
-                    .into_iter()
-                    .filter(|d| ids.insert(d.id.clone())),
-            );
-            tracing::debug!(
-                page = pages,
-                datasets = datasets.len(),
-                "catalog page fetched"
-            );
+            let name = city.as_deref().unwrap_or(&participant_id);
+            let added = self
+                .store
+                .stage_page(key, name, generation, &catalog.datasets)
+                .await?;
+            tracing::debug!(page = pages, added, "catalog page staged");
             match next {
                 Some(n) if pages < MAX_PAGES => url = n,
                 Some(_) => {
                     return Err(upstream(
-                        address,
+                        base,
                         format!("more than {MAX_PAGES} catalog pages; refusing to follow further"),
                     ));
                 }
@@ -192,18 +279,7 @@ impl CatalogService {
             }
         }
         let city = city.unwrap_or_else(|| participant_id.clone());
-        self.store
-            .replace_cached_catalog(&base, &participant_id, &city, &datasets)
-            .await?;
-        tracing::info!(%base, %participant_id, datasets = datasets.len(), pages, "catalog cached");
-        Ok(FetchedCatalog {
-            counter_party_address: address.to_owned(),
-            dsp_base: base,
-            participant_id,
-            city,
-            datasets: datasets.len(),
-            pages,
-        })
+        Ok((participant_id, city, pages))
     }
 }
 

@@ -3,13 +3,12 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use caap_catalog::search::SearchQuery;
 use serde::Deserialize;
 
 use super::auth::Admin;
 use super::body::{query, read_json, read_json_limited};
 use super::errors::ApiError;
-use crate::catalog::{CatalogService, DocKind, Versioned};
+use crate::catalog::{CatalogService, DocKind, FederatedQuery, Versioned};
 use crate::negotiation::Negotiations;
 use crate::service::{Connector, ServiceError};
 use crate::transfer::Transfers;
@@ -85,6 +84,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/openapi.json", web::get().to(openapi))
                 .route("/participant", web::get().to(participant))
                 .route("/catalogs", web::get().to(catalog_sources))
+                .route("/catalogs", web::delete().to(remove_catalog_source))
                 .route("/catalogs/request", web::post().to(catalog_request))
                 .route("/catalogs/search", web::get().to(catalog_search))
                 .route("/negotiations", web::get().to(negotiations))
@@ -279,14 +279,30 @@ async fn catalog_sources(
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": sources})))
 }
 
+/// Query of `DELETE /api/v1/catalogs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceAddress {
+    address: String,
+}
+
+async fn remove_catalog_source(
+    _: Admin,
+    req: HttpRequest,
+    catalog: web::Data<CatalogService>,
+) -> Result<HttpResponse, ApiError> {
+    let q: SourceAddress = query(&req)?;
+    catalog.remove_source(&q.address).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 async fn catalog_search(
     _: Admin,
     req: HttpRequest,
     catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, ApiError> {
-    let q: SearchQuery = query(&req)?;
-    let hits = catalog.search(&q).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"total": hits.len(), "items": hits})))
+    let q: FederatedQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(catalog.search(&q).await?))
 }
 
 async fn negotiations(

@@ -2,7 +2,7 @@
 //! `GET /issuer/metadata`, `POST /issuer/credentials` (a CredentialRequestMessage → 201 with the
 //! request's `Location`; the credentials are delivered to the holder's credential service),
 //! `GET /issuer/requests/{id}` (CredentialStatus, to the requester only), and the revocation list
-//! `GET /issuer/status/revocation`.
+//! `GET /issuer/status/revocation`, and the member directory `GET /issuer/directory` (ADR 0008).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/metadata", web::get().to(metadata))
             .route("/credentials", web::post().to(request))
             .route("/requests/{id}", web::get().to(status))
-            .route("/status/revocation", web::get().to(status_list)),
+            .route("/status/revocation", web::get().to(status_list))
+            .route("/directory", web::get().to(directory)),
     );
 }
 
@@ -69,15 +70,31 @@ async fn status(
 }
 
 async fn status_list(authority: web::Data<Authority>) -> HttpResponse {
+    signed("issuer/status", &authority, authority.status_list_jwt()).await
+}
+
+async fn directory(authority: web::Data<Authority>) -> HttpResponse {
+    signed(
+        "issuer/directory",
+        &authority,
+        authority.member_directory_jwt(),
+    )
+    .await
+}
+
+/// A credential the issuer signs about itself (the status list, the member directory), as
+/// `application/vc+jwt`.
+async fn signed(
+    what: &'static str,
+    authority: &Authority,
+    jwt: impl Future<Output = Result<String, crate::error::ServiceError>>,
+) -> HttpResponse {
     let answer = match authority.issuer_metadata() {
         Err(e) => Err(e),
-        Ok(_) => authority
-            .status_list_jwt()
-            .await
-            .map_err(|e| DcpError::Internal(e.to_string())),
+        Ok(_) => jwt.await.map_err(|e| DcpError::Internal(e.to_string())),
     };
     dcp_answer(
-        "issuer/status",
+        what,
         answer.map(|jwt| {
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "max-age=10"))

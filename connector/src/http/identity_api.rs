@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/credentials/{id}", web::delete().to(forget))
         .route("/authority/members", web::get().to(members))
         .route("/authority/members", web::post().to(put_member))
+        .route("/authority/members/{did}", web::delete().to(remove_member))
         .route("/authority/credentials", web::get().to(issued))
         .route("/authority/revocations", web::post().to(revoke));
 }
@@ -103,6 +104,15 @@ async fn put_member(
     let body = read_json_limited(&req, payload).await?;
     let member: MemberProfile = decode(&body)?;
     Ok(HttpResponse::Created().json(authority.put_member(member).await?))
+}
+
+async fn remove_member(
+    _: Admin,
+    did: web::Path<String>,
+    authority: web::Data<Authority>,
+) -> Result<HttpResponse, ApiError> {
+    authority.remove_member(&did).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Debug, Deserialize)]

@@ -187,7 +187,7 @@ impl Connector {
             .catalog
             .fetch_catalog(&start.counter_party_address)
             .await?;
-        let cached = self.store.cached_datasets().await?;
+        let cached = self.store.cached_datasets_of(&fetched.dsp_base).await?;
         // The offer's id as the provider's catalog has it, or its handle at a caap provider (resolved against
         // the provider's namespace).
         let resolved =

@@ -47,47 +47,6 @@ pub mod doc_ref {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Other connectors whose catalogs are in the federated cache.
-pub mod catalog_source {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "catalog_sources")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub address: String,
-        pub participant_id: String,
-        pub city: String,
-        pub fetched_at: i64,
-        pub dataset_count: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// Datasets of cached catalogs.
-pub mod cached_dataset {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "cached_datasets")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub address: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub dataset_id: String,
-        pub body: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 /// Finalized contract agreements.
 pub mod agreement {
     use sea_orm::entity::prelude::*;

@@ -57,6 +57,10 @@ pub struct MemberProfile {
     /// Role credentials to issue besides the membership: `Municipality`, `Supplier`, …
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The member connector's DSP address, published in the member directory so other members
+    /// crawl its catalog (none for a member without a connector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsp_address: Option<String>,
     /// Attributes for the role credentials' subjects (e.g. `municipalityCode`, `country`).
     #[serde(default)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
@@ -313,6 +317,18 @@ impl Store {
             )
             .await?;
         rows.first().map(|r| json_col(r, "profile")).transpose()
+    }
+
+    /// Removes a federation member from the register (its issued credentials stay, for revocation).
+    /// Returns whether it was there.
+    pub async fn remove_member(&self, holder: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .exec(
+                "DELETE FROM authority_members WHERE holder = $1",
+                vec![holder.into()],
+            )
+            .await?
+            > 0)
     }
 
     /// Every federation member.

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0006Consent),
             Box::new(M0007LedgerCheckpoint),
             Box::new(M0008OpenDownloads),
+            Box::new(M0009FederatedSearch),
         ]
     }
 }
@@ -33,6 +34,19 @@ impl MigrationName for M0001Initial {
         "m0001_initial"
     }
 }
+
+/// m0001's federated cache (dropped by m0006, made again by its `down`).
+const CATALOG_SOURCES_0001: &str = "CREATE TABLE catalog_sources (
+        address VARCHAR(2048) NOT NULL PRIMARY KEY,
+        participant_id VARCHAR(2048) NOT NULL,
+        city VARCHAR(500) NOT NULL,
+        fetched_at BIGINT NOT NULL,
+        dataset_count BIGINT NOT NULL)";
+const CACHED_DATASETS_0001: &str = "CREATE TABLE cached_datasets (
+        address VARCHAR(2048) NOT NULL,
+        dataset_id VARCHAR(2048) NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (address, dataset_id))";
 
 const UP_0001: &[&str] = &[
     "CREATE TABLE documents (
@@ -50,17 +64,8 @@ const UP_0001: &[&str] = &[
         to_id VARCHAR(200) NOT NULL,
         PRIMARY KEY (from_kind, from_id, to_kind, to_id))",
     "CREATE INDEX doc_refs_to ON doc_refs (to_kind, to_id)",
-    "CREATE TABLE catalog_sources (
-        address VARCHAR(2048) NOT NULL PRIMARY KEY,
-        participant_id VARCHAR(2048) NOT NULL,
-        city VARCHAR(500) NOT NULL,
-        fetched_at BIGINT NOT NULL,
-        dataset_count BIGINT NOT NULL)",
-    "CREATE TABLE cached_datasets (
-        address VARCHAR(2048) NOT NULL,
-        dataset_id VARCHAR(2048) NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (address, dataset_id))",
+    CATALOG_SOURCES_0001,
+    CACHED_DATASETS_0001,
 ];
 
 const DOWN_0001: &[&str] = &[
@@ -472,5 +477,130 @@ impl MigrationTrait for M0008OpenDownloads {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0008).await
+    }
+}
+
+/// The federated catalog at scale: sources with their crawl state (lease, back-off, last error, the live
+/// generation of their datasets), datasets with what search filters and ranks on, and the full-text index:
+/// an FTS5 table on SQLite, a `tsvector` (Swedish and English configurations) with a GIN index on
+/// PostgreSQL. Full-text search is the one place the two backends need different DDL. The cache tables of
+/// m0001 go (a cache: the crawler fills the new ones again).
+#[derive(Debug)]
+struct M0009FederatedSearch;
+
+impl MigrationName for M0009FederatedSearch {
+    fn name(&self) -> &str {
+        "m0009_federated_search"
+    }
+}
+
+const UP_0009_SOURCES: &str = "CREATE TABLE fed_sources (
+        address VARCHAR(2048) NOT NULL PRIMARY KEY,
+        participant_id VARCHAR(2048) NOT NULL,
+        participant_key VARCHAR(2048) NOT NULL,
+        city VARCHAR(500) NOT NULL,
+        city_key VARCHAR(500) NOT NULL,
+        origin VARCHAR(16) NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        fetched_at BIGINT NULL,
+        attempted_at BIGINT NULL,
+        dataset_count BIGINT NOT NULL,
+        failures BIGINT NOT NULL,
+        last_error TEXT NULL,
+        next_crawl_at BIGINT NOT NULL,
+        lease_owner VARCHAR(100) NULL,
+        lease_until BIGINT NULL,
+        generation BIGINT NOT NULL)";
+
+/// The dataset table's columns after its id (the id's type differs: SQLite's rowid, PostgreSQL's identity).
+/// The body comes last: a scan for search and facets reads the short columns without passing over it.
+const DATASET_COLUMNS_0009: &str = "
+        address VARCHAR(2048) NOT NULL,
+        generation BIGINT NOT NULL,
+        dataset_id VARCHAR(2048) NOT NULL,
+        data_model VARCHAR(200) NULL,
+        model_key VARCHAR(200) NULL,
+        themes TEXT NOT NULL,
+        themes_key TEXT NOT NULL,
+        licence VARCHAR(500) NULL,
+        licence_key VARCHAR(500) NULL,
+        access VARCHAR(16) NOT NULL,
+        title_terms TEXT NOT NULL,
+        tag_terms TEXT NOT NULL,
+        text_terms TEXT NOT NULL,
+        other_terms TEXT NOT NULL,
+        body TEXT NOT NULL";
+
+const UP_0009_INDEXES: &[&str] = &[
+    "CREATE UNIQUE INDEX fed_datasets_key ON fed_datasets (address, generation, dataset_id)",
+    "CREATE INDEX fed_datasets_model ON fed_datasets (model_key)",
+    "CREATE INDEX fed_sources_due ON fed_sources (next_crawl_at)",
+    "CREATE INDEX fed_sources_city ON fed_sources (city, address)",
+    // The facet counts of each source's live datasets, kept at each crawl's commit: a search without
+    // words sums these instead of counting every dataset.
+    "CREATE TABLE fed_facets (
+        address VARCHAR(2048) NOT NULL,
+        generation BIGINT NOT NULL,
+        data_model VARCHAR(200) NULL,
+        model_key VARCHAR(200) NULL,
+        themes TEXT NOT NULL,
+        themes_key TEXT NOT NULL,
+        licence VARCHAR(500) NULL,
+        licence_key VARCHAR(500) NULL,
+        access VARCHAR(16) NOT NULL,
+        n BIGINT NOT NULL)",
+    "CREATE INDEX fed_facets_source ON fed_facets (address, generation)",
+];
+
+const DOWN_0009: &[&str] = &[
+    "DROP INDEX fed_facets_source",
+    "DROP TABLE fed_facets",
+    "DROP INDEX fed_sources_city",
+    "DROP INDEX fed_sources_due",
+    "DROP INDEX fed_datasets_model",
+    "DROP INDEX fed_datasets_key",
+    "DROP TABLE fed_datasets",
+    "DROP TABLE fed_sources",
+    CATALOG_SOURCES_0001,
+    CACHED_DATASETS_0001,
+];
+
+#[async_trait]
+impl MigrationTrait for M0009FederatedSearch {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let datasets = if postgres {
+            format!(
+                "CREATE TABLE fed_datasets (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,{DATASET_COLUMNS_0009},
+                tsv TSVECTOR NOT NULL)"
+            )
+        } else {
+            format!("CREATE TABLE fed_datasets (id INTEGER PRIMARY KEY,{DATASET_COLUMNS_0009})")
+        };
+        let mut up = vec![
+            "DROP TABLE cached_datasets",
+            "DROP TABLE catalog_sources",
+            UP_0009_SOURCES,
+            datasets.as_str(),
+        ];
+        up.extend(UP_0009_INDEXES);
+        if postgres {
+            up.push("CREATE INDEX fed_datasets_tsv ON fed_datasets USING GIN (tsv)");
+        } else {
+            // Contentless: the terms are kept in fed_datasets; deletes by rowid.
+            up.push(
+                "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', contentless_delete=1)",
+            );
+        }
+        run(manager, &up).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            run(manager, &["DROP INDEX fed_datasets_tsv"]).await?;
+        } else {
+            run(manager, &["DROP TABLE fed_fts"]).await?;
+        }
+        run(manager, DOWN_0009).await
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod consent;
 mod entities;
+pub mod federation;
 pub mod identity;
 pub mod ledger_head;
 pub mod migration;
@@ -19,8 +20,6 @@ use caap_catalog::asset::Asset;
 use caap_catalog::build::CatalogSource;
 use caap_catalog::offer::{Offer, ResolvedOffer};
 use caap_catalog::page::Cursor;
-use caap_catalog::remote::RemoteDataset;
-use caap_catalog::search::CachedDataset;
 use caap_identity::Secret;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -29,10 +28,11 @@ use sea_orm::{
     DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use serde::Serialize;
 
 use crate::clock::Clock;
-use entities::{cached_dataset, catalog_source, doc_ref, document};
+pub use federation::CatalogSourceInfo;
+
+use entities::{doc_ref, document};
 use migration::Migrator;
 
 /// The kinds of document the management API manages.
@@ -103,22 +103,6 @@ impl DocRef {
         });
         assets.chain(policies).collect()
     }
-}
-
-/// A cached catalog source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CatalogSourceInfo {
-    /// The DSP address it was fetched from.
-    pub counter_party_address: String,
-    /// The provider's participant id.
-    pub participant_id: String,
-    /// The provider's display name.
-    pub city: String,
-    /// When it was fetched.
-    pub fetched_at: DateTime<Utc>,
-    /// How many datasets it had.
-    pub dataset_count: i64,
 }
 
 /// Why a store operation failed.
@@ -601,108 +585,6 @@ impl Store {
         ids.sort();
         ids.dedup();
         Ok(ids)
-    }
-
-    /// Replaces everything cached from one catalog source, in one transaction.
-    pub async fn replace_cached_catalog(
-        &self,
-        address: &str,
-        participant_id: &str,
-        city: &str,
-        datasets: &[RemoteDataset],
-    ) -> Result<CatalogSourceInfo, StoreError> {
-        let now = self.clock.now();
-        let txn = self.begin_write().await?;
-        cached_dataset::Entity::delete_many()
-            .filter(cached_dataset::Column::Address.eq(address))
-            .exec(&txn.txn)
-            .await?;
-        catalog_source::Entity::delete_by_id(address.to_owned())
-            .exec(&txn.txn)
-            .await?;
-        catalog_source::Entity::insert(catalog_source::ActiveModel {
-            address: Set(address.to_owned()),
-            participant_id: Set(participant_id.to_owned()),
-            city: Set(city.to_owned()),
-            fetched_at: Set(millis(now)),
-            dataset_count: Set(datasets.len() as i64),
-        })
-        .exec(&txn.txn)
-        .await?;
-        let mut seen = std::collections::HashSet::new();
-        let rows: Vec<cached_dataset::ActiveModel> = datasets
-            .iter()
-            .filter(|d| seen.insert(d.id.clone()))
-            .map(|d| {
-                Ok(cached_dataset::ActiveModel {
-                    address: Set(address.to_owned()),
-                    dataset_id: Set(d.id.clone()),
-                    body: Set(serde_json::to_string(d)
-                        .map_err(|e| StoreError::Corrupt("dataset".into(), e.to_string()))?),
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        for chunk in rows.chunks(200) {
-            cached_dataset::Entity::insert_many(chunk.to_vec())
-                .exec(&txn.txn)
-                .await?;
-        }
-        txn.commit().await?;
-        Ok(CatalogSourceInfo {
-            counter_party_address: address.to_owned(),
-            participant_id: participant_id.to_owned(),
-            city: city.to_owned(),
-            fetched_at: now,
-            dataset_count: datasets.len() as i64,
-        })
-    }
-
-    /// Every cached catalog source.
-    pub async fn catalog_sources(&self) -> Result<Vec<CatalogSourceInfo>, StoreError> {
-        Ok(catalog_source::Entity::find()
-            .order_by_asc(catalog_source::Column::City)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|s| CatalogSourceInfo {
-                counter_party_address: s.address,
-                participant_id: s.participant_id,
-                city: s.city,
-                fetched_at: from_millis(s.fetched_at),
-                dataset_count: s.dataset_count,
-            })
-            .collect())
-    }
-
-    /// Every cached dataset with its source.
-    pub async fn cached_datasets(&self) -> Result<Vec<CachedDataset>, StoreError> {
-        let sources: std::collections::HashMap<String, CatalogSourceInfo> = self
-            .catalog_sources()
-            .await?
-            .into_iter()
-            .map(|s| (s.counter_party_address.clone(), s))
-            .collect();
-        let rows = cached_dataset::Entity::find()
-            .order_by_asc(cached_dataset::Column::Address)
-            .order_by_asc(cached_dataset::Column::DatasetId)
-            .all(&self.db)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let Some(source) = sources.get(&row.address) else {
-                continue;
-            };
-            let dataset: RemoteDataset = serde_json::from_str(&row.body).map_err(|e| {
-                StoreError::Corrupt(format!("cached dataset {}", row.dataset_id), e.to_string())
-            })?;
-            out.push(CachedDataset {
-                counter_party_address: row.address,
-                participant_id: source.participant_id.clone(),
-                city: source.city.clone(),
-                dataset,
-            });
-        }
-        Ok(out)
     }
 }
 

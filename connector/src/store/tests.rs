@@ -764,6 +764,7 @@ async fn identity_tables_hold_credentials_jtis_callers_and_the_authority_registe
             holder: "did:web:lund".into(),
             name: Some("Lund".into()),
             roles: vec!["Municipality".into()],
+            dsp_address: None,
             attributes: json!({"municipalityCode": "1281"})
                 .as_object()
                 .cloned()
@@ -856,5 +857,470 @@ async fn concurrent_uses_of_an_agreement_each_get_their_own_count() {
         store.release_agreement_use("a1", period).await.unwrap();
         assert_eq!(store.agreement_usage("a1", period).await.unwrap().0, 39);
         store.close().await.unwrap();
+    }
+}
+
+/// The federated catalog's search index, sources and crawls (issue 18).
+mod federated {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::store::federation::{
+        FederatedQuery, NewSource, SourceOrigin, SourceState, new_generation,
+    };
+
+    fn dataset(id: &str, title: &str, model: &str, theme: &str, open: bool) -> RemoteDataset {
+        let constraint = if open {
+            json!([])
+        } else {
+            json!([{"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"}])
+        };
+        RemoteDataset {
+            id: id.into(),
+            title: Some(title.into()),
+            description: Some(format!("Beskrivning av {title}")),
+            keywords: vec!["sensor".into()],
+            themes: vec![theme.into()],
+            spatial: None,
+            data_model: Some(model.into()),
+            offer_ids: vec![format!("{id}-offer")],
+            formats: vec![],
+            raw: json!({
+                "@id": id,
+                "dct:license": "https://creativecommons.org/licenses/by/4.0/",
+                "hasPolicy": [{"permission": [{"action": "use", "constraint": constraint}]}]
+            }),
+        }
+    }
+
+    fn query(q: &str) -> FederatedQuery {
+        FederatedQuery {
+            q: Some(q.into()),
+            ..Default::default()
+        }
+    }
+
+    async fn ids(store: &Store, q: &FederatedQuery) -> Vec<String> {
+        store
+            .search_federated(q, 500)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|h| h.item.dataset.id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn swedish_and_english_inflections_are_found_ranked_with_facets() {
+        for b in backends("fed_words").await {
+            let store = open(&b).await;
+            store
+                .replace_cached_catalog(
+                    "http://lund/dsp",
+                    "did:web:lund",
+                    "Lund",
+                    &[
+                        dataset(
+                            "p1",
+                            "Parkeringar i centrum",
+                            "OffStreetParking",
+                            "transport",
+                            false,
+                        ),
+                        dataset(
+                            "p2",
+                            "Luftkvalitet vid stationen",
+                            "AirQualityObserved",
+                            "environment",
+                            true,
+                        ),
+                    ],
+                )
+                .await
+                .unwrap();
+            store
+                .replace_cached_catalog(
+                    "http://malmo/dsp",
+                    "did:web:malmo",
+                    "Malmö",
+                    &[
+                        dataset(
+                            "m1",
+                            "Parkering vid Triangeln",
+                            "OffStreetParking",
+                            "transport",
+                            true,
+                        ),
+                        dataset(
+                            "m2",
+                            "Air quality stations",
+                            "AirQualityObserved",
+                            "environment",
+                            false,
+                        ),
+                        dataset(
+                            "m3",
+                            "Bicycle counters",
+                            "TrafficFlowObserved",
+                            "transport",
+                            true,
+                        ),
+                    ],
+                )
+                .await
+                .unwrap();
+            // Swedish: the singular finds the plural and the other way round.
+            let mut found = ids(&store, &query("parkering")).await;
+            found.sort();
+            assert_eq!(found, ["m1", "p1"], "{}", store.backend());
+            let mut found = ids(&store, &query("parkeringar")).await;
+            found.sort();
+            assert_eq!(found, ["m1", "p1"], "{}", store.backend());
+            // English: a singular finds the plural (and Swedish the definite form).
+            let mut found = ids(&store, &query("station")).await;
+            found.sort();
+            assert_eq!(found, ["m2", "p2"]);
+            // A word of the data model (camel case) and a city.
+            assert_eq!(ids(&store, &query("parking malmö")).await, ["m1"]);
+            // Filters combine with text, and the facets count every hit.
+            let page = store
+                .search_federated(
+                    &FederatedQuery {
+                        data_model: Some("offstreetparking".into()),
+                        ..Default::default()
+                    },
+                    1,
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.total, 2);
+            assert_eq!(page.items.len(), 1);
+            assert!(page.next.is_some());
+            let facet = |f: &[crate::store::federation::FacetCount]| {
+                f.iter()
+                    .map(|c| (c.value.clone(), c.count))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                facet(&page.facets.city),
+                [("Lund".to_owned(), 1), ("Malmö".to_owned(), 1)]
+            );
+            assert_eq!(
+                facet(&page.facets.access),
+                [("negotiable".to_owned(), 1), ("open".to_owned(), 1)]
+            );
+            assert_eq!(
+                facet(&page.facets.licence),
+                [("https://creativecommons.org/licenses/by/4.0/".to_owned(), 2)]
+            );
+            let open_transport = FederatedQuery {
+                theme: Some("Transport".into()),
+                access: Some("open".into()),
+                ..Default::default()
+            };
+            let mut found = ids(&store, &open_transport).await;
+            found.sort();
+            assert_eq!(found, ["m1", "m3"]);
+            let page = store.search_federated(&open_transport, 10).await.unwrap();
+            assert_eq!(facet(&page.facets.theme), [("transport".to_owned(), 2)]);
+            assert!(page.items.iter().all(|h| !h.stale && h.access == "open"));
+            // Ranked: a title match comes before a description-only one.
+            store
+                .replace_cached_catalog(
+                    "http://ystad/dsp",
+                    "did:web:ystad",
+                    "Ystad",
+                    &[RemoteDataset {
+                        description: Some("Data om parkering".into()),
+                        ..dataset("y1", "Trafik", "TrafficFlowObserved", "transport", true)
+                    }],
+                )
+                .await
+                .unwrap();
+            let hits = store
+                .search_federated(&query("parkering"), 10)
+                .await
+                .unwrap()
+                .items;
+            assert_eq!(hits.last().unwrap().item.dataset.id, "y1");
+            assert!(hits[0].score > hits.last().unwrap().score);
+            // Bad input is refused, not searched.
+            assert!(
+                store
+                    .search_federated(
+                        &FederatedQuery {
+                            access: Some("free".into()),
+                            ..Default::default()
+                        },
+                        10
+                    )
+                    .await
+                    .is_err()
+            );
+            assert!(
+                store
+                    .search_federated(
+                        &FederatedQuery {
+                            cursor: Some("xyz".into()),
+                            ..Default::default()
+                        },
+                        10
+                    )
+                    .await
+                    .is_err()
+            );
+            store.close().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn paging_is_stable_while_a_source_is_replaced() {
+        for b in backends("fed_paging").await {
+            let store = open(&b).await;
+            let catalog = |city: &str, n: usize| -> Vec<RemoteDataset> {
+                (0..n)
+                    .map(|i| {
+                        let title = if i % 3 == 0 { "Parkering" } else { "Luft" };
+                        dataset(&format!("{city}-{i:02}"), title, "M", "t", i % 2 == 0)
+                    })
+                    .collect()
+            };
+            for city in ["a", "b", "c"] {
+                store
+                    .replace_cached_catalog(
+                        &format!("http://{city}/dsp"),
+                        city,
+                        city,
+                        &catalog(city, 20),
+                    )
+                    .await
+                    .unwrap();
+            }
+            for q in [FederatedQuery::default(), query("parkering luft sensor")] {
+                let total = store.search_federated(&q, 500).await.unwrap().total;
+                let mut seen = Vec::new();
+                let mut cursor = None;
+                let mut round = 0;
+                loop {
+                    let page = store
+                        .search_federated(
+                            &FederatedQuery {
+                                cursor,
+                                limit: None,
+                                ..q.clone()
+                            },
+                            7,
+                        )
+                        .await
+                        .unwrap();
+                    seen.extend(page.items.into_iter().map(|h| h.item.dataset.id));
+                    // Between pages the crawler replaces source b (same datasets, a new generation).
+                    round += 1;
+                    let generation = new_generation();
+                    store
+                        .stage_page("http://b/dsp", "b", generation, &catalog("b", 20)[..10])
+                        .await
+                        .unwrap();
+                    if round % 2 == 0 {
+                        store
+                            .stage_page("http://b/dsp", "b", generation, &catalog("b", 20)[10..])
+                            .await
+                            .unwrap();
+                        store
+                            .commit_crawl("http://b/dsp", generation, "b", "b", store.clock.now())
+                            .await
+                            .unwrap();
+                    }
+                    match page.next {
+                        Some(n) => cursor = Some(n),
+                        None => break,
+                    }
+                }
+                let unique: HashSet<&String> = seen.iter().collect();
+                assert_eq!(unique.len(), seen.len(), "no hit twice: {seen:?}");
+                assert_eq!(seen.len() as u64, total, "no hit missed");
+            }
+            store.close().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_source_keeps_its_last_good_datasets_marked_stale() {
+        for b in backends("fed_stale").await {
+            let store = open(&b).await;
+            let a = "http://lund/dsp";
+            store
+                .replace_cached_catalog(
+                    a,
+                    "did:web:lund",
+                    "Lund",
+                    &[dataset("d1", "Parkering", "M", "t", true)],
+                )
+                .await
+                .unwrap();
+            // A crawl that fails half-way: its staged page is dropped, the last good catalog stays.
+            let generation = new_generation();
+            store
+                .stage_page(
+                    a,
+                    "Lund",
+                    generation,
+                    &[dataset("d2", "Parkering ny", "M", "t", true)],
+                )
+                .await
+                .unwrap();
+            let later = store.clock.now() + chrono::Duration::minutes(5);
+            store
+                .fail_crawl(
+                    a,
+                    generation,
+                    "POST http://lund/dsp/catalog/request answered 503",
+                    later,
+                )
+                .await
+                .unwrap();
+            let hits = store
+                .search_federated(&query("parkering"), 10)
+                .await
+                .unwrap()
+                .items;
+            assert_eq!(hits.len(), 1);
+            assert_eq!(hits[0].item.dataset.id, "d1");
+            assert!(hits[0].stale);
+            let source = store.catalog_source(a).await.unwrap().unwrap();
+            assert_eq!(source.state, SourceState::Stale);
+            assert_eq!(source.failures, 1);
+            assert_eq!(source.dataset_count, 1);
+            assert!(source.last_error.unwrap().contains("503"));
+            assert!(source.fetched_at.is_some());
+            // Not due again until the back-off is over.
+            let lease = store.clock.now() + chrono::Duration::minutes(1);
+            assert!(
+                store
+                    .claim_crawls("r1", lease, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // A success clears the error.
+            store
+                .replace_cached_catalog(
+                    a,
+                    "did:web:lund",
+                    "Lund",
+                    &[dataset("d3", "Parkering", "M", "t", true)],
+                )
+                .await
+                .unwrap();
+            let source = store.catalog_source(a).await.unwrap().unwrap();
+            assert_eq!(
+                (source.state, source.failures, source.last_error),
+                (SourceState::Fresh, 0, None)
+            );
+            assert_eq!(ids(&store, &query("parkering")).await, ["d3"]);
+            store.close().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn directory_sources_are_claimed_once_and_removed_when_they_leave() {
+        for b in backends("fed_directory").await {
+            let store = open(&b).await;
+            let now = store.clock.now();
+            for (a, city) in [("http://lund/dsp", "Lund"), ("http://malmo/dsp", "Malmö")] {
+                store
+                    .put_source(
+                        &NewSource {
+                            address: a.into(),
+                            participant_id: format!("did:web:{city}"),
+                            city: city.into(),
+                        },
+                        SourceOrigin::Directory,
+                        now,
+                    )
+                    .await
+                    .unwrap();
+            }
+            store
+                .replace_cached_catalog(
+                    "http://ystad/dsp",
+                    "did:web:ystad",
+                    "Ystad",
+                    &[dataset("y", "Parkering", "M", "t", true)],
+                )
+                .await
+                .unwrap();
+            // Two replicas claim: each due source goes to one of them.
+            let lease = now + chrono::Duration::minutes(5);
+            let (r1, r2) = tokio::join!(
+                store.claim_crawls("r1", lease, 10),
+                store.claim_crawls("r2", lease, 10)
+            );
+            let mut claimed: Vec<String> = r1
+                .unwrap()
+                .into_iter()
+                .chain(r2.unwrap())
+                .map(|s| s.counter_party_address)
+                .collect();
+            claimed.sort();
+            assert_eq!(claimed, ["http://lund/dsp", "http://malmo/dsp"]);
+            for (a, id) in [("http://lund/dsp", "l"), ("http://malmo/dsp", "m")] {
+                let generation = new_generation();
+                store
+                    .stage_page(
+                        a,
+                        "x",
+                        generation,
+                        &[dataset(id, "Parkering", "M", "t", true)],
+                    )
+                    .await
+                    .unwrap();
+                let city = if id == "l" { "Lund" } else { "Malmö" };
+                store
+                    .commit_crawl(a, generation, &format!("did:web:{city}"), city, lease)
+                    .await
+                    .unwrap();
+            }
+            let mut found = ids(&store, &query("parkering")).await;
+            found.sort();
+            assert_eq!(found, ["l", "m", "y"]);
+            // Malmö leaves the federation: its datasets go; Ystad, added by hand, stays.
+            let departed = store
+                .remove_departed(&["http://lund/dsp".to_owned()])
+                .await
+                .unwrap();
+            assert_eq!(departed, ["http://malmo/dsp"]);
+            let mut found = ids(&store, &query("parkering")).await;
+            found.sort();
+            assert_eq!(found, ["l", "y"]);
+            assert_eq!(store.catalog_sources().await.unwrap().len(), 2);
+            // A crawl that was under way when its source left is not made live.
+            let generation = new_generation();
+            store
+                .stage_page(
+                    "http://malmo/dsp",
+                    "Malmö",
+                    generation,
+                    &[dataset("m", "Parkering", "M", "t", true)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                store
+                    .commit_crawl(
+                        "http://malmo/dsp",
+                        generation,
+                        "did:web:malmo",
+                        "Malmö",
+                        lease
+                    )
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(ids(&store, &query("parkering")).await.len(), 2);
+            store.close().await.unwrap();
+        }
     }
 }

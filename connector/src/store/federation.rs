@@ -1,0 +1,1354 @@
+//! The federated catalog in the store: the sources (other connectors, added by hand or found in the
+//! federation's member directory) with their crawl state, their datasets, and the full-text index
+//! searched in the database (SQLite FTS5, PostgreSQL text search with the Swedish and English
+//! configurations), so replicas share it and nothing is searched in memory.
+//!
+//! A crawl stages each page of a source's catalog under a new generation as it arrives (invisible to
+//! search), and [`Store::commit_crawl`] makes the new generation the source's live one and drops the old
+//! one in one transaction: readers see either the old catalog or the new one. A failed crawl drops what
+//! it staged and leaves the last good catalog, marked stale.
+//!
+//! Ranking is the same on both backends and depends on the dataset only (not on the rest of the
+//! corpus), so keyset paging over `(score, city, address, dataset id)` stays stable while other
+//! sources are replaced: for each query word, 10 when it starts a word of the title, 5 of a keyword,
+//! theme or data model, 2 of the description, 1 of the city or id.
+
+use std::collections::{BTreeMap, HashSet};
+
+use base64::Engine;
+use caap_catalog::remote::RemoteDataset;
+use caap_catalog::search::CachedDataset;
+use chrono::{DateTime, Utc};
+use rust_stemmers::{Algorithm, Stemmer};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::identity::sql;
+use super::{Store, StoreError, from_millis, millis};
+
+/// How a source came into the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceOrigin {
+    /// `caap catalog fetch` or `caap catalog sources add`: kept until removed by hand.
+    Manual,
+    /// The federation's member directory: removed when the member leaves it.
+    Directory,
+}
+
+impl SourceOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceOrigin::Manual => "manual",
+            SourceOrigin::Directory => "directory",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        if s == "directory" {
+            SourceOrigin::Directory
+        } else {
+            SourceOrigin::Manual
+        }
+    }
+}
+
+/// Where a source's crawling stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// Not fetched yet.
+    New,
+    /// The last crawl succeeded.
+    Fresh,
+    /// The last crawl failed; the datasets of the last good one are still served, marked stale.
+    Stale,
+    /// Never fetched successfully.
+    Failing,
+}
+
+impl SourceState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "fresh" => SourceState::Fresh,
+            "stale" => SourceState::Stale,
+            "failing" => SourceState::Failing,
+            _ => SourceState::New,
+        }
+    }
+}
+
+/// A catalog source of the federated cache, with its crawl state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSourceInfo {
+    /// The DSP address its catalog is fetched from.
+    pub counter_party_address: String,
+    /// The provider's participant id.
+    pub participant_id: String,
+    /// The provider's display name.
+    pub city: String,
+    /// How it came into the cache.
+    pub origin: SourceOrigin,
+    /// Where its crawling stands.
+    pub state: SourceState,
+    /// When its catalog was last fetched successfully.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// When it was last tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// Datasets served from it.
+    pub dataset_count: i64,
+    /// Failed crawls since the last success.
+    pub failures: i64,
+    /// Why the last crawl failed (cleared by a success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it is crawled next.
+    pub next_crawl_at: DateTime<Utc>,
+}
+
+/// A source to keep in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSource {
+    /// Its DSP address.
+    pub address: String,
+    /// Its participant id, if known.
+    pub participant_id: String,
+    /// Its display name.
+    pub city: String,
+}
+
+/// A search over the federated cache: free text and filters, every given condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FederatedQuery {
+    /// Free text: every word must occur (Swedish and English inflections match) in the title,
+    /// description, keywords, themes, data model or city.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// A theme, exactly (case-insensitive).
+    #[serde(default)]
+    pub theme: Option<String>,
+    /// A Smart Data Model type, exactly (case-insensitive).
+    #[serde(default)]
+    pub data_model: Option<String>,
+    /// A city (the provider's name) or participant id, exactly (case-insensitive).
+    #[serde(default)]
+    pub city: Option<String>,
+    /// A licence IRI, exactly (case-insensitive).
+    #[serde(default)]
+    pub licence: Option<String>,
+    /// `open` or `negotiable`.
+    #[serde(default)]
+    pub access: Option<String>,
+    /// The `next` token of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Hits per page (1 to 500, default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedHit {
+    /// Higher is more relevant.
+    pub score: i64,
+    /// The dataset and where it came from.
+    #[serde(flatten)]
+    pub item: CachedDataset,
+    /// `open` or `negotiable`.
+    pub access: &'static str,
+    /// The dataset's licence, if it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+    /// When its catalog was last fetched.
+    pub fetched_at: DateTime<Utc>,
+    /// The last crawl of its source failed; this is from the last good one.
+    pub stale: bool,
+}
+
+/// A value of a facet and how many hits have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FacetCount {
+    /// The value.
+    pub value: String,
+    /// Hits with it.
+    pub count: u64,
+}
+
+/// Counts of the hits (all pages) by city, data model, theme, licence and access.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facets {
+    /// By city.
+    pub city: Vec<FacetCount>,
+    /// By Smart Data Model type.
+    pub data_model: Vec<FacetCount>,
+    /// By theme (a dataset with two themes counts under both).
+    pub theme: Vec<FacetCount>,
+    /// By licence.
+    pub licence: Vec<FacetCount>,
+    /// `open` / `negotiable`.
+    pub access: Vec<FacetCount>,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchPage {
+    /// Hits on all pages.
+    pub total: u64,
+    /// This page's hits, best first.
+    pub items: Vec<FederatedHit>,
+    /// The token of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Counts over all hits.
+    pub facets: Facets,
+}
+
+/// Why a search was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query is not valid.
+    #[error("{pointer}: {message}")]
+    Invalid {
+        /// The parameter.
+        pointer: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Most values listed per facet.
+const FACET_VALUES: usize = 100;
+/// Most words of a query.
+const MAX_WORDS: usize = 8;
+
+// ---------------------------------------------------------------------------------------------
+// Words and stems
+
+/// The words of a text: lower-cased runs of letters and digits; a camel-cased word also gives its
+/// parts (`OffStreetParking`: `offstreetparking`, `off`, `street`, `parking`).
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for raw in text.split(|c: char| !c.is_alphanumeric()) {
+        if raw.is_empty() {
+            continue;
+        }
+        out.push(raw.to_lowercase());
+        let mut part = String::new();
+        let mut parts = Vec::new();
+        let mut prev_lower = false;
+        for c in raw.chars() {
+            if c.is_uppercase() && prev_lower && !part.is_empty() {
+                parts.push(std::mem::take(&mut part));
+            }
+            prev_lower = c.is_lowercase() || c.is_numeric();
+            part.extend(c.to_lowercase());
+        }
+        if !parts.is_empty() {
+            parts.push(part);
+            out.extend(parts);
+        }
+    }
+    out
+}
+
+/// The Swedish and English stems of a word (one when they agree).
+fn stems(word: &str) -> Vec<String> {
+    let sv = Stemmer::create(Algorithm::Swedish).stem(word).into_owned();
+    let en = Stemmer::create(Algorithm::English).stem(word).into_owned();
+    if sv == en { vec![sv] } else { vec![sv, en] }
+}
+
+/// The indexed terms of a text: each word and its stems, space-separated with a space before each
+/// (so `instr(terms, ' ' || stem)` finds a word starting with the stem).
+fn terms(texts: &[&str]) -> String {
+    let mut seen = HashSet::new();
+    let mut out = String::from(" ");
+    for text in texts {
+        for w in words(text) {
+            let mut all = stems(&w);
+            all.push(w);
+            for t in all {
+                if seen.insert(t.clone()) {
+                    out.push_str(&t);
+                    out.push(' ');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A query word with its stems.
+struct QueryWord {
+    word: String,
+    stems: Vec<String>,
+}
+
+fn query_words(q: &str) -> Vec<QueryWord> {
+    let mut seen = HashSet::new();
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| seen.insert(w.clone()))
+        .take(MAX_WORDS)
+        .map(|word| QueryWord {
+            stems: stems(&word),
+            word,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is kept of a dataset besides its JSON
+
+/// The dataset's licence (`dct:license` on the dataset or its first distribution that has one).
+fn licence_of(raw: &Value) -> Option<String> {
+    fn direct(v: &Value) -> Option<String> {
+        let obj = v.as_object()?;
+        let l = ["license", "dct:license", "http://purl.org/dc/terms/license"]
+            .iter()
+            .find_map(|k| obj.get(*k))?;
+        let l = match l {
+            Value::Array(a) => a.first()?,
+            other => other,
+        };
+        match l {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o
+                .get("@id")
+                .or_else(|| o.get("@value"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty())
+    }
+    direct(raw).or_else(|| {
+        let obj = raw.as_object()?;
+        let d = ["distribution", "dcat:distribution"]
+            .iter()
+            .find_map(|k| obj.get(*k))?;
+        match d {
+            Value::Array(a) => a.iter().find_map(direct),
+            other => direct(other),
+        }
+    })
+}
+
+/// `open` when one of the dataset's offers permits use without constraints or duties (and has no
+/// prohibitions or obligations), else `negotiable`.
+fn access_of(raw: &Value) -> &'static str {
+    let list = |v: Option<&Value>| -> Vec<Value> {
+        match v {
+            Some(Value::Array(a)) => a.clone(),
+            Some(v @ Value::Object(_)) => vec![v.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let get = |v: &Value, key: &str| -> Option<Value> {
+        let o = v.as_object()?;
+        o.get(key)
+            .or_else(|| o.get(&format!("odrl:{key}")))
+            .or_else(|| o.get(&format!("http://www.w3.org/ns/odrl/2/{key}")))
+            .cloned()
+    };
+    let offers = list(get(raw, "hasPolicy").as_ref());
+    let open = offers.iter().any(|offer| {
+        let permissions = list(get(offer, "permission").as_ref());
+        let restricted = ["prohibition", "obligation"]
+            .iter()
+            .any(|k| !list(get(offer, k).as_ref()).is_empty());
+        !restricted
+            && !permissions.is_empty()
+            && permissions.iter().all(|p| {
+                list(get(p, "constraint").as_ref()).is_empty()
+                    && list(get(p, "duty").as_ref()).is_empty()
+            })
+    });
+    if open { "open" } else { "negotiable" }
+}
+
+fn lower(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cursor
+
+#[derive(Serialize, Deserialize)]
+struct CursorKey(i64, String, String, String);
+
+fn encode_cursor(key: &CursorKey) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(key).unwrap_or_default())
+}
+
+fn decode_cursor(token: &str) -> Result<CursorKey, SearchError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| SearchError::Invalid {
+            pointer: "/cursor",
+            message: "not a cursor of this search; start again without one".into(),
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statement building
+
+/// SQL text with its values, `$n` placeholders numbered as values are pushed.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    values: Vec<DbValue>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+    fn bind(&mut self, v: impl Into<DbValue>) -> &mut Self {
+        self.values.push(v.into());
+        self.text.push_str(&format!("${}", self.values.len()));
+        self
+    }
+    fn statement(self, backend: DbBackend) -> Statement {
+        Statement::from_sql_and_values(backend, sql(backend, &self.text), self.values)
+    }
+}
+
+/// The FTS5 query of the words: each word (any of its stems as a prefix), all words.
+fn fts5_query(words: &[QueryWord]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            let alts: Vec<String> = w
+                .stems
+                .iter()
+                .chain(std::iter::once(&w.word))
+                .map(|s| format!("\"{}\"*", s.replace('"', "")))
+                .collect();
+            format!("({})", alts.join(" OR "))
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+impl Store {
+    fn backend_(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// The `FROM … WHERE` part of a search: the live datasets matching the query.
+    /// `table` is `fed_datasets`, or `fed_facets` (the counts per source, for a search without words).
+    fn search_from(&self, q: &FederatedQuery, words: &[QueryWord], s: &mut Sql, table: &str) {
+        let backend = self.backend_();
+        s.push(&format!(
+            " FROM {table} d JOIN fed_sources s ON s.address = d.address \
+             AND s.generation = d.generation WHERE 1 = 1"
+        ));
+        if !words.is_empty() {
+            match backend {
+                DbBackend::Postgres => {
+                    for w in words {
+                        let lexeme = format!("{}:*", w.word);
+                        s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
+                            .bind(lexeme.clone())
+                            .push(") || to_tsquery('english', ")
+                            .bind(lexeme)
+                            .push("))");
+                    }
+                }
+                _ => {
+                    s.push(" AND d.id IN (SELECT rowid FROM fed_fts WHERE fed_fts MATCH ")
+                        .bind(fts5_query(words))
+                        .push(")");
+                }
+            }
+        }
+        if let Some(city) = lower(&q.city) {
+            s.push(" AND (s.city_key = ")
+                .bind(city.clone())
+                .push(" OR s.participant_key = ")
+                .bind(city)
+                .push(")");
+        }
+        if let Some(model) = lower(&q.data_model) {
+            s.push(" AND d.model_key = ").bind(model);
+        }
+        if let Some(theme) = lower(&q.theme) {
+            let f = if backend == DbBackend::Postgres {
+                "strpos"
+            } else {
+                "instr"
+            };
+            s.push(&format!(" AND {f}(d.themes_key, "))
+                .bind(format!("\n{theme}\n"))
+                .push(") > 0");
+        }
+        if let Some(licence) = lower(&q.licence) {
+            s.push(" AND d.licence_key = ").bind(licence);
+        }
+        if let Some(access) = lower(&q.access) {
+            s.push(" AND d.access = ").bind(access);
+        }
+    }
+
+    /// The score expression (see the module's documentation).
+    fn score_expr(&self, words: &[QueryWord], s: &mut Sql) {
+        let f = if self.backend_() == DbBackend::Postgres {
+            "strpos"
+        } else {
+            "instr"
+        };
+        s.push("(1");
+        for w in words {
+            for (col, weight) in [
+                ("d.title_terms", 10),
+                ("d.tag_terms", 5),
+                ("d.text_terms", 2),
+                ("d.other_terms", 1),
+            ] {
+                s.push(" + CASE WHEN ");
+                for (i, stem) in w.stems.iter().enumerate() {
+                    if i > 0 {
+                        s.push(" OR ");
+                    }
+                    s.push(&format!("{f}({col}, "))
+                        .bind(format!(" {stem}"))
+                        .push(") > 0");
+                }
+                s.push(&format!(" THEN {weight} ELSE 0 END"));
+            }
+        }
+        s.push(")");
+    }
+
+    /// One page of a search, with the total and the facets over every hit.
+    pub async fn search_federated(
+        &self,
+        q: &FederatedQuery,
+        limit: u32,
+    ) -> Result<SearchPage, SearchError> {
+        let backend = self.backend_();
+        let words = q.q.as_deref().map(query_words).unwrap_or_default();
+        if q.q.as_deref().is_some_and(|t| !t.trim().is_empty()) && words.is_empty() {
+            return Err(SearchError::Invalid {
+                pointer: "/q",
+                message: "has no words to search for".into(),
+            });
+        }
+        if let Some(a) = lower(&q.access)
+            && a != "open"
+            && a != "negotiable"
+        {
+            return Err(SearchError::Invalid {
+                pointer: "/access",
+                message: format!("`{a}` is neither `open` nor `negotiable`"),
+            });
+        }
+        let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+
+        // The page: the keys of the best `limit + 1` hits (the sort carries no bodies), then their rows.
+        let mut s = Sql::default();
+        s.push(
+            "SELECT * FROM (SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, \
+             s.city AS city, -CAST(",
+        );
+        self.score_expr(&words, &mut s);
+        s.push(" AS BIGINT) AS neg");
+        self.search_from(q, &words, &mut s, "fed_datasets");
+        s.push(") t");
+        // Without words every score is the same: order by the keys alone.
+        let neg_key = if words.is_empty() { "" } else { "t.neg, " };
+        if let Some(CursorKey(neg, city, address, id)) = &after {
+            s.push(&format!(
+                " WHERE ({neg_key}t.city, t.address, t.dataset_id) > ("
+            ));
+            if !words.is_empty() {
+                s.bind(*neg).push(", ");
+            }
+            s.bind(city.clone())
+                .push(", ")
+                .bind(address.clone())
+                .push(", ")
+                .bind(id.clone())
+                .push(")");
+        }
+        s.push(&format!(
+            " ORDER BY {neg_key}t.city, t.address, t.dataset_id LIMIT "
+        ))
+        .bind(i64::from(limit) + 1);
+        let keys = self
+            .db
+            .query_all_raw(s.statement(backend))
+            .await
+            .map_err(StoreError::from)?;
+        let more = keys.len() > limit as usize;
+        let mut order = Vec::with_capacity(keys.len());
+        let mut last = None;
+        for row in keys.iter().take(limit as usize) {
+            let id: i64 = row
+                .try_get("", "id")
+                .map_err(|e| StoreError::Corrupt("id".into(), e.to_string()))?;
+            let neg: i64 = row
+                .try_get("", "neg")
+                .map_err(|e| StoreError::Corrupt("score".into(), e.to_string()))?;
+            let key = |c: &str| -> Result<String, StoreError> {
+                row.try_get::<String>("", c)
+                    .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
+            };
+            order.push((id, neg));
+            last = Some(CursorKey(
+                neg,
+                key("city")?,
+                key("address")?,
+                key("dataset_id")?,
+            ));
+        }
+        let mut rows = std::collections::HashMap::new();
+        if !order.is_empty() {
+            let mut s = Sql::default();
+            s.push(
+                "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
+                 d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
+                 s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
+                 JOIN fed_sources s ON s.address = d.address WHERE d.id IN (",
+            );
+            for (i, (id, _)) in order.iter().enumerate() {
+                if i > 0 {
+                    s.push(", ");
+                }
+                s.bind(*id);
+            }
+            s.push(")");
+            for row in self
+                .db
+                .query_all_raw(s.statement(backend))
+                .await
+                .map_err(StoreError::from)?
+            {
+                let id: i64 = row
+                    .try_get("", "id")
+                    .map_err(|e| StoreError::Corrupt("id".into(), e.to_string()))?;
+                rows.insert(id, row);
+            }
+        }
+        let mut items = Vec::with_capacity(order.len());
+        for (id, neg) in order {
+            // A row replaced between the two reads is left out of this page.
+            let Some(row) = rows.get(&id) else {
+                continue;
+            };
+            let g = |c: &str| -> Result<String, StoreError> {
+                row.try_get::<String>("", c)
+                    .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
+            };
+            let fetched: Option<i64> = row
+                .try_get("", "fetched_at")
+                .map_err(|e| StoreError::Corrupt("fetched_at".into(), e.to_string()))?;
+            let licence: Option<String> = row
+                .try_get("", "licence")
+                .map_err(|e| StoreError::Corrupt("licence".into(), e.to_string()))?;
+            let (address, dataset_id) = (g("address")?, g("dataset_id")?);
+            let dataset: RemoteDataset = serde_json::from_str(&g("body")?).map_err(|e| {
+                StoreError::Corrupt(format!("cached dataset {dataset_id}"), e.to_string())
+            })?;
+            items.push(FederatedHit {
+                score: -neg,
+                item: CachedDataset {
+                    counter_party_address: address,
+                    participant_id: g("participant_id")?,
+                    city: g("city")?,
+                    dataset,
+                },
+                access: if g("access")? == "open" {
+                    "open"
+                } else {
+                    "negotiable"
+                },
+                licence,
+                fetched_at: from_millis(fetched.unwrap_or_default()),
+                stale: SourceState::parse(&g("state")?) == SourceState::Stale,
+            });
+        }
+        let next = more.then(|| last.as_ref().map(encode_cursor)).flatten();
+
+        // The facets (and the total) over every hit, in one pass.
+        let mut s = Sql::default();
+        s.push(
+            "SELECT s.city AS city, d.data_model AS data_model, d.themes AS themes, \
+             d.licence AS licence, d.access AS access, ",
+        );
+        // Without words, the counts kept per source at each crawl's commit are summed: a few rows per
+        // source instead of every dataset.
+        if words.is_empty() {
+            s.push("CAST(SUM(d.n) AS BIGINT) AS n");
+            self.search_from(q, &words, &mut s, "fed_facets");
+        } else {
+            s.push("COUNT(*) AS n");
+            self.search_from(q, &words, &mut s, "fed_datasets");
+        }
+        s.push(" GROUP BY s.city, d.data_model, d.themes, d.licence, d.access");
+        let groups = self
+            .db
+            .query_all_raw(s.statement(backend))
+            .await
+            .map_err(StoreError::from)?;
+        let mut counts: [BTreeMap<String, u64>; 5] = Default::default();
+        let mut total = 0;
+        for row in &groups {
+            let text =
+                |c: &str| -> Option<String> { row.try_get::<Option<String>>("", c).ok().flatten() };
+            let n: i64 = row
+                .try_get("", "n")
+                .map_err(|e| StoreError::Corrupt("count".into(), e.to_string()))?;
+            let n = u64::try_from(n).unwrap_or_default();
+            total += n;
+            let mut add = |i: usize, v: Option<String>| {
+                if let Some(v) = v.filter(|v| !v.is_empty()) {
+                    *counts[i].entry(v).or_default() += n;
+                }
+            };
+            add(0, text("city"));
+            add(1, text("data_model"));
+            for t in text("themes").unwrap_or_default().split('\n') {
+                add(2, Some(t.to_owned()));
+            }
+            add(3, text("licence"));
+            add(4, text("access"));
+        }
+        let [city, data_model, theme, licence, access] = counts.map(|m| {
+            let mut v: Vec<FacetCount> = m
+                .into_iter()
+                .map(|(value, count)| FacetCount { value, count })
+                .collect();
+            v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            v.truncate(FACET_VALUES);
+            v
+        });
+        Ok(SearchPage {
+            total,
+            items,
+            next,
+            facets: Facets {
+                city,
+                data_model,
+                theme,
+                licence,
+                access,
+            },
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Sources
+
+    async fn fed_exec<C: ConnectionTrait>(db: &C, s: Sql) -> Result<u64, StoreError> {
+        let backend = db.get_database_backend();
+        Ok(db.execute_raw(s.statement(backend)).await?.rows_affected())
+    }
+
+    /// Adds a source (due for crawling at `due`); for a directory member already there, updates its
+    /// participant id and name. A manual source found in the directory stays manual.
+    pub async fn put_source(
+        &self,
+        source: &NewSource,
+        origin: SourceOrigin,
+        due: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = millis(due);
+        let mut s = Sql::default();
+        s.push(
+            "INSERT INTO fed_sources (address, participant_id, participant_key, city, city_key, origin, \
+             state, dataset_count, failures, next_crawl_at, generation) VALUES (",
+        )
+        .bind(source.address.clone())
+        .push(", ")
+        .bind(source.participant_id.clone())
+        .push(", ")
+        .bind(source.participant_id.to_lowercase())
+        .push(", ")
+        .bind(source.city.clone())
+        .push(", ")
+        .bind(source.city.to_lowercase())
+        .push(", ")
+        .bind(origin.as_str())
+        .push(", 'new', 0, 0, ")
+        .bind(now)
+        .push(", 0) ON CONFLICT (address) DO ");
+        if origin == SourceOrigin::Directory {
+            s.push("UPDATE SET participant_id = ")
+                .bind(source.participant_id.clone())
+                .push(", participant_key = ")
+                .bind(source.participant_id.to_lowercase())
+                .push(", city = ")
+                .bind(source.city.clone())
+                .push(", city_key = ")
+                .bind(source.city.to_lowercase());
+        } else {
+            s.push("NOTHING");
+        }
+        let _gate = self.write_gate().await;
+        Self::fed_exec(&self.db, s).await?;
+        Ok(())
+    }
+
+    /// Removes a source and its datasets. Returns whether it was there.
+    pub async fn remove_source(&self, address: &str) -> Result<bool, StoreError> {
+        let txn = self.begin_write().await?;
+        let gone = self.drop_source_in(&txn.txn, address).await?;
+        txn.commit().await?;
+        Ok(gone)
+    }
+
+    async fn drop_source_in<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        address: &str,
+    ) -> Result<bool, StoreError> {
+        self.drop_datasets_in(db, address, None).await?;
+        let mut s = Sql::default();
+        s.push("DELETE FROM fed_sources WHERE address = ")
+            .bind(address.to_owned());
+        Ok(Self::fed_exec(db, s).await? > 0)
+    }
+
+    /// Drops a source's datasets: of one generation (`Some(g)`) or of all (`None`); or, with
+    /// `keep`, every generation but that one.
+    async fn drop_datasets_in<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        address: &str,
+        generation: Option<(i64, bool)>,
+    ) -> Result<(), StoreError> {
+        let which = |s: &mut Sql| {
+            s.push("address = ").bind(address.to_owned());
+            if let Some((g, keep)) = generation {
+                s.push(if keep {
+                    " AND generation <> "
+                } else {
+                    " AND generation = "
+                })
+                .bind(g);
+            }
+        };
+        if self.backend_() != DbBackend::Postgres {
+            let mut s = Sql::default();
+            s.push("DELETE FROM fed_fts WHERE rowid IN (SELECT id FROM fed_datasets WHERE ");
+            which(&mut s);
+            s.push(")");
+            Self::fed_exec(db, s).await?;
+        }
+        for table in ["fed_datasets", "fed_facets"] {
+            let mut s = Sql::default();
+            s.push(&format!("DELETE FROM {table} WHERE "));
+            which(&mut s);
+            Self::fed_exec(db, s).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the directory's sources whose address is not in `members` (members that left the
+    /// federation). Returns the addresses removed.
+    pub async fn remove_departed(&self, members: &[String]) -> Result<Vec<String>, StoreError> {
+        let keep: HashSet<&str> = members.iter().map(String::as_str).collect();
+        let departed: Vec<String> = self
+            .catalog_sources()
+            .await?
+            .into_iter()
+            .filter(|s| s.origin == SourceOrigin::Directory)
+            .map(|s| s.counter_party_address)
+            .filter(|a| !keep.contains(a.as_str()))
+            .collect();
+        for a in &departed {
+            self.remove_source(a).await?;
+        }
+        Ok(departed)
+    }
+
+    fn source_from_row(row: &sea_orm::QueryResult) -> Result<CatalogSourceInfo, StoreError> {
+        fn get<T: sea_orm::TryGetable>(
+            row: &sea_orm::QueryResult,
+            c: &str,
+        ) -> Result<T, StoreError> {
+            row.try_get("", c)
+                .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
+        }
+        Ok(CatalogSourceInfo {
+            counter_party_address: get(row, "address")?,
+            participant_id: get(row, "participant_id")?,
+            city: get(row, "city")?,
+            origin: SourceOrigin::parse(&get::<String>(row, "origin")?),
+            state: SourceState::parse(&get::<String>(row, "state")?),
+            fetched_at: get::<Option<i64>>(row, "fetched_at")?.map(from_millis),
+            attempted_at: get::<Option<i64>>(row, "attempted_at")?.map(from_millis),
+            dataset_count: get(row, "dataset_count")?,
+            failures: get(row, "failures")?,
+            last_error: get(row, "last_error")?,
+            next_crawl_at: from_millis(get(row, "next_crawl_at")?),
+        })
+    }
+
+    const SOURCE_COLUMNS: &'static str = "address, participant_id, city, origin, state, fetched_at, \
+        attempted_at, dataset_count, failures, last_error, next_crawl_at";
+
+    /// Every source, by city.
+    pub async fn catalog_sources(&self) -> Result<Vec<CatalogSourceInfo>, StoreError> {
+        let mut s = Sql::default();
+        s.push(&format!(
+            "SELECT {} FROM fed_sources ORDER BY city, address",
+            Self::SOURCE_COLUMNS
+        ));
+        self.db
+            .query_all_raw(s.statement(self.backend_()))
+            .await?
+            .iter()
+            .map(Self::source_from_row)
+            .collect()
+    }
+
+    /// One source.
+    pub async fn catalog_source(
+        &self,
+        address: &str,
+    ) -> Result<Option<CatalogSourceInfo>, StoreError> {
+        let mut s = Sql::default();
+        s.push(&format!(
+            "SELECT {} FROM fed_sources WHERE address = ",
+            Self::SOURCE_COLUMNS
+        ))
+        .bind(address.to_owned());
+        self.db
+            .query_all_raw(s.statement(self.backend_()))
+            .await?
+            .first()
+            .map(Self::source_from_row)
+            .transpose()
+    }
+
+    /// The next time a source is due (for the processor's sleep).
+    pub async fn next_crawl_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut s = Sql::default();
+        s.push("SELECT MIN(next_crawl_at) AS due FROM fed_sources");
+        let rows = self.db.query_all_raw(s.statement(self.backend_())).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.try_get::<Option<i64>>("", "due").ok().flatten())
+            .map(from_millis))
+    }
+
+    /// Claims up to `limit` sources due for crawling, leased to `owner` until `lease_until`.
+    pub async fn claim_crawls(
+        &self,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<CatalogSourceInfo>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = millis(self.clock.now());
+        let mut s = Sql::default();
+        s.push(&format!(
+            "SELECT {} FROM fed_sources WHERE next_crawl_at <= ",
+            Self::SOURCE_COLUMNS
+        ))
+        .bind(now)
+        .push(" AND (lease_until IS NULL OR lease_until < ")
+        .bind(now)
+        .push(") ORDER BY next_crawl_at LIMIT ")
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let due: Vec<CatalogSourceInfo> = self
+            .db
+            .query_all_raw(s.statement(self.backend_()))
+            .await?
+            .iter()
+            .map(Self::source_from_row)
+            .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for source in due {
+            let mut s = Sql::default();
+            s.push("UPDATE fed_sources SET lease_owner = ")
+                .bind(owner.to_owned())
+                .push(", lease_until = ")
+                .bind(millis(lease_until))
+                .push(" WHERE address = ")
+                .bind(source.counter_party_address.clone())
+                .push(" AND (lease_until IS NULL OR lease_until < ")
+                .bind(now)
+                .push(")");
+            let _gate = self.write_gate().await;
+            if Self::fed_exec(&self.db, s).await? == 1 {
+                claimed.push(source);
+            }
+        }
+        Ok(claimed)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Crawls
+
+    /// Stages one page of a crawl of `address` (the provider `city`, whose name is searched too) under
+    /// `generation` (invisible until [`Store::commit_crawl`]). Datasets already staged under it (by id)
+    /// are skipped. Returns how many were added.
+    pub async fn stage_page(
+        &self,
+        address: &str,
+        city: &str,
+        generation: i64,
+        datasets: &[RemoteDataset],
+    ) -> Result<u64, StoreError> {
+        let txn = self.begin_write().await?;
+        let backend = self.backend_();
+        let mut added = 0;
+        for d in datasets {
+            let body = serde_json::to_string(d)
+                .map_err(|e| StoreError::Corrupt("dataset".into(), e.to_string()))?;
+            let title = d.title.as_deref().unwrap_or_default();
+            let description = d.description.as_deref().unwrap_or_default();
+            let tags: Vec<&str> = d
+                .keywords
+                .iter()
+                .chain(&d.themes)
+                .chain(&d.data_model)
+                .map(String::as_str)
+                .collect();
+            let licence = licence_of(&d.raw);
+            let themes = d.themes.join("\n");
+            let themes_key = format!("\n{}\n", themes.to_lowercase());
+            let mut s = Sql::default();
+            s.push(
+                "INSERT INTO fed_datasets (address, generation, dataset_id, body, data_model, model_key, \
+                 themes, themes_key, licence, licence_key, access, title_terms, tag_terms, text_terms, \
+                 other_terms",
+            );
+            s.push(if backend == DbBackend::Postgres {
+                ", tsv) VALUES ("
+            } else {
+                ") VALUES ("
+            });
+            s.bind(address.to_owned())
+                .push(", ")
+                .bind(generation)
+                .push(", ")
+                .bind(d.id.clone())
+                .push(", ")
+                .bind(body)
+                .push(", ")
+                .bind(d.data_model.clone())
+                .push(", ")
+                .bind(d.data_model.as_deref().map(str::to_lowercase))
+                .push(", ")
+                .bind(themes)
+                .push(", ")
+                .bind(themes_key)
+                .push(", ")
+                .bind(licence.clone())
+                .push(", ")
+                .bind(licence.map(|l| l.to_lowercase()))
+                .push(", ")
+                .bind(access_of(&d.raw))
+                .push(", ")
+                .bind(terms(&[title]))
+                .push(", ")
+                .bind(terms(&tags))
+                .push(", ")
+                .bind(terms(&[description]))
+                .push(", ")
+                .bind(terms(&[city, &d.id]));
+            if backend == DbBackend::Postgres {
+                let all = format!(
+                    "{title} {} {description} {city}",
+                    words(&tags.join(" ")).join(" ")
+                );
+                s.push(", to_tsvector('swedish', ")
+                    .bind(all.clone())
+                    .push(") || to_tsvector('english', ")
+                    .bind(all)
+                    .push(")");
+            }
+            s.push(") ON CONFLICT (address, generation, dataset_id) DO NOTHING RETURNING id");
+            let rows = txn.txn.query_all_raw(s.statement(backend)).await?;
+            let Some(id) = rows.first().and_then(|r| r.try_get::<i64>("", "id").ok()) else {
+                continue;
+            };
+            added += 1;
+            if backend != DbBackend::Postgres {
+                let mut s = Sql::default();
+                s.push("INSERT INTO fed_fts (rowid, terms) VALUES (")
+                    .bind(id)
+                    .push(", ")
+                    .bind(format!(
+                        "{} {} {}",
+                        terms(&[title, description]),
+                        terms(&tags),
+                        terms(&[city, &d.id])
+                    ))
+                    .push(")");
+                Self::fed_exec(&txn.txn, s).await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(added)
+    }
+
+    /// Makes `generation` the live catalog of `address` (with the provider's id and name), drops
+    /// every other generation, records the success and when to crawl next, and gives up the lease; one
+    /// transaction. Returns the datasets now served, or `None` when the source was removed meanwhile
+    /// (what was staged is dropped).
+    pub async fn commit_crawl(
+        &self,
+        address: &str,
+        generation: i64,
+        participant_id: &str,
+        city: &str,
+        next_crawl_at: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = millis(self.clock.now());
+        let txn = self.begin_write().await?;
+        let mut s = Sql::default();
+        s.push("SELECT COUNT(*) AS n FROM fed_datasets WHERE address = ")
+            .bind(address.to_owned())
+            .push(" AND generation = ")
+            .bind(generation);
+        let count: i64 = txn
+            .txn
+            .query_all_raw(s.statement(self.backend_()))
+            .await?
+            .first()
+            .and_then(|r| r.try_get("", "n").ok())
+            .unwrap_or_default();
+        let mut s = Sql::default();
+        s.push("UPDATE fed_sources SET generation = ")
+            .bind(generation)
+            .push(", participant_id = ")
+            .bind(participant_id.to_owned())
+            .push(", participant_key = ")
+            .bind(participant_id.to_lowercase())
+            .push(", city = ")
+            .bind(city.to_owned())
+            .push(", city_key = ")
+            .bind(city.to_lowercase())
+            .push(", state = 'fresh', fetched_at = ")
+            .bind(now)
+            .push(", attempted_at = ")
+            .bind(now)
+            .push(", dataset_count = ")
+            .bind(count)
+            .push(", failures = 0, last_error = NULL, next_crawl_at = ")
+            .bind(millis(next_crawl_at))
+            .push(", lease_owner = NULL, lease_until = NULL WHERE address = ")
+            .bind(address.to_owned());
+        let live = Self::fed_exec(&txn.txn, s).await? == 1;
+        if live {
+            self.drop_datasets_in(&txn.txn, address, Some((generation, true)))
+                .await?;
+            let mut s = Sql::default();
+            s.push(
+                "INSERT INTO fed_facets (address, generation, data_model, model_key, themes, themes_key, \
+                 licence, licence_key, access, n) SELECT address, generation, data_model, model_key, \
+                 themes, themes_key, licence, licence_key, access, COUNT(*) FROM fed_datasets \
+                 WHERE address = ",
+            )
+            .bind(address.to_owned())
+            .push(" AND generation = ")
+            .bind(generation)
+            .push(
+                " GROUP BY address, generation, data_model, model_key, themes, themes_key, licence, \
+                 licence_key, access",
+            );
+            Self::fed_exec(&txn.txn, s).await?;
+        } else {
+            self.drop_datasets_in(&txn.txn, address, None).await?;
+        }
+        txn.commit().await?;
+        Ok(live.then_some(count))
+    }
+
+    /// Records a failed crawl: drops what it staged, keeps the last good catalog (now stale), counts
+    /// the failure with its error and when to try again, and gives up the lease.
+    pub async fn fail_crawl(
+        &self,
+        address: &str,
+        generation: i64,
+        error: &str,
+        next_crawl_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = millis(self.clock.now());
+        let txn = self.begin_write().await?;
+        self.drop_datasets_in(&txn.txn, address, Some((generation, false)))
+            .await?;
+        let mut s = Sql::default();
+        s.push(
+            "UPDATE fed_sources SET state = CASE WHEN fetched_at IS NULL THEN 'failing' ELSE 'stale' END, \
+             failures = failures + 1, last_error = ",
+        )
+        .bind(error.to_owned())
+        .push(", attempted_at = ")
+        .bind(now)
+        .push(", next_crawl_at = ")
+        .bind(millis(next_crawl_at))
+        .push(", lease_owner = NULL, lease_until = NULL WHERE address = ")
+        .bind(address.to_owned());
+        Self::fed_exec(&txn.txn, s).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces everything cached from one source at once (a manual source, crawled again later like
+    /// the others): the whole catalog in one call, for callers that have it in hand.
+    pub async fn replace_cached_catalog(
+        &self,
+        address: &str,
+        participant_id: &str,
+        city: &str,
+        datasets: &[RemoteDataset],
+    ) -> Result<CatalogSourceInfo, StoreError> {
+        self.put_source(
+            &NewSource {
+                address: address.to_owned(),
+                participant_id: participant_id.to_owned(),
+                city: city.to_owned(),
+            },
+            SourceOrigin::Manual,
+            self.clock.now() + chrono::Duration::hours(1),
+        )
+        .await?;
+        let generation = new_generation();
+        for chunk in datasets.chunks(500) {
+            self.stage_page(address, city, generation, chunk).await?;
+        }
+        let next = self.clock.now() + chrono::Duration::hours(1);
+        self.commit_crawl(address, generation, participant_id, city, next)
+            .await?;
+        self.catalog_source(address)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "catalog source",
+                id: address.to_owned(),
+            })
+    }
+
+    /// The live datasets of one source (or of all), by source and id.
+    async fn live_datasets(&self, address: Option<&str>) -> Result<Vec<CachedDataset>, StoreError> {
+        let mut s = Sql::default();
+        s.push(
+            "SELECT d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
+             s.participant_id AS participant_id, s.city AS city FROM fed_datasets d JOIN fed_sources s \
+             ON s.address = d.address AND s.generation = d.generation",
+        );
+        if let Some(a) = address {
+            s.push(" WHERE d.address = ").bind(a.to_owned());
+        }
+        s.push(" ORDER BY s.city, d.address, d.dataset_id");
+        self.db
+            .query_all_raw(s.statement(self.backend_()))
+            .await?
+            .iter()
+            .map(|row| {
+                let g = |c: &str| -> Result<String, StoreError> {
+                    row.try_get::<String>("", c)
+                        .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
+                };
+                let id = g("dataset_id")?;
+                let dataset = serde_json::from_str(&g("body")?).map_err(|e| {
+                    StoreError::Corrupt(format!("cached dataset {id}"), e.to_string())
+                })?;
+                Ok(CachedDataset {
+                    counter_party_address: g("address")?,
+                    participant_id: g("participant_id")?,
+                    city: g("city")?,
+                    dataset,
+                })
+            })
+            .collect()
+    }
+
+    /// Every cached dataset with its source (small caches: the demo).
+    pub async fn cached_datasets(&self) -> Result<Vec<CachedDataset>, StoreError> {
+        self.live_datasets(None).await
+    }
+
+    /// The cached datasets of one source.
+    pub async fn cached_datasets_of(
+        &self,
+        address: &str,
+    ) -> Result<Vec<CachedDataset>, StoreError> {
+        self.live_datasets(Some(address)).await
+    }
+}
+
+/// A new crawl generation: random, so two crawls of one source never share one.
+pub fn new_generation() -> i64 {
+    rand::random_range(1..i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swedish_and_english_inflections_share_a_stem() {
+        let s = |w: &str| stems(w);
+        assert_eq!(s("parkering")[0], s("parkeringar")[0]);
+        assert_eq!(s("parkeringen")[0], s("parkering")[0]);
+        assert!(s("parking").iter().any(|x| s("parked").contains(x)));
+        assert!(s("stations").iter().any(|x| s("station").contains(x)));
+    }
+
+    #[test]
+    fn camel_case_words_give_their_parts() {
+        assert_eq!(
+            words("OffStreetParking, luft"),
+            ["offstreetparking", "off", "street", "parking", "luft"]
+        );
+    }
+
+    #[test]
+    fn licence_and_access_are_read_from_the_dataset() {
+        let open = serde_json::json!({
+            "dct:license": {"@id": "https://creativecommons.org/licenses/by/4.0/"},
+            "hasPolicy": [{"permission": [{"action": "use"}]}]
+        });
+        assert_eq!(
+            licence_of(&open).as_deref(),
+            Some("https://creativecommons.org/licenses/by/4.0/")
+        );
+        assert_eq!(access_of(&open), "open");
+        let gated = serde_json::json!({
+            "distribution": [{"license": "CC0"}],
+            "odrl:hasPolicy": {"odrl:permission": {"action": "use", "constraint": [{"leftOperand": "purpose"}]}}
+        });
+        assert_eq!(licence_of(&gated).as_deref(), Some("CC0"));
+        assert_eq!(access_of(&gated), "negotiable");
+        assert_eq!(access_of(&serde_json::json!({})), "negotiable");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let token = encode_cursor(&CursorKey(-11, "Lund".into(), "a".into(), "b".into()));
+        let CursorKey(n, c, a, b) = decode_cursor(&token).unwrap();
+        assert_eq!(
+            (n, c.as_str(), a.as_str(), b.as_str()),
+            (-11, "Lund", "a", "b")
+        );
+        assert!(decode_cursor("nope").is_err());
+    }
+}
