@@ -10,7 +10,10 @@ use caap_identity::auth::StaticTokenEntry;
 use serde::{Deserialize, Serialize};
 
 mod keys;
+mod portal;
+
 pub use keys::{ConfigKey, EnvKind};
+pub use portal::{PortalConfig, PortalOidcConfig};
 
 /// The whole configuration of one connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +54,9 @@ pub struct Config {
     /// The trust anchor role: this connector issues and revokes the federation's credentials.
     #[serde(default, skip_serializing_if = "AuthorityConfig::is_disabled")]
     pub authority: AuthorityConfig,
+    /// The citizen portal (consent), on its own listener.
+    #[serde(default, skip_serializing_if = "PortalConfig::is_default")]
+    pub portal: PortalConfig,
     /// Directory for the SQLite database, keys and files; relative paths elsewhere in this file are
     /// resolved against the directory the config file is in.
     #[serde(default = "default_data_dir")]
@@ -1014,6 +1020,10 @@ impl Config {
         if self.simulator.interval_ms < 10 {
             return Err(bad("simulator.interval_ms", "must be at least 10".into()));
         }
+        self.portal.validate(
+            &[("dsp.bind", self.dsp.bind), ("api.bind", self.api.bind)],
+            &bad,
+        )?;
         Ok(())
     }
 
@@ -1552,6 +1562,27 @@ admin_token = "0123456789abcdef0123"
                 enabled: true,
                 credential_validity_days: 30,
                 status_list_size: 2048,
+            },
+            portal: PortalConfig {
+                enabled: true,
+                bind: "127.0.0.1:9443".parse().unwrap(),
+                public_url: Some("https://samtycke.lund.se".into()),
+                session_idle_minutes: 10,
+                session_max_minutes: 120,
+                login_per_minute: 5,
+                actions_per_minute: 12,
+                time_zone: "UTC".into(),
+                oidc: Some(PortalOidcConfig {
+                    issuer: "https://login.lund.se".into(),
+                    client_id: "caap-portal".into(),
+                    client_secret: Some(SecretValue::Value(Secret::new("portal-secret"))),
+                    subject_claim: "https://id.oidc.se/claim/personalIdentityNumber".into(),
+                    scopes: vec![
+                        "openid".into(),
+                        "https://id.oidc.se/scope/naturalPersonNumber".into(),
+                    ],
+                    leeway_secs: 30,
+                }),
             },
             data_dir: "/var/lib/caap".into(),
         }
