@@ -28,6 +28,7 @@ mod negotiation;
 mod oidc;
 mod peer;
 mod policy;
+mod portal;
 mod sim;
 mod tls;
 mod transfers;

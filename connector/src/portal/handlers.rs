@@ -46,7 +46,7 @@ pub fn app(
         .add((header::CONTENT_SECURITY_POLICY, csp))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::REFERRER_POLICY, "same-origin"))
         .add((header::CACHE_CONTROL, "no-store"))
         .add((
             "permissions-policy",
@@ -278,7 +278,8 @@ impl Citizen {
 }
 
 /// The request comes from the portal's own pages: `Origin` (when sent) is the portal's, and the
-/// browser's `Sec-Fetch-Site` (when sent) is not cross-site.
+/// browser's `Sec-Fetch-Site` (when sent) is not cross-site. (Browsers send `Origin: null` under
+/// `Referrer-Policy: no-referrer`, so the portal's policy is `same-origin`.)
 fn same_origin(portal: &Portal, req: &HttpRequest) -> bool {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let origin_ok = header("origin").is_none_or(|o| o == portal.public_url);
