@@ -186,6 +186,57 @@ impl Frame<'_> {
     fn empty(&self, h: &mut Html, key: &'static str) {
         h.element("p", &[("class", Some("empty"))], self.t(key));
     }
+
+    /// `<dt>` from the catalog and `<dd>` with a value.
+    fn pair(&self, h: &mut Html, key: &'static str, value: &str) {
+        h.element("dt", &[], self.t(key));
+        h.element("dd", &[], value);
+    }
+
+    /// `<dt>` from the catalog and `<dd>` with a date and time.
+    fn pair_time(&self, h: &mut Html, key: &'static str, at: chrono::DateTime<chrono::Utc>) {
+        h.element("dt", &[], self.t(key));
+        h.open("dd", &[]);
+        self.time(h, at, true);
+        h.close("dd");
+    }
+
+    /// A table cell with a date and time.
+    fn cell_time(&self, h: &mut Html, at: chrono::DateTime<chrono::Utc>) {
+        h.open("td", &[]);
+        self.time(h, at, true);
+        h.close("td");
+    }
+
+    /// Opens a table with its caption and column headers (catalog keys); [`close_table`] ends it.
+    fn open_table(&self, h: &mut Html, caption: &'static str, columns: &[&'static str]) {
+        h.open("div", &[("class", Some("table-wrap"))]);
+        h.open("table", &[]);
+        h.element("caption", &[], self.t(caption));
+        h.open("thead", &[]);
+        h.open("tr", &[]);
+        for key in columns {
+            h.element("th", &[("scope", Some("col"))], self.t(key));
+        }
+        h.close("tr");
+        h.close("thead");
+        h.open("tbody", &[]);
+    }
+}
+
+fn close_table(h: &mut Html) {
+    h.close("tbody");
+    h.close("table");
+    h.close("div");
+}
+
+/// Opens a card (a labelled region) with its heading; closed with `h.close("section")`.
+fn open_card(h: &mut Html, heading: &str) {
+    h.open(
+        "section",
+        &[("class", Some("card")), ("aria-label", Some(heading))],
+    );
+    h.element("h2", &[], heading);
 }
 
 fn csrf_field(h: &mut Html, csrf: &str) {
@@ -340,19 +391,12 @@ pub fn overview(frame: &Frame<'_>, datasets: &[SharedDataset], pending: usize) -
             frame.empty(h, "overview.none");
         }
         for d in datasets {
-            h.open(
-                "section",
-                &[("class", Some("card")), ("aria-label", Some(&d.title))],
-            );
-            h.element("h2", &[], &d.title);
+            open_card(h, &d.title);
             h.open("dl", &[]);
-            h.element("dt", &[], frame.t("overview.controller"));
-            h.element("dd", &[], &d.controller);
-            h.element("dt", &[], frame.t("overview.basis"));
-            h.element("dd", &[], frame.t(basis_key(d.lawful_basis)));
+            frame.pair(h, "overview.controller", &d.controller);
+            frame.pair(h, "overview.basis", frame.t(basis_key(d.lawful_basis)));
             if !d.categories.is_empty() {
-                h.element("dt", &[], frame.t("overview.categories"));
-                h.element("dd", &[], &d.categories.join(", "));
+                frame.pair(h, "overview.categories", &d.categories.join(", "));
             }
             h.close("dl");
             if d.recipients.is_empty() {
@@ -396,15 +440,15 @@ pub fn overview(frame: &Frame<'_>, datasets: &[SharedDataset], pending: usize) -
 
 fn consent_summary(frame: &Frame<'_>, h: &mut Html, c: &ConsentView) {
     h.open("dl", &[]);
-    h.element("dt", &[], frame.t("consent.recipient"));
-    h.element("dd", &[], &c.recipient);
-    h.element("dt", &[], frame.t("consent.dataset"));
-    h.element("dd", &[], &c.dataset_title);
-    h.element("dt", &[], frame.t("consent.purpose"));
-    h.element("dd", &[], &c.purpose);
+    frame.pair(h, "consent.recipient", &c.recipient);
+    frame.pair(h, "consent.dataset", &c.dataset_title);
+    frame.pair(h, "consent.purpose", &c.purpose);
     if let Some(duration) = &c.duration {
-        h.element("dt", &[], frame.t("consent.duration"));
-        h.element("dd", &[], &frame.m.duration(frame.lang, duration));
+        frame.pair(
+            h,
+            "consent.duration",
+            &frame.m.duration(frame.lang, duration),
+        );
     }
     if let Some(until) = c.until {
         h.element("dt", &[], frame.t("consent.until"));
@@ -443,11 +487,7 @@ pub fn requests(frame: &Frame<'_>, consents: &[ConsentView]) -> String {
                 "requests.heading",
                 &[("recipient", &c.recipient), ("dataset", &c.dataset_title)],
             );
-            h.open(
-                "section",
-                &[("class", Some("card")), ("aria-label", Some(&heading))],
-            );
-            h.element("h2", &[], &heading);
+            open_card(h, &heading);
             consent_summary(frame, h, c);
             h.open("p", &[("class", Some("actions"))]);
             decision_link(h, &c.id, Decision::Grant, frame.t("action.grant"));
@@ -475,11 +515,7 @@ pub fn consents(frame: &Frame<'_>, consents: &[ConsentView]) -> String {
                 "requests.heading",
                 &[("recipient", &c.recipient), ("dataset", &c.dataset_title)],
             );
-            h.open(
-                "section",
-                &[("class", Some("card")), ("aria-label", Some(&heading))],
-            );
-            h.element("h2", &[], &heading);
+            open_card(h, &heading);
             consent_summary(frame, h, c);
             if offered(c.standing, Decision::Withdraw) {
                 h.open("p", &[("class", Some("actions"))]);
@@ -555,29 +591,21 @@ pub fn history(frame: &Frame<'_>, events: &[ConsentEventView]) -> String {
             frame.empty(h, "history.none");
             return;
         }
-        h.open("div", &[("class", Some("table-wrap"))]);
-        h.open("table", &[]);
-        h.element("caption", &[], frame.t("history.caption"));
-        h.open("thead", &[]);
-        h.open("tr", &[]);
-        for key in [
-            "history.when",
-            "history.event",
-            "history.dataset",
-            "history.recipient",
-            "history.by",
-            "history.receipt",
-        ] {
-            h.element("th", &[("scope", Some("col"))], frame.t(key));
-        }
-        h.close("tr");
-        h.close("thead");
-        h.open("tbody", &[]);
+        frame.open_table(
+            h,
+            "history.caption",
+            &[
+                "history.when",
+                "history.event",
+                "history.dataset",
+                "history.recipient",
+                "history.by",
+                "history.receipt",
+            ],
+        );
         for e in events {
             h.open("tr", &[]);
-            h.open("td", &[]);
-            frame.time(h, e.at, true);
-            h.close("td");
+            frame.cell_time(h, e.at);
             h.open("td", &[]);
             h.element(
                 "span",
@@ -625,9 +653,7 @@ pub fn history(frame: &Frame<'_>, events: &[ConsentEventView]) -> String {
             h.close("td");
             h.close("tr");
         }
-        h.close("tbody");
-        h.close("table");
-        h.close("div");
+        close_table(h);
     })
 }
 
@@ -650,21 +676,13 @@ pub fn receipt(frame: &Frame<'_>, event: &ConsentEventView, receipt: &Value) -> 
             frame.t(standing_key(event.standing)),
         );
         h.close("dd");
-        h.element("dt", &[], frame.t("receipt.when"));
-        h.open("dd", &[]);
-        frame.time(h, event.at, true);
-        h.close("dd");
-        h.element("dt", &[], frame.t("consent.dataset"));
-        h.element("dd", &[], &event.dataset_title);
-        h.element("dt", &[], frame.t("consent.recipient"));
-        h.element("dd", &[], &event.recipient);
-        h.element("dt", &[], frame.t("consent.purpose"));
-        h.element("dd", &[], &event.purpose);
-        h.element("dt", &[], frame.t("history.by"));
-        h.element("dd", &[], frame.t(by_key(&event.by)));
+        frame.pair_time(h, "receipt.when", event.at);
+        frame.pair(h, "consent.dataset", &event.dataset_title);
+        frame.pair(h, "consent.recipient", &event.recipient);
+        frame.pair(h, "consent.purpose", &event.purpose);
+        frame.pair(h, "history.by", frame.t(by_key(&event.by)));
         if let Some(publisher) = text(inner, "dct:publisher") {
-            h.element("dt", &[], frame.t("receipt.publisher"));
-            h.element("dd", &[], &publisher);
+            frame.pair(h, "receipt.publisher", &publisher);
         }
         h.element("dt", &[], frame.t("receipt.signature"));
         let signed = receipt.get("jws").and_then(Value::as_str).is_some();
@@ -707,28 +725,20 @@ pub fn recipients(frame: &Frame<'_>, deliveries: &[DeliveryView]) -> String {
             frame.empty(h, "recipients.none");
             return;
         }
-        h.open("div", &[("class", Some("table-wrap"))]);
-        h.open("table", &[]);
-        h.element("caption", &[], frame.t("recipients.caption"));
-        h.open("thead", &[]);
-        h.open("tr", &[]);
-        for key in [
-            "recipients.when",
-            "recipients.recipient",
-            "recipients.dataset",
-            "recipients.purpose",
-            "recipients.records",
-        ] {
-            h.element("th", &[("scope", Some("col"))], frame.t(key));
-        }
-        h.close("tr");
-        h.close("thead");
-        h.open("tbody", &[]);
+        frame.open_table(
+            h,
+            "recipients.caption",
+            &[
+                "recipients.when",
+                "recipients.recipient",
+                "recipients.dataset",
+                "recipients.purpose",
+                "recipients.records",
+            ],
+        );
         for d in deliveries {
             h.open("tr", &[]);
-            h.open("td", &[]);
-            frame.time(h, d.at, true);
-            h.close("td");
+            frame.cell_time(h, d.at);
             h.element("td", &[], &d.recipient);
             h.element("td", &[], &d.dataset_title);
             h.element("td", &[], &d.purpose);
@@ -739,9 +749,7 @@ pub fn recipients(frame: &Frame<'_>, deliveries: &[DeliveryView]) -> String {
             );
             h.close("tr");
         }
-        h.close("tbody");
-        h.close("table");
-        h.close("div");
+        close_table(h);
     })
 }
 
@@ -758,11 +766,7 @@ pub fn notices(frame: &Frame<'_>, notices: &[NoticeView]) -> String {
                 "notices.heading",
                 &[("recipient", &n.recipient), ("dataset", &n.dataset_title)],
             );
-            h.open(
-                "section",
-                &[("class", Some("card")), ("aria-label", Some(&heading))],
-            );
-            h.element("h2", &[], &heading);
+            open_card(h, &heading);
             h.open("dl", &[]);
             h.element("dt", &[], frame.t("notices.standing"));
             h.open("dd", &[]);
@@ -779,21 +783,12 @@ pub fn notices(frame: &Frame<'_>, notices: &[NoticeView]) -> String {
                 frame.t(notice_key(n.standing)),
             );
             h.close("dd");
-            h.element("dt", &[], frame.t("notices.created"));
-            h.open("dd", &[]);
-            frame.time(h, n.created, true);
-            h.close("dd");
+            frame.pair_time(h, "notices.created", n.created);
             if let Some(at) = n.acknowledged {
-                h.element("dt", &[], frame.t("notices.acknowledged"));
-                h.open("dd", &[]);
-                frame.time(h, at, true);
-                h.close("dd");
+                frame.pair_time(h, "notices.acknowledged", at);
             }
             if let Some(at) = n.deleted {
-                h.element("dt", &[], frame.t("notices.deleted"));
-                h.open("dd", &[]);
-                frame.time(h, at, true);
-                h.close("dd");
+                frame.pair_time(h, "notices.deleted", at);
             }
             if n.attempts > 1 || n.last_error.is_some() {
                 h.element("dt", &[], frame.t("notices.attempts"));
@@ -804,8 +799,7 @@ pub fn notices(frame: &Frame<'_>, notices: &[NoticeView]) -> String {
                 );
             }
             if let Some(error) = &n.last_error {
-                h.element("dt", &[], frame.t("notices.last_error"));
-                h.element("dd", &[], error);
+                frame.pair(h, "notices.last_error", error);
             }
             h.close("dl");
             if n.standing == NoticeStanding::Sent && n.last_error.is_some() {

@@ -79,6 +79,18 @@ fn cookie(s: &Session) -> (&'static str, String) {
     ("cookie", format!("caap_portal={}", s.cookie_value()))
 }
 
+/// A form post in session `s` with its own token.
+fn post(s: &Session, path: &str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri(path)
+        .insert_header(cookie(s))
+        .set_payload(format!("csrf={}", s.csrf.expose()))
+}
+
+fn get(s: &Session, path: &str) -> test::TestRequest {
+    test::TestRequest::get().uri(path).insert_header(cookie(s))
+}
+
 async fn body_of<B: actix_web::body::MessageBody>(
     res: actix_web::dev::ServiceResponse<B>,
 ) -> String {
@@ -214,11 +226,7 @@ async fn every_page_renders_in_both_languages_with_landmarks_and_escaped_values(
     let anna = f.login("198507099805");
     let app = test::init_service(super::app(f.portal.clone())).await;
     // Grant, so that every page has something to show.
-    let req = test::TestRequest::post()
-        .uri("/decide/rec-anna/grant")
-        .insert_header(cookie(&anna))
-        .set_payload(format!("csrf={}", anna.csrf.expose()))
-        .to_request();
+    let req = post(&anna, "/decide/rec-anna/grant").to_request();
     assert_eq!(
         test::call_service(&app, req).await.status(),
         StatusCode::SEE_OTHER
@@ -266,20 +274,14 @@ async fn every_page_renders_in_both_languages_with_landmarks_and_escaped_values(
             assert_all_words_from_catalogs(&f.portal, &body);
         }
     }
-    let req = test::TestRequest::get()
-        .uri("/recipients")
-        .insert_header(cookie(&anna))
-        .to_request();
+    let req = get(&anna, "/recipients").to_request();
     let body = body_of(test::call_service(&app, req).await).await;
     assert!(body.contains("12\u{a0}345"), "Swedish digit grouping");
     assert!(
         body.contains("7 december 2026 kl. 15:00"),
         "Swedish date and local time"
     );
-    let req = test::TestRequest::get()
-        .uri("/")
-        .insert_header(cookie(&anna))
-        .to_request();
+    let req = get(&anna, "/").to_request();
     let body = body_of(test::call_service(&app, req).await).await;
     assert!(
         body.contains("Lund stad får parking-permit zone för planning residents&#39; parking, till och med 30 juni 2027."),
@@ -292,24 +294,14 @@ async fn two_citizens_see_only_their_own_records() {
     let f = fixture(|_| {});
     let (anna, bo) = (f.login("198507099805"), f.login("199001011234"));
     let app = test::init_service(super::app(f.portal.clone())).await;
-    let get = |s: &Session, path: &str| {
-        test::TestRequest::get()
-            .uri(path)
-            .insert_header(cookie(s))
-            .to_request()
-    };
-    let body = body_of(test::call_service(&app, get(&anna, "/requests")).await).await;
+    let body = body_of(test::call_service(&app, get(&anna, "/requests").to_request()).await).await;
     assert!(body.contains("Parking permits") && !body.contains("Waste collection"));
-    let body = body_of(test::call_service(&app, get(&bo, "/requests")).await).await;
+    let body = body_of(test::call_service(&app, get(&bo, "/requests").to_request()).await).await;
     assert!(body.contains("Waste collection") && !body.contains("Parking permits"));
     // Bo cannot open, decide on or fetch a receipt of Anna's record.
-    let res = test::call_service(&app, get(&bo, "/decide/rec-anna/grant")).await;
+    let res = test::call_service(&app, get(&bo, "/decide/rec-anna/grant").to_request()).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let req = test::TestRequest::post()
-        .uri("/decide/rec-anna/grant")
-        .insert_header(cookie(&bo))
-        .set_payload(format!("csrf={}", bo.csrf.expose()))
-        .to_request();
+    let req = post(&bo, "/decide/rec-anna/grant").to_request();
     assert_eq!(
         test::call_service(&app, req).await.status(),
         StatusCode::NOT_FOUND
@@ -318,20 +310,21 @@ async fn two_citizens_see_only_their_own_records() {
         f.backend.citizen(&anna.subject).consents[0].standing,
         ConsentStanding::Requested
     );
-    let req = test::TestRequest::post()
-        .uri("/decide/rec-anna/grant")
-        .insert_header(cookie(&anna))
-        .set_payload(format!("csrf={}", anna.csrf.expose()))
-        .to_request();
+    let req = post(&anna, "/decide/rec-anna/grant").to_request();
     assert_eq!(
         test::call_service(&app, req).await.status(),
         StatusCode::SEE_OTHER
     );
-    let res = test::call_service(&app, get(&bo, "/receipts/rec-anna/1/download")).await;
+    let res =
+        test::call_service(&app, get(&bo, "/receipts/rec-anna/1/download").to_request()).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let body = body_of(test::call_service(&app, get(&bo, "/history")).await).await;
+    let body = body_of(test::call_service(&app, get(&bo, "/history").to_request()).await).await;
     assert!(!body.contains("Parking permits"));
-    let res = test::call_service(&app, get(&anna, "/receipts/rec-anna/1/download")).await;
+    let res = test::call_service(
+        &app,
+        get(&anna, "/receipts/rec-anna/1/download").to_request(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers().get("content-type").unwrap(),
@@ -406,15 +399,10 @@ async fn forged_forms_are_refused_and_a_real_one_is_recorded_with_its_session() 
     assert_eq!(events[0].session.as_deref(), Some(anna.handle.as_str()));
     assert_eq!(events[0].method, "portal");
     // The next page says what happened, once.
-    let get = || {
-        test::TestRequest::get()
-            .uri("/consents")
-            .insert_header(cookie(&anna))
-            .to_request()
-    };
-    let body = body_of(test::call_service(&app, get()).await).await;
+    let consents = || get(&anna, "/consents").to_request();
+    let body = body_of(test::call_service(&app, consents()).await).await;
     assert!(body.contains("role=\"status\""), "{body}");
-    let body = body_of(test::call_service(&app, get()).await).await;
+    let body = body_of(test::call_service(&app, consents()).await).await;
     assert!(!body.contains("role=\"status\""));
     // Granting twice is not offered and not allowed.
     let res = test::call_service(&app, post(format!("csrf={}", anna.csrf.expose()), None)).await;
@@ -426,13 +414,7 @@ async fn actions_are_rate_limited_per_session_and_logout_ends_the_session() {
     let f = fixture(|c| c.actions_per_minute = 2);
     let anna = f.login("198507099805");
     let app = test::init_service(super::app(f.portal.clone())).await;
-    let withdraw = || {
-        test::TestRequest::post()
-            .uri("/decide/rec-anna/withdraw")
-            .insert_header(cookie(&anna))
-            .set_payload(format!("csrf={}", anna.csrf.expose()))
-            .to_request()
-    };
+    let withdraw = || post(&anna, "/decide/rec-anna/withdraw").to_request();
     // Not given yet: 409 twice, then the limit.
     assert_eq!(
         test::call_service(&app, withdraw()).await.status(),
@@ -450,20 +432,14 @@ async fn actions_are_rate_limited_per_session_and_logout_ends_the_session() {
     let f = fixture(|_| {});
     let anna = f.login("198507099805");
     let app = test::init_service(super::app(f.portal.clone())).await;
-    let req = test::TestRequest::post()
-        .uri("/logout")
-        .insert_header(cookie(&anna))
+    let req = post(&anna, "/logout")
         .set_payload("csrf=wrong")
         .to_request();
     assert_eq!(
         test::call_service(&app, req).await.status(),
         StatusCode::FORBIDDEN
     );
-    let req = test::TestRequest::post()
-        .uri("/logout")
-        .insert_header(cookie(&anna))
-        .set_payload(format!("csrf={}", anna.csrf.expose()))
-        .to_request();
+    let req = post(&anna, "/logout").to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     // The provider is unreachable here, so no end-session endpoint: back to the start page.
@@ -473,10 +449,7 @@ async fn actions_are_rate_limited_per_session_and_logout_ends_the_session() {
         set.starts_with("caap_portal=;") && set.contains("Max-Age=0"),
         "{set}"
     );
-    let req = test::TestRequest::get()
-        .uri("/consents")
-        .insert_header(cookie(&anna))
-        .to_request();
+    let req = get(&anna, "/consents").to_request();
     assert_eq!(
         test::call_service(&app, req).await.status(),
         StatusCode::UNAUTHORIZED
