@@ -623,10 +623,11 @@ pub fn history(frame: &Frame<'_>, events: &[ConsentEventView]) -> String {
             h.text(frame.t(by_key(&e.by)));
             if e.method == "portal" {
                 h.void("br", &[]);
+                let session = e.session.as_deref().unwrap_or("");
                 h.element(
                     "span",
                     &[("class", Some("hint"))],
-                    frame.t("history.in_portal"),
+                    &frame.f("history.in_portal", &[("session", session)]),
                 );
             }
             h.close("td");
