@@ -54,6 +54,9 @@ pub struct Config {
     /// The trust anchor role: this connector issues and revokes the federation's credentials.
     #[serde(default, skip_serializing_if = "AuthorityConfig::is_disabled")]
     pub authority: AuthorityConfig,
+    /// Citizen consent (OASC MIM4): pseudonyms, withdrawal notices, external consent sources.
+    #[serde(default)]
+    pub consent: ConsentConfig,
     /// The citizen portal (consent), on its own listener.
     #[serde(default, skip_serializing_if = "PortalConfig::is_default")]
     pub portal: PortalConfig,
@@ -276,6 +279,87 @@ pub struct IdentityConfig {
     /// loudly at start; never in a real data space.
     #[serde(default)]
     pub insecure_did_web_over_http: bool,
+}
+
+/// Citizen consent (OASC MIM4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentConfig {
+    /// The secret citizens' identifiers are hashed with (HMAC-SHA-256), relative to the data directory;
+    /// created at the first start. Keep it with the database's backups: without it no citizen can be
+    /// matched to their records again.
+    #[serde(default = "default_subject_key_file")]
+    pub subject_key_file: PathBuf,
+    /// Where citizens withdraw consent, written into every consent record (ISO/IEC TS 27560 "withdrawal
+    /// method"); the portal's URL. Default: the DSP listener's public URL + `/consent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawal_url: Option<String>,
+    /// Seconds before the first retry of a withdrawal notice that could not be delivered; doubled after
+    /// each failure up to `notice_max_backoff_secs`.
+    #[serde(default = "default_notice_retry_secs")]
+    pub notice_retry_secs: u64,
+    /// The longest wait between two delivery attempts of a notice, in seconds.
+    #[serde(default = "default_notice_max_backoff_secs")]
+    pub notice_max_backoff_secs: u64,
+    /// Attempts after which a notice is marked FAILED (the city sees it and can send it again).
+    #[serde(default = "default_notice_max_attempts")]
+    pub notice_max_attempts: u32,
+    /// Seconds after which the data plane releases no consent-based record when it could not read other
+    /// replicas' consent changes (the index is refreshed every second).
+    #[serde(default = "default_consent_stale_secs")]
+    pub stale_after_secs: u64,
+    /// Accept MyData-style consent records signed by an external consent operator.
+    #[serde(default, skip_serializing_if = "MyDataConfig::is_disabled")]
+    pub mydata: MyDataConfig,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            subject_key_file: default_subject_key_file(),
+            withdrawal_url: None,
+            notice_retry_secs: default_notice_retry_secs(),
+            notice_max_backoff_secs: default_notice_max_backoff_secs(),
+            notice_max_attempts: default_notice_max_attempts(),
+            stale_after_secs: default_consent_stale_secs(),
+            mydata: MyDataConfig::default(),
+        }
+    }
+}
+
+/// MyData-style consent from an external operator, as an alternative source of consent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MyDataConfig {
+    /// Accept imported consent records (`POST /api/v1/consents/import`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The operators' public keys (JWK files, relative to the data directory) a record must be signed with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+impl MyDataConfig {
+    /// True when imports are off.
+    pub fn is_disabled(&self) -> bool {
+        !self.enabled
+    }
+}
+
+fn default_subject_key_file() -> PathBuf {
+    PathBuf::from("consent-subject.key")
+}
+fn default_notice_retry_secs() -> u64 {
+    2
+}
+fn default_notice_max_backoff_secs() -> u64 {
+    300
+}
+fn default_notice_max_attempts() -> u32 {
+    40
+}
+fn default_consent_stale_secs() -> u64 {
+    5
 }
 
 /// The trust anchor role (`caap authority init` writes it).
@@ -1562,6 +1646,18 @@ admin_token = "0123456789abcdef0123"
                 enabled: true,
                 credential_validity_days: 30,
                 status_list_size: 2048,
+            },
+            consent: ConsentConfig {
+                subject_key_file: "keys/subject.key".into(),
+                withdrawal_url: Some("https://portal.malmo.se/samtycke".into()),
+                notice_retry_secs: 3,
+                notice_max_backoff_secs: 60,
+                notice_max_attempts: 9,
+                stale_after_secs: 4,
+                mydata: MyDataConfig {
+                    enabled: true,
+                    trusted_keys: vec!["keys/operator.jwk".into()],
+                },
             },
             portal: PortalConfig {
                 enabled: true,

@@ -85,7 +85,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         .iter()
         .take(cities.clamp(2, samples::CITIES.len()))
         .collect();
-    let total = 10;
+    let total = 11;
     let dir = tempfile::Builder::new()
         .prefix("caap-demo-")
         .tempdir()
@@ -416,6 +416,16 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
 
     step(
         10,
+        total,
+        &format!(
+            "Citizen consent (MIM4): {} shares resident parking permits with {} only for citizens who consent…",
+            home.name, neighbour.name
+        ),
+    );
+    consent_narrated(neighbour_run, home_run).await?;
+
+    step(
+        11,
         total,
         &format!(
             "The federation revokes {}'s membership while it streams from {}…",
@@ -804,4 +814,241 @@ where
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// Synthetic citizens of the consent walk-through (not real identity numbers).
+const DEMO_CITIZENS: [(&str, &str); 3] = [
+    ("Alva", "19990101-0001"),
+    ("Bruno", "19990101-0002"),
+    ("Cleo", "19990101-0003"),
+];
+
+/// Citizen consent (MIM4): `provider` publishes synthetic resident parking permits (personal data, on the
+/// basis of consent); `consumer` negotiates them for a stated purpose; the citizens' consents decide which
+/// records flow; one withdraws, the next access drops their records, and the notice reaches the consumer,
+/// which deletes what it received, acknowledges and confirms.
+async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), DemoError> {
+    use caap_policy::consent::{ConsentStatus, DataAgreementTerms};
+    let p = &provider.connector;
+    let c = &consumer.connector;
+    let purpose = "dpv:ServiceProvision";
+    let recipient = c.identity.participant_id.clone();
+    let declaration = serde_json::json!({"subjectField": "refCitizen",
+        "categories": ["pd:VehicleLicence", "pd:Location"], "purposes": [purpose], "retention": "P6M",
+        "jurisdiction": "loc:SE", "storageLocations": ["loc:SE"]});
+    let mut permits = String::new();
+    for (i, (_, who)) in DEMO_CITIZENS.iter().enumerate() {
+        for zone in ["A", "C"] {
+            permits.push_str(
+                &serde_json::json!({"id": format!("permit-{i}{zone}"), "type": "ParkingPermit",
+                    "zone": zone, "refCitizen": who})
+                .to_string(),
+            );
+            permits.push('\n');
+        }
+    }
+    let files = p.config.data_dir.join("files");
+    std::fs::create_dir_all(&files)
+        .and_then(|()| std::fs::write(files.join("resident-permits.ndjson"), permits))
+        .map_err(|e| fail("writing the synthetic permits")(e.to_string()))?;
+    let decl: caap_catalog::asset::PersonalData = serde_json::from_value(declaration.clone())
+        .map_err(|e| fail("the permit declaration")(e.to_string()))?;
+    let terms = DataAgreementTerms::new(&decl, purpose, &recipient)
+        .map_err(|e| fail("the data agreement terms")(format!("{e:?}")))?;
+    let base = caap_policy::parse_policy(
+        &serde_json::json!({"@type": "Set", "permission": [{"action": "use"}]}),
+    )
+    .map_err(|e| fail("the permit policy")(e.to_string()))?;
+    let policy = terms.apply(&base).to_compact_json();
+    let publish = [
+        (
+            DocKind::Policy,
+            serde_json::json!({"id": "permits-for-service", "policy": policy}),
+        ),
+        (
+            DocKind::Asset,
+            serde_json::json!({"id": "resident-parking-permits",
+            "title": format!("Resident parking permits, {} (synthetic citizens)", p.identity.name),
+            "description": "Which zone each resident may park in. Personal data: shared only with the citizen's consent.",
+            "dataAddress": {"type": "File", "path": "resident-permits.ndjson", "mediaType": "application/x-ndjson"},
+            "personalData": declaration}),
+        ),
+        (
+            DocKind::Offer,
+            serde_json::json!({"id": "resident-parking-permits", "assets": ["resident-parking-permits"],
+            "accessPolicy": samples::OPEN_POLICY_ID, "contractPolicy": "permits-for-service"}),
+        ),
+    ];
+    for (kind, doc) in publish {
+        p.catalog
+            .create(kind, doc)
+            .await
+            .map_err(|e| fail("publishing the permits")(e.to_string()))?;
+    }
+    println!(
+        "  ✓ {} publishes resident parking permits (personal data: lawful basis consent, purpose {purpose}, retention 6 months)",
+        p.identity.name
+    );
+    let n = c
+        .start_negotiation(
+            serde_json::json!({"counterPartyAddress": p.identity.public_url,
+            "offerId": "resident-parking-permits"}),
+        )
+        .await
+        .map_err(|e| fail("negotiating the permits")(e.to_string()))?;
+    let agreement = wait_until(|| async {
+        let v = c.negotiations().negotiation_view(&n.id).await.ok()?;
+        match v.state {
+            Some("FINALIZED") => Some(Ok(v.agreement_id.unwrap_or_default())),
+            Some("TERMINATED") => Some(Err(format!("{:?}", v.body.termination))),
+            _ => None,
+        }
+    })
+    .await?
+    .map_err(|e| DemoError(format!("the permits' negotiation was terminated: {e}")))?;
+    println!(
+        "  ✓ agreement {agreement}: {} may use the permits for {purpose}, must delete them after 6 months or on withdrawal",
+        c.identity.name
+    );
+    let consents = &p.consents;
+    let mut records = Vec::new();
+    for (name, who) in DEMO_CITIZENS {
+        let id = consents
+            .request(
+                consents.pseudonym(who),
+                "resident-parking-permits",
+                purpose,
+                &recipient,
+            )
+            .await
+            .map_err(|e| fail("asking for consent")(e.to_string()))?;
+        records.push((name, who, id));
+    }
+    println!(
+        "  ✓ {} asks {} citizens for consent (pending requests in the citizen portal)",
+        p.identity.name,
+        records.len()
+    );
+    for (name, who, id) in &records[..2] {
+        consents
+            .record_event(
+                &consents.pseudonym(who),
+                id,
+                ConsentStatus::Given,
+                "portal (demo)",
+                None,
+            )
+            .await
+            .map_err(|e| fail("granting")(e.to_string()))?;
+        println!("  ✓ {name} grants consent (a signed receipt is issued)");
+    }
+    println!("  ✓ {} has not answered", records[2].0);
+    let agreement_id = agreement.as_str();
+    let pull = |label: &'static str| async move {
+        let t = c
+            .transfers()
+            .start_transfer(serde_json::json!({"agreementId": agreement_id}))
+            .await
+            .map_err(|e| fail("starting a pull")(e.to_string()))?;
+        wait_until(|| async {
+            let v = c.transfers().transfer_view(&t.id).await.ok()?;
+            (v.state == Some("STARTED")).then_some(())
+        })
+        .await?;
+        let opened = c
+            .transfer_data(&t.id, None)
+            .await
+            .map_err(|e| fail(label)(e.to_string()))?;
+        let bytes = read_all(opened.stream).await?;
+        Ok::<_, DemoError>(String::from_utf8_lossy(&bytes).lines().count())
+    };
+    let n = pull("pulling the permits").await?;
+    println!(
+        "  ✓ {} pulls: {n} records arrive, only those of the 2 citizens who consented",
+        c.identity.name
+    );
+    let t = c
+        .transfers()
+        .start_transfer(serde_json::json!({"agreementId": agreement, "format": "HttpData-PUSH"}))
+        .await
+        .map_err(|e| fail("starting a push")(e.to_string()))?;
+    wait_until(|| async {
+        let v = c.transfers().transfer_view(&t.id).await.ok()?;
+        (v.state == Some("COMPLETED")).then_some(())
+    })
+    .await?;
+    println!(
+        "  ✓ {} pushes the same into {}'s storage",
+        p.identity.name, c.identity.name
+    );
+    // The transfer log records the deliveries when a flow ends.
+    let (name, who, id) = &records[0];
+    let subject = consents.pseudonym(who);
+    wait_until(|| async {
+        let d = consents.deliveries(&subject).await.ok()?;
+        (d.iter().map(|d| d.records).sum::<u64>() >= 4).then_some(())
+    })
+    .await?;
+    consents
+        .record_event(
+            &subject,
+            id,
+            ConsentStatus::Withdrawn,
+            "portal (demo)",
+            None,
+        )
+        .await
+        .map_err(|e| fail("withdrawing")(e.to_string()))?;
+    println!("  ✓ {name} withdraws consent");
+    let n = pull("pulling after the withdrawal").await?;
+    println!("  ✓ the next pull carries {n} records: {name}'s are dropped at once");
+    let notice = wait_until(|| async {
+        let all = consents.sent_notices().await.ok()?;
+        all.into_iter().find(|n| n.state == "DELETED")
+    })
+    .await?;
+    println!(
+        "  ✓ withdrawal notice to {}: acknowledged (signed), records deleted, deletion confirmed (signed)",
+        c.identity.name
+    );
+    let received = c
+        .consents
+        .received_notices()
+        .await
+        .map_err(|e| fail("reading received notices")(e.to_string()))?;
+    if let Some(r) = received.iter().find(|r| r.id == notice.id) {
+        println!(
+            "  ✓ {} shows the notice {}: {} record(s) of {name} deleted from its storage",
+            c.identity.name, r.state, r.records_deleted
+        );
+    }
+    let report = consents
+        .verify()
+        .await
+        .map_err(|e| fail("verifying consent records")(e.to_string()))?;
+    if !report.faults.is_empty() {
+        return Err(DemoError(format!(
+            "consent records do not verify: {:?}",
+            report.faults
+        )));
+    }
+    println!(
+        "  ✓ {} consent record(s), {} event(s): every hash chain and signature verifies",
+        report.records, report.events
+    );
+    Ok(())
+}
+
+async fn read_all(
+    mut stream: futures_util::stream::BoxStream<
+        'static,
+        Result<actix_web::web::Bytes, std::io::Error>,
+    >,
+) -> Result<Vec<u8>, DemoError> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend(chunk.map_err(|e| fail("reading data")(e.to_string()))?);
+    }
+    Ok(out)
 }

@@ -124,3 +124,18 @@ impl SourceTokens {
         }
     }
 }
+
+/// Where the data of a push transfer this connector consumes is stored, under `data_dir`.
+pub fn received_path(data_dir: &std::path::Path, transfer_id: &str) -> std::path::PathBuf {
+    let safe: String = transfer_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    data_dir.join("received").join(safe)
+}

@@ -152,6 +152,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         tls,
         simulator: Default::default(),
         authority: Default::default(),
+        consent: Default::default(),
         portal: Default::default(),
         log: LogConfig::default(),
         data_dir: PathBuf::from("."),

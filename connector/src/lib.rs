@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod catalog_files;
 pub mod clock;
 pub mod config;
+pub mod consent;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;

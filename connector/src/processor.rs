@@ -47,6 +47,7 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
             last_monitor = std::time::Instant::now();
             Negotiation::housekeeping(&connector).await;
             Transfer::housekeeping(&connector).await;
+            crate::consent::notices::housekeeping(connector.courier(), &owner).await;
         }
         let mut claimed_any = false;
         let lease_until = connector.clock.now()

@@ -232,6 +232,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         http: http.clone(),
         outbound: outbound.clone(),
     });
+    let identity = Arc::new(identity);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let consents = crate::consent::Consents::open(
+        store.clone(),
+        clock.clone(),
+        identity.clone(),
+        &config,
+        wake.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Other(format!("consent: {e}")))?;
     let connector = Connector {
         config: Arc::new(config),
         store,
@@ -239,10 +250,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         authenticator,
         outbound,
         decider,
-        identity: Arc::new(identity),
+        identity,
         http,
         http_streaming,
-        wake: Arc::new(tokio::sync::Notify::new()),
+        wake,
         flows: Arc::default(),
         source_tokens: Arc::default(),
         pull_tokens: Arc::new(pull_tokens),
@@ -251,6 +262,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         trust,
         oidc,
         catalog,
+        consents: Arc::new(consents),
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
@@ -358,12 +370,10 @@ impl Running {
     }
 }
 
-/// The consent service as the citizen portal's backend. `None` until the consent service exists: the
-/// portal then logs citizens in but says on every page that the service is unavailable.
-fn portal_backend(
-    _connector: &Connector,
-) -> Option<Arc<dyn crate::portal::backend::PortalBackend>> {
-    None
+/// The consent service as the citizen portal's backend (without one the portal would log citizens in but
+/// say on every page that the service is unavailable).
+fn portal_backend(connector: &Connector) -> Option<Arc<dyn crate::portal::backend::PortalBackend>> {
+    Some(connector.consents.clone())
 }
 
 /// The citizen portal's listener, when `[portal] enabled`: its address, public URL and server.

@@ -53,6 +53,8 @@ pub struct Connector {
     pub oidc: Option<Arc<crate::trust::oidc::OidcVerifier>>,
     /// Assets, policies, offers, the DSP catalog and the federated catalog.
     pub catalog: crate::catalog::CatalogService,
+    /// Citizen consent (MIM4): records, the per-record release check, withdrawal notices.
+    pub consents: Arc<crate::consent::Consents>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -94,5 +96,23 @@ impl Connector {
     /// Whether the database answers.
     pub async fn database_ready(&self) -> Result<(), ServiceError> {
         Ok(self.store.ping().await?)
+    }
+}
+
+impl Connector {
+    /// What withdrawal notices are sent and received with.
+    pub fn courier(&self) -> crate::consent::notices::Courier {
+        crate::consent::notices::Courier {
+            consents: self.consents.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            identity: self.identity.clone(),
+            http: self.http.clone(),
+            outbound: self.outbound.clone(),
+            trust: self.trust.clone(),
+            dcp: self.config.dsp.auth.mode == crate::config::AuthMode::Dcp,
+            data_dir: self.config.data_dir.clone(),
+            timeout_secs: self.config.limits.outbound_timeout_secs,
+        }
     }
 }

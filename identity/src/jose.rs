@@ -117,6 +117,17 @@ pub fn sign_compact(
     typ: Option<&str>,
     payload: &Value,
 ) -> Result<String, KeyError> {
+    let payload = serde_json::to_vec(payload).map_err(|e| KeyError::Crypto(e.to_string()))?;
+    sign_bytes_compact(key, typ, &payload)
+}
+
+/// Signs exactly `payload` (e.g. a canonical JSON text, so that the signature covers those bytes) as a
+/// compact JWS with `alg` and `kid` from `key` and the given `typ`.
+pub fn sign_bytes_compact(
+    key: &dyn SigningKey,
+    typ: Option<&str>,
+    payload: &[u8],
+) -> Result<String, KeyError> {
     let mut header = Map::new();
     header.insert("alg".into(), Value::from(key.algorithm().jws_name()));
     if let Some(typ) = typ {
@@ -126,7 +137,6 @@ pub fn sign_compact(
         header.insert("kid".into(), Value::from(kid));
     }
     let header = serde_json::to_vec(&header).map_err(|e| KeyError::Crypto(e.to_string()))?;
-    let payload = serde_json::to_vec(payload).map_err(|e| KeyError::Crypto(e.to_string()))?;
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),

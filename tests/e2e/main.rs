@@ -20,6 +20,7 @@ mod catalog;
 mod catalog_files;
 mod cities;
 mod cli;
+mod consent;
 mod dcp_refusals;
 mod identity;
 mod input;

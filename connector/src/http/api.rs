@@ -46,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agreements/{id}", web::get().to(agreement))
                 .route("/ledger", web::get().to(ledger))
                 .configure(super::identity_api::routes)
+                .configure(super::consent::routes)
                 .configure(|c| documents(c, "/assets", DocKind::Asset))
                 .configure(|c| documents(c, "/policies", DocKind::Policy))
                 .configure(|c| documents(c, "/offers", DocKind::Offer)),

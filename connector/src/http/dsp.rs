@@ -18,13 +18,18 @@ use crate::service::Connector;
 /// Routes under the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig, dsp_path: &str) {
     cfg.route("/.well-known/dspace-version", web::get().to(version))
+        .route(
+            "/.well-known/mim4-configuration",
+            web::get().to(super::consent::mim4_configuration),
+        )
         .configure(super::transfer::data_routes)
         .service(
             web::scope(dsp_path)
                 .route("/catalog/request", web::post().to(catalog_request))
                 .route("/catalog/datasets/{id}", web::get().to(dataset))
                 .configure(super::negotiation::routes)
-                .configure(super::transfer::routes),
+                .configure(super::transfer::routes)
+                .configure(super::consent::dsp_routes),
         );
 }
 

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod authority;
 pub mod body;
+pub mod consent;
 pub mod dsp;
 pub mod errors;
 pub mod identity;
@@ -46,6 +47,7 @@ pub fn dsp_app(
         .app_data(web::Data::from(connector.authority.clone()))
         .app_data(web::Data::new(connector.negotiations()))
         .app_data(web::Data::new(connector.transfers()))
+        .app_data(web::Data::from(connector.consents.clone()))
         .app_data(web::Data::new(connector))
         .wrap_fn(traced)
         .configure(|c| dsp::routes(c, &path))
@@ -91,6 +93,7 @@ pub fn api_app(
         .app_data(web::Data::from(connector.authority.clone()))
         .app_data(web::Data::new(connector.negotiations()))
         .app_data(web::Data::new(connector.transfers()))
+        .app_data(web::Data::from(connector.consents.clone()))
         .app_data(web::Data::new(connector))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             errors::ApiError::from(crate::service::ServiceError::BadRequest(

@@ -69,6 +69,9 @@ async fn pull(
     let opened = connector
         .open_source(&t.body.dataset_id, last_event_id.as_deref())
         .await?;
+    let opened = connector
+        .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
+        .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
     let stream = crate::transfer::dataplane::flows::until_stopped(opened.stream, stop);
     let mut res = HttpResponse::Ok();

@@ -111,19 +111,22 @@ pub struct IssuedCredential {
 }
 
 /// `$1, $2 …` placeholders as the backend wants them.
-fn sql(backend: DbBackend, text: &str) -> String {
+pub(super) fn sql(backend: DbBackend, text: &str) -> String {
     match backend {
         DbBackend::Postgres => text.to_owned(),
         _ => text.replace('$', "?"),
     }
 }
 
-fn get<T: sea_orm::TryGetable>(row: &sea_orm::QueryResult, col: &str) -> Result<T, StoreError> {
+pub(super) fn get<T: sea_orm::TryGetable>(
+    row: &sea_orm::QueryResult,
+    col: &str,
+) -> Result<T, StoreError> {
     row.try_get("", col)
         .map_err(|e| StoreError::Corrupt(col.to_owned(), e.to_string()))
 }
 
-fn json_col<T: serde::de::DeserializeOwned>(
+pub(super) fn json_col<T: serde::de::DeserializeOwned>(
     row: &sea_orm::QueryResult,
     col: &str,
 ) -> Result<T, StoreError> {
@@ -132,7 +135,7 @@ fn json_col<T: serde::de::DeserializeOwned>(
 }
 
 impl Store {
-    async fn exec(&self, text: &str, values: Vec<DbValue>) -> Result<u64, StoreError> {
+    pub(super) async fn exec(&self, text: &str, values: Vec<DbValue>) -> Result<u64, StoreError> {
         let backend = self.db.get_database_backend();
         let _gate = self.write_gate().await;
         let res = self
@@ -146,7 +149,7 @@ impl Store {
         Ok(res.rows_affected())
     }
 
-    async fn rows(
+    pub(super) async fn rows(
         &self,
         text: &str,
         values: Vec<DbValue>,

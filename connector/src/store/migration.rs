@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Transfers),
             Box::new(M0004Usage),
             Box::new(M0005Identity),
+            Box::new(M0006Consent),
         ]
     }
 }
@@ -313,5 +314,103 @@ impl MigrationTrait for M0005Identity {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0005).await
+    }
+}
+
+/// Consent (OASC MIM4): consent records and their signed revisions, deliveries of each citizen's records,
+/// withdrawal notices sent (leased by the processor) and received.
+#[derive(Debug)]
+struct M0006Consent;
+
+impl MigrationName for M0006Consent {
+    fn name(&self) -> &str {
+        "m0006_consent"
+    }
+}
+
+const UP_0006: &[&str] = &[
+    "CREATE TABLE consent_records (
+        id VARCHAR(200) NOT NULL PRIMARY KEY,
+        subject VARCHAR(64) NOT NULL,
+        dataset VARCHAR(2048) NOT NULL,
+        purpose VARCHAR(500) NOT NULL,
+        recipient VARCHAR(2048) NOT NULL,
+        terms TEXT NOT NULL,
+        state VARCHAR(20) NOT NULL,
+        head_seq BIGINT NOT NULL,
+        head_hash VARCHAR(64) NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX consent_records_scope ON consent_records (subject, dataset, purpose, recipient)",
+    "CREATE INDEX consent_records_dataset ON consent_records (dataset)",
+    "CREATE INDEX consent_records_updated ON consent_records (updated_at)",
+    "CREATE TABLE consent_revisions (
+        record_id VARCHAR(200) NOT NULL,
+        seq BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (record_id, seq))",
+    "CREATE TABLE consent_deliveries (
+        transfer_id VARCHAR(200) NOT NULL,
+        subject VARCHAR(64) NOT NULL,
+        day BIGINT NOT NULL,
+        recipient VARCHAR(400) NOT NULL,
+        dataset VARCHAR(2048) NOT NULL,
+        purpose VARCHAR(500) NOT NULL,
+        subject_ref VARCHAR(64) NOT NULL,
+        records BIGINT NOT NULL,
+        last_at BIGINT NOT NULL,
+        PRIMARY KEY (transfer_id, subject, day))",
+    "CREATE INDEX consent_deliveries_subject ON consent_deliveries (subject)",
+    "CREATE TABLE consent_notices (
+        id VARCHAR(200) NOT NULL PRIMARY KEY,
+        record_id VARCHAR(200) NOT NULL,
+        subject VARCHAR(64) NOT NULL,
+        recipient VARCHAR(400) NOT NULL,
+        address VARCHAR(2048) NOT NULL,
+        dataset VARCHAR(2048) NOT NULL,
+        transfers TEXT NOT NULL,
+        notice TEXT NOT NULL,
+        state VARCHAR(20) NOT NULL,
+        attempts BIGINT NOT NULL,
+        next_at BIGINT NOT NULL,
+        lease_owner VARCHAR(200) NULL,
+        lease_until BIGINT NULL,
+        last_error TEXT NULL,
+        ack TEXT NULL,
+        acked_at BIGINT NULL,
+        deletion TEXT NULL,
+        deleted_at BIGINT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX consent_notices_subject ON consent_notices (subject)",
+    "CREATE INDEX consent_notices_due ON consent_notices (state, next_at)",
+    "CREATE TABLE received_notices (
+        id VARCHAR(200) NOT NULL,
+        provider VARCHAR(400) NOT NULL,
+        body TEXT NOT NULL,
+        state VARCHAR(20) NOT NULL,
+        received_at BIGINT NOT NULL,
+        deleted_at BIGINT NULL,
+        records_deleted BIGINT NOT NULL,
+        confirmation TEXT NULL,
+        PRIMARY KEY (provider, id))",
+];
+
+const DOWN_0006: &[&str] = &[
+    "DROP TABLE received_notices",
+    "DROP TABLE consent_notices",
+    "DROP TABLE consent_deliveries",
+    "DROP TABLE consent_revisions",
+    "DROP TABLE consent_records",
+];
+
+#[async_trait]
+impl MigrationTrait for M0006Consent {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP_0006).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN_0006).await
     }
 }

@@ -1,6 +1,7 @@
 //! Persistence with SeaORM: SQLite by default, PostgreSQL for scale. The only module that knows
 //! sea-orm; it hands out domain types and implements the domain crates' store traits.
 
+pub mod consent;
 mod entities;
 pub mod identity;
 pub mod migration;
@@ -764,4 +765,4 @@ impl CatalogSource for Store {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,13 +16,13 @@ use serde_json::json;
 use super::*;
 use crate::clock::SystemClock;
 
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(tempfile::TempDir),
     Postgres(String),
 }
 
 impl Backend {
-    fn url(&self) -> Secret {
+    pub(crate) fn url(&self) -> Secret {
         match self {
             Backend::Sqlite(dir) => Secret::new(format!(
                 "sqlite://{}?mode=rwc",
@@ -33,7 +33,7 @@ impl Backend {
     }
 }
 
-async fn backends(test: &str) -> Vec<Backend> {
+pub(crate) async fn backends(test: &str) -> Vec<Backend> {
     let mut out = vec![Backend::Sqlite(tempfile::tempdir().unwrap())];
     match std::env::var("CAAP_TEST_POSTGRES_URL") {
         Ok(admin) if !admin.is_empty() => {
@@ -54,7 +54,7 @@ async fn backends(test: &str) -> Vec<Backend> {
     out
 }
 
-async fn open(b: &Backend) -> Store {
+pub(crate) async fn open(b: &Backend) -> Store {
     Store::open(&b.url(), 4, Arc::new(SystemClock))
         .await
         .unwrap()

@@ -349,17 +349,7 @@ impl Connector {
 impl Connector {
     /// Where a push transfer this connector consumes is stored.
     pub fn received_path(&self, transfer_id: &str) -> std::path::PathBuf {
-        let safe: String = transfer_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.config.data_dir.join("received").join(safe)
+        crate::flows::received_path(&self.config.data_dir, transfer_id)
     }
 
     /// Records bytes received by push (best effort: the data is on disk either way).

@@ -159,6 +159,18 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
             };
         }
     };
+    let opened = match c
+        .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            return Outcome::Failed {
+                error: e.to_string(),
+                permanent: true,
+            };
+        }
+    };
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = {
         let counter = counter.clone();

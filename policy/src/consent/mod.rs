@@ -112,7 +112,7 @@ pub(crate) fn undeclared_purpose(
 }
 
 /// A purpose in one spelling: `dpv:X` for any DPV namespace, anything else as it is.
-pub(crate) fn normalize_purpose(purpose: &str) -> String {
+pub fn normalize_purpose(purpose: &str) -> String {
     match dpv_local(purpose) {
         Some(local) => format!("dpv:{local}"),
         None => purpose.to_owned(),

@@ -13,6 +13,7 @@
 //! * [`source_auth`]: OAuth2 tokens for protected sources; [`flows`]: the flows being served, so a
 //!   suspension stops them at once.
 
+mod consent;
 pub use crate::flows;
 pub mod source_auth;
 pub mod sources;

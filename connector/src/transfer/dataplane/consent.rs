@@ -1,0 +1,115 @@
+//! The data plane's per-record consent check: a transfer of a consent-based dataset releases only the
+//! records whose citizen has an active consent for the agreement's purpose and recipient, decided at each
+//! record as it passes (so a withdrawal counts from the next record on), and counts what it released per
+//! citizen for the transfer log.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use caap_policy::consent::SubjectHash;
+use chrono::TimeDelta;
+
+use crate::consent::records::{Format, RecordFilter, filter_stream};
+use crate::consent::{Consents, ReleaseScope, subject_ref, transfer_salt};
+use crate::service::Connector;
+
+use super::{AccessError, Opened};
+
+/// Counts per citizen: records released and the citizen's reference in this transfer.
+type Counts = HashMap<SubjectHash, (u64, String)>;
+
+/// How often a live stream's counts are written to the transfer log.
+const FLUSH_EVERY: TimeDelta = TimeDelta::seconds(5);
+
+impl Connector {
+    /// `opened` as the transfer `transfer_id` under `agreement_id` may receive it: unchanged for data that is
+    /// not consent-based; filtered per record otherwise. Refused when the data cannot be filtered (a format
+    /// without records) or the agreement does not bind a purpose and recipient.
+    pub async fn release(
+        &self,
+        transfer_id: &str,
+        agreement_id: &str,
+        dataset_id: &str,
+        opened: Opened,
+    ) -> Result<Opened, AccessError> {
+        let scope = self
+            .consents
+            .release_scope(agreement_id, dataset_id)
+            .await
+            .map_err(|e| {
+                tracing::warn!(transfer = transfer_id, error = %e, "consent-based data not released");
+                AccessError::Forbidden(
+                    "the agreement does not bind the purpose and recipient consent-based data needs".into(),
+                )
+            })?;
+        let Some(scope) = scope else {
+            return Ok(opened);
+        };
+        let Some(format) = Format::of(opened.content_type.as_deref()) else {
+            tracing::warn!(transfer = transfer_id, content_type = ?opened.content_type, "consent-based data in a format without records");
+            return Err(AccessError::Forbidden(
+                "the dataset holds personal data in a format caap cannot check per citizen".into(),
+            ));
+        };
+        let filter = RecordFilter::new(format, &scope.subject_field);
+        let consents = self.consents.clone();
+        let salt = transfer_salt(consents.key(), transfer_id);
+        let counts: Arc<Mutex<Counts>> = Arc::default();
+        let keep = {
+            let consents = consents.clone();
+            let scope = scope.clone();
+            let counts = counts.clone();
+            let transfer = transfer_id.to_owned();
+            let mut last_flush = self.clock.now();
+            let clock = self.clock.clone();
+            move |identifier: &str| {
+                let subject = consents.pseudonym(identifier);
+                let released = consents.releases(&scope, &subject);
+                if released {
+                    let mut map = counts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    map.entry(subject)
+                        .or_insert_with(|| (0, subject_ref(&salt, identifier)))
+                        .0 += 1;
+                    let now = clock.now();
+                    if now - last_flush >= FLUSH_EVERY {
+                        last_flush = now;
+                        let taken = std::mem::take(&mut *map);
+                        spawn_flush(consents.clone(), transfer.clone(), scope.clone(), taken);
+                    }
+                }
+                released
+            }
+        };
+        let on_end = {
+            let transfer = transfer_id.to_owned();
+            move |tally: crate::consent::records::Tally| {
+                let taken = std::mem::take(
+                    &mut *counts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                tracing::info!(transfer = %transfer, released = tally.kept, held_back = tally.dropped, "consent-filtered flow ended");
+                spawn_flush(consents.clone(), transfer.clone(), scope.clone(), taken);
+            }
+        };
+        Ok(Opened {
+            content_type: opened.content_type,
+            // The length changes with what is held back.
+            length: None,
+            stream: filter_stream(opened.stream, filter, keep, on_end),
+        })
+    }
+}
+
+fn spawn_flush(consents: Arc<Consents>, transfer: String, scope: ReleaseScope, counts: Counts) {
+    if counts.is_empty() {
+        return;
+    }
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            consents.record_deliveries(&transfer, &scope, &counts).await;
+        });
+    }
+}
