@@ -5,11 +5,11 @@
 //! Needs node, `/usr/bin/chromium`, and `npm ci` in `tests/oidc` and `tests/portal` (scripts/test.sh does
 //! all of it); skipped without them unless `CI` or `CAAP_REQUIRE_SHARED=1`.
 //!
-//! The browser walk runs against the portal's app with an in-memory consent service
-//! (`tests/support/portal_backend.rs`) on a real listener. TODO(lead, when `server::portal_backend` returns
-//! the consent service): run the walk against the `caap serve` of `caap_serve_starts_the_portal_…` with
-//! consent requests made through the management API, and check the data flow and the recipient's
-//! acknowledgement there.
+//! The browser walk runs twice: against `caap serve` and its consent service (a request made through the
+//! management API; Anna grants, downloads the receipt and withdraws in the browser, Bo sees nothing of hers),
+//! and against the portal's app with an in-memory consent service (`tests/support/portal_backend.rs`) where
+//! both citizens have requests and a withdrawal has a notice. Still to come (needs a second connector): the
+//! walk with data flowing to a recipient and its acknowledgement of the withdrawal in the portal.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -123,7 +123,7 @@ impl Drop for Provider {
     }
 }
 
-/// Where the browser test's screenshots go: `$CARGO_TARGET_DIR/portal-screenshots`.
+/// Where the browser tests' screenshots go: `$CARGO_TARGET_DIR/portal-screenshots/<test>/`.
 fn screenshot_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -185,22 +185,17 @@ fn citizens_log_in_grant_and_withdraw_in_a_real_browser_in_both_languages() {
     backend.request(anna, "rec-anna-parking", "Parkeringstillstånd", "Lund stad");
     backend.request(bo, "rec-bo-waste", "Avfallshämtning", "Sysav");
     let (url, server) = serve_portal(&provider, backend.clone());
-    let shots = screenshot_dir();
-    let _ = std::fs::remove_dir_all(&shots);
-    let out = Command::new("node")
-        .arg(repo().join("tests/portal/walk.mjs"))
-        .env("PORTAL_URL", &url)
-        .env("CITIZEN_A", anna)
-        .env("CITIZEN_B", bo)
-        .env("A_REQUEST", "Parkeringstillstånd")
-        .env("B_REQUEST", "Avfallshämtning")
-        .env("SCREENSHOT_DIR", &shots)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser walk failed");
-    println!("screenshots in {}", shots.display());
+    let shots = screenshot_dir().join("in-memory-backend");
+    walk(
+        &url,
+        &[
+            ("CITIZEN_A", anna),
+            ("CITIZEN_B", bo),
+            ("A_REQUEST", "Parkeringstillstånd"),
+            ("B_REQUEST", "Avfallshämtning"),
+        ],
+        &shots,
+    );
     // What the browser did is what the consent service recorded, for A only, with the portal session.
     let a = backend.citizen(&backend.pseudonym(anna));
     let standings: Vec<_> = a.events.iter().map(|e| e.standing).collect();
@@ -224,32 +219,7 @@ fn caap_serve_starts_the_portal_on_its_own_listener_and_sends_citizens_to_the_pr
         return;
     }
     let provider = Provider::start();
-    let node = Node::init("Malmö stad", "");
-    node.set_all(&[
-        ("portal.enabled", "true".into()),
-        ("portal.bind", "\"127.0.0.1:0\"".into()),
-        ("portal.oidc.issuer", format!("\"{}\"", provider.issuer)),
-        ("portal.oidc.client_id", "\"caap-portal\"".into()),
-        ("portal.oidc.client_secret", format!("\"{CLIENT_SECRET}\"")),
-        ("portal.oidc.subject_claim", format!("\"{PNR_CLAIM}\"")),
-        (
-            "portal.oidc.scopes",
-            format!("[\"openid\", \"{PNR_SCOPE}\"]"),
-        ),
-    ]);
-    let server = node.start(&[]);
-    let ready = server
-        .output
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| l.strip_prefix("caap: ready ").map(str::to_owned))
-        .unwrap();
-    let portal = ready
-        .split_whitespace()
-        .find_map(|p| p.strip_prefix("portal="))
-        .expect("the ready line names the portal's address");
-    let portal = format!("http://{portal}");
+    let (_node, server, portal) = serve_with_portal(&provider);
     let home = request("GET", &format!("{portal}/"), None, None, "");
     assert_eq!(home.status, 200);
     let csp = home.headers["content-security-policy"].to_str().unwrap();
@@ -292,5 +262,88 @@ fn caap_serve_starts_the_portal_on_its_own_listener_and_sends_citizens_to_the_pr
         "{cookie}"
     );
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    server.stop();
+}
+
+/// `caap serve` with `[portal]` enabled against `provider`; answers the server and the portal's URL.
+fn serve_with_portal(provider: &Provider) -> (Node, Server, String) {
+    let node = Node::init("Malmö stad", "");
+    node.set_all(&[
+        ("portal.enabled", "true".into()),
+        ("portal.bind", "\"127.0.0.1:0\"".into()),
+        ("portal.oidc.issuer", format!("\"{}\"", provider.issuer)),
+        ("portal.oidc.client_id", "\"caap-portal\"".into()),
+        ("portal.oidc.client_secret", format!("\"{CLIENT_SECRET}\"")),
+        ("portal.oidc.subject_claim", format!("\"{PNR_CLAIM}\"")),
+        (
+            "portal.oidc.scopes",
+            format!("[\"openid\", \"{PNR_SCOPE}\"]"),
+        ),
+    ]);
+    let server = node.start(&[]);
+    let ready = server
+        .output
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| l.strip_prefix("caap: ready ").map(str::to_owned))
+        .unwrap();
+    let portal = ready
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("portal="))
+        .expect("the ready line names the portal's address");
+    (node, server, format!("http://{portal}"))
+}
+
+/// Runs the browser walk; panics with its output when it fails.
+fn walk(portal: &str, env: &[(&str, &str)], shots: &Path) {
+    let _ = std::fs::remove_dir_all(shots);
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/portal/walk.mjs"))
+        .env("PORTAL_URL", portal)
+        .env("SCREENSHOT_DIR", shots);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    println!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the browser walk failed");
+    println!("screenshots in {}", shots.display());
+}
+
+#[test]
+fn caap_serve_shows_a_citizen_the_consent_services_request_in_a_real_browser() {
+    if !tools_present("the portal of caap serve in a real browser") {
+        return;
+    }
+    let provider = Provider::start();
+    let (_node, server, portal) = serve_with_portal(&provider);
+    crate::consent::publish(&server);
+    let (anna, bo) = ("19990101-0001", "19990101-0002");
+    let record = crate::consent::request_consent(&server, anna);
+    // No data has reached a recipient, so a withdrawal sends no notice; Bo has no request.
+    walk(
+        &portal,
+        &[
+            ("CITIZEN_A", anna),
+            ("CITIZEN_B", bo),
+            ("A_REQUEST", "Resident parking permits (synthetic)"),
+            ("B_REQUEST", ""),
+            ("EXPECT_NOTICE", "0"),
+        ],
+        &screenshot_dir().join("caap-serve"),
+    );
+    // The consent service holds what Anna did in the browser.
+    let r = server.api("GET", &format!("/api/v1/consents/{record}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let text = r.body.to_string();
+    assert!(
+        text.contains("Withdrawn") || text.contains("withdrawn"),
+        "{text}"
+    );
     server.stop();
 }
