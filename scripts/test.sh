@@ -18,6 +18,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 pg_bin=""
 for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && pg_bin="$d"; done
 [ -n "$pg_bin" ] || need+=(postgresql)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "apt-get install ${need[*]}"
   as_root apt-get update -qq
@@ -109,5 +110,32 @@ sys.exit(1)
 PY
 echo "oidc-provider $(node -p 'require("./tests/oidc/node_modules/oidc-provider/package.json").version') at $CAAP_TEST_OIDC_ISSUER"
 
+step "Installing schemathesis (PyPI) for the management API's OpenAPI conformance test"
+st_version=4.32.5
+st_venv="$HOME/.cache/caap/schemathesis"
+if [ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version $st_version" ]; then
+  rm -rf "$st_venv"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$st_version"
+fi
+export CAAP_SCHEMATHESIS="$st_venv/bin/st" CAAP_TEST_REQUIRE_SCHEMATHESIS=1
+"$CAAP_SCHEMATHESIS" --version
+
+step "Python tools for the open-data tests: pySHACL (DCAT-AP shapes) and prometheus_client (metrics parser)"
+venv="${CAAP_PYTHON_VENV:-$HOME/.cache/caap/venv}"
+if ! "$venv/bin/python" -c 'import pyshacl, prometheus_client' 2>/dev/null; then
+  python3 -c 'import ensurepip' 2>/dev/null || {
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+  }
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'pyshacl==0.40.1' 'prometheus_client==0.26.0'
+fi
+export CAAP_PYTHON_VENV="$venv"
+echo "pyshacl $("$venv/bin/python" -c 'import pyshacl; print(pyshacl.__version__)') in $venv"
+
 step "Unit tests, the store suite (SQLite + PostgreSQL) and the end-to-end tests"
 "${runner[@]}"
+
+step "The Debian package: build, install, check, caap init into /etc/caap, purge (scripts/package-test.sh)"
+scripts/package-test.sh

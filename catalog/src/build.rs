@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use crate::asset::Asset;
-use crate::dcat::{Catalog, DataService, Dataset, Distribution};
+use crate::dcat::{Catalog, DataService, Dataset, Distribution, IdRef, OpenAccess};
 use crate::error::CatalogFault;
 use crate::filter::Filter;
 use crate::iri::Namespace;
@@ -48,6 +48,9 @@ pub struct CatalogIdentity {
     pub dsp_base: String,
     /// The version document URL, e.g. `https://malmo.example/.well-known/dspace-version`.
     pub version_url: String,
+    /// The root of the open-data endpoints (public downloads, the DCAT-AP feed), e.g.
+    /// `https://malmo.example/open/v1`.
+    pub open_url: String,
 }
 
 impl CatalogIdentity {
@@ -64,6 +67,15 @@ impl CatalogIdentity {
     /// The data service's `@id`.
     pub fn service_id(&self) -> String {
         format!("{}#dsp-{DSP_VERSION}", self.participant_id)
+    }
+
+    /// Where anyone downloads the data of the public dataset with this handle.
+    pub fn download_url(&self, handle: &str) -> String {
+        format!(
+            "{}/datasets/{}/data",
+            self.open_url.trim_end_matches('/'),
+            crate::iri::encode_segment(handle)
+        )
     }
 
     /// The namespace the dataset and offer IRIs are minted in (see [`crate::iri`]).
@@ -103,6 +115,13 @@ pub fn dataset(
 ) -> Dataset {
     let service = ident.service_id();
     let ns = ident.namespace();
+    let open = offers.iter().any(|o| o.offer.public).then(|| {
+        let url = ident.download_url(&asset.id);
+        OpenAccess {
+            access_url: IdRef { id: url.clone() },
+            download_url: IdRef { id: url },
+        }
+    });
     Dataset {
         context: as_root.then(policy_context),
         id: ns.dataset(&asset.id),
@@ -128,6 +147,7 @@ pub fn dataset(
                 kind: "Distribution".into(),
                 format: (*f).to_owned(),
                 access_service: service.clone(),
+                open: open.clone(),
             })
             .collect(),
     }

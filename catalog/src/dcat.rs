@@ -139,6 +139,29 @@ pub struct Distribution {
     /// The `@id` of the data service to use.
     #[serde(rename = "accessService")]
     pub access_service: String,
+    /// Open data only (a public offer): where anyone downloads the data without credentials
+    /// (`dcat:accessURL` and `dcat:downloadURL`, the same URL).
+    #[serde(flatten, skip_serializing_if = "Option::is_none", default)]
+    pub open: Option<OpenAccess>,
+}
+
+/// The plain HTTP(S) address of a public dataset's data, in a DSP catalog's distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenAccess {
+    /// `dcat:accessURL`.
+    #[serde(rename = "dcat:accessURL")]
+    pub access_url: IdRef,
+    /// `dcat:downloadURL`.
+    #[serde(rename = "dcat:downloadURL")]
+    pub download_url: IdRef,
+}
+
+/// A JSON-LD node reference, `{"@id": "…"}` (an IRI, not a string literal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRef {
+    /// The IRI.
+    #[serde(rename = "@id")]
+    pub id: String,
 }
 
 /// A `CatalogRequestMessage` as received. Fields are checked by [`CatalogRequestMessage::check`].

@@ -21,11 +21,13 @@
 pub mod asset;
 pub mod build;
 pub mod dcat;
+pub mod dcat_ap;
 pub mod error;
 pub mod filter;
 pub mod iri;
 pub mod offer;
 pub mod page;
+pub mod rdf;
 pub mod reference;
 pub mod remote;
 pub mod samples;

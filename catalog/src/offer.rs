@@ -26,6 +26,24 @@ pub struct Offer {
     /// How the provider decides on requests for this offer (default `automatic`).
     #[serde(default, skip_serializing_if = "Approval::is_automatic")]
     pub approval: Approval,
+    /// Open data: anyone may download the offer's datasets over plain HTTP(S), without credentials or a
+    /// negotiation (`dcat:downloadURL` in the catalog and the DCAT-AP feed). The contract policy must let
+    /// anyone use the data (duties such as attribution allowed), and no dataset may hold personal data
+    /// ([`public_refusal`]). The offer stays in the DSP catalog, where connectors negotiate as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+}
+
+/// Why `asset` can never be in a public offer, or `None` when it may: datasets that hold personal data
+/// (a `personalData` declaration) are never open data, whatever their lawful basis.
+pub fn public_refusal(asset: &crate::asset::Asset) -> Option<String> {
+    asset.personal_data.as_ref().map(|_| {
+        format!(
+            "dataset `{}` declares personal data (personalData), and datasets with personal data can never be \
+             public; offer it under a negotiated policy instead",
+            asset.id
+        )
+    })
 }
 
 /// How a provider decides on contract requests for an offer.
@@ -126,6 +144,7 @@ mod tests {
                 access_policy: "p".into(),
                 contract_policy: "p".into(),
                 approval: Default::default(),
+                public: false,
             },
             access_policy: json!({}),
             contract_policy: json!({"@id":"p","@type":"Set","target":"a",
@@ -145,6 +164,7 @@ mod tests {
             access_policy: "p".into(),
             contract_policy: String::new(),
             approval: Default::default(),
+            public: false,
         };
         let p: Vec<_> = o.validate().into_iter().map(|e| e.pointer).collect();
         assert_eq!(p, ["/assets/1", "/contractPolicy"]);

@@ -210,6 +210,7 @@ pub fn offers(city: &SampleCity, assets: &[Asset]) -> Vec<Offer> {
             access_policy: OPEN_POLICY_ID.into(),
             contract_policy: OPEN_POLICY_ID.into(),
             approval: Default::default(),
+            public: true,
         },
         Offer {
             id: format!("{}-parking-public-service", city.slug),
@@ -217,6 +218,7 @@ pub fn offers(city: &SampleCity, assets: &[Asset]) -> Vec<Offer> {
             access_policy: OPEN_POLICY_ID.into(),
             contract_policy: PUBLIC_SERVICE_POLICY_ID.into(),
             approval: Default::default(),
+            public: false,
         },
     ]
 }

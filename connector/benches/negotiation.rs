@@ -6,6 +6,10 @@
 //! at a time, negotiations per second with 600 started at once, and how many baseline round trips one negotiation
 //! costs. PRODUCT.md's targets: p50 ≤ 15 ms, ≥ 300 negotiations/s. Then the same between two DCP connectors
 //! holding a trust anchor's credentials (every DSP message verified with a presentation query).
+//!
+//! `cargo bench -p caap-connector --bench negotiation -- --soak [N]` instead runs the soak: N negotiations
+//! (10,000 by default) in waves of 500, printing both processes' resident memory before and after (it must
+//! stay flat within a few MB: nothing is kept per negotiation in memory).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -236,6 +240,10 @@ fn main() {
             Some(json!({"id": "bench-offer", "assets": [asset.id], "accessPolicy": "use", "contractPolicy": "use"}))).await;
         let start = json!({"counterPartyAddress": format!("{}/dsp", provider.dsp), "counterPartyId": "did:web:malmo.bench",
             "offer": {"@id": "bench-offer", "@type": "Offer", "target": asset.id, "permission": [{"action": "use"}]}});
+        if let Some(total) = soak_count() {
+            soak(&client, (&provider, &consumer), &start, total).await;
+            return;
+        }
 
         // Baseline: plain HTTP round trips to the provider process.
         let version = format!("{}/.well-known/dspace-version", provider.dsp);
@@ -358,6 +366,70 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (lat, concurrent as f64 / t.elapsed().as_secs_f64())
+}
+
+/// `--soak [N]`: how many negotiations the soak runs.
+fn soak_count() -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--soak")?;
+    Some(
+        args.get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000),
+    )
+}
+
+/// A process's resident memory in MiB (`VmRSS`).
+fn rss_mib(p: &Proc) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// `total` negotiations in waves of 500 after a warm-up wave, with resident memory before and after.
+async fn soak(
+    client: &reqwest::Client,
+    (provider, consumer): (&Proc, &Proc),
+    start: &Value,
+    total: usize,
+) {
+    const WAVE: usize = 500;
+    let (papi, capi) = (provider.api(), consumer.api());
+    measure(client, &papi, &capi, start, 0, WAVE).await;
+    let before = (rss_mib(provider), rss_mib(consumer));
+    let t = Instant::now();
+    for wave in 0..total.div_ceil(WAVE) {
+        measure(
+            client,
+            &papi,
+            &capi,
+            start,
+            0,
+            WAVE.min(total - wave * WAVE),
+        )
+        .await;
+    }
+    let after = (rss_mib(provider), rss_mib(consumer));
+    println!(
+        "soak: {total} negotiations in {:.0} s, two caap processes on loopback (SQLite)",
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "  provider RSS {:>7.1} MiB -> {:>7.1} MiB ({:+.1} MiB)",
+        before.0,
+        after.0,
+        after.0 - before.0
+    );
+    println!(
+        "  consumer RSS {:>7.1} MiB -> {:>7.1} MiB ({:+.1} MiB)",
+        before.1,
+        after.1,
+        after.1 - before.1
+    );
 }
 
 /// A trust anchor and two DCP connectors holding its credentials.

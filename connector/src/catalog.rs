@@ -78,6 +78,7 @@ pub fn catalog_identity(
         publisher: publisher.to_owned(),
         dsp_base: dsp_base.to_owned(),
         version_url: format!("{public_url}/.well-known/dspace-version"),
+        open_url: format!("{public_url}/open/v1"),
     }
 }
 
@@ -235,6 +236,7 @@ impl CatalogService {
     pub async fn create(&self, kind: DocKind, body: Value) -> Result<Versioned, ServiceError> {
         let (id, body, refs) = prepare(kind, body, None)?;
         self.check_source_credentials(&body)?;
+        self.check_public(kind, &id, &body).await?;
         let doc = self.store.create(kind, &id, &body, &refs).await?;
         tracing::info!(kind = kind.as_str(), id = %id, "created");
         Ok(doc.into())
@@ -250,6 +252,7 @@ impl CatalogService {
     ) -> Result<Versioned, ServiceError> {
         let (id, body, refs) = prepare(kind, body, Some(id))?;
         self.check_source_credentials(&body)?;
+        self.check_public(kind, &id, &body).await?;
         let doc = self
             .store
             .replace(kind, &id, &body, &refs, if_match)
@@ -308,6 +311,63 @@ impl CatalogService {
             "/dataAddress/credentials",
             format!("no source credentials `{name}` in the configuration ([[source_credentials]])"),
         ))
+    }
+
+    /// Open data stays free of personal data: a public offer's contract policy must let anyone use the data
+    /// and none of its datasets may declare personal data; a dataset under a public offer may not start to.
+    async fn check_public(
+        &self,
+        kind: DocKind,
+        id: &str,
+        body: &Value,
+    ) -> Result<(), ServiceError> {
+        match kind {
+            DocKind::Offer => {
+                let offer: Offer = decode(body)?;
+                if !offer.public {
+                    return Ok(());
+                }
+                if let Some(doc) = self
+                    .store
+                    .get(DocKind::Policy, &offer.contract_policy)
+                    .await?
+                    && let Some(odrl) = doc.body.get("policy")
+                    && !caap_policy::parse_policy(odrl).is_ok_and(|p| p.permits_anyone())
+                {
+                    return Err(ServiceError::field(
+                        "/public",
+                        format!(
+                            "a public offer's contract policy must let anyone use the data (a permission \
+                             without constraints; duties such as attribution are fine), and `{}` does not",
+                            offer.contract_policy
+                        ),
+                    ));
+                }
+                for asset in self.store.get_many(DocKind::Asset, &offer.assets).await? {
+                    let asset: Asset = decode(&asset.body)?;
+                    if let Some(reason) = caap_catalog::offer::public_refusal(&asset) {
+                        return Err(ServiceError::field("/public", reason));
+                    }
+                }
+                Ok(())
+            }
+            DocKind::Asset if body.get("personalData").is_some() => {
+                let offers =
+                    build::CatalogSource::offers_for(&self.store, &[id.to_owned()]).await?;
+                match offers.iter().find(|o| o.offer.public) {
+                    Some(o) => Err(ServiceError::field(
+                        "/personalData",
+                        format!(
+                            "the public offer `{}` covers dataset `{id}`, and datasets with personal data can \
+                             never be public; take it out of that offer first",
+                            o.offer.id
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The identity the catalog is served under.

@@ -400,6 +400,32 @@ pub async fn agreements(config: Option<PathBuf>, api: Api, json: bool) -> anyhow
     Ok(())
 }
 
+/// What `caap ledger verify` checks the signed heads with: the connector's key (and its retired ones) and
+/// the head file in its data directory.
+fn head_checks(
+    config: &caap_connector::config::Config,
+) -> anyhow::Result<caap_connector::ledger::HeadChecks> {
+    let key_path = config.key_path();
+    let key = caap_identity::keys::ParticipantKey::from_jwk_json(
+        &std::fs::read_to_string(&key_path)
+            .map_err(|e| anyhow::anyhow!("cannot read the key file {}: {e}", key_path.display()))?,
+    )?;
+    let mut keys = vec![key.public_jwk()?];
+    keys.extend(
+        caap_connector::trust::dcp::read_retired_keys(config)?
+            .into_iter()
+            .map(|r| r.public_jwk),
+    );
+    Ok(caap_connector::ledger::HeadChecks {
+        keys,
+        file: Some(
+            config
+                .data_dir
+                .join(caap_connector::store::ledger_head::HEAD_FILE),
+        ),
+    })
+}
+
 /// `caap ledger …`.
 pub async fn ledger(command: LedgerCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(config.as_deref())?;
@@ -410,16 +436,26 @@ pub async fn ledger(command: LedgerCommand, config: Option<PathBuf>) -> anyhow::
     )
     .await?;
     let result = match command {
-        LedgerCommand::Verify => match caap_connector::ledger::verify(&store).await {
-            Ok(summary) => {
-                println!(
-                    "caap: ledger OK: {} entries, {} agreement signature(s) verified, head {}",
-                    summary.entries, summary.agreements_verified, summary.last_hash
-                );
-                Ok(())
+        LedgerCommand::Verify => {
+            match caap_connector::ledger::verify(&store, &head_checks(&config)?).await {
+                Ok(v) => {
+                    let at = |h: Option<u64>| {
+                        h.map_or_else(|| "none".to_owned(), |s| format!("entry {s}"))
+                    };
+                    println!(
+                        "caap: ledger OK: {} entries, {} agreement signature(s) verified, head {}; signed heads \
+                     checked: database {}, file {}",
+                        v.summary.entries,
+                        v.summary.agreements_verified,
+                        v.summary.last_hash,
+                        at(v.database_head),
+                        at(v.file_head)
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::anyhow!("ledger verification FAILED: {e}")),
             }
-            Err(e) => Err(anyhow::anyhow!("ledger verification FAILED: {e}")),
-        },
+        }
         LedgerCommand::Export { after } => {
             let mut after = after;
             loop {
@@ -501,6 +537,18 @@ pub enum TransferCommand {
         /// The transfer id.
         id: String,
     },
+    /// Download a running transfer's data (consumer) to FILE or `-`; a FILE an interrupted download left
+    /// is resumed from where it ended (where the provider serves ranges).
+    Data {
+        /// The transfer id.
+        id: String,
+        /// Where to write the data: a file or `-`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Start over instead of resuming what FILE already holds.
+        #[arg(long)]
+        restart: bool,
+    },
 }
 
 fn print_transfer(t: &Value) {
@@ -549,24 +597,97 @@ fn print_transfer(t: &Value) {
     }
 }
 
-/// Streams a transfer's data from the management API to a file or stdout, with progress on stderr.
+/// How often a download that broke off is resumed (with a `Range` request) before the CLI gives up.
+const DOWNLOAD_RESUMES: u32 = 5;
+
+/// Streams a transfer's data from the management API to a file or stdout, with progress on stderr. A file
+/// download that breaks off is resumed from the bytes already written (a `Range` request; a provider that
+/// cannot serve ranges sends the whole again, and the file is rewritten); with `resume`, so is a file an
+/// earlier run left.
 async fn download(
     config: &crate::Config,
     api: &Api,
     id: &str,
     out: &std::path::Path,
+    resume: bool,
 ) -> anyhow::Result<()> {
+    let to_stdout = out.as_os_str() == "-";
+    let started = Instant::now();
+    let mut have = if resume && !to_stdout {
+        tokio::fs::metadata(out).await.map(|m| m.len()).unwrap_or(0)
+    } else {
+        0
+    };
+    let mut resumes = 0;
+    loop {
+        match download_from(config, api, id, out, have).await {
+            Ok(Downloaded::Done(total)) => {
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                eprintln!(
+                    "\rcaap: {total} bytes in {secs:.2} s{}",
+                    if to_stdout {
+                        String::new()
+                    } else {
+                        format!(" -> {}", out.display())
+                    }
+                );
+                return Ok(());
+            }
+            Ok(Downloaded::BrokeOff(written, e)) if !to_stdout && resumes < DOWNLOAD_RESUMES => {
+                resumes += 1;
+                eprintln!("\rcaap: the download broke off after {written} bytes ({e}); resuming");
+                have = written;
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(resumes))).await;
+            }
+            Ok(Downloaded::BrokeOff(written, e)) => bail!(
+                "the download broke off after {written} bytes: {e}{}",
+                if to_stdout {
+                    String::new()
+                } else {
+                    format!(
+                        "; resume it with: caap transfer data {id} --out {}",
+                        out.display()
+                    )
+                }
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How one request of a download ended.
+enum Downloaded {
+    /// Everything is written: the file's length.
+    Done(u64),
+    /// The stream broke off: the bytes in the file, and why.
+    BrokeOff(u64, String),
+}
+
+/// One request of a download, from byte `have` on (a file already holding `have` bytes).
+async fn download_from(
+    config: &crate::Config,
+    api: &Api,
+    id: &str,
+    out: &std::path::Path,
+    have: u64,
+) -> anyhow::Result<Downloaded> {
     use std::io::Write;
     use tokio::io::AsyncWriteExt;
-    let res = api
+    let mut req = api
         .request(
             config,
             reqwest::Method::GET,
             &format!("/api/v1/transfers/{id}/data"),
         )
-        .await?
-        .send()
         .await?;
+    if have > 0 {
+        req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let res = req.send().await?;
+    if res.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
+        // Nothing after the bytes the file holds: it is complete.
+        return Ok(Downloaded::Done(have));
+    }
     if !res.status().is_success() {
         let status = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
@@ -577,20 +698,39 @@ async fn download(
                 .unwrap_or("no detail")
         );
     }
-    let total = res.content_length();
+    // 206: the rest, appended; 200: the whole (the provider serves no ranges), written anew.
+    let continued = res.status() == reqwest::StatusCode::PARTIAL_CONTENT
+        && res
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|first| first.parse::<u64>().ok())
+            == Some(have);
+    let mut done = if continued { have } else { 0 };
+    let total = res.content_length().map(|l| l + done);
     let to_stdout = out.as_os_str() == "-";
     let mut file = if to_stdout {
         None
+    } else if continued {
+        Some(tokio::fs::OpenOptions::new().append(true).open(out).await?)
     } else {
         Some(tokio::fs::File::create(out).await?)
     };
     let mut stdout = std::io::stdout();
     let started = Instant::now();
-    let mut done: u64 = 0;
     let mut last_report = Instant::now();
     let mut stream = res.bytes_stream();
+    let mut broke_off = None;
     while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        let chunk = chunk?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                broke_off = Some(e.to_string());
+                break;
+            }
+        };
         done += chunk.len() as u64;
         match &mut file {
             Some(f) => f.write_all(&chunk).await?,
@@ -612,17 +752,10 @@ async fn download(
     if let Some(f) = &mut file {
         f.flush().await?;
     }
-    let secs = started.elapsed().as_secs_f64().max(0.001);
-    eprintln!(
-        "\rcaap: {done} bytes in {secs:.2} s ({:.1} MiB/s){}",
-        done as f64 / secs / 1_048_576.0,
-        if to_stdout {
-            String::new()
-        } else {
-            format!(" -> {}", out.display())
-        }
-    );
-    Ok(())
+    Ok(match broke_off {
+        Some(e) => Downloaded::BrokeOff(done, e),
+        None => Downloaded::Done(done),
+    })
 }
 
 /// `caap transfer …`.
@@ -692,7 +825,7 @@ pub async fn transfer(
                     _ => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
-            download(&config, api, &id, &out).await?;
+            download(&config, api, &id, &out, false).await?;
         }
         TransferCommand::List { json } => {
             let r = api_call(
@@ -743,6 +876,9 @@ pub async fn transfer(
             print_transfer(&step(&id, "terminate", Some(json!({"reason": reason}))).await?)
         }
         TransferCommand::Refresh { id } => print_transfer(&step(&id, "refresh", None).await?),
+        TransferCommand::Data { id, out, restart } => {
+            download(&config, api, &id, &out, !restart).await?;
+        }
     }
     Ok(())
 }

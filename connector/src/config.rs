@@ -10,9 +10,11 @@ use caap_identity::auth::StaticTokenEntry;
 use serde::{Deserialize, Serialize};
 
 mod keys;
+mod open_data;
 mod portal;
 
 pub use keys::{ConfigKey, EnvKind};
+pub use open_data::OpenDataConfig;
 pub use portal::{PortalConfig, PortalOidcConfig};
 
 /// The whole configuration of one connector.
@@ -45,6 +47,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Open data: public downloads and the DCAT-AP feed.
+    #[serde(default)]
+    pub open_data: OpenDataConfig,
     /// HTTPS on the DSP listener and extra trust roots for requests to other connectors.
     #[serde(default, skip_serializing_if = "TlsConfig::is_empty")]
     pub tls: TlsConfig,
@@ -279,6 +284,11 @@ pub struct IdentityConfig {
     /// loudly at start; never in a real data space.
     #[serde(default)]
     pub insecure_did_web_over_http: bool,
+    /// Host names (or IP addresses) whose DID documents, status lists and credential services may be on
+    /// loopback, private or link-local addresses: a data space on a private network. Other such hosts are
+    /// refused (a DID or a credential names hosts of the caller's choosing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_private_hosts: Vec<String>,
 }
 
 /// Citizen consent (OASC MIM4).
@@ -430,9 +440,27 @@ pub struct LimitsConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Timeout of requests to other connectors, in seconds.
+    /// Timeout of requests to other connectors, in seconds (and how long a data flow may stay silent).
     #[serde(default = "default_outbound_timeout")]
     pub outbound_timeout_secs: u64,
+    /// How long one attempt at a DSP message, a DID document or a status list may take, in seconds: a peer
+    /// that accepts and never answers is given up on after `negotiation.max_attempts` of them.
+    #[serde(default = "default_attempt_timeout")]
+    pub attempt_timeout_secs: u64,
+    /// How long connecting to another host may take, in seconds (every outbound call).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// How long a failed DID document or status-list fetch is remembered (answered again without a
+    /// request), in seconds.
+    #[serde(default = "default_failure_cache_secs")]
+    pub failure_cache_secs: u64,
+    /// How long reading a request body may take, in seconds (a slower client gets 408).
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Requests in progress at once from one client address, per listener (more get 429 at once,
+    /// before their body is read).
+    #[serde(default = "default_max_requests_per_address")]
+    pub max_requests_per_address: usize,
 }
 
 /// OAuth2 client credentials (RFC 6749 §4.4) for a protected data source.
@@ -634,6 +662,21 @@ fn default_max_body() -> usize {
 fn default_outbound_timeout() -> u64 {
     30
 }
+fn default_attempt_timeout() -> u64 {
+    5
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_failure_cache_secs() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    10
+}
+fn default_max_requests_per_address() -> usize {
+    128
+}
 fn default_max_attempts() -> u32 {
     8
 }
@@ -689,6 +732,7 @@ impl Default for IdentityConfig {
             did_cache_secs: default_did_cache_secs(),
             status_list_cache_secs: default_status_list_cache_secs(),
             insecure_did_web_over_http: false,
+            allowed_private_hosts: Vec::new(),
         }
     }
 }
@@ -697,6 +741,11 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_body_bytes: default_max_body(),
             outbound_timeout_secs: default_outbound_timeout(),
+            attempt_timeout_secs: default_attempt_timeout(),
+            connect_timeout_secs: default_connect_timeout(),
+            failure_cache_secs: default_failure_cache_secs(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            max_requests_per_address: default_max_requests_per_address(),
         }
     }
 }
@@ -914,6 +963,9 @@ impl Config {
         if self.participant.name.trim().is_empty() {
             return Err(bad("participant.name", "must not be empty".into()));
         }
+        if let Some((key, message)) = self.open_data.problem() {
+            return Err(bad(key, message));
+        }
         if let Some(url) = &self.participant.public_url {
             let mut errors = Vec::new();
             caap_catalog::asset::check_http_url("", url, &mut errors);
@@ -1073,6 +1125,34 @@ impl Config {
         }
         if self.limits.max_body_bytes < 1024 {
             return Err(bad("limits.max_body_bytes", "must be at least 1024".into()));
+        }
+        for (key, value) in [
+            (
+                "limits.outbound_timeout_secs",
+                self.limits.outbound_timeout_secs,
+            ),
+            (
+                "limits.attempt_timeout_secs",
+                self.limits.attempt_timeout_secs,
+            ),
+            (
+                "limits.connect_timeout_secs",
+                self.limits.connect_timeout_secs,
+            ),
+            (
+                "limits.body_read_timeout_secs",
+                self.limits.body_read_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        if self.limits.max_requests_per_address == 0 {
+            return Err(bad(
+                "limits.max_requests_per_address",
+                "must be at least 1".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be text or json".into()));
@@ -1609,10 +1689,16 @@ admin_token = "0123456789abcdef0123"
                 did_cache_secs: 11,
                 status_list_cache_secs: 12,
                 insecure_did_web_over_http: true,
+                allowed_private_hosts: vec!["connector.intranet".into()],
             },
             limits: LimitsConfig {
                 max_body_bytes: 2048,
                 outbound_timeout_secs: 5,
+                attempt_timeout_secs: 4,
+                connect_timeout_secs: 3,
+                failure_cache_secs: 7,
+                body_read_timeout_secs: 6,
+                max_requests_per_address: 9,
             },
             negotiation: NegotiationConfig {
                 max_attempts: 2,
@@ -1632,6 +1718,13 @@ admin_token = "0123456789abcdef0123"
             log: LogConfig {
                 level: "debug".into(),
                 format: "json".into(),
+            },
+            open_data: OpenDataConfig {
+                requests_per_minute: 120,
+                burst: 10,
+                contact_email: Some("opendata@lund.se".into()),
+                homepage: Some("https://lund.se".into()),
+                feed_page_size: 50,
             },
             tls: TlsConfig {
                 cert_file: Some("keys/tls.crt".into()),

@@ -491,6 +491,7 @@ async fn start_node(
         api_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         force: false,
         tls: false,
+        data_dir: None,
     })
     .map_err(|e| DemoError(format!("{name}: {e}")))?;
     let mut config = Config::load(&made.config_path, std::iter::empty())
@@ -539,7 +540,7 @@ async fn revocation_narrated(
     })
     .await?;
     let opened = c
-        .transfer_data(&t.id, None)
+        .transfer_data(&t.id, None, None)
         .await
         .map_err(|e| fail("opening the stream")(e.to_string()))?;
     let mut stream = opened.stream;
@@ -653,9 +654,25 @@ async fn negotiate_narrated(
         c.identity.name
     );
     for r in [consumer, provider] {
-        let summary = crate::ledger::verify(&r.connector.store)
+        let checks = crate::ledger::HeadChecks {
+            keys: vec![
+                r.connector
+                    .identity
+                    .key
+                    .public_jwk()
+                    .map_err(|e| fail("verifying a ledger")(e.to_string()))?,
+            ],
+            file: Some(
+                r.connector
+                    .config
+                    .data_dir
+                    .join(crate::store::ledger_head::HEAD_FILE),
+            ),
+        };
+        let summary = crate::ledger::verify(&r.connector.store, &checks)
             .await
-            .map_err(|e| fail("verifying a ledger")(e.to_string()))?;
+            .map_err(|e| fail("verifying a ledger")(e.to_string()))?
+            .summary;
         println!(
             "  ✓ {}'s transaction ledger (MIM3): {} entries, hash chain intact, {} agreement signature(s) verified",
             r.connector.identity.name, summary.entries, summary.agreements_verified
@@ -732,7 +749,7 @@ async fn stream_narrated(
         t.id, p.identity.name
     );
     let opened = c
-        .transfer_data(&t.id, None)
+        .transfer_data(&t.id, None, None)
         .await
         .map_err(|e| fail("opening the stream")(e.to_string()))?;
     let mut stream = opened.stream;
@@ -956,7 +973,7 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
         })
         .await?;
         let opened = c
-            .transfer_data(&t.id, None)
+            .transfer_data(&t.id, None, None)
             .await
             .map_err(|e| fail(label)(e.to_string()))?;
         let bytes = read_all(opened.stream).await?;

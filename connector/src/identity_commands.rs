@@ -147,6 +147,7 @@ pub async fn authority(
             api_bind,
             force: false,
             tls,
+            data_dir: None,
         })?;
         let mut text = std::fs::read_to_string(&made.config_path)?;
         text.push_str(

@@ -34,6 +34,9 @@ pub struct InitOptions {
     pub force: bool,
     /// Make a self-signed certificate and serve the DSP listener over HTTPS.
     pub tls: bool,
+    /// Where state is kept (database, keys, files), if not `dir`: an absolute path, e.g. `/var/lib/caap`
+    /// when the configuration lives in `/etc/caap` (the Debian package's layout).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// What was created.
@@ -155,10 +158,20 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         consent: Default::default(),
         portal: Default::default(),
         log: LogConfig::default(),
-        data_dir: PathBuf::from("."),
+        open_data: Default::default(),
+        data_dir: opts.data_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
     };
     let mut config_with_paths = config.clone();
-    config_with_paths.data_dir = opts.dir.clone();
+    if let Some(d) = &opts.data_dir
+        && !d.is_absolute()
+    {
+        return Err(InitError::Invalid(format!(
+            "--data-dir {}: give an absolute path",
+            d.display()
+        )));
+    }
+    let state = opts.data_dir.clone().unwrap_or_else(|| opts.dir.clone());
+    config_with_paths.data_dir = state.clone();
     let key_path = config_with_paths.key_path();
     // Without a public URL the DID is known only once the listener is bound; `caap serve` puts
     // the key under `<did>#key-1` then.
@@ -167,15 +180,17 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         None => "key-1".to_owned(),
     };
     let key = ParticipantKey::generate(&kid).map_err(|e| InitError::Io(e.to_string()))?;
-    std::fs::create_dir_all(opts.dir.join("files"))
+    std::fs::create_dir_all(&opts.dir)
         .map_err(|e| InitError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
+    std::fs::create_dir_all(state.join("files"))
+        .map_err(|e| InitError::Io(format!("cannot create {}: {e}", state.display())))?;
     write_private(&key_path, &key.to_private_jwk_json())?;
     let tls_cert_path = if opts.tls {
         let hosts = crate::tls::default_hosts(opts.public_url.as_deref());
         let pair = crate::tls::self_signed(&hosts, SystemClock.now())
             .map_err(|e| InitError::Io(e.to_string()))?;
-        let cert_path = opts.dir.join(TLS_CERT_FILE);
-        write_private(&opts.dir.join(TLS_KEY_FILE), &pair.key_pem)?;
+        let cert_path = state.join(TLS_CERT_FILE);
+        write_private(&state.join(TLS_KEY_FILE), &pair.key_pem)?;
         write_file(&cert_path, &pair.cert_pem, 0o644)?;
         Some(cert_path)
     } else {

@@ -78,6 +78,10 @@ enum Command {
         /// connectors trust it by listing keys/tls.crt in their [tls] ca_files.
         #[arg(long)]
         tls: bool,
+        /// Keep state (database, keys, files) in this absolute directory instead of --dir, e.g.
+        /// --dir /etc/caap --data-dir /var/lib/caap (the Debian package's layout).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Run a federation of city connectors on this machine and narrate what they do.
     ///
@@ -313,7 +317,13 @@ fn init_logging(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = if config.log.format == "json" {
-        builder.json().try_init()
+        // One JSON object a line; a line logged while serving a request carries the request's span in
+        // `spans` (`request_id`, the `X-Request-Id` echoed to the caller), however deeply it is nested.
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init()
     } else {
         builder.try_init()
     };
@@ -335,6 +345,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                     api_bind: SocketAddr::from(([127, 0, 0, 1], 8182)),
                     force: false,
                     tls: false,
+                    data_dir: None,
                 })?;
                 println!(
                     "caap: first start: created {} and {}",
@@ -556,8 +567,8 @@ async fn main() -> std::process::ExitCode {
     let api = |url: Option<String>| Api::new(url, cli.oidc.clone());
     let result = match cli.command {
         Command::Serve { config } => serve(config).await,
-        Command::Init { dir, name, public_url, dsp_bind, api_bind, force, tls } => {
-            init(&InitOptions { dir, name, public_url, dsp_bind, api_bind, force, tls }).map(|made| {
+        Command::Init { dir, name, public_url, dsp_bind, api_bind, force, tls, data_dir } => {
+            init(&InitOptions { dir, name, public_url, dsp_bind, api_bind, force, tls, data_dir }).map(|made| {
                 println!("caap: created {}", made.config_path.display());
                 println!("  key pair        {} (private, mode 0600)", made.key_path.display());
                 if let Some(cert) = &made.tls_cert_path {

@@ -6,8 +6,13 @@
 //!   (a total timeout);
 //! * [`Clients::streaming`]: data flows that may run for hours (no total timeout; connecting and every
 //!   read must make progress within the timeout);
-//! * [`Clients::fetch`]: DID documents and status lists (a total timeout, no redirects).
+//! * [`Clients::fetch`]: DID documents and status lists (a short total timeout, no redirects, and, outside
+//!   development, only public addresses: a DID or a credential names hosts of the caller's choosing).
+//!
+//! Every client gives up connecting after `limits.connect_timeout_secs`.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -33,41 +38,183 @@ pub struct Clients {
     pub protocol: reqwest::Client,
     /// Data flows: connect and read timeouts, no total timeout.
     pub streaming: reqwest::Client,
-    /// DID documents and status lists: a total timeout, no redirects.
+    /// DID documents and status lists: a short total timeout, no redirects, public addresses only
+    /// (unless [`Settings::private`] allows them).
     pub fetch: reqwest::Client,
 }
 
-impl Clients {
-    /// The clients for `config`: `limits.outbound_timeout_secs`, the trust roots of `tls.ca_files`.
-    pub fn new(config: &Config) -> Result<Self, OutboundError> {
-        let roots = crate::tls::trust_roots(config)?;
-        Self::with_roots(
-            Duration::from_secs(config.limits.outbound_timeout_secs),
-            roots,
-        )
+/// How the clients time out, and which private addresses fetches may reach.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Total time of a protocol request; how long a data flow may stay silent.
+    pub timeout: Duration,
+    /// Total time of a DID document or status-list fetch.
+    pub fetch_timeout: Duration,
+    /// Connecting, for every client.
+    pub connect_timeout: Duration,
+    /// Which non-public addresses fetches may reach.
+    pub private: PrivateHosts,
+}
+
+/// Which hosts fetches (DID documents, status lists, callers' credential services) may reach on loopback,
+/// private or link-local addresses.
+#[derive(Debug, Clone, Default)]
+pub struct PrivateHosts {
+    /// DEVELOPMENT ONLY (`identity.insecure_did_web_over_http`): any.
+    pub any: bool,
+    /// These host names or addresses (`identity.allowed_private_hosts`), lower case.
+    pub allowed: Arc<[String]>,
+}
+
+impl PrivateHosts {
+    /// The policy of `config`.
+    pub fn of(config: &Config) -> Self {
+        PrivateHosts {
+            any: config.identity.insecure_did_web_over_http,
+            allowed: config
+                .identity
+                .allowed_private_hosts
+                .iter()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+                .collect(),
+        }
     }
 
-    /// The clients with `timeout` and the extra trust `roots` (read once, shared by every client).
+    fn allows(&self, host: &str) -> bool {
+        self.any
+            || self
+                .allowed
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host.trim_matches(['[', ']'])))
+    }
+
+    /// `Err` when `url`'s host is an IP address that is not public and not allowed (names are checked when
+    /// they are resolved, by the fetch client's resolver).
+    pub fn check_url(&self, url: &str) -> Result<(), PrivateAddress> {
+        let ip = url::Url::parse(url).ok().and_then(|u| match u.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        });
+        match ip {
+            Some(ip) if !is_public(ip) && !self.allows(&ip.to_string()) => {
+                Err(PrivateAddress(ip.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings of `config` (`[limits]`, `identity.insecure_did_web_over_http`).
+    pub fn of(config: &Config) -> Self {
+        Settings {
+            timeout: Duration::from_secs(config.limits.outbound_timeout_secs),
+            fetch_timeout: Duration::from_secs(config.limits.attempt_timeout_secs),
+            connect_timeout: Duration::from_secs(config.limits.connect_timeout_secs),
+            private: PrivateHosts::of(config),
+        }
+    }
+}
+
+impl Clients {
+    /// The clients for `config`: its [`Settings`], the trust roots of `tls.ca_files`.
+    pub fn new(config: &Config) -> Result<Self, OutboundError> {
+        let roots = crate::tls::trust_roots(config)?;
+        Self::with_roots(Settings::of(config), roots)
+    }
+
+    /// The clients with `settings` and the extra trust `roots` (read once, shared by every client).
     pub fn with_roots(
-        timeout: Duration,
+        settings: Settings,
         roots: Vec<reqwest::Certificate>,
     ) -> Result<Self, OutboundError> {
         let base = || {
             reqwest::Client::builder()
                 .user_agent(USER_AGENT)
                 .tcp_nodelay(true)
+                .connect_timeout(settings.connect_timeout)
                 .tls_certs_merge(roots.clone())
         };
         let build =
             |b: reqwest::ClientBuilder| b.build().map_err(|e| OutboundError::Client(e.to_string()));
+        let mut fetch = base()
+            .timeout(settings.fetch_timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if !settings.private.any {
+            fetch = fetch.dns_resolver(Arc::new(PublicOnly(settings.private.clone())));
+        }
         Ok(Clients {
-            protocol: build(base().timeout(timeout))?,
-            streaming: build(base().connect_timeout(timeout).read_timeout(timeout))?,
-            fetch: build(
-                base()
-                    .timeout(timeout)
-                    .redirect(reqwest::redirect::Policy::none()),
-            )?,
+            protocol: build(base().timeout(settings.timeout))?,
+            streaming: build(base().read_timeout(settings.timeout))?,
+            fetch: build(fetch)?,
+        })
+    }
+}
+
+/// True for an address anyone on the internet could reach: not loopback, private, link-local, shared
+/// (CGNAT), unspecified, multicast, broadcast, documentation or reserved.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// Why a fetch was not even tried: its host is (or resolves only to) a non-public address.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` is a loopback, private or link-local address, which is refused (identity.allowed_private_hosts allows named hosts; identity.insecure_did_web_over_http any, for development)"
+)]
+pub struct PrivateAddress(pub String);
+
+/// The fetch client's resolver: the system's, keeping only public addresses unless the host is allowed (a
+/// name that resolves only to others is refused; the connection is never tried).
+#[derive(Debug, Clone)]
+struct PublicOnly(PrivateHosts);
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        let allowed = self.0.allows(&host);
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| allowed || is_public(a.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(
+                    Box::new(PrivateAddress(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
@@ -136,7 +283,7 @@ pub async fn oauth2_send(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -162,9 +309,111 @@ mod tests {
         assert!(text.contains("tls.ca_files"), "{text}");
     }
 
+    fn settings(private: PrivateHosts) -> Settings {
+        Settings {
+            timeout: Duration::from_secs(5),
+            fetch_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            private,
+        }
+    }
+
+    fn allowing(hosts: &[&str]) -> PrivateHosts {
+        PrivateHosts {
+            any: false,
+            allowed: hosts.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn every_kind_of_client_builds() {
-        let clients = Clients::with_roots(Duration::from_secs(5), vec![]).unwrap();
+        let clients = Clients::with_roots(settings(PrivateHosts::default()), vec![]).unwrap();
         let _ = (clients.protocol, clients.streaming, clients.fetch);
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        let none = PrivateHosts::default();
+        assert!(none.check_url("http://127.0.0.1:8080/did.json").is_err());
+        assert!(none.check_url("https://[fe80::1]/did.json").is_err());
+        assert!(none.check_url("https://example.com/did.json").is_ok());
+        let some = allowing(&["10.0.0.5", "::1"]);
+        assert!(some.check_url("https://10.0.0.5/did.json").is_ok());
+        assert!(some.check_url("https://[::1]:8443/did.json").is_ok());
+        assert!(some.check_url("https://10.0.0.6/did.json").is_err());
+    }
+
+    /// A listener that counts the connections it accepts and never answers.
+    pub(crate) async fn hung_host() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (port, accepted)
+    }
+
+    /// A fetch of `localhost:{port}` (the hung host) under `private`: its error and how many connections the
+    /// host saw.
+    async fn fetch_hung_localhost(private: PrivateHosts) -> (reqwest::Error, usize) {
+        let (port, accepted) = hung_host().await;
+        let clients = Clients::with_roots(settings(private), vec![]).unwrap();
+        let e = clients
+            .fetch
+            .get(format!("http://localhost:{port}/.well-known/did.json"))
+            .send()
+            .await
+            .unwrap_err();
+        (e, accepted.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn fetches_never_connect_to_names_resolving_to_loopback() {
+        let (e, accepted) = fetch_hung_localhost(allowing(&["intranet.example"])).await;
+        let why = describe_reqwest(&e);
+        assert!(why.contains("loopback, private or link-local"), "{why}");
+        assert_eq!(accepted, 0);
+    }
+
+    #[tokio::test]
+    async fn a_hung_host_is_given_up_on_after_the_fetch_timeout() {
+        // localhost allowed by name, so the request is sent and never answered.
+        let (e, accepted) = fetch_hung_localhost(allowing(&["localhost"])).await;
+        assert!(e.is_timeout(), "{}", describe_reqwest(&e));
+        assert_eq!(accepted, 1);
     }
 }

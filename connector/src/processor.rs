@@ -32,9 +32,82 @@ use crate::store::processes::{Effects, Stored};
 /// How often running transfers are re-evaluated against their agreements.
 const MONITOR_EVERY: Duration = Duration::from_secs(1);
 
+/// The file in the data directory that holds the connector's instance id.
+pub const INSTANCE_FILE: &str = "instance-id";
+
+/// The connector's stable identity as a lease owner: one per data directory, kept across restarts, so a
+/// restarted connector recognizes the leases its crashed predecessor held and takes its work back at once.
+/// The instance file is locked while the connector runs; a second process on the same data directory gets
+/// a fresh identity of its own (and so never takes over the first one's leases).
+#[derive(Debug)]
+pub struct Instance {
+    id: String,
+    /// Held (and locked) while the connector runs.
+    _lock: Option<std::fs::File>,
+}
+
+impl Instance {
+    /// The instance of `data_dir` (created on first use).
+    pub fn of(data_dir: &std::path::Path) -> Instance {
+        let fresh = || Instance {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            _lock: None,
+        };
+        let path = data_dir.join(INSTANCE_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path);
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "no instance file: leases of a crashed run wait for their expiry");
+                return fresh();
+            }
+        };
+        if file.try_lock().is_err() {
+            tracing::warn!(path = %path.display(), "another process runs on this data directory: a fresh instance id");
+            return fresh();
+        }
+        use std::io::{Read, Seek, Write};
+        let mut id = String::new();
+        let _ = file.read_to_string(&mut id);
+        let id = id.trim();
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let id = if valid {
+            id.to_owned()
+        } else {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let written = file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(id.as_bytes()))
+                .and_then(|()| file.sync_all());
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the instance file");
+            }
+            id
+        };
+        Instance {
+            id,
+            _lock: Some(file),
+        }
+    }
+
+    /// The stable id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// Runs until `stop` turns true.
-pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
-    let owner = format!("caap-{}", uuid::Uuid::new_v4());
+pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Receiver<bool>) {
+    // This run's lease owner (see `Store::claim_due`).
+    let owner = format!("{}/{}", instance.id(), uuid::Uuid::new_v4().simple());
     let config = connector.config.negotiation.clone();
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let mut tasks = JoinSet::new();
@@ -92,6 +165,7 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => break,
         }
+        reap(&mut tasks);
         if *stop.borrow() {
             break;
         }
@@ -99,6 +173,17 @@ pub async fn run(connector: Connector, mut stop: watch::Receiver<bool>) {
     // Let messages in flight finish; their leases would expire otherwise and another replica would retry.
     while tasks.join_next().await.is_some() {}
     tracing::debug!(%owner, "processor stopped");
+    drop(instance);
+}
+
+/// Drops every finished send. A finished task keeps its whole future's memory in the set until it is joined;
+/// joining one per wake-up let them pile up under load (memory grew with every negotiation).
+fn reap(tasks: &mut JoinSet<()>) -> usize {
+    let mut reaped = 0;
+    while tasks.try_join_next().is_some() {
+        reaped += 1;
+    }
+    reaped
 }
 
 /// Claims due work of kind `P` for the free permits and spawns its sends. Returns whether it claimed any.
@@ -260,6 +345,11 @@ fn record<P: Work>(
     let mut effects = Effects::default();
     let name = <P::Kind as Kind>::step_name(step);
     let terminate = <P::Kind as Kind>::TERMINATE;
+    // The termination that follows giving up carries on the failed attempts' count, so the count the
+    // process shows at the end is the one its history names (not 0).
+    let after_giving_up =
+        step == terminate && p.outgoing().and_then(|t| t.code.as_deref()) == Some(GAVE_UP);
+    let kept_attempts = *p.schedule().attempts;
     match outcome {
         Outcome::Acked {
             provider_pid,
@@ -306,6 +396,13 @@ fn record<P: Work>(
             } else {
                 cfg.max_attempts
             };
+            // A termination after giving up counts on from the attempts given up on (at most
+            // `max_attempts`), so it has at least as many of its own.
+            let limit = if after_giving_up {
+                cfg.max_attempts.saturating_mul(2)
+            } else {
+                limit
+            };
             let attempts = {
                 let schedule = p.schedule();
                 *schedule.attempts += 1;
@@ -314,10 +411,12 @@ fn record<P: Work>(
             };
             tracing::warn!(pid = %p.id(), step = name, attempt = attempts, limit, %error, "{} step failed", P::NOUN);
             if attempts < limit {
+                c.metrics.retry(P::NOUN);
                 let wait = backoff(cfg.retry_base_ms, cfg.retry_max_secs, attempts - 1);
                 *p.schedule().next_attempt_at =
                     Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
             } else if step == terminate {
+                c.metrics.give_up(P::NOUN);
                 let reason = p.outgoing().map(|t| t.reason.clone()).unwrap_or_default();
                 let why = format!(
                     "{reason}{}the termination could not be delivered after {attempts} attempts ({error}); terminated locally",
@@ -330,18 +429,28 @@ fn record<P: Work>(
                     why,
                 ));
             } else {
+                c.metrics.give_up(P::NOUN);
                 let reason = format!(
                     "gave up sending the {name} message after {attempts} attempts: {error}"
                 );
                 p.log(now, Actor::Local, reason.clone());
-                p.owe_with_reason(terminate, "delivery-failed", reason, now);
-                // Keep the failure visible while the termination is on its way.
+                p.owe_with_reason(terminate, GAVE_UP, reason, now);
+                // Keep the failure and the count visible while the termination is on its way.
                 *p.schedule().last_error = Some(error.clone());
+                *p.schedule().attempts = attempts;
             }
         }
     }
+    if after_giving_up && p.pending().is_none() {
+        // Ended (acknowledged or terminated locally): the count stays what the history says.
+        let s = p.schedule();
+        *s.attempts = (*s.attempts).max(kept_attempts);
+    }
     (p, effects)
 }
+
+/// The termination code of a process whose step was given up on.
+const GAVE_UP: &str = "delivery-failed";
 
 /// What the acknowledgement of an initial request must be: an `A` (called `name`) with a provider pid.
 pub(crate) struct Ack<A> {
@@ -379,12 +488,26 @@ pub(crate) async fn post<A: DeserializeOwned>(
             };
         }
     };
-    let mut req = c.http.post(url).json(body);
+    // One attempt: a peer that accepts and never answers costs `limits.attempt_timeout_secs`, not more.
+    let attempt = c.config.limits.attempt_timeout_secs;
+    let mut req = c
+        .http
+        .post(url)
+        .json(body)
+        .timeout(Duration::from_secs(attempt));
     if let Some(a) = &auth {
         req = req.header(header::AUTHORIZATION, a.expose());
     }
     let res = match req.send().await {
         Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Outcome::Failed {
+                error: format!(
+                    "POST {url}: no answer within {attempt} s (limits.attempt_timeout_secs)"
+                ),
+                permanent: false,
+            };
+        }
         Err(e) => {
             return Outcome::Failed {
                 error: format!("POST {url}: {}", describe_reqwest(&e)),
@@ -442,4 +565,28 @@ pub fn backoff(base_ms: u64, max_secs: u64, attempts: u32) -> Duration {
     let capped = exp.min(max_secs.saturating_mul(1000));
     let jitter = rand::random_range(0.75..1.25);
     Duration::from_millis((capped as f64 * jitter) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn finished_sends_are_all_dropped_at_each_turn() {
+        let mut tasks = JoinSet::new();
+        for _ in 0..50 {
+            tasks.spawn(async {});
+        }
+        // Without waiting on any one of them: each turn drops whatever has finished by then.
+        let mut reaped = 0;
+        for _ in 0..10_000 {
+            reaped += reap(&mut tasks);
+            if reaped == 50 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(reaped, 50);
+        assert!(tasks.is_empty());
+    }
 }

@@ -12,6 +12,8 @@ use caap_identity::{
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthMode, Config};
+use crate::http::errors::Listener;
+use crate::http::guard::PerAddress;
 use crate::service::{Connector, Identity};
 use crate::store::Store;
 
@@ -138,10 +140,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         clock.clone(),
     )
     .await
-    .map_err(|e| StartError::Store(e.to_string()))?;
+    .map_err(|e| StartError::Store(e.to_string()))?
+    .with_ledger_seal(crate::store::ledger_head::LedgerSeal::new(
+        identity.key.clone(),
+        Some(config.data_dir.join(crate::store::ledger_head::HEAD_FILE)),
+    ));
     let http = clients.protocol.clone();
     let http_streaming = clients.streaming.clone();
-    let fetch = crate::trust::HttpFetch::new(clients.fetch.clone(), 1024 * 1024);
+    let fetch = crate::trust::HttpFetch::new(
+        clients.fetch.clone(),
+        1024 * 1024,
+        crate::outbound::PrivateHosts::of(&config),
+        std::time::Duration::from_secs(config.limits.failure_cache_secs),
+    );
     let trust = Arc::new(
         crate::trust::dcp::Trust::new(
             &config,
@@ -163,6 +174,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         key: trust.key().clone(),
         ..identity
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let (authenticator, outbound): (Arc<dyn DspAuthenticator>, Arc<dyn OutboundCredentials>) =
         match config.dsp.auth.mode {
             AuthMode::StaticToken => {
@@ -177,7 +189,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 (tokens.clone(), tokens)
             }
             AuthMode::Dcp => (
-                Arc::new(crate::trust::dcp::DcpAuthenticator(trust.clone())),
+                Arc::new(crate::trust::dcp::DcpAuthenticator(
+                    trust.clone(),
+                    metrics.clone(),
+                )),
                 Arc::new(trust.outbound()),
             ),
         };
@@ -213,7 +228,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &identity,
     ));
     let dsp_workers = workers(config.dsp.workers);
-    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(caap_policy::OdrlEvaluator::new());
+    let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(crate::metrics::CountedDecider {
+        inner: caap_policy::OdrlEvaluator::new(),
+        metrics: metrics.clone(),
+    });
     let catalog = crate::catalog::CatalogService::new(crate::catalog::CatalogParts {
         store: store.clone(),
         clock: clock.clone(),
@@ -243,6 +261,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await
     .map_err(|e| StartError::Other(format!("consent: {e}")))?;
+    let config_open = config.open_data.clone();
     let connector = Connector {
         config: Arc::new(config),
         store,
@@ -263,9 +282,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         oidc,
         catalog,
         consents: Arc::new(consents),
+        open_limits: Arc::new(crate::ratelimit::RateLimiter::new(
+            config_open.requests_per_minute,
+            config_open.burst,
+        )),
+        metrics,
     };
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
-    let processor = actix_web::rt::spawn(crate::processor::run(connector.clone(), stop_rx));
+    let processor = actix_web::rt::spawn(crate::processor::run(
+        connector.clone(),
+        crate::processor::Instance::of(&connector.config.data_dir),
+        stop_rx,
+    ));
 
     #[cfg(feature = "demo")]
     let simulator = connector.config.simulator.enabled.then(|| {
@@ -276,12 +304,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )
     });
     let c = connector.clone();
+    let per_address = connector.config.limits.max_requests_per_address;
+    let limiter = PerAddress::new(per_address, Listener::Dsp);
     let dsp = HttpServer::new(move || {
         #[cfg(feature = "demo")]
         let extra = crate::sim::mount(simulator.clone());
         #[cfg(not(feature = "demo"))]
         let extra = |_: &mut actix_web::web::ServiceConfig| {};
-        crate::http::dsp_app(c.clone(), extra)
+        crate::http::dsp_app(c.clone(), limiter.clone(), extra)
     })
     .workers(dsp_workers)
     .disable_signals()
@@ -299,7 +329,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         })?
         .run();
     let c = connector.clone();
-    let api = HttpServer::new(move || crate::http::api_app(c.clone()))
+    let limiter = PerAddress::new(per_address, Listener::Management);
+    let api = HttpServer::new(move || crate::http::api_app(c.clone(), limiter.clone()))
         .workers(1)
         .disable_signals()
         .tcp_nodelay(true)

@@ -55,6 +55,10 @@ pub struct Connector {
     pub catalog: crate::catalog::CatalogService,
     /// Citizen consent (MIM4): records, the per-record release check, withdrawal notices.
     pub consents: Arc<crate::consent::Consents>,
+    /// The Prometheus metrics this connector counts.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Per-client rate limits of what anyone may call without credentials (open data).
+    pub open_limits: Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl std::fmt::Debug for Connector {

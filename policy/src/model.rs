@@ -117,6 +117,16 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Whether the policy lets anyone use the data: a permission with no constraint and no assignee, on the
+    /// policy or the rule (duties such as attribution are allowed). Open data's contract policies are such.
+    pub fn permits_anyone(&self) -> bool {
+        self.assignee.is_none()
+            && self
+                .permission
+                .iter()
+                .any(|r| r.constraint.is_empty() && r.refinement.is_empty() && r.assignee.is_none())
+    }
+
     /// An empty policy of the given kind; add rules before use (an empty policy is invalid).
     pub fn new(kind: PolicyKind) -> Self {
         Self {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::negotiation::{eventually, peer_settings, publish_offer};
 use crate::peer::{PEER_ID, Peer};
-use crate::support::{Node, Server, caap, postgres_database};
+use crate::support::{Node, Relay, Server, caap, postgres_database};
 
 const LUND_TOKEN: &str = "token-lund-presents-to-malmo-01";
 const MALMO_TOKEN: &str = "token-malmo-presents-to-lund-01";
@@ -191,31 +191,66 @@ fn two_cities_negotiate_sign_and_both_ledgers_verify_until_a_row_is_tampered_wit
             stdout.contains("1 agreement signature(s) verified"),
             "{stdout}"
         );
+        // Checked against the signed heads in the database and in the data directory.
+        let entries = stdout
+            .split("ledger OK: ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .unwrap();
+        assert!(
+            stdout.contains(&format!(
+                "signed heads checked: database entry {entries}, file entry {entries}"
+            )),
+            "{stdout}"
+        );
     }
     // Someone with database access rewrites history: verify names the entry.
-    let db = p.consumer_node.dir.path().join("caap.db");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = caap_connector::store::Store::open(
-            &caap_identity::Secret::new(format!("sqlite://{}", db.display())),
-            1,
-            std::sync::Arc::new(caap_connector::clock::SystemClock),
-        )
-        .await
-        .unwrap();
-        let changed = store
-            .execute_raw(
-                "UPDATE ledger SET payload = replace(payload, 'malmo', 'mallo') WHERE seq = 2",
+    let sql = |node: &Node, statements: &[&str]| {
+        let db = node.dir.path().join("caap.db");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = caap_connector::store::Store::open(
+                &caap_identity::Secret::new(format!("sqlite://{}", db.display())),
+                1,
+                std::sync::Arc::new(caap_connector::clock::SystemClock),
             )
             .await
             .unwrap();
-        assert_eq!(changed, 1);
-        store.close().await.unwrap();
-    });
+            for s in statements {
+                store.execute_raw(s).await.unwrap();
+            }
+            store.close().await.unwrap();
+        });
+    };
+    sql(
+        &p.consumer_node,
+        &["UPDATE ledger SET payload = replace(payload, 'malmo', 'mallo') WHERE seq = 2"],
+    );
     let out = ledger_verify(&p.consumer_node);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("entry 2"), "{stderr}");
+    // Or deletes its end: the last row, the last five, all of them and the checkpoint row too.
+    for (statements, failure) in [
+        (
+            &["DELETE FROM ledger WHERE seq = (SELECT MAX(seq) FROM ledger)"][..],
+            "TRUNCATED",
+        ),
+        (
+            &["DELETE FROM ledger WHERE seq > (SELECT MAX(seq) FROM ledger) - 5"][..],
+            "TRUNCATED",
+        ),
+        (
+            &["DELETE FROM ledger", "DELETE FROM ledger_checkpoint"][..],
+            "TRUNCATED: the signed head in the head file",
+        ),
+    ] {
+        sql(&p.provider_node, statements);
+        let out = ledger_verify(&p.provider_node);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{statements:?}");
+        assert!(stderr.contains(failure), "{statements:?}: {stderr}");
+    }
 }
 
 /// Publishes the provider's `malmo-open` offer and has the consumer ask for it by handle with one permission of
@@ -357,6 +392,51 @@ fn manual_approval_survives_a_provider_crash_and_a_consumer_outage() {
 }
 
 #[test]
+fn a_consumer_killed_mid_send_takes_its_work_back_at_once_when_it_restarts() {
+    let p = pair(&[], &[]);
+    let dataset = publish_offer(&p.provider, "malmo-open", "automatic");
+    // The consumer's request hangs in flight (the processor holds its lease) when it is killed.
+    let relay = Relay::hanging(p.provider.dsp.trim_start_matches("http://"));
+    // The dataset by the IRI the provider publishes it under (the relay's address is not the provider's).
+    let target = format!("{}/dsp/catalog/datasets/{dataset}", p.provider.dsp);
+    let r = p.consumer.api(
+        "POST",
+        "/api/v1/negotiations",
+        Some(&json!({"counterPartyAddress": format!("{}/dsp", relay.base), "counterPartyId": p.provider_id,
+            "offer": {"@id": "malmo-open", "@type": "Offer", "target": target,
+                "permission": [{"action": "use"}]}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    eventually(20, "the request in flight", || {
+        (relay.accepted() > 0).then_some(())
+    });
+    let Pair {
+        consumer_node,
+        consumer,
+        provider,
+        ..
+    } = p;
+    let consumer_port = consumer.dsp.rsplit(':').next().unwrap().to_owned();
+    drop(consumer); // kill -9
+    relay.forward();
+    let consumer = consumer_node.start(&[
+        ("CAAP_PARTICIPANT_ID", "did:web:lund.example"),
+        ("CAAP_DSP_BIND", &format!("127.0.0.1:{consumer_port}")),
+    ]);
+    // The crashed run's lease lasts `outbound_timeout_secs` + 30 s (60 s): the restarted connector must not
+    // wait for it.
+    eventually(20, "FINALIZED after the restart", || {
+        (negotiation(&consumer, &id)["state"] == "FINALIZED").then_some(())
+    });
+    let provider_pid = negotiation(&consumer, &id)["providerPid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for(&provider, &provider_pid, "FINALIZED");
+}
+
+#[test]
 fn a_counterparty_that_stays_down_ends_the_negotiation_with_the_reason() {
     let node = Node::init_with("Lund", &peer_settings(&[("max_attempts", "3")]));
     let caap_server = node.start(&[]);
@@ -389,6 +469,8 @@ fn a_counterparty_that_stays_down_ends_the_negotiation_with_the_reason() {
     );
     assert!(reason.contains("503"), "{reason}");
     assert_eq!(n["termination"]["by"], "local");
+    // The count stays what the history says.
+    assert_eq!(n["retryCount"], 3, "{n}");
 }
 
 #[test]

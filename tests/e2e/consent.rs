@@ -142,7 +142,18 @@ fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
     let pull = t["id"].as_str().unwrap().to_owned();
     assert!(fetch(&consumer, &pull).is_empty());
 
-    // Anna and Bo are asked; Anna grants, Bo refuses, Cajsa was never asked.
+    // The agreement asked every citizen the dataset holds (three pending requests, no identity number kept).
+    let asked = eventually(10, "consent requests for every citizen", || {
+        let l = provider.api("GET", "/api/v1/consents", None).body;
+        let items = l["items"].as_array()?.clone();
+        (items.len() == 3).then_some(items)
+    });
+    assert!(
+        asked.iter().all(|r| r["standing"] == "requested"),
+        "{asked:?}"
+    );
+    assert!(!format!("{asked:?}").contains("19990101"));
+    // Anna grants, Bo refuses, Cajsa does not answer.
     let anna = request_consent(&provider, ANNA);
     let bo = request_consent(&provider, BO);
     assert_eq!(
@@ -239,7 +250,7 @@ fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
     // The chain of every record verifies; the JSON-LD export names the events in DPV terms.
     let v = provider.api("GET", "/api/v1/consents/verify", None).body;
     assert_eq!(v["faults"], json!([]), "{v}");
-    assert_eq!(v["records"], 2, "{v}");
+    assert_eq!(v["records"], 3, "{v}");
     let doc = provider
         .api("GET", &format!("/api/v1/consents/{anna}"), None)
         .body;

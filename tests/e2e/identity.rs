@@ -528,13 +528,18 @@ fn the_credential_service_and_the_issuer_refuse_what_dcp_says_they_must() {
 
 /// The production path: every connector serves HTTPS (`caap init --tls`), `did:web` is resolved over
 /// HTTPS with the peers' certificates trusted through `tls.ca_files`, and the development setting
-/// (`insecure_did_web_over_http`) is off.
+/// (`insecure_did_web_over_http`) is off; `localhost` is named as a private host DIDs may be on, as on a
+/// city's private network.
 #[test]
 fn dcp_over_https_resolves_did_web_with_tls_and_no_development_setting() {
     let dcp = || {
         vec![
             ("dsp.auth.mode", "\"dcp\"".to_owned()),
             ("negotiation.retry_base_ms", "20".to_owned()),
+            (
+                "identity.allowed_private_hosts",
+                "[\"localhost\"]".to_owned(),
+            ),
         ]
     };
     let fed = Node::init_tls_with("Federationen", &dcp());

@@ -369,3 +369,64 @@ where
         rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
     )
 }
+
+/// A TCP relay in front of a real connector: while it hangs, it accepts connections and never answers (a
+/// message the sender is sending stays in flight); once told to forward, it passes connections through to
+/// `target` (`host:port`).
+pub struct Relay {
+    /// Its root URL.
+    pub base: String,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    /// A relay to `target` that starts out hanging.
+    pub fn hanging(target: &str) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (h, a, target) = (hang.clone(), accepted.clone(), target.to_owned());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                a.fetch_add(1, Ordering::SeqCst);
+                if h.load(Ordering::SeqCst) {
+                    held.push(conn);
+                    continue;
+                }
+                held.clear();
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (conn.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, conn),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Relay {
+            base,
+            hang,
+            accepted,
+        }
+    }
+
+    /// How many connections it has accepted.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// From now on, passes new connections through.
+    pub fn forward(&self) {
+        self.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -772,8 +772,24 @@ pub(crate) fn city_settings(
     ]
 }
 
+/// Publishes one dataset (`asset_id` with `data_address`) under offer `offer`, usable by anyone (policy `use`).
+fn publish_one(provider: &Server, asset_id: &str, data_address: Value, offer: &str) {
+    let mut asset = sample_asset();
+    asset["id"] = json!(asset_id);
+    asset["dataAddress"] = data_address;
+    let r = provider.api("POST", "/api/v1/assets", Some(&asset));
+    assert_eq!(r.status, 201, "{}", r.body);
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
+    let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": offer, "assets": [asset_id], "accessPolicy": "use", "contractPolicy": "use"})));
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 /// A sample dataset to give another id and data address.
-fn sample_asset() -> Value {
+pub(crate) fn sample_asset() -> Value {
     serde_json::to_value(
         caap_catalog::samples::assets(&caap_catalog::samples::CITIES[0], "http://127.0.0.1:9")
             .into_iter()
@@ -924,21 +940,13 @@ fn a_live_stream_is_suspended_resumed_and_terminated_without_loss_or_duplicates(
     let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:malmo.example")]);
     let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
     let provider_https = provider.dsp.replacen("http://", "https://", 1);
-    let mut asset = sample_asset();
-    asset["id"] = json!("live-air");
-    asset["dataAddress"] = json!({"type": "LiveStream", "source": "Sse",
-        "url": format!("{provider_https}/sim/malmo/air-quality/radhuset/stream")});
-    assert_eq!(
-        provider.api("POST", "/api/v1/assets", Some(&asset)).status,
-        201
+    publish_one(
+        &provider,
+        "live-air",
+        json!({"type": "LiveStream", "source": "Sse",
+            "url": format!("{provider_https}/sim/malmo/air-quality/radhuset/stream")}),
+        "live",
     );
-    provider.api(
-        "POST",
-        "/api/v1/policies",
-        Some(&json!({"id": "use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
-    );
-    let r = provider.api("POST", "/api/v1/offers", Some(&json!({"id": "live", "assets": ["live-air"], "accessPolicy": "use", "contractPolicy": "use"})));
-    assert_eq!(r.status, 201, "{}", r.body);
     let agreement = finalized_agreement(&consumer, &provider_https, "live");
     let t = started_transfer(&consumer, &agreement);
     let tid = t["id"].as_str().unwrap().to_owned();
@@ -1200,5 +1208,153 @@ fn an_ngsi_ld_subscription_feeds_a_stream_until_the_transfer_ends() {
             "application/json",
         );
         (r.body.as_array().map(Vec::len) == Some(0)).then_some(())
+    });
+}
+
+/// Pulled bytes are counted on both sides; a range is served from a file (206) and relayed by the
+/// consumer; a pull the provider's crash breaks off is marked on the consumer's transfer with the error;
+/// and the CLI resumes the interrupted download from where the file ends.
+#[test]
+fn pulls_are_counted_served_in_ranges_and_an_interrupted_one_is_marked_and_resumed() {
+    let provider_node = Node::init_with(
+        "Malmö",
+        &city_settings(
+            "token-lund-presents-to-malmo-01",
+            "did:web:lund.example",
+            "token-malmo-presents-to-lund-01",
+        ),
+    );
+    let consumer_node = Node::init_with(
+        "Lund",
+        &city_settings(
+            "token-malmo-presents-to-lund-01",
+            "did:web:malmo.example",
+            "token-lund-presents-to-malmo-01",
+        ),
+    );
+    // Large enough that it cannot all sit in socket buffers when the provider dies.
+    let payload: Vec<u8> = (0..64 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(provider_node.dir.path().join("files/big.bin"), &payload).unwrap();
+    let provider_env = [("CAAP_PARTICIPANT_ID", "did:web:malmo.example")];
+    let provider = provider_node.start(&provider_env);
+    let consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", "did:web:lund.example")]);
+    publish_one(
+        &provider,
+        "big-file",
+        json!({"type": "File", "path": "big.bin", "mediaType": "application/octet-stream"}),
+        "big",
+    );
+    let agreement = finalized_agreement(&consumer, &provider.dsp, "big");
+    let t = started_transfer(&consumer, &agreement);
+    let tid = t["id"].as_str().unwrap().to_owned();
+    let provider_pid = t["providerPid"].as_str().unwrap().to_owned();
+    let bytes = |server: &Server, id: &str| {
+        server
+            .api("GET", &format!("/api/v1/transfers/{id}"), None)
+            .body["bytes"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    // A whole pull is counted on both sides.
+    assert!(fetch(&consumer, &tid) == payload);
+    let total = payload.len() as u64;
+    eventually(10, "the pull counted by the consumer", || {
+        (bytes(&consumer, &tid) == total).then_some(())
+    });
+    eventually(10, "the pull counted by the provider", || {
+        (bytes(&provider, &provider_pid) == total).then_some(())
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let data_url = format!("{}/api/v1/transfers/{tid}/data", consumer.api);
+    // A range: served from the file by the provider, relayed by the consumer.
+    let (status, content_range, body) = rt.block_on(async {
+        let res = client
+            .get(&data_url)
+            .bearer_auth(&consumer.admin)
+            .header("Range", "bytes=1000000-1000099")
+            .send()
+            .await
+            .unwrap();
+        let cr = res.headers().get("content-range").cloned();
+        (res.status(), cr, res.bytes().await.unwrap())
+    });
+    assert_eq!(status, 206);
+    assert_eq!(
+        content_range.unwrap().to_str().unwrap(),
+        format!("bytes 1000000-1000099/{total}")
+    );
+    assert!(body[..] == payload[1_000_000..1_000_100]);
+    let r = rt.block_on(async {
+        client
+            .get(&data_url)
+            .bearer_auth(&consumer.admin)
+            .header("Range", format!("bytes={total}-"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(r, 416, "a range past the end");
+
+    // The provider crashes in the middle of a pull: the consumer's transfer says so.
+    let dsp_port = provider.dsp.rsplit(':').next().unwrap().to_owned();
+    let partial = consumer_node.dir.path().join("partial.bin");
+    let received = rt.block_on(async {
+        use futures_util::StreamExt;
+        let res = client
+            .get(&data_url)
+            .bearer_auth(&consumer.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let mut stream = res.bytes_stream();
+        let mut got = stream.next().await.unwrap().unwrap().to_vec();
+        drop(provider); // kill -9
+        while let Some(Ok(chunk)) = stream.next().await {
+            got.extend_from_slice(&chunk);
+        }
+        got
+    });
+    assert!(received.len() < payload.len(), "the pull broke off");
+    assert!(received[..] == payload[..received.len()]);
+    std::fs::write(&partial, &received).unwrap();
+    let t = eventually(10, "the interruption recorded", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{tid}"), None)
+            .body;
+        t["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("broke off"))
+            .then_some(t)
+    });
+    assert_eq!(t["state"], "STARTED", "{t}");
+
+    // The provider is back (on the port its pull address names): the CLI resumes the download.
+    let provider = provider_node.start(&[
+        provider_env[0],
+        ("CAAP_DSP_BIND", &format!("127.0.0.1:{dsp_port}")),
+    ]);
+    let out = crate::support::caap()
+        .args(["transfer", "data", &tid, "--out"])
+        .arg(&partial)
+        .arg("--config")
+        .arg(&consumer_node.config)
+        .args(["--api-url", &consumer.api])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(std::fs::read(&partial).unwrap() == payload, "{stderr}");
+    // Only the rest went over the wire (what the crashed run served was never recorded).
+    let expected = total + 100 + (total - received.len() as u64);
+    eventually(10, "the resumed part counted by the provider", || {
+        (bytes(&provider, &provider_pid) == expected).then_some(())
     });
 }

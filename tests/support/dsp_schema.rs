@@ -106,7 +106,8 @@ pub fn load() -> Shared {
 }
 
 /// `$CAAP_SHARED_DIR`, or `<workspace>/../shared`.
-fn shared_dir() -> PathBuf {
+#[allow(dead_code)]
+pub fn shared_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CAAP_SHARED_DIR").filter(|dir| !dir.is_empty()) {
         return PathBuf::from(dir);
     }

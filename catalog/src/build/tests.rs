@@ -58,6 +58,7 @@ fn ident() -> CatalogIdentity {
         publisher: "Malmö".into(),
         dsp_base: "https://malmo.example/dsp/2025-1".into(),
         version_url: "https://malmo.example/.well-known/dspace-version".into(),
+        open_url: "https://malmo.example/open/v1".into(),
     }
 }
 
@@ -85,6 +86,7 @@ fn demo(n_extra: usize) -> Mem {
             access_policy: "x".into(),
             contract_policy: "x".into(),
             approval: Default::default(),
+            public: false,
         },
         access_policy: json!({}),
         contract_policy: json!({"permission": [{"action": "use"}]}),

@@ -49,18 +49,7 @@ impl CatalogService {
     /// the `serviceId`, or the `did:web` of the root when `identifierType` says so).
     pub async fn discover(&self, address: &str) -> Result<Discovered, ServiceError> {
         let address = address.trim_end_matches('/');
-        let url = url::Url::parse(address).map_err(|e| {
-            ServiceError::field(
-                "/counterPartyAddress",
-                format!("`{address}` is not a URL: {e}"),
-            )
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ServiceError::field(
-                "/counterPartyAddress",
-                "use an http:// or https:// URL",
-            ));
-        }
+        let url = crate::error::http_url("/counterPartyAddress", address)?;
         let origin = url.origin().ascii_serialization();
         let mut roots = vec![address.to_owned()];
         if origin != address {

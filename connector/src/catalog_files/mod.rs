@@ -615,6 +615,23 @@ fn check_catalog(desired: &Desired, problems: &mut Vec<Problem>) {
         let open = desired
             .get(Kind::Policy, &o.contract_policy)
             .is_some_and(|p| is_open(&p.body));
+        if o.public
+            && let Some(p) = desired.get(Kind::Policy, &o.contract_policy)
+            && !p
+                .body
+                .get("policy")
+                .and_then(|odrl| caap_policy::parse_policy(odrl).ok())
+                .is_some_and(|p| p.permits_anyone())
+        {
+            problems.push(offer.at.problem(
+                "/public",
+                format!(
+                    "public: contract policy `{}` does not let anyone use the data; a public offer needs a \
+                     permission without constraints (duties such as attribution are fine)",
+                    o.contract_policy
+                ),
+            ));
+        }
         for (i, id) in o.assets.iter().enumerate() {
             let pointer = format!("/assets/{i}");
             match desired.get(Kind::Asset, id) {
@@ -622,6 +639,15 @@ fn check_catalog(desired: &Desired, problems: &mut Vec<Problem>) {
                     &pointer,
                     format!("assets: no asset `{id}` in the catalog files"),
                 )),
+                Some(a) if o.public && a.body.get("personalData").is_some() => {
+                    problems.push(offer.at.problem(
+                        &pointer,
+                        format!(
+                            "assets: `{id}` declares personal data, and datasets with personal data can never \
+                             be public; remove `public = true` or the dataset from this offer"
+                        ),
+                    ))
+                }
                 Some(a) if open && a.body.get("personalData").is_some() => {
                     problems.push(offer.at.problem(
                         &pointer,

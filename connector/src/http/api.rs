@@ -17,6 +17,65 @@ use crate::transfer::Transfers;
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
+/// The documented routes of [`OPENAPI`]: the methods each path template allows (for 405 answers).
+#[derive(Debug, Default)]
+pub struct Documented(Vec<(Vec<String>, Vec<String>)>);
+
+impl Documented {
+    /// Read from [`OPENAPI`].
+    pub fn from_openapi() -> Documented {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) else {
+            return Documented::default();
+        };
+        const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
+        Documented(
+            paths
+                .iter()
+                .map(|(path, item)| {
+                    let segments = path.split('/').map(str::to_owned).collect();
+                    let methods: Vec<String> = METHODS
+                        .iter()
+                        .filter(|m| item.get(**m).is_some())
+                        .map(|m| m.to_uppercase())
+                        .collect();
+                    (segments, methods)
+                })
+                .collect(),
+        )
+    }
+
+    /// The methods the documented path matching `path` allows (`{…}` matches one non-empty segment; of
+    /// several, the one with the fewest `{…}`, as routing prefers literal segments), or `None`.
+    pub fn allowed(&self, path: &str) -> Option<Vec<String>> {
+        let asked: Vec<&str> = path.split('/').collect();
+        let param = |t: &String| t.starts_with('{') && t.ends_with('}');
+        let matching: Vec<&(Vec<String>, Vec<String>)> = self
+            .0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == asked.len()
+                    && template
+                        .iter()
+                        .zip(&asked)
+                        .all(|(t, a)| t == a || (param(t) && !a.is_empty()))
+            })
+            .collect();
+        let fewest = matching
+            .iter()
+            .map(|(t, _)| t.iter().filter(|s| param(s)).count())
+            .min()?;
+        let mut allowed: Vec<String> = matching
+            .iter()
+            .filter(|(t, _)| t.iter().filter(|s| param(s)).count() == fewest)
+            .flat_map(|(_, methods)| methods.iter().cloned())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        (!allowed.is_empty()).then_some(allowed)
+    }
+}
+
 /// Routes of the management listener.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
@@ -57,13 +116,15 @@ fn documents(cfg: &mut web::ServiceConfig, path: &str, kind: DocKind) {
     cfg.service(
         web::resource(path)
             .route(web::get().to(move |a, q, c| list(a, q, c, kind)))
-            .route(web::post().to(move |a, r, p, c| create(a, r, p, c, kind))),
+            .route(web::post().to(move |a, r, p, c| create(a, r, p, c, kind)))
+            .default_service(web::to(super::api_not_found)),
     )
     .service(
         web::resource(format!("{path}/{{id}}"))
             .route(web::get().to(move |a, id, c| get(a, id, c, kind)))
             .route(web::put().to(move |a, r, id, p, c| replace(a, r, id, p, c, kind)))
-            .route(web::delete().to(move |a, id, c| delete(a, id, c, kind))),
+            .route(web::delete().to(move |a, id, c| delete(a, id, c, kind)))
+            .default_service(web::to(super::api_not_found)),
     );
 }
 
@@ -415,16 +476,9 @@ async fn transfer_data(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let opened = connector
-        .transfer_data(&id, last_event_id.as_deref())
+        .transfer_data(&id, last_event_id.as_deref(), super::transfer::range(&req))
         .await?;
-    let mut res = HttpResponse::Ok();
-    if let Some(ct) = &opened.content_type {
-        res.insert_header((actix_web::http::header::CONTENT_TYPE, ct.as_str()));
-    }
-    Ok(match opened.length {
-        Some(len) => res.no_chunking(len).streaming(opened.stream),
-        None => res.streaming(opened.stream),
-    })
+    Ok(super::transfer::streamed(opened))
 }
 
 async fn import_agreement(

@@ -26,6 +26,20 @@ pub fn authorization(req: &HttpRequest) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// The cheap check of a DCP request before its body is read: a `Bearer` token shaped like a compact JWS
+/// (the full check, which needs the body, comes after).
+pub fn dcp_bearer_shaped(req: &HttpRequest) -> Result<(), crate::trust::DcpError> {
+    use caap_identity::dcp::Refusal;
+    let token = caap_identity::dcp::token::bearer_token(authorization(req))
+        .map_err(crate::trust::DcpError::Refused)?;
+    if token.split('.').count() != 3 {
+        return Err(crate::trust::DcpError::Refused(Refusal::MalformedToken(
+            "the bearer token is not a compact JWS".into(),
+        )));
+    }
+    Ok(())
+}
+
 fn authenticator(req: &HttpRequest) -> Option<Arc<dyn DspAuthenticator>> {
     req.app_data::<web::Data<dyn DspAuthenticator>>()
         .map(|d| d.clone().into_inner())

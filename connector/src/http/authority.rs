@@ -7,7 +7,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::auth::authorization;
+use super::auth::{authorization, dcp_bearer_shaped};
 use super::body::{body_limit, read_json_bytes};
 use super::errors::dcp_answer;
 use crate::authority::Authority;
@@ -39,6 +39,8 @@ async fn request(
     authority: web::Data<Authority>,
 ) -> HttpResponse {
     let answer = async {
+        // No body is read for a caller without a token.
+        dcp_bearer_shaped(&req)?;
         let body = read_json_bytes(&req, payload, body_limit(&req))
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;

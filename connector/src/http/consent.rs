@@ -26,6 +26,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/consents/{id}", web::get().to(export))
         .route("/consents/{id}/decision", web::post().to(decision))
         .route("/consents/{id}/deliveries", web::get().to(deliveries))
+        .route(
+            "/agreements/{id}/consent-requests",
+            web::post().to(agreement_requests),
+        )
         .route("/consent-notices", web::get().to(notices))
         .route("/consent-notices/received", web::get().to(received));
 }
@@ -161,6 +165,17 @@ async fn import(
     })?;
     let record = consents.import(jws).await.map_err(ServiceError::from)?;
     Ok(HttpResponse::Ok().json(json!({"id": record.terms().id, "state": record.state()})))
+}
+
+/// `POST /api/v1/agreements/{id}/consent-requests`: asks every citizen the agreement's dataset holds (made
+/// automatically when an agreement is finalized; this makes them again).
+async fn agreement_requests(
+    _: Admin,
+    id: web::Path<String>,
+    connector: web::Data<Connector>,
+) -> Result<HttpResponse, ApiError> {
+    let n = connector.request_consents_for(&id).await?;
+    Ok(HttpResponse::Ok().json(json!({"citizens": n})))
 }
 
 async fn deliveries(

@@ -12,6 +12,58 @@ use serde::Serialize;
 
 use crate::service::ServiceError;
 
+tokio::task_local! {
+    /// The id of the request being answered (set by the request-tracing middleware, `X-Request-Id`).
+    pub(crate) static REQUEST_ID: String;
+}
+
+/// The id of the request being answered (empty outside a request).
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Which listener an answer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The DSP listener: each protocol's error body, by path.
+    Dsp,
+    /// The management listener: problem+json.
+    Management,
+}
+
+/// A request refused before its handler ran (too many at once from one address, a target the database cannot
+/// store): on the DSP listener the protocol's error body by path (`…/negotiations/…`, `…/transfers/…`,
+/// `…/catalog/…`, DCP under `/dcp` and `/issuer`), problem+json everywhere else.
+pub fn refusal(
+    listener: Listener,
+    path: &str,
+    status: StatusCode,
+    slug: &'static str,
+    reason: String,
+) -> HttpResponse {
+    let has = |segment: &str| path.split('/').any(|s| s == segment);
+    if listener == Listener::Dsp {
+        let dcp = [
+            crate::trust::CREDENTIAL_SERVICE_PATH,
+            crate::trust::ISSUER_PATH,
+        ]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+        if dcp {
+            return dcp_error(status, slug, &reason);
+        }
+        if has("negotiations") || has("transfers") {
+            return DspError::new(status, "", "", reason)
+                .for_transfer(has("transfers"))
+                .error_response();
+        }
+        if has("catalog") {
+            return DspCatalogError::new(status, reason).error_response();
+        }
+    }
+    ApiError::new(status, slug, reason).error_response()
+}
+
 /// A problem-details body.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -90,6 +142,20 @@ impl ApiError {
             "the access token cannot be checked right now (the OIDC provider is unreachable); retry later",
         )
     }
+    /// 405 for a method a documented path does not allow, with the `Allow` header (RFC 9110 §15.5.6).
+    pub fn no_method(method: &str, path: &str, allowed: &[String]) -> HttpResponse {
+        let allow = allowed.join(", ");
+        let mut res = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            format!("{path} does not allow {method}; it allows {allow}"),
+        )
+        .error_response();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(header::ALLOW, v);
+        }
+        res
+    }
     /// 404 for an unknown route.
     pub fn no_route(method: &str, path: &str) -> Self {
         ApiError::new(
@@ -125,6 +191,11 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::NotFound(d) => ApiError::new(StatusCode::NOT_FOUND, "not-found", d),
             ServiceError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
+            ServiceError::RangeNotSatisfiable(d) => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                d,
+            ),
             ServiceError::Upstream(d) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "counterparty-failed", d)
             }
@@ -257,9 +328,15 @@ pub enum BodyError {
     /// Larger than `limits.max_body_bytes`.
     #[error("the body is larger than {0} bytes (limits.max_body_bytes)")]
     TooLarge(usize),
-    /// Not JSON by its content type.
-    #[error("Content-Type must be application/json, not `{0}`")]
+    /// Not JSON in UTF-8 by its content type.
+    #[error("Content-Type must be application/json (or a +json type) in UTF-8, not {0}")]
     MediaType(String),
+    /// Text the database cannot store (a NUL character), at this JSON pointer.
+    #[error("`{0}` contains a NUL character (U+0000), which cannot be stored; remove it")]
+    Unstorable(String),
+    /// The body did not arrive in time.
+    #[error("the body did not arrive within {0} s (limits.body_read_timeout_secs)")]
+    Timeout(u64),
     /// Not parseable JSON.
     #[error("the body is not valid JSON: {0}")]
     Syntax(String),
@@ -274,13 +351,18 @@ impl BodyError {
         match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            BodyError::Syntax(_) | BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Syntax(_) | BodyError::Read(_) | BodyError::Unstorable(_) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
     fn slug(&self) -> &'static str {
         match self {
             BodyError::TooLarge(_) => "too-large",
             BodyError::MediaType(_) => "unsupported-media-type",
+            BodyError::Timeout(_) => "request-timeout",
+            BodyError::Unstorable(_) => "unstorable-text",
             BodyError::Syntax(_) | BodyError::Read(_) => "malformed-json",
         }
     }
@@ -410,6 +492,22 @@ impl ResponseError for DspError {
     }
 }
 
+impl From<crate::open::OpenError> for ApiError {
+    fn from(e: crate::open::OpenError) -> Self {
+        use crate::open::OpenError;
+        match e {
+            OpenError::RateLimited(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                e.to_string(),
+            ),
+            OpenError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not-found", m),
+            OpenError::Access(e) => e.into(),
+            OpenError::Service(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::transfer::dataplane::AccessError> for ApiError {
     fn from(e: crate::transfer::dataplane::AccessError) -> Self {
         use crate::transfer::dataplane::AccessError;
@@ -420,9 +518,22 @@ impl From<crate::transfer::dataplane::AccessError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
             }
             AccessError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AccessError::RangeNotSatisfiable(m) => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                m,
+            ),
             AccessError::Source(e) => {
+                // The consumer hears nothing of the source (no URL, query, path or status); the log has it.
                 tracing::warn!(cause = %e, "data source failed");
-                ApiError::new(StatusCode::BAD_GATEWAY, "source-failed", e.public())
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "source-unavailable",
+                    format!(
+                        "the source is unavailable; the provider's log has the details under request id {}",
+                        request_id()
+                    ),
+                )
             }
             AccessError::Internal(cause) => {
                 tracing::error!(%cause, "data plane failed");

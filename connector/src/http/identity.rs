@@ -5,7 +5,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::auth::authorization;
+use super::auth::{authorization, dcp_bearer_shaped};
 use super::body::{body_limit, read_json_bytes};
 use super::errors::dcp_answer;
 use crate::trust::{CREDENTIAL_SERVICE_PATH, DcpError, Trust};
@@ -36,6 +36,8 @@ async fn presentation_query(
     trust: web::Data<Trust>,
 ) -> HttpResponse {
     let answer = async {
+        // No body is read for a caller without a token.
+        dcp_bearer_shaped(&req)?;
         let body = read_json_bytes(&req, payload, body_limit(&req))
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;
@@ -55,6 +57,8 @@ async fn store_credentials(
     trust: web::Data<Trust>,
 ) -> HttpResponse {
     let answer = async {
+        // No body is read for a caller without a token.
+        dcp_bearer_shaped(&req)?;
         let body = read_json_bytes(&req, payload, body_limit(&req))
             .await
             .map_err(|e| DcpError::bad("bad_request", e))?;

@@ -11,6 +11,7 @@ use caap_contracts::transfer::message::{
 use serde_json::Value;
 
 use super::auth::{ProcessCaller, authorization};
+use super::body::read_json_limited;
 use super::errors::{ApiError, StreamEnded};
 use super::process::{get, in_process, initial};
 use crate::error::ServiceError;
@@ -67,20 +68,46 @@ async fn pull(
     // Watch for a stop before opening the source, so a suspension racing with this access still ends it.
     let stop = connector.flows.watch(&t.id);
     let opened = connector
-        .open_source(&t.body.dataset_id, last_event_id.as_deref())
+        .open_source(&t.body.dataset_id, last_event_id.as_deref(), range(&req))
         .await?;
-    let opened = connector
+    let mut opened = connector
         .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
-    let stream = crate::transfer::dataplane::flows::until_stopped(opened.stream, stop);
-    let mut res = HttpResponse::Ok();
+    let stream = crate::metrics::counted(
+        opened.stream,
+        connector.metrics.clone(),
+        crate::metrics::Direction::Out,
+    );
+    let stream = crate::transfer::dataplane::flows::until_stopped(stream, stop);
+    opened.stream = connector.counted(&t.id, Box::pin(stream), "served");
+    Ok(streamed(opened))
+}
+
+/// The one `Range` a request asks for, if any (see `dataplane::range`).
+pub(super) fn range(req: &HttpRequest) -> Option<crate::transfer::dataplane::range::ByteRange> {
+    req.headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::transfer::dataplane::range::ByteRange::parse)
+}
+
+/// A data flow as a response: 200 with the whole, or 206 with `Content-Range` when a range was served.
+pub(super) fn streamed(opened: crate::transfer::dataplane::Opened) -> HttpResponse {
+    let mut res = match &opened.range {
+        Some(part) => {
+            let mut res = HttpResponse::PartialContent();
+            res.insert_header((header::CONTENT_RANGE, part.header()));
+            res
+        }
+        None => HttpResponse::Ok(),
+    };
     if let Some(ct) = &opened.content_type {
         res.insert_header((header::CONTENT_TYPE, ct.as_str()));
     }
     match opened.length {
-        Some(len) => Ok(res.no_chunking(len).streaming(stream)),
-        None => Ok(res.streaming(stream)),
+        Some(len) => res.no_chunking(len).streaming(opened.stream),
+        None => res.streaming(opened.stream),
     }
 }
 
@@ -110,17 +137,18 @@ async fn receive_push(
 }
 
 /// `POST /notify/{id}`: an NGSI-LD broker's notification for a subscription-fed stream this connector serves.
-/// Waits while the stream's queue is full (back-pressure towards the broker).
+/// The id is checked before the body is read (an unknown one costs nothing). Waits while the stream's queue
+/// is full (back-pressure towards the broker).
 async fn notification(
+    req: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     connector: web::Data<Connector>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(tx) = connector.notifications.sender(&id) else {
         return Err(ServiceError::NotFound("no such subscription endpoint".into()).into());
     };
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ServiceError::BadRequest(format!("not JSON: {e}"), vec![]))?;
+    let value: Value = read_json_limited(&req, payload).await?;
     let mut line = serde_json::to_vec(&value).unwrap_or_default();
     line.push(b'\n');
     tx.send(web::Bytes::from(line))

@@ -108,6 +108,7 @@ impl Connector {
     /// negotiation as created (state `null` until the provider acknowledges).
     pub async fn start_negotiation(&self, body: Value) -> Result<NegotiationView, ServiceError> {
         let start: StartNegotiation = decode(&body)?;
+        crate::error::http_url("/counterPartyAddress", &start.counter_party_address)?;
         let (base, provider_id, offer) = match (&start.offer_id, &start.offer) {
             (Some(_), Some(_)) => {
                 return Err(ServiceError::field(
@@ -147,12 +148,7 @@ impl Connector {
         let dataset_id = target.ok_or_else(|| {
             ServiceError::field("/offer/target", "the offer must name its dataset in target")
         })?;
-        url::Url::parse(&base).map_err(|e| {
-            ServiceError::field(
-                "/counterPartyAddress",
-                format!("`{base}` is not a URL: {e}"),
-            )
-        })?;
+        crate::error::http_url("/counterPartyAddress", &base)?;
         let now = self.clock.now();
         let peer = Peer {
             id: provider_id,

@@ -18,6 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(M0004Usage),
             Box::new(M0005Identity),
             Box::new(M0006Consent),
+            Box::new(M0007LedgerCheckpoint),
+            Box::new(M0008OpenDownloads),
         ]
     }
 }
@@ -412,5 +414,63 @@ impl MigrationTrait for M0006Consent {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, DOWN_0006).await
+    }
+}
+
+/// The ledger's signed head, checkpointed in the same transaction as the entries (`store::ledger_head`).
+#[derive(Debug)]
+struct M0007LedgerCheckpoint;
+
+impl MigrationName for M0007LedgerCheckpoint {
+    fn name(&self) -> &str {
+        "m0007_ledger_checkpoint"
+    }
+}
+
+#[async_trait]
+impl MigrationTrait for M0007LedgerCheckpoint {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(
+            manager,
+            &["CREATE TABLE ledger_checkpoint (
+                id VARCHAR(16) NOT NULL PRIMARY KEY,
+                seq BIGINT NOT NULL,
+                hash VARCHAR(128) NOT NULL,
+                jws TEXT NOT NULL)"],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, &["DROP TABLE ledger_checkpoint"]).await
+    }
+}
+
+/// Open data: anonymous downloads of public datasets, counted per dataset and day (no client, no address).
+#[derive(Debug)]
+struct M0008OpenDownloads;
+
+impl MigrationName for M0008OpenDownloads {
+    fn name(&self) -> &str {
+        "m0008_open_downloads"
+    }
+}
+
+const UP_0008: &[&str] = &["CREATE TABLE open_downloads (
+        dataset_id VARCHAR(200) NOT NULL,
+        day VARCHAR(10) NOT NULL,
+        downloads BIGINT NOT NULL,
+        PRIMARY KEY (dataset_id, day))"];
+
+const DOWN_0008: &[&str] = &["DROP TABLE open_downloads"];
+
+#[async_trait]
+impl MigrationTrait for M0008OpenDownloads {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP_0008).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN_0008).await
     }
 }

@@ -4,9 +4,12 @@
 pub mod consent;
 mod entities;
 pub mod identity;
+pub mod ledger_head;
 pub mod migration;
 pub mod negotiations;
+pub mod open_data;
 pub mod processes;
+pub mod stats;
 pub mod transfers;
 
 use std::sync::Arc;
@@ -169,12 +172,17 @@ pub struct Store {
     /// same (SQLITE_BUSY on the lock upgrade, which no busy timeout cures). So on SQLite the write
     /// transactions of one process take turns here. PostgreSQL needs no gate.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Signs the ledger's head after every append (see [`ledger_head`]); `None` for tools that only read.
+    seal: Option<Arc<ledger_head::LedgerSeal>>,
 }
 
 /// A write transaction, holding the SQLite write gate (if any) until it is dropped.
 pub(crate) struct WriteTxn {
     pub(crate) txn: sea_orm::DatabaseTransaction,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    seal: Option<Arc<ledger_head::LedgerSeal>>,
+    /// The head signed in this transaction, for the head file once it committed.
+    head: Option<ledger_head::SignedHead>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -186,7 +194,11 @@ impl std::ops::Deref for WriteTxn {
 
 impl WriteTxn {
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        self.txn.commit().await?;
+        if let (Some(seal), Some(head)) = (&self.seal, &self.head) {
+            seal.write_file(head);
+        }
+        Ok(())
     }
 }
 
@@ -239,6 +251,7 @@ impl Store {
             db,
             clock,
             write_gate,
+            seal: None,
         };
         store.migrate_up().await?;
         Ok(store)
@@ -254,9 +267,9 @@ impl Store {
 
     /// Offers are part of the MIM3 ledger: publishing, changing and withdrawing one is recorded in the same
     /// transaction as the change.
-    async fn record_offer<C: ConnectionTrait>(
+    async fn record_offer(
         &self,
-        db: &C,
+        txn: &mut WriteTxn,
         kind: DocKind,
         id: &str,
         what: &str,
@@ -272,7 +285,7 @@ impl Store {
             subject: id.to_owned(),
             payload: serde_json::json!({"change": what, "offer": body, "version": version}),
         };
-        negotiations::append_ledger_in(db, &[entry]).await
+        negotiations::append_ledger_in(txn, &[entry]).await
     }
 
     /// Begins a write transaction (taking turns with the others on SQLite).
@@ -284,6 +297,8 @@ impl Store {
         Ok(WriteTxn {
             txn: self.db.begin().await?,
             _gate: gate,
+            seal: self.seal.clone(),
+            head: None,
         })
     }
 
@@ -382,7 +397,7 @@ impl Store {
         refs: &[DocRef],
     ) -> Result<StoredDoc, StoreError> {
         let now = millis(self.clock.now());
-        let txn = self.begin_write().await?;
+        let mut txn = self.begin_write().await?;
         if document::Entity::find_by_id((kind.as_str().to_owned(), id.to_owned()))
             .one(&txn.txn)
             .await?
@@ -404,7 +419,7 @@ impl Store {
         };
         document::Entity::insert(model).exec(&txn.txn).await?;
         Self::write_refs(&txn.txn, kind, id, refs).await?;
-        self.record_offer(&txn.txn, kind, id, "published", Some(body), 1)
+        self.record_offer(&mut txn, kind, id, "published", Some(body), 1)
             .await?;
         txn.commit().await?;
         Ok(StoredDoc {
@@ -426,7 +441,7 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<StoredDoc, StoreError> {
         let now = millis(self.clock.now());
-        let txn = self.begin_write().await?;
+        let mut txn = self.begin_write().await?;
         let current = document::Entity::find_by_id((kind.as_str().to_owned(), id.to_owned()))
             .one(&txn.txn)
             .await?
@@ -462,7 +477,7 @@ impl Store {
         }
         Self::write_refs(&txn.txn, kind, id, refs).await?;
         self.record_offer(
-            &txn.txn,
+            &mut txn,
             kind,
             id,
             "changed",
@@ -535,7 +550,7 @@ impl Store {
 
     /// Deletes a document; `InUse` while others reference it.
     pub async fn delete(&self, kind: DocKind, id: &str) -> Result<(), StoreError> {
-        let txn = self.begin_write().await?;
+        let mut txn = self.begin_write().await?;
         let users = doc_ref::Entity::find()
             .filter(doc_ref::Column::ToKind.eq(kind.as_str()))
             .filter(doc_ref::Column::ToId.eq(id))
@@ -563,7 +578,7 @@ impl Store {
             });
         }
         Self::write_refs(&txn.txn, kind, id, &[]).await?;
-        self.record_offer(&txn.txn, kind, id, "withdrawn", None, 0)
+        self.record_offer(&mut txn, kind, id, "withdrawn", None, 0)
             .await?;
         txn.commit().await?;
         Ok(())

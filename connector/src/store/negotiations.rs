@@ -87,11 +87,13 @@ pub(super) fn is_unique_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(db) if matches!(db.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))))
 }
 
-/// Appends entries after the current head, inside the caller's transaction.
-pub(super) async fn append_ledger_in<C: ConnectionTrait>(
-    db: &C,
+/// Appends entries after the current head, inside the caller's transaction, and (with a seal) checkpoints
+/// the new head in the same transaction.
+pub(super) async fn append_ledger_in(
+    txn: &mut super::WriteTxn,
     entries: &[NewEntry],
 ) -> Result<(), StoreError> {
+    let db = &txn.txn;
     if entries.is_empty() {
         return Ok(());
     }
@@ -119,6 +121,13 @@ pub(super) async fn append_ledger_in<C: ConnectionTrait>(
         ledger_row::Entity::insert(row).exec(db).await?;
         prev = Some(entry);
     }
+    if let (Some(seal), Some(head)) = (txn.seal.clone(), prev) {
+        let head = super::ledger_head::LedgerHead {
+            seq: head.seq,
+            hash: head.hash,
+        };
+        txn.head = Some(super::ledger_head::checkpoint_in(&txn.txn, &seal, &head).await?);
+    }
     Ok(())
 }
 
@@ -143,10 +152,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
-            let txn = self.begin_write().await?;
+            let mut txn = self.begin_write().await?;
             let result = async {
                 insert_agreement_in(&txn.txn, a).await?;
-                append_ledger_in(&txn.txn, entries).await
+                append_ledger_in(&mut txn, entries).await
             }
             .await;
             let result = match result {
@@ -167,8 +176,8 @@ impl Store {
     pub async fn append_ledger(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
-            let txn = self.begin_write().await?;
-            let result = append_ledger_in(&txn.txn, entries).await;
+            let mut txn = self.begin_write().await?;
+            let result = append_ledger_in(&mut txn, entries).await;
             let result = match result {
                 Ok(()) => txn.commit().await.map_err(StoreError::from),
                 Err(e) => Err(e),

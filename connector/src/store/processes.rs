@@ -283,7 +283,7 @@ impl Store {
         let now = millis(self.clock.now());
         let mut row = process.to_row()?;
         row.updated_at = now;
-        let txn = self.begin_write().await?;
+        let mut txn = self.begin_write().await?;
         match expected_version {
             None => {
                 row.created_at = now;
@@ -314,7 +314,7 @@ impl Store {
                 }
             }
         }
-        append_ledger_in(&txn.txn, &effects.ledger).await?;
+        append_ledger_in(&mut txn, &effects.ledger).await?;
         if let Some(a) = &effects.agreement {
             insert_agreement_in(&txn.txn, a).await?;
         }
@@ -325,6 +325,11 @@ impl Store {
     /// Claims up to `limit` processes whose step is due, leasing each to `owner` until `lease_until`.
     /// A process leased by another live replica is skipped; a claim bumps the version, so a replica whose
     /// lease expired cannot write its outcome over a newer one.
+    ///
+    /// An owner is `<instance>/<run>`: the instance is the connector's stable identity (one per data
+    /// directory, so one per replica) and the run one start of it. A lease an earlier run of the same instance
+    /// held is taken over at once, without waiting for it to expire: that run is gone (a crash), and no other
+    /// replica can hold this instance's name.
     pub async fn claim_due<P: Stored>(
         &self,
         owner: &str,
@@ -334,12 +339,18 @@ impl Store {
         let now = millis(self.clock.now());
         let mut q = select::<P>();
         owing(&mut q);
+        let mut free = Cond::any()
+            .add(col("lease_until").is_null())
+            .add(col("lease_until").lt(now));
+        if let Some((instance, _)) = owner.split_once('/') {
+            free = free.add(
+                Cond::all()
+                    .add(col("lease_owner").like(format!("{instance}/%")))
+                    .add(col("lease_owner").ne(owner)),
+            );
+        }
         q.and_where(col("next_attempt_at").lte(now))
-            .cond_where(
-                Cond::any()
-                    .add(col("lease_until").is_null())
-                    .add(col("lease_until").lt(now)),
-            )
+            .cond_where(free)
             .order_by(Alias::new("next_attempt_at"), Order::Asc)
             .limit(limit);
         let candidates = self

@@ -60,6 +60,26 @@ pub(crate) async fn open(b: &Backend) -> Store {
         .unwrap()
 }
 
+/// A store that signs its ledger head (into `file`, if any), and the checks that verify it.
+async fn open_sealed(
+    b: &Backend,
+    key: &caap_identity::keys::ParticipantKey,
+    file: Option<std::path::PathBuf>,
+) -> (Store, crate::ledger::HeadChecks) {
+    let store = open(b)
+        .await
+        .with_ledger_seal(ledger_head::LedgerSeal::new(key.clone(), file.clone()));
+    let checks = crate::ledger::HeadChecks {
+        keys: vec![key.public_jwk().unwrap()],
+        file,
+    };
+    (store, checks)
+}
+
+fn ledger_key() -> caap_identity::keys::ParticipantKey {
+    caap_identity::keys::ParticipantKey::generate("did:web:example.org#key-1").unwrap()
+}
+
 fn policy_doc(id: &str) -> serde_json::Value {
     json!({"id": id, "policy": {"@type": "Set", "permission": [{"action": "use"}]}})
 }
@@ -174,6 +194,7 @@ async fn create_replace_delete_keep_references_whole() {
             access_policy: samples::OPEN_POLICY_ID.into(),
             contract_policy: samples::OPEN_POLICY_ID.into(),
             approval: Default::default(),
+            public: false,
         };
         let err = store
             .create(
@@ -413,6 +434,34 @@ async fn due_negotiations_are_claimed_once_and_stale_writes_are_refused() {
 }
 
 #[tokio::test]
+async fn a_restarted_instance_takes_its_crashed_runs_leases_back_at_once() {
+    use crate::store::negotiations::Effects;
+    for b in backends("lease_takeover").await {
+        let a = open(&b).await;
+        let n = sample_negotiation("urn:uuid:takeover");
+        a.save(&n, None, &Effects::default()).await.unwrap();
+        let until = crate::clock::Clock::now(&SystemClock) + chrono::Duration::seconds(60);
+        let claim = |owner: &'static str| {
+            let a = a.clone();
+            async move {
+                a.claim_due::<crate::model::negotiation::Negotiation>(owner, until, 10)
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        assert_eq!(claim("instance-a/run-1").await, 1);
+        // Another replica waits for the lease; so does the run that holds it.
+        assert_eq!(claim("instance-b/run-1").await, 0);
+        assert_eq!(claim("instance-a/run-1").await, 0);
+        // The same instance restarted (a new run) takes it back without waiting for the expiry.
+        assert_eq!(claim("instance-a/run-2").await, 1);
+        assert_eq!(claim("instance-b/run-1").await, 0);
+        a.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn due_transfers_are_claimed_once_and_stale_writes_are_refused() {
     for b in backends("transfer_claims").await {
         due_work_is_claimed_once(&b, sample_transfer("urn:uuid:t1")).await;
@@ -421,12 +470,13 @@ async fn due_transfers_are_claimed_once_and_stale_writes_are_refused() {
 
 #[tokio::test]
 async fn the_ledger_chains_across_concurrent_writers_and_detects_a_changed_row() {
+    let key = ledger_key();
     for b in backends("ledger").await {
-        let a = open(&b).await;
+        let (a, checks) = open_sealed(&b, &key, None).await;
         // Replicas share PostgreSQL; SQLite is one process's (its writers take turns inside the store).
         let other = match b {
             Backend::Sqlite(_) => a.clone(),
-            Backend::Postgres(_) => open(&b).await,
+            Backend::Postgres(_) => open_sealed(&b, &key, None).await.0,
         };
         let writes = (0..10).map(|i| {
             let s = if i % 2 == 0 { a.clone() } else { other.clone() };
@@ -438,8 +488,9 @@ async fn the_ledger_chains_across_concurrent_writers_and_detects_a_changed_row()
         for r in futures_util::future::join_all(writes).await {
             r.unwrap();
         }
-        let summary = crate::ledger::verify(&a).await.unwrap();
-        assert_eq!(summary.entries, 20);
+        let verified = crate::ledger::verify(&a, &checks).await.unwrap();
+        assert_eq!(verified.summary.entries, 20);
+        assert_eq!(verified.database_head, Some(20));
         let all = a.ledger(0, 100).await.unwrap();
         assert_eq!(
             all.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -449,17 +500,154 @@ async fn the_ledger_chains_across_concurrent_writers_and_detects_a_changed_row()
         a.execute_raw("UPDATE ledger SET subject = 'forged' WHERE seq = 7")
             .await
             .unwrap();
-        let err = crate::ledger::verify(&a).await.unwrap_err().to_string();
+        let err = crate::ledger::verify(&a, &checks)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("entry 7"), "{err}");
         a.close().await.unwrap();
         other.close().await.unwrap();
     }
 }
 
+/// What an attacker with database access does to the ledger, and the failure `caap ledger verify` names.
+const TRUNCATIONS: [(&str, &[&str], &str); 6] = [
+    (
+        "the last row",
+        &["DELETE FROM ledger WHERE seq = 10"],
+        "TRUNCATED",
+    ),
+    (
+        "the last five rows",
+        &["DELETE FROM ledger WHERE seq > 5"],
+        "TRUNCATED",
+    ),
+    ("all rows", &["DELETE FROM ledger"], "TRUNCATED"),
+    (
+        "the last five rows and the checkpoint",
+        &[
+            "DELETE FROM ledger WHERE seq > 5",
+            "DELETE FROM ledger_checkpoint",
+        ],
+        "TRUNCATED: the signed head in the head file",
+    ),
+    (
+        "all rows and the checkpoint (only the head file is left)",
+        &["DELETE FROM ledger", "DELETE FROM ledger_checkpoint"],
+        "TRUNCATED: the signed head in the head file",
+    ),
+    (
+        "the last five rows, the checkpoint replaced by an older signed one (only the head file is left)",
+        &[
+            "DELETE FROM ledger WHERE seq > 5",
+            "UPDATE ledger_checkpoint SET jws = 'OLD', seq = 5",
+        ],
+        "TRUNCATED: the signed head in the head file",
+    ),
+];
+
+#[tokio::test]
+async fn a_truncated_ledger_is_detected_by_its_signed_heads() {
+    let key = ledger_key();
+    for (what, attack, failure) in TRUNCATIONS {
+        for b in backends("ledger_truncated").await {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, checks) =
+                open_sealed(&b, &key, Some(dir.path().join(ledger_head::HEAD_FILE))).await;
+            let mut old = String::new();
+            for i in 1..=10 {
+                store
+                    .append_ledger(&[entry(&format!("s{i}"))])
+                    .await
+                    .unwrap();
+                if i == 5 {
+                    old = store.ledger_checkpoint().await.unwrap().unwrap();
+                }
+            }
+            let ok = crate::ledger::verify(&store, &checks).await.unwrap();
+            assert_eq!(
+                (ok.summary.entries, ok.database_head, ok.file_head),
+                (10, Some(10), Some(10))
+            );
+            for sql in attack {
+                store.execute_raw(&sql.replace("OLD", &old)).await.unwrap();
+            }
+            let err = crate::ledger::verify(&store, &checks)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(failure), "{what}: {err}");
+            store.close().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rewritten_ledger_tail_and_unrecorded_processes_are_named() {
+    let key = ledger_key();
+    for b in backends("ledger_rewritten").await {
+        let (store, checks) = open_sealed(&b, &key, None).await;
+        for i in 1..=10 {
+            store
+                .append_ledger(&[entry(&format!("s{i}"))])
+                .await
+                .unwrap();
+        }
+        // An attacker who cannot sign deletes the tail and appends a new, correctly chained one.
+        store
+            .execute_raw("DELETE FROM ledger WHERE seq > 7")
+            .await
+            .unwrap();
+        let unsealed = open(&b).await;
+        for i in 8..=10 {
+            unsealed
+                .append_ledger(&[entry(&format!("forged{i}"))])
+                .await
+                .unwrap();
+        }
+        let err = crate::ledger::verify(&store, &checks)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REWRITTEN: entry 10"), "{err}");
+        unsealed.close().await.unwrap();
+        store.close().await.unwrap();
+    }
+    for b in backends("ledger_unrecorded").await {
+        let (store, checks) = open_sealed(&b, &key, None).await;
+        store.append_ledger(&[entry("s1")]).await.unwrap();
+        store
+            .save_negotiation(
+                &sample_negotiation("urn:uuid:n1"),
+                None,
+                &crate::store::negotiations::Effects::default(),
+            )
+            .await
+            .unwrap();
+        let err = crate::ledger::verify(&store, &checks)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("UNRECORDED: negotiation urn:uuid:n1"), "{err}");
+        // Without a head file, a deleted checkpoint is named too.
+        store
+            .execute_raw("DELETE FROM ledger_checkpoint")
+            .await
+            .unwrap();
+        let err = crate::ledger::verify(&store, &checks)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CHECKPOINT MISSING"), "{err}");
+        store.close().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn offers_are_recorded_in_the_ledger_with_their_changes() {
+    let key = ledger_key();
     for b in backends("offer_ledger").await {
-        let store = open(&b).await;
+        let (store, checks) = open_sealed(&b, &key, None).await;
         let assets = seed(&store).await;
         let offers = samples::offers(&samples::CITIES[1], &assets);
         let first = &offers[0];
@@ -484,7 +672,10 @@ async fn offers_are_recorded_in_the_ledger_with_their_changes() {
             .collect();
         assert_eq!(mine, ["published", "changed", "withdrawn"]);
         assert_eq!(entries.len(), offers.len() + 2);
-        let summary = crate::ledger::verify(&store).await.unwrap();
+        let summary = crate::ledger::verify(&store, &checks)
+            .await
+            .unwrap()
+            .summary;
         assert_eq!(summary.entries, entries.len() as u64);
         store.close().await.unwrap();
     }

@@ -1,6 +1,7 @@
 //! The management side of transfers: start one as consumer, look at them, take a step by hand, refresh the
 //! pull token, and read the data.
 
+use actix_web::web::Bytes;
 use caap_contracts::Role;
 use caap_contracts::transfer::message::DataAddress;
 use caap_contracts::transfer::state::transition;
@@ -47,6 +48,10 @@ impl super::Transfers {
     /// Starts a transfer as consumer; the request leaves from the processor at once.
     pub async fn start_transfer(&self, body: Value) -> Result<TransferView, ServiceError> {
         let start: StartTransfer = decode(&body)?;
+        // Addresses are checked on input, whether or not this format uses them.
+        if let Some(url) = &start.push_to {
+            crate::error::http_url("/pushTo", url)?;
+        }
         let format = start.format.clone().unwrap_or_else(|| PULL.to_owned());
         let push = format.eq_ignore_ascii_case(PUSH);
         if !push && !format.eq_ignore_ascii_case(PULL) {
@@ -59,7 +64,10 @@ impl super::Transfers {
             &start.counter_party_address,
             &start.counter_party_id,
         ) {
-            (Some(a), Some(p)) => (a.trim_end_matches('/').to_owned(), p.clone(), String::new()),
+            (Some(a), Some(p)) => {
+                crate::error::http_url("/counterPartyAddress", a)?;
+                (a.trim_end_matches('/').to_owned(), p.clone(), String::new())
+            }
             (None, None) => {
                 let agreement = self
                     .store
@@ -122,9 +130,6 @@ impl super::Transfers {
         let data_address = if push {
             Some(match &start.push_to {
                 Some(url) => {
-                    url::Url::parse(url).map_err(|e| {
-                        ServiceError::field("/pushTo", format!("`{url}` is not a URL: {e}"))
-                    })?;
                     let mut a =
                         DataAddress::new(super::dataplane::ENDPOINT_TYPE, Some(url.clone()));
                     if let Some(auth) = &start.push_authorization {
@@ -302,13 +307,9 @@ impl Connector {
         let res = req
             .send()
             .await
-            .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+            .map_err(|e| provider_unavailable(&url, &e.to_string()))?;
         if !res.status().is_success() {
-            let status = res.status();
-            let text = res.text().await.unwrap_or_default();
-            return Err(ServiceError::Upstream(format!(
-                "{url} answered {status}: {text}"
-            )));
+            return Err(provider_refused(&url, res).await);
         }
         let address: DataAddress = res
             .json()
@@ -354,17 +355,36 @@ impl Connector {
 
     /// Records bytes received by push (best effort: the data is on disk either way).
     pub async fn record_received(&self, transfer_id: &str, bytes: u64) {
+        self.record_flow(
+            transfer_id,
+            bytes,
+            Actor::Provider,
+            format!("received {bytes} bytes"),
+            None,
+        )
+        .await;
+    }
+
+    /// Adds `bytes` a data flow moved to the transfer's count, with `what` in its history; with `error`,
+    /// also records why the flow broke off as its last error (best effort, retried on a concurrent write).
+    pub async fn record_flow(
+        &self,
+        transfer_id: &str,
+        bytes: u64,
+        by: Actor,
+        what: String,
+        error: Option<String>,
+    ) {
         for _ in 0..5 {
             let Ok(Some(mut t)) = self.store.transfer(transfer_id).await else {
                 return;
             };
             let expected = t.version;
             t.body.bytes += bytes;
-            t.body.log(
-                self.clock.now(),
-                Actor::Provider,
-                format!("received {bytes} bytes"),
-            );
+            t.body.log(self.clock.now(), by, what.clone());
+            if let Some(e) = &error {
+                t.last_error = Some(e.clone());
+            }
             let effects = crate::store::negotiations::Effects {
                 keep_lease: true,
                 ..Default::default()
@@ -380,12 +400,42 @@ impl Connector {
         }
     }
 
+    /// Counts the bytes of a data flow of transfer `id` as they pass (`served` by the provider, `pulled` by
+    /// the consumer) and records them when the flow ends; a flow that broke off (the other side crashed, the
+    /// source failed) is recorded with the error.
+    pub fn counted(
+        &self,
+        id: &str,
+        stream: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
+        verb: &'static str,
+    ) -> futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
+        use futures_util::StreamExt;
+        let tally = FlowTally {
+            connector: self.clone(),
+            id: id.to_owned(),
+            verb,
+            bytes: 0,
+            error: None,
+        };
+        futures_util::stream::unfold((stream, tally), |(mut stream, mut tally)| async move {
+            let item = stream.next().await?;
+            match &item {
+                Ok(chunk) => tally.bytes += chunk.len() as u64,
+                Err(e) => tally.error = Some(e.to_string()),
+            }
+            Some((item, (stream, tally)))
+        })
+        .boxed()
+    }
+
     /// Consumer: the data of a transfer. Pull: a stream from the provider's data plane (refreshing an expired
-    /// token once). Push: the received file.
+    /// token once), counted, of the `range` asked for where the provider serves ranges. Push: the received
+    /// file.
     pub async fn transfer_data(
         &self,
         id: &str,
         last_event_id: Option<&str>,
+        range: Option<crate::transfer::dataplane::range::ByteRange>,
     ) -> Result<crate::transfer::dataplane::Opened, ServiceError> {
         use futures_util::{StreamExt, TryStreamExt};
         let t = self
@@ -404,6 +454,7 @@ impl Connector {
                 content_type: None,
                 length,
                 stream: crate::transfer::dataplane::file_stream(file),
+                range: None,
             });
         }
         if t.state != Some(caap_contracts::transfer::state::TransferState::Started) {
@@ -429,20 +480,24 @@ impl Connector {
             if let Some(last) = last_event_id {
                 req = req.header("Last-Event-ID", last);
             }
+            if let Some(r) = range {
+                req = req.header(reqwest::header::RANGE, r.header());
+            }
             let res = req
                 .send()
                 .await
-                .map_err(|e| ServiceError::Upstream(format!("{endpoint}: {e}")))?;
+                .map_err(|e| provider_unavailable(&endpoint, &e.to_string()))?;
             if res.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 self.refresh_transfer_token(id).await?;
                 continue;
             }
+            if res.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+                return Err(ServiceError::RangeNotSatisfiable(
+                    "the range starts past the end of the data".into(),
+                ));
+            }
             if !res.status().is_success() {
-                let status = res.status();
-                let text = res.text().await.unwrap_or_default();
-                return Err(ServiceError::Upstream(format!(
-                    "{endpoint} answered {status}: {text}"
-                )));
+                return Err(provider_refused(&endpoint, res).await);
             }
             let content_type = res
                 .headers()
@@ -450,13 +505,23 @@ impl Connector {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let length = res.content_length();
+            let part = (res.status() == reqwest::StatusCode::PARTIAL_CONTENT)
+                .then(|| res.headers().get(reqwest::header::CONTENT_RANGE))
+                .flatten()
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::transfer::dataplane::range::ContentRange::parse);
             // This side's suspension or termination ends the relay at once too.
             let stop = self.flows.watch(id);
-            let stream = res.bytes_stream().map_err(std::io::Error::other).boxed();
+            let stream = res
+                .bytes_stream()
+                .map_err(|e| std::io::Error::other(crate::outbound::describe_reqwest(&e)))
+                .boxed();
+            let stream = crate::transfer::dataplane::flows::until_stopped(stream, stop).boxed();
             return Ok(crate::transfer::dataplane::Opened {
                 content_type,
                 length,
-                stream: crate::transfer::dataplane::flows::until_stopped(stream, stop).boxed(),
+                stream: self.counted(id, stream, "pulled"),
+                range: part,
             });
         }
         Err(ServiceError::Upstream(
@@ -465,10 +530,84 @@ impl Connector {
     }
 }
 
+/// The provider's data plane could not be reached: the management API hears that, the log has where and why
+/// (the pull address may carry the provider's paths and tokens).
+fn provider_unavailable(url: &str, cause: &str) -> ServiceError {
+    tracing::warn!(%url, %cause, "the provider's data plane cannot be reached");
+    ServiceError::Upstream(
+        "the provider's data plane cannot be reached; this connector's log has the details".into(),
+    )
+}
+
+/// The provider's data plane refused: the management API hears its status and the provider's request id (to
+/// ask the provider about), never its body; the log has the rest.
+async fn provider_refused(url: &str, res: reqwest::Response) -> ServiceError {
+    let status = res.status();
+    let request_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or("unknown")
+        .to_owned();
+    let text: String = res
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(500)
+        .collect();
+    tracing::warn!(%url, %status, %request_id, body = %text, "the provider's data plane refused");
+    ServiceError::Upstream(format!(
+        "the provider's data plane answered {}; the provider's request id is {request_id}",
+        status.as_u16()
+    ))
+}
+
 impl Connector {
     /// Stops the transfer's running flows when it no longer lets data flow (or is about to stop): called after
     /// every write of a transfer.
     pub fn transfer_saved(&self, t: &Transfer) {
         super::stop_flows_if_ended(&self.flows, t);
+    }
+}
+
+/// What a data flow moved so far; recorded on the transfer when the flow is dropped (at its end, or when
+/// either side goes away).
+struct FlowTally {
+    connector: Connector,
+    id: String,
+    verb: &'static str,
+    bytes: u64,
+    error: Option<String>,
+}
+
+impl Drop for FlowTally {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (connector, id, bytes) = (self.connector.clone(), self.id.clone(), self.bytes);
+        let error = self.error.take().map(|e| {
+            format!(
+                "the data flow broke off after {bytes} bytes {}: {e}",
+                self.verb
+            )
+        });
+        if bytes == 0 && error.is_none() {
+            return;
+        }
+        let what = match &error {
+            Some(e) => e.clone(),
+            None => format!("{} {bytes} bytes", self.verb),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(transfer = %id, bytes, error = %e, "a data flow broke off");
+        }
+        runtime.spawn(async move {
+            connector
+                .record_flow(&id, bytes, Actor::Local, what, error)
+                .await;
+        });
     }
 }

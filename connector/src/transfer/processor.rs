@@ -142,7 +142,7 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
             permanent: true,
         };
     }
-    let opened = match c.open_source(&t.body.dataset_id, None).await {
+    let opened = match c.open_source(&t.body.dataset_id, None, None).await {
         Ok(o) => o,
         Err(e) => {
             // The counterparty hears no URL, path or variable name; the log has them.

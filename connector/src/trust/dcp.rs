@@ -161,6 +161,9 @@ pub struct Trust {
     pub credential_service: String,
     /// HTTP for presentation queries.
     pub http: reqwest::Client,
+    /// HTTP towards hosts a caller names (its credential service): public addresses only outside development,
+    /// short timeouts.
+    named_by_callers: HttpFetch,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The store (held credentials, verified callers).
@@ -269,6 +272,7 @@ impl Trust {
             ),
             ..ResolverOptions::default()
         };
+        let named_by_callers = fetch.clone();
         let resolver: Arc<dyn DidResolve> =
             Arc::new(DidResolver::new(fetch.clone(), options).with_local(document.clone()));
         let status_lists: Arc<dyn StatusListSource> = Arc::new(HttpStatusLists::new(
@@ -331,6 +335,7 @@ impl Trust {
             disclosed_scopes: scopes_for(&config.identity.disclosed_credentials),
             credential_service,
             http,
+            named_by_callers,
             clock,
             store,
             seen: Mutex::new(HashMap::new()),
@@ -409,8 +414,11 @@ impl Trust {
             Refusal::CredentialServiceUnavailable(format!("cannot sign our token: {e}"))
         })?;
         let url = dcp::presentation_query_url(&cs);
-        let res = self
-            .http
+        let client = self
+            .named_by_callers
+            .client_for(&url)
+            .map_err(|e| Refusal::CredentialServiceUnavailable(format!("{url}: {e}")))?;
+        let res = client
             .post(&url)
             .bearer_auth(ours.expose())
             .json(&PresentationQueryMessage::for_scopes(
@@ -602,7 +610,7 @@ impl Trust {
 
 /// The DCP [`DspAuthenticator`].
 #[derive(Debug, Clone)]
-pub struct DcpAuthenticator(pub Arc<Trust>);
+pub struct DcpAuthenticator(pub Arc<Trust>, pub Arc<crate::metrics::Metrics>);
 
 impl DspAuthenticator for DcpAuthenticator {
     fn authenticate<'a>(
@@ -612,6 +620,7 @@ impl DspAuthenticator for DcpAuthenticator {
         Box::pin(async move {
             self.0.verify_caller(authorization).await.map_err(|r| {
                 tracing::info!(code = r.code(), reason = %r, "DCP: caller refused");
+                self.1.dcp_refusal(r.code());
                 AuthFailure::from(r)
             })
         })

@@ -45,6 +45,11 @@ impl Connector {
         let Some(scope) = scope else {
             return Ok(opened);
         };
+        if opened.range.is_some() {
+            return Err(AccessError::BadRequest(
+                "consent-filtered data is served whole, not in byte ranges".into(),
+            ));
+        }
         let Some(format) = Format::of(opened.content_type.as_deref()) else {
             tracing::warn!(transfer = transfer_id, content_type = ?opened.content_type, "consent-based data in a format without records");
             return Err(AccessError::Forbidden(
@@ -99,6 +104,7 @@ impl Connector {
             // The length changes with what is held back.
             length: None,
             stream: filter_stream(opened.stream, filter, keep, on_end),
+            range: None,
         })
     }
 }
@@ -111,5 +117,86 @@ fn spawn_flush(consents: Arc<Consents>, transfer: String, scope: ReleaseScope, c
         handle.spawn(async move {
             consents.record_deliveries(&transfer, &scope, &counts).await;
         });
+    }
+}
+
+/// How long the source of a dataset is read for its citizens, at most.
+const SCAN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Connector {
+    /// Consent requests for every citizen whose records the dataset of `agreement_id` (which this connector
+    /// provides) holds: reads the dataset's source once for the subject field, and asks each citizen (an
+    /// existing record for the same scope is left as it is). Returns how many citizens were found. Data that
+    /// is not consent-based needs no requests (0).
+    pub async fn request_consents_for(&self, agreement_id: &str) -> Result<usize, AccessError> {
+        use caap_catalog::asset::DataAddress;
+        use futures_util::StreamExt;
+        let agreement = self
+            .store
+            .agreement(agreement_id)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?
+            .filter(|a| a.provider_id == self.identity.participant_id)
+            .ok_or_else(|| AccessError::NotFound("no such agreement as provider".into()))?;
+        let dataset = agreement.dataset_id.clone();
+        let scope = self
+            .consents
+            .release_scope(agreement_id, &dataset)
+            .await
+            .map_err(AccessError::Forbidden)?;
+        let Some(scope) = scope else { return Ok(0) };
+        if let Ok(Some((asset, _))) = self.consents.declaration(&dataset).await
+            && matches!(asset.data_address, DataAddress::LiveStream { .. })
+        {
+            return Err(AccessError::BadRequest(
+                "a live stream's citizens are not known in advance; ask them one by one".into(),
+            ));
+        }
+        let opened = self.open_source(&dataset, None, None).await?;
+        let Some(format) = Format::of(opened.content_type.as_deref()) else {
+            return Err(AccessError::Forbidden(
+                "the dataset holds personal data in a format caap cannot read per citizen".into(),
+            ));
+        };
+        let mut filter = RecordFilter::new(format, &scope.subject_field);
+        let mut found = std::collections::HashSet::new();
+        let consents = self.consents.clone();
+        let mut keep = |s: &str| {
+            found.insert(consents.pseudonym(s));
+            false
+        };
+        let mut stream = opened.stream;
+        let read = tokio::time::timeout(SCAN_LIMIT, async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| AccessError::Internal(e.to_string()))?;
+                filter
+                    .push(&chunk, &mut keep)
+                    .map_err(|e| AccessError::BadRequest(e.to_string()))?;
+            }
+            filter
+                .finish(&mut keep)
+                .map_err(|e| AccessError::BadRequest(e.to_string()))?;
+            Ok::<_, AccessError>(())
+        })
+        .await;
+        match read {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(AccessError::BadRequest(
+                    "the source did not end within 60 s; ask its citizens one by one".into(),
+                ));
+            }
+        }
+        let n = self
+            .consents
+            .request_all(found, &dataset, &scope.purpose, &scope.recipient)
+            .await
+            .map_err(|e| AccessError::Internal(e.to_string()))?;
+        tracing::info!(
+            agreement = agreement_id,
+            citizens = n,
+            "consent requested from every citizen the dataset holds"
+        );
+        Ok(n)
     }
 }

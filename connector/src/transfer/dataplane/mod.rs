@@ -15,6 +15,7 @@
 
 mod consent;
 pub use crate::flows;
+pub mod range;
 pub mod source_auth;
 pub mod sources;
 mod token;
@@ -54,6 +55,9 @@ pub enum AccessError {
     /// The source failed: 502.
     #[error("{0}")]
     Source(#[from] SourceError),
+    /// The range asked for starts past the end of the data: 416.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// Our fault: 500.
     #[error("{0}")]
     Internal(String),
@@ -216,6 +220,7 @@ impl Connector {
         }
         file.flush().await.map_err(store)?;
         self.record_received(&t.id, bytes).await;
+        self.metrics.bytes(crate::metrics::Direction::In, bytes);
         tracing::info!(transfer = %t.id, bytes, "push received");
         Ok(bytes)
     }

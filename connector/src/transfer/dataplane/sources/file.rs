@@ -38,16 +38,43 @@ impl Source for FileSource {
             Err(cause) => return Err(SourceError::File { path, cause }.into()),
         };
         let length = file.metadata().await.ok().map(|m| m.len());
+        let (Some(asked), Some(total)) = (cx.range, length) else {
+            return Ok(Opened {
+                content_type: media_type,
+                length,
+                stream: file_stream(file),
+                range: None,
+            });
+        };
+        // A range: seek to its first byte and read no further than its last.
+        let part = asked.within(total).ok_or_else(|| {
+            AccessError::RangeNotSatisfiable(format!(
+                "the range starts at byte {} of {total}",
+                asked.first
+            ))
+        })?;
+        let mut file = file;
+        {
+            use tokio::io::AsyncSeekExt;
+            if let Err(cause) = file.seek(std::io::SeekFrom::Start(part.first)).await {
+                return Err(SourceError::File { path, cause }.into());
+            }
+        }
+        use tokio::io::AsyncReadExt;
         Ok(Opened {
             content_type: media_type,
-            length,
-            stream: file_stream(file),
+            length: Some(part.len()),
+            stream: file_stream(file.take(part.len())),
+            range: Some(part),
         })
     }
 }
 
-/// A file read as a stream of chunks of [`CHUNK`] bytes (one in memory at a time).
-pub fn file_stream(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+/// A file (or part of one) read as a stream of chunks of [`CHUNK`] bytes (one in memory at a time).
+pub fn file_stream<R>(file: R) -> BoxStream<'static, Result<Bytes, std::io::Error>>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
     futures_util::stream::try_unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; CHUNK];

@@ -22,17 +22,22 @@ impl Source for HttpSource {
         } = self;
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|e| AccessError::Internal(format!("method {method}: {e}")))?;
+        // A range the consumer asked for is passed on; a source that supports ranges answers 206.
+        let request = |method: reqwest::Method| {
+            let req = cx.streaming.request(method, &url);
+            match cx.range {
+                Some(r) => req.header(reqwest::header::RANGE, r.header()),
+                None => req,
+            }
+        };
         let Some(name) = credentials else {
-            return open_http(cx.streaming.request(method, &url), &url).await;
+            return open_http(request(method), &url).await;
         };
         // A protected source: a token from the cache or the authorization server; one that the source
         // refuses is forgotten and fetched anew once.
         for attempt in 0..2 {
             let auth = cx.auth.authorization(&name).await?;
-            let req = cx
-                .streaming
-                .request(method.clone(), &url)
-                .header(reqwest::header::AUTHORIZATION, auth);
+            let req = request(method.clone()).header(reqwest::header::AUTHORIZATION, auth);
             match open_http(req, &url).await {
                 Err(AccessError::Source(e)) if attempt == 0 && e.is_unauthorized() => {
                     cx.auth.tokens.forget(&name);

@@ -34,6 +34,8 @@ pub struct Opened {
     pub length: Option<u64>,
     /// The bytes.
     pub stream: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    /// The part of the whole it holds, when the source served a range (`None`: the whole).
+    pub range: Option<super::range::ContentRange>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -175,6 +177,8 @@ pub struct SourceContext<'a> {
     pub notifications: &'a Arc<Notifications>,
     /// Tokens for protected sources.
     pub auth: SourceAuth<'a>,
+    /// The range the consumer asked for (served by sources that can).
+    pub range: Option<super::range::ByteRange>,
 }
 
 impl std::fmt::Debug for SourceContext<'_> {
@@ -216,10 +220,17 @@ pub(crate) async fn open_http(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let length = res.content_length();
+    // A source that honoured a range answers 206 with the part it holds.
+    let range = (res.status() == reqwest::StatusCode::PARTIAL_CONTENT)
+        .then(|| res.headers().get(reqwest::header::CONTENT_RANGE))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(super::range::ContentRange::parse);
     Ok(Opened {
         content_type,
         length,
         stream: res.bytes_stream().map_err(std::io::Error::other).boxed(),
+        range,
     })
 }
 
@@ -300,6 +311,7 @@ impl Connector {
                 http: &self.http,
                 data_dir: &self.config.data_dir,
             },
+            range: None,
         }
     }
 
@@ -308,6 +320,7 @@ impl Connector {
         &self,
         dataset_id: &str,
         last_event_id: Option<&str>,
+        range: Option<super::range::ByteRange>,
     ) -> Result<Opened, AccessError> {
         let doc = self
             .store
@@ -319,7 +332,10 @@ impl Connector {
             })?;
         let asset: Asset =
             serde_json::from_value(doc.body).map_err(|e| AccessError::Internal(e.to_string()))?;
-        let cx = self.source_context();
+        let cx = SourceContext {
+            range,
+            ..self.source_context()
+        };
         let (address, resolved) = self
             .resolve_references(asset.data_address)
             .map_err(|cause| SourceError::Reference {

@@ -89,6 +89,7 @@ impl Source for NgsiLdSubscription {
             content_type: Some("application/x-ndjson".into()),
             length: None,
             stream: stream.boxed(),
+            range: None,
         })
     }
 }

@@ -62,6 +62,7 @@ impl Source for PolledHttp {
             content_type: Some("application/x-ndjson".into()),
             length: None,
             stream: stream.boxed(),
+            range: None,
         })
     }
 }
