@@ -78,6 +78,13 @@ if ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null
 fi
 npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+# The citizen portal's browser test (tests/e2e/portal.rs): Debian's Chromium, driven by playwright-core, with axe-core.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "apt-get install chromium"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
+npm ci --prefix tests/portal --no-audit --no-fund --loglevel=error
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 random_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 oidc_port=$(free_port)

@@ -14,8 +14,11 @@ mod keys;
 mod open_data;
 
 pub use federation::FederationConfig;
+mod portal;
+
 pub use keys::{ConfigKey, EnvKind};
 pub use open_data::OpenDataConfig;
+pub use portal::{PortalConfig, PortalOidcConfig};
 
 /// The whole configuration of one connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +68,9 @@ pub struct Config {
     /// The federation's member directory and the catalog crawler.
     #[serde(default, skip_serializing_if = "FederationConfig::is_default")]
     pub federation: FederationConfig,
+    /// The citizen portal (consent), on its own listener.
+    #[serde(default, skip_serializing_if = "PortalConfig::is_default")]
+    pub portal: PortalConfig,
     /// Directory for the SQLite database, keys and files; relative paths elsewhere in this file are
     /// resolved against the directory the config file is in.
     #[serde(default = "default_data_dir")]
@@ -1187,6 +1193,10 @@ impl Config {
         if self.simulator.interval_ms < 10 {
             return Err(bad("simulator.interval_ms", "must be at least 10".into()));
         }
+        self.portal.validate(
+            &[("dsp.bind", self.dsp.bind), ("api.bind", self.api.bind)],
+            &bad,
+        )?;
         Ok(())
     }
 
@@ -1762,6 +1772,27 @@ admin_token = "0123456789abcdef0123"
                 retry_max_secs: 1800,
                 directory_interval_secs: 120,
                 lease_secs: 300,
+            },
+            portal: PortalConfig {
+                enabled: true,
+                bind: "127.0.0.1:9443".parse().unwrap(),
+                public_url: Some("https://samtycke.lund.se".into()),
+                session_idle_minutes: 10,
+                session_max_minutes: 120,
+                login_per_minute: 5,
+                actions_per_minute: 12,
+                time_zone: "UTC".into(),
+                oidc: Some(PortalOidcConfig {
+                    issuer: "https://login.lund.se".into(),
+                    client_id: "caap-portal".into(),
+                    client_secret: Some(SecretValue::Value(Secret::new("portal-secret"))),
+                    subject_claim: "https://id.oidc.se/claim/personalIdentityNumber".into(),
+                    scopes: vec![
+                        "openid".into(),
+                        "https://id.oidc.se/scope/naturalPersonNumber".into(),
+                    ],
+                    leeway_secs: 30,
+                }),
             },
             data_dir: "/var/lib/caap".into(),
         }

@@ -718,22 +718,7 @@ async fn stream_narrated(
         )
         .await
         .map_err(|e| fail("offering the live stream")(e.to_string()))?;
-    let n = c
-        .start_negotiation(
-            serde_json::json!({"counterPartyAddress": p.identity.public_url, "offerId": id}),
-        )
-        .await
-        .map_err(|e| fail("negotiating the stream")(e.to_string()))?;
-    let agreement = wait_until(|| async {
-        let v = c.negotiations().negotiation_view(&n.id).await.ok()?;
-        match v.state {
-            Some("FINALIZED") => Some(Ok(v.agreement_id.unwrap_or_default())),
-            Some("TERMINATED") => Some(Err(format!("{:?}", v.body.termination))),
-            _ => None,
-        }
-    })
-    .await?
-    .map_err(|e| DemoError(format!("the stream's negotiation was terminated: {e}")))?;
+    let agreement = agree(consumer, provider, &id, "the stream").await?;
     println!("  ✓ agreement {agreement} (open data, CC BY 4.0: attribute the source)");
     let t = c
         .transfers()
@@ -814,6 +799,31 @@ async fn stream_narrated(
         c.identity.name
     );
     Ok(agreement)
+}
+
+/// `consumer` negotiates `offer` with `provider` and waits for the agreement; answers its id.
+async fn agree(
+    consumer: &Running,
+    provider: &Running,
+    offer: &str,
+    what: &str,
+) -> Result<String, DemoError> {
+    let c = &consumer.connector;
+    let n = c
+        .start_negotiation(serde_json::json!({
+            "counterPartyAddress": provider.connector.identity.public_url, "offerId": offer}))
+        .await
+        .map_err(|e| DemoError(format!("negotiating {what}: {e}")))?;
+    wait_until(|| async {
+        let v = c.negotiations().negotiation_view(&n.id).await.ok()?;
+        match v.state {
+            Some("FINALIZED") => Some(Ok(v.agreement_id.unwrap_or_default())),
+            Some("TERMINATED") => Some(Err(format!("{:?}", v.body.termination))),
+            _ => None,
+        }
+    })
+    .await?
+    .map_err(|e| DemoError(format!("the negotiation of {what} was terminated: {e}")))
 }
 
 /// Polls `f` every few milliseconds until it yields, for at most 20 seconds.
@@ -907,23 +917,13 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
         "  ✓ {} publishes resident parking permits (personal data: lawful basis consent, purpose {purpose}, retention 6 months)",
         p.identity.name
     );
-    let n = c
-        .start_negotiation(
-            serde_json::json!({"counterPartyAddress": p.identity.public_url,
-            "offerId": "resident-parking-permits"}),
-        )
-        .await
-        .map_err(|e| fail("negotiating the permits")(e.to_string()))?;
-    let agreement = wait_until(|| async {
-        let v = c.negotiations().negotiation_view(&n.id).await.ok()?;
-        match v.state {
-            Some("FINALIZED") => Some(Ok(v.agreement_id.unwrap_or_default())),
-            Some("TERMINATED") => Some(Err(format!("{:?}", v.body.termination))),
-            _ => None,
-        }
-    })
-    .await?
-    .map_err(|e| DemoError(format!("the permits' negotiation was terminated: {e}")))?;
+    let agreement = agree(
+        consumer,
+        provider,
+        "resident-parking-permits",
+        "the permits",
+    )
+    .await?;
     println!(
         "  ✓ agreement {agreement}: {} may use the permits for {purpose}, must delete them after 6 months or on withdrawal",
         c.identity.name

@@ -157,6 +157,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
         authority: Default::default(),
         consent: Default::default(),
         federation: Default::default(),
+        portal: Default::default(),
         log: LogConfig::default(),
         open_data: Default::default(),
         data_dir: opts.data_dir.clone().unwrap_or_else(|| PathBuf::from(".")),

@@ -435,8 +435,15 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     );
     println!("  database         {db} ({})", c.store.backend());
     println!("  data directory   {}", data_dir.display());
+    if let Some((_, url)) = &running.portal {
+        println!("  citizen portal   {url}  (login with [portal.oidc])");
+    }
+    let portal = match &running.portal {
+        Some((addr, _)) => format!(" portal={addr}"),
+        None => String::new(),
+    };
     println!(
-        "caap: ready dsp={} api={}",
+        "caap: ready dsp={} api={}{portal}",
         running.dsp_addr, running.api_addr
     );
     server::shutdown_signal().await;

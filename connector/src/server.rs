@@ -61,8 +61,11 @@ pub struct Running {
     pub dsp_addr: SocketAddr,
     /// Where the management API listens.
     pub api_addr: SocketAddr,
+    /// Where the citizen portal listens (`[portal] enabled`), and its public URL.
+    pub portal: Option<(SocketAddr, String)>,
     dsp: ServerHandle,
     api: ServerHandle,
+    portal_server: Option<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     processor: tokio::task::JoinHandle<()>,
     stop_processor: tokio::sync::watch::Sender<bool>,
@@ -341,11 +344,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         })?
         .run();
     let (dsp_handle, api_handle) = (dsp.handle(), api.handle());
-    let tasks = vec![actix_web::rt::spawn(dsp), actix_web::rt::spawn(api)];
+    let mut tasks = vec![actix_web::rt::spawn(dsp), actix_web::rt::spawn(api)];
+    let (portal, portal_server) = match start_portal(&connector, portal_backend(&connector))? {
+        Some((addr, url, server)) => {
+            let handle = server.handle();
+            tasks.push(actix_web::rt::spawn(server));
+            (Some((addr, url)), Some(handle))
+        }
+        None => (None, None),
+    };
     Ok(Running {
         connector,
         dsp_addr,
         api_addr,
+        portal,
+        portal_server,
         dsp: dsp_handle,
         api: api_handle,
         tasks,
@@ -372,7 +385,12 @@ impl Running {
 
     /// Stops both listeners, letting requests in flight finish, then closes the database.
     pub async fn stop(self) {
-        tokio::join!(self.dsp.stop(true), self.api.stop(true));
+        let portal = async {
+            if let Some(p) = &self.portal_server {
+                p.stop(true).await;
+            }
+        };
+        tokio::join!(self.dsp.stop(true), self.api.stop(true), portal);
         for t in self.tasks {
             let _ = t.await;
         }
@@ -382,6 +400,56 @@ impl Running {
             tracing::warn!(error = %e, "closing the database failed");
         }
     }
+}
+
+/// The consent service as the citizen portal's backend (without one the portal would log citizens in but
+/// say on every page that the service is unavailable).
+fn portal_backend(connector: &Connector) -> Option<Arc<dyn crate::portal::backend::PortalBackend>> {
+    Some(connector.consents.clone())
+}
+
+/// The citizen portal's listener, when `[portal] enabled`: its address, public URL and server.
+fn start_portal(
+    connector: &Connector,
+    backend: Option<Arc<dyn crate::portal::backend::PortalBackend>>,
+) -> Result<Option<(SocketAddr, String, actix_web::dev::Server)>, StartError> {
+    let config = &connector.config.portal;
+    if !config.enabled {
+        return Ok(None);
+    }
+    let listener = bind(config.bind, "portal.bind")?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    if backend.is_none() {
+        tracing::warn!("the citizen portal has no consent service behind it: its pages say so");
+    }
+    let portal = Arc::new(
+        crate::portal::Portal::new(crate::portal::PortalParts {
+            config: config.clone(),
+            city: connector.identity.name.clone(),
+            bound: addr,
+            data_dir: connector.config.data_dir.clone(),
+            backend,
+            http: connector.http.clone(),
+            clock: connector.clock.clone(),
+        })
+        .map_err(|e| StartError::Other(e.to_string()))?,
+    );
+    let url = portal.public_url().to_owned();
+    let server = HttpServer::new(move || crate::portal::app(portal.clone()))
+        .workers(1)
+        .disable_signals()
+        .tcp_nodelay(true)
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr,
+            key: "portal.bind",
+            source,
+        })?
+        .run();
+    Ok(Some((addr, url, server)))
 }
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).

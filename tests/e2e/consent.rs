@@ -39,7 +39,7 @@ fn declaration() -> Value {
 }
 
 /// Publishes the permit dataset under an offer for Lund that binds the purpose and the duties to delete.
-fn publish(provider: &Server) {
+pub(crate) fn publish(provider: &Server) {
     let decl: PersonalData = serde_json::from_value(declaration()).unwrap();
     let terms = DataAgreementTerms::new(&decl, PURPOSE, LUND).unwrap();
     let base =
@@ -86,7 +86,7 @@ fn citizens(data: &[u8]) -> Vec<String> {
     who
 }
 
-fn request_consent(provider: &Server, who: &str) -> String {
+pub(crate) fn request_consent(provider: &Server, who: &str) -> String {
     let r = provider.api(
         "POST",
         "/api/v1/consents/requests",

@@ -32,6 +32,7 @@ mod oidc;
 mod open_data;
 mod peer;
 mod policy;
+mod portal;
 mod sim;
 mod tls;
 mod transfers;

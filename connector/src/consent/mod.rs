@@ -175,10 +175,21 @@ impl Consents {
     ) -> Result<Consents, String> {
         let key_path = config.data_dir.join(&config.consent.subject_key_file);
         let key = SubjectKey::new(&load_or_create_secret(&key_path)?).map_err(|e| e.to_string())?;
-        let withdrawal_url =
-            config.consent.withdrawal_url.clone().unwrap_or_else(|| {
-                format!("{}/consent", identity.public_url.trim_end_matches('/'))
-            });
+        // Where citizens withdraw: as configured, else the portal (when it runs), else the DSP listener.
+        let withdrawal_url = config
+            .consent
+            .withdrawal_url
+            .clone()
+            .or_else(|| {
+                config.portal.enabled.then(|| {
+                    config
+                        .portal
+                        .public_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}", config.portal.bind))
+                })
+            })
+            .unwrap_or_else(|| format!("{}/consent", identity.public_url.trim_end_matches('/')));
         let mydata_keys = if config.consent.mydata.enabled {
             let mut keys = Vec::new();
             for f in &config.consent.mydata.trusted_keys {

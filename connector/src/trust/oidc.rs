@@ -112,6 +112,7 @@ impl OidcError {
 /// The provider's keys as last fetched.
 #[derive(Debug, Default)]
 struct KeyCache {
+    discovery: Option<Value>,
     jwks_uri: Option<String>,
     keys: Vec<Map<String, Value>>,
     fetched_at: Option<DateTime<Utc>>,
@@ -143,6 +144,17 @@ impl OidcVerifier {
 
     /// Verifies `token` and answers who it stands for.
     pub async fn verify(&self, token: &str) -> Result<OidcPrincipal, OidcError> {
+        self.verify_with_claims(token)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// Verifies `token` like [`OidcVerifier::verify`] and also answers all its claims (the citizen
+    /// portal reads an ID token's `nonce` and its configured subject claim from them).
+    pub async fn verify_with_claims(
+        &self,
+        token: &str,
+    ) -> Result<(OidcPrincipal, Map<String, Value>), OidcError> {
         let jws = jose::decode_compact(token).map_err(|e| OidcError::Malformed(e.to_string()))?;
         let alg = jws.alg().unwrap_or_default().to_owned();
         if !matches!(alg.as_str(), "RS256" | "ES256" | "EdDSA") {
@@ -152,7 +164,11 @@ impl OidcVerifier {
         let mut last = OidcError::UnknownKey(describe_kid(jws.kid()));
         for key in keys {
             match jose::verify_with_jwk(&jws, &Value::Object(key)) {
-                Ok(()) => return self.check_claims(&jws.payload, self.clock.now()),
+                Ok(()) => {
+                    let principal = self.check_claims(&jws.payload, self.clock.now())?;
+                    let claims = jws.payload.as_object().cloned().unwrap_or_default();
+                    return Ok((principal, claims));
+                }
                 Err(e) => last = OidcError::Signature(e.to_string()),
             }
         }
@@ -321,24 +337,14 @@ impl OidcVerifier {
     ) -> Result<(String, Vec<Map<String, Value>>), String> {
         let jwks_uri = match known_jwks_uri {
             Some(uri) => uri,
-            None => {
-                let url = format!(
-                    "{}/.well-known/openid-configuration",
-                    self.config.issuer.trim_end_matches('/')
-                );
-                let doc = self.get_json(&url).await?;
-                let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
-                if issuer.trim_end_matches('/') != self.config.issuer.trim_end_matches('/') {
-                    return Err(format!(
-                        "{url} names the issuer {issuer:?}, not api.oidc.issuer {:?}",
-                        self.config.issuer
-                    ));
-                }
-                doc.get("jwks_uri")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{url} names no jwks_uri"))?
-                    .to_owned()
-            }
+            None => self
+                .discovery()
+                .await
+                .map_err(|e| e.to_string())?
+                .get("jwks_uri")
+                .and_then(Value::as_str)
+                .ok_or_else(|| "the provider's discovery document names no jwks_uri".to_owned())?
+                .to_owned(),
         };
         let set = self.get_json(&jwks_uri).await?;
         let keys = set
@@ -356,6 +362,28 @@ impl OidcVerifier {
             .cloned()
             .collect();
         Ok((jwks_uri, keys))
+    }
+
+    /// The provider's discovery document (`{issuer}/.well-known/openid-configuration`), fetched once and
+    /// then kept, its `issuer` checked (the portal reads its endpoints from it).
+    pub async fn discovery(&self) -> Result<Value, OidcError> {
+        if let Some(doc) = &self.cache.read().map_err(|_| poisoned())?.discovery {
+            return Ok(doc.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.config.issuer.trim_end_matches('/')
+        );
+        let doc = self.get_json(&url).await.map_err(OidcError::Unavailable)?;
+        let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
+        if issuer.trim_end_matches('/') != self.config.issuer.trim_end_matches('/') {
+            return Err(OidcError::Unavailable(format!(
+                "{url} names the issuer {issuer:?}, not the configured issuer {:?}",
+                self.config.issuer
+            )));
+        }
+        self.cache.write().map_err(|_| poisoned())?.discovery = Some(doc.clone());
+        Ok(doc)
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
