@@ -138,6 +138,14 @@ impl CatalogService {
     /// Searches the federated catalog in the store: one page of ranked hits, the total and the facets.
     pub async fn search(&self, query: &FederatedQuery) -> Result<SearchPage, ServiceError> {
         let limit = page::page_size(query.limit)?;
+        if let Some(a) = &query.access
+            && !["open", "negotiable"].contains(&a.to_ascii_lowercase().as_str())
+        {
+            return Err(ServiceError::BadRequest(
+                "/access: one of open, negotiable".into(),
+                vec![FieldError::new("/access", "one of open, negotiable")],
+            ));
+        }
         self.store
             .search_federated(query, limit)
             .await

@@ -221,58 +221,71 @@ impl super::Transfers {
                 )));
             }
         };
-        let mut t = self
-            .store
-            .transfer(id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no transfer `{id}`")))?;
-        let expected = t.version;
-        if let Some(p) = t.pending
-            && !matches!(step, TStep::Terminate | TStep::Suspend)
-        {
-            return Err(ServiceError::Conflict(format!(
-                "a {} step is under way (attempt {}); wait, or suspend or terminate",
-                p.as_str(),
-                t.attempts + 1
-            )));
-        }
-        let Some(event) = step.event() else {
-            return Err(ServiceError::Internal("a step without a message".into()));
-        };
-        if let Err(illegal) = transition(t.state, t.role, event) {
-            return Err(ServiceError::Conflict(illegal.to_string()));
-        }
-        let now = self.clock.now();
-        match step {
-            TStep::Suspend | TStep::Terminate => {
-                let reason = request
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| format!("{} by the {}", step.as_str(), t.role));
-                let code = request
-                    .code
-                    .clone()
-                    .unwrap_or_else(|| step.as_str().to_owned());
-                owe_with_reason(&mut t, step, &code, reason, now);
+        let mut tries = 0;
+        let saved = loop {
+            let mut t = self
+                .store
+                .transfer(id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no transfer `{id}`")))?;
+            let expected = t.version;
+            if let Some(p) = t.pending
+                && !matches!(step, TStep::Terminate | TStep::Suspend)
+            {
+                return Err(ServiceError::Conflict(format!(
+                    "a {} step is under way (attempt {}); wait, or suspend or terminate",
+                    p.as_str(),
+                    t.attempts + 1
+                )));
             }
-            other => t.owe(other, now),
-        }
-        t.body.log(
-            now,
-            Actor::Local,
-            format!("{} (management API)", step.as_str()),
-        );
-        let saved = self
-            .store
-            .save_transfer(
-                &t,
-                Some(expected),
-                &crate::store::negotiations::Effects {
-                    keep_lease: true,
-                    ..Default::default()
-                },
-            )
-            .await?;
+            let Some(event) = step.event() else {
+                return Err(ServiceError::Internal("a step without a message".into()));
+            };
+            if let Err(illegal) = transition(t.state, t.role, event) {
+                return Err(ServiceError::Conflict(illegal.to_string()));
+            }
+            let now = self.clock.now();
+            match step {
+                TStep::Suspend | TStep::Terminate => {
+                    let reason = request
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| format!("{} by the {}", step.as_str(), t.role));
+                    let code = request
+                        .code
+                        .clone()
+                        .unwrap_or_else(|| step.as_str().to_owned());
+                    owe_with_reason(&mut t, step, &code, reason, now);
+                }
+                other => t.owe(other, now),
+            }
+            t.body.log(
+                now,
+                Actor::Local,
+                format!("{} (management API)", step.as_str()),
+            );
+            let saved = match self
+                .store
+                .save_transfer(
+                    &t,
+                    Some(expected),
+                    &crate::store::negotiations::Effects {
+                        keep_lease: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
+                Ok(saved) => saved,
+                // The flow's byte count (or another writer) moved it meanwhile: read it again and retry.
+                Err(crate::store::StoreError::Conflict(_)) if tries < 8 => {
+                    tries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            break saved;
+        };
         self.wake.notify_one();
         Ok(saved.into())
     }
