@@ -84,8 +84,9 @@ echo "ok: caap init into /etc/caap (config 0600) with state in /var/lib/caap (ke
 
 # The service's command line, as the caap user: it starts, answers /health, and keeps its database in
 # /var/lib/caap.
-# A simple command, not the as_root function, so that $! is the process (setpriv execs caap; sudo relays signals).
-"${root[@]}" setpriv --reuid=caap --regid=caap --init-groups /usr/bin/caap serve --config /etc/caap/caap.toml \
+# A simple command, not the as_root function, so that $! is the process (env and setpriv exec caap; sudo relays
+# signals), with the empty environment a systemd service starts with (none of the test suite's variables).
+"${root[@]}" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --reuid=caap --regid=caap --init-groups /usr/bin/caap serve --config /etc/caap/caap.toml \
   >"$work/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 1 300); do grep -q '^caap: ready' "$work/serve.log" && break; sleep 0.1; done

@@ -352,6 +352,45 @@ impl CatalogService {
         ))
     }
 
+    /// An offer on personal data names its purpose: every permission of its contract policy binds one of the
+    /// datasets' declared purposes (`purpose eq dpv:…`), so that agreements record it.
+    async fn check_purposes(&self, offer: &Offer) -> Result<(), ServiceError> {
+        let Some(doc) = self
+            .store
+            .get(DocKind::Policy, &offer.contract_policy)
+            .await?
+        else {
+            return Ok(());
+        };
+        let Some(policy) = doc
+            .body
+            .get("policy")
+            .and_then(|p| caap_policy::parse_policy(p).ok())
+        else {
+            return Ok(());
+        };
+        for asset in self.store.get_many(DocKind::Asset, &offer.assets).await? {
+            let asset: Asset = decode(&asset.body)?;
+            let Some(decl) = &asset.personal_data else {
+                continue;
+            };
+            if let Err(errors) = caap_policy::consent::offer_purposes(&policy, decl) {
+                let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return Err(ServiceError::field(
+                    "/contractPolicy",
+                    format!(
+                        "dataset `{}` holds personal data, so the contract policy `{}` must bind a purpose it \
+                         declares: {}",
+                        asset.id,
+                        offer.contract_policy,
+                        why.join("; ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Open data stays free of personal data: a public offer's contract policy must let anyone use the data
     /// and none of its datasets may declare personal data; a dataset under a public offer may not start to.
     async fn check_public(
@@ -363,6 +402,7 @@ impl CatalogService {
         match kind {
             DocKind::Offer => {
                 let offer: Offer = decode(body)?;
+                self.check_purposes(&offer).await?;
                 if !offer.public {
                     return Ok(());
                 }

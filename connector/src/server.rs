@@ -289,6 +289,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )),
         metrics,
     };
+    // Withdrawals end the transfers that depended on them (the consent service reports, the transfers act).
+    let (withdrawn_tx, mut withdrawn_rx) = tokio::sync::mpsc::unbounded_channel();
+    connector.consents.report_withdrawals_to(withdrawn_tx);
+    {
+        let c = connector.clone();
+        actix_web::rt::spawn(async move {
+            while let Some(w) = withdrawn_rx.recv().await {
+                c.end_transfers_without_consent(&w).await;
+            }
+        });
+    }
     let (stop_processor, stop_rx) = tokio::sync::watch::channel(false);
     let processor = actix_web::rt::spawn(crate::processor::run(
         connector.clone(),

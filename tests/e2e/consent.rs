@@ -59,6 +59,21 @@ pub(crate) fn publish(provider: &Server) {
         "personalData": declaration()});
     let r = provider.api("POST", "/api/v1/assets", Some(&asset));
     assert_eq!(r.status, 201, "{}", r.body);
+    // An offer on personal data must bind one of its purposes.
+    let r = provider.api(
+        "POST",
+        "/api/v1/offers",
+        Some(
+            &json!({"id": "permits-any-use", "assets": ["resident-parking-permits"],
+            "accessPolicy": "members", "contractPolicy": "members"}),
+        ),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let text = r.body.to_string();
+    assert!(
+        text.contains("/contractPolicy") && text.contains("purpose"),
+        "{text}"
+    );
     let r = provider.api(
         "POST",
         "/api/v1/offers",
@@ -237,6 +252,24 @@ fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
         done["acknowledgement"].is_string() && done["deletion"].is_string(),
         "{done}"
     );
+    // The pull transfer carried only Anna's records: it depended on her consent and is ended with the reason.
+    let ended = eventually(30, "the pull transfer ended", || {
+        let t = provider.api("GET", "/api/v1/transfers", None).body;
+        t["items"]
+            .as_array()?
+            .iter()
+            .find(|t| {
+                t["consumerPid"].as_str() == Some(pull.as_str()) && t["state"] == "TERMINATED"
+            })
+            .cloned()
+    });
+    assert!(ended.to_string().contains("consent"), "{ended}");
+    eventually(30, "the consumer hears of it", || {
+        let t = consumer
+            .api("GET", &format!("/api/v1/transfers/{pull}"), None)
+            .body;
+        (t["state"] == "TERMINATED").then_some(())
+    });
     let received = consumer
         .api("GET", "/api/v1/consent-notices/received", None)
         .body;

@@ -99,6 +99,21 @@ pub struct Consents {
     pub(crate) notice_policy: notices::NoticePolicy,
     /// Keys of external consent operators (MyData import), when enabled.
     pub(crate) mydata_keys: Option<Vec<serde_json::Value>>,
+    /// Told of every withdrawal (the transfers depending on it are ended; see `server`).
+    withdrawals: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Withdrawal>>,
+}
+
+/// A withdrawal, as the transfers that may depend on it need to hear of it.
+#[derive(Debug, Clone)]
+pub struct Withdrawal {
+    /// The citizen.
+    pub subject: SubjectHash,
+    /// The scope withdrawn.
+    pub dataset: String,
+    /// The purpose.
+    pub purpose: String,
+    /// The recipients.
+    pub recipients: Vec<String>,
 }
 
 /// A consent record as the city sees it (management API, CLI).
@@ -230,6 +245,7 @@ impl Consents {
             refreshing: tokio::sync::Mutex::new(()),
             notice_policy: notices::NoticePolicy::from_config(&config.consent),
             mydata_keys,
+            withdrawals: std::sync::OnceLock::new(),
         };
         consents.refresh().await.map_err(|e| e.to_string())?;
         Ok(consents)
@@ -471,6 +487,15 @@ impl Consents {
                     self.apply(&record);
                     if status == ConsentStatus::Withdrawn {
                         self.notify_recipients(&record).await;
+                        if let Some(tx) = self.withdrawals.get() {
+                            let p = &record.terms().processing;
+                            let _ = tx.send(Withdrawal {
+                                subject: *subject,
+                                dataset: p.dataset.clone(),
+                                purpose: p.purpose.clone(),
+                                recipients: p.recipients.clone(),
+                            });
+                        }
                     }
                     return Ok(record);
                 }
@@ -540,6 +565,22 @@ impl Consents {
             duration,
         )
         .await
+    }
+
+    /// Where withdrawals are reported (set once, at start).
+    pub fn report_withdrawals_to(&self, tx: tokio::sync::mpsc::UnboundedSender<Withdrawal>) {
+        let _ = self.withdrawals.set(tx);
+    }
+
+    /// Whether `subject`'s records may still flow in the scope of a withdrawal (another record could cover it).
+    pub fn still_releases(&self, w: &Withdrawal, recipient: &str, subject: &SubjectHash) -> bool {
+        let scope = ReleaseScope {
+            dataset: w.dataset.clone(),
+            purpose: w.purpose.clone(),
+            recipient: recipient.to_owned(),
+            subject_field: String::new(),
+        };
+        self.releases(&scope, subject)
     }
 
     /// Where citizens withdraw consent.

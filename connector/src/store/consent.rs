@@ -409,6 +409,17 @@ impl Store {
             .collect()
     }
 
+    /// The citizens (pseudonyms, hex) whose records a transfer released.
+    pub async fn delivery_subjects(&self, transfer: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .rows(
+                "SELECT DISTINCT subject FROM consent_deliveries WHERE transfer_id = $1",
+                vec![transfer.to_owned().into()],
+            )
+            .await?;
+        rows.iter().map(|r| get(r, "subject")).collect()
+    }
+
     /// Stores a new withdrawal notice, due now.
     pub async fn create_notice(&self, n: &NoticeRow) -> Result<(), StoreError> {
         self.exec(

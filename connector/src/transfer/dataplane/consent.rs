@@ -200,3 +200,64 @@ impl Connector {
         Ok(n)
     }
 }
+
+impl Connector {
+    /// Ends the running transfers that depended on a withdrawn consent: those that released the citizen's
+    /// records in the withdrawn scope and no record of any citizen whose consent still holds. A transfer that
+    /// also carries other consenting citizens goes on (the citizen's records are held back record by record).
+    pub async fn end_transfers_without_consent(&self, w: &crate::consent::Withdrawal) {
+        let deliveries = match self.consents.deliveries(&w.subject).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the transfer log after a withdrawal");
+                return;
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for d in deliveries {
+            if d.dataset != w.dataset
+                || !w.recipients.contains(&d.recipient)
+                || !seen.insert(d.transfer_id.clone())
+            {
+                continue;
+            }
+            let subjects = match self.store.delivery_subjects(&d.transfer_id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(transfer = %d.transfer_id, error = %e, "cannot read the transfer's deliveries");
+                    continue;
+                }
+            };
+            let others_consent = subjects.iter().any(|s| {
+                caap_policy::consent::SubjectHash::from_hex(s)
+                    .is_some_and(|h| self.consents.still_releases(w, &d.recipient, &h))
+            });
+            if others_consent {
+                continue;
+            }
+            let Ok(Some(t)) = self.store.transfer(&d.transfer_id).await else {
+                continue;
+            };
+            if t.state.is_some_and(|s| s.is_terminal()) {
+                continue;
+            }
+            let reason = "the citizen consent this transfer depended on was withdrawn";
+            match self
+                .transfers()
+                .transfer_step(
+                    &t.id,
+                    "terminate",
+                    Some(serde_json::json!({"code": "consent-withdrawn", "reason": reason})),
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(transfer = %t.id, "transfer ended: its consent was withdrawn")
+                }
+                Err(e) => {
+                    tracing::warn!(transfer = %t.id, error = %e, "cannot end the transfer after a withdrawal")
+                }
+            }
+        }
+    }
+}
