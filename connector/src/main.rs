@@ -442,11 +442,12 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         Some((addr, _)) => format!(" portal={addr}"),
         None => String::new(),
     };
+    let stop = server::listen_for_shutdown();
     println!(
         "caap: ready dsp={} api={}{portal}",
         running.dsp_addr, running.api_addr
     );
-    server::shutdown_signal().await;
+    stop.await;
     println!("caap: stopping (finishing requests in flight)…");
     running.stop().await;
     println!("caap: stopped");

@@ -8,7 +8,7 @@ use caap_policy::consent::DataAgreementTerms;
 use serde_json::{Value, json};
 
 use crate::negotiation::eventually;
-use crate::support::{Node, Server};
+use crate::support::{Node, Server, postgres_database};
 use crate::transfers::{city_settings, fetch, finalized_agreement, started_transfer};
 
 const MALMO: &str = "did:web:malmo.example";
@@ -123,6 +123,30 @@ fn decide(provider: &Server, record: &str, who: &str, decision: &str) -> Value {
 
 #[test]
 fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
+    walk(None);
+}
+
+#[test]
+fn the_same_on_postgresql() {
+    if let (Some(p), Some(c)) = (
+        postgres_database("consent (provider)"),
+        postgres_database("consent (recipient)"),
+    ) {
+        walk(Some((p, c)));
+    }
+}
+
+/// The whole walk, on SQLite or (with two database URLs) on PostgreSQL.
+fn walk(databases: Option<(String, String)>) {
+    let env = |id: &'static str, db: Option<&String>| {
+        let mut v = vec![("CAAP_PARTICIPANT_ID", id.to_owned())];
+        if let Some(url) = db {
+            v.push(("CAAP_DATABASE_URL", url.clone()));
+        }
+        v
+    };
+    let provider_env = env(MALMO, databases.as_ref().map(|d| &d.0));
+    let consumer_env = env(LUND, databases.as_ref().map(|d| &d.1));
     let provider_node = Node::init_with(
         "Malmö",
         &[
@@ -147,8 +171,8 @@ fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
         permits(),
     )
     .unwrap();
-    let provider = provider_node.start(&[("CAAP_PARTICIPANT_ID", MALMO)]);
-    let mut consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", LUND)]);
+    let provider = provider_node.start(&pairs(&provider_env));
+    let mut consumer = consumer_node.start(&pairs(&consumer_env));
     publish(&provider);
     let agreement = finalized_agreement(&consumer, &provider.dsp, "permits");
 
@@ -233,7 +257,7 @@ fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
     });
     assert_eq!(failing["state"], "SENT", "{failing}");
     assert_eq!(failing["recipient"], LUND);
-    consumer = consumer_node.start(&[("CAAP_PARTICIPANT_ID", LUND)]);
+    consumer = consumer_node.start(&pairs(&consumer_env));
     // Delivered when Lund is back: acknowledged, then deletion confirmed, both signed by Lund.
     let started = std::time::Instant::now();
     let done = loop {
@@ -306,4 +330,8 @@ fn only_consented_records_flow_and_a_withdrawal_reaches_the_recipient() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["mim"], "MIM4");
+}
+
+fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, val)| (*k, val.as_str())).collect()
 }
