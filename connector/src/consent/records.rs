@@ -385,6 +385,19 @@ impl RecordFilter {
             out.extend_from_slice(sep);
             return;
         }
+        // One record on the line (the usual case): kept or dropped whole, its bytes passed on unchanged.
+        let holds_list = v.as_object().is_some_and(|m| {
+            ["features", "data", "@graph", "results"]
+                .iter()
+                .any(|k| m.get(*k).is_some_and(Value::is_array))
+        });
+        if v.is_object() && !holds_list {
+            if self.decide(&v, keep) {
+                out.extend_from_slice(text);
+                out.extend_from_slice(sep);
+            }
+            return;
+        }
         self.filter_value(&mut v, keep);
         if keeps_something(&v) {
             out.extend(serde_json::to_vec(&v).unwrap_or_default());

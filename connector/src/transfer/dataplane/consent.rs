@@ -18,6 +18,9 @@ use super::{AccessError, Opened};
 /// Counts per citizen: records released and the citizen's reference in this transfer.
 type Counts = HashMap<SubjectHash, (u64, String)>;
 
+/// How many citizens' pseudonyms one flow keeps at most.
+const PSEUDONYM_CACHE: usize = 100_000;
+
 /// How often a live stream's counts are written to the transfer log.
 const FLUSH_EVERY: TimeDelta = TimeDelta::seconds(5);
 
@@ -67,8 +70,20 @@ impl Connector {
             let transfer = transfer_id.to_owned();
             let mut last_flush = self.clock.now();
             let clock = self.clock.clone();
+            // Citizens repeat in a flow: their pseudonyms are kept for it (bounded) rather than hashed again.
+            let mut pseudonyms: HashMap<String, SubjectHash> = HashMap::new();
             move |identifier: &str| {
-                let subject = consents.pseudonym(identifier);
+                let subject = match pseudonyms.get(identifier) {
+                    Some(s) => *s,
+                    None => {
+                        if pseudonyms.len() >= PSEUDONYM_CACHE {
+                            pseudonyms.clear();
+                        }
+                        let s = consents.pseudonym(identifier);
+                        pseudonyms.insert(identifier.to_owned(), s);
+                        s
+                    }
+                };
                 let released = consents.releases(&scope, &subject);
                 if released {
                     let mut map = counts
