@@ -282,9 +282,9 @@ pub trait Work: Process + Stored + Counterparty + Send + Sync + 'static {
         now: DateTime<Utc>,
     );
 
-    /// After every write of the process by the processor.
-    fn saved(c: &Connector, p: &Self) {
-        let _ = (c, p);
+    /// After every write of the process by the processor, with what was written with it (committed).
+    fn saved(c: &Connector, p: &Self, effects: &Effects) {
+        let _ = (c, p, effects);
     }
 
     /// What the kind checks about once a second besides its due work (the transfers' policy monitor).
@@ -323,7 +323,7 @@ pub(crate) async fn process<P: Work>(c: &Connector, claimed: P, owner: &str) {
         let (next, effects) = record(c, current, step, &outcome);
         match c.store.save(&next, Some(expected), &effects).await {
             Ok(saved) => {
-                P::saved(c, &saved);
+                P::saved(c, &saved, &effects);
                 if saved.pending().is_some() {
                     c.wake.notify_one();
                 }

@@ -259,19 +259,11 @@ fn walk(databases: Option<(String, String)>) {
     assert_eq!(failing["recipient"], LUND);
     consumer = consumer_node.start(&pairs(&consumer_env));
     // Delivered when Lund is back: acknowledged, then deletion confirmed, both signed by Lund.
-    let started = std::time::Instant::now();
-    let done = loop {
+    let done = eventually(40, "deletion confirmed", || {
         let n = provider.api("GET", "/api/v1/consent-notices", None).body;
-        let last = n["items"][0].clone();
-        if last["state"] == "DELETED" {
-            break last;
-        }
-        assert!(
-            started.elapsed().as_secs() < 40,
-            "deletion not confirmed: {last}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+        let n = n["items"].as_array()?.first()?.clone();
+        (n["state"] == "DELETED").then_some(n)
+    });
     assert!(
         done["acknowledgement"].is_string() && done["deletion"].is_string(),
         "{done}"

@@ -99,6 +99,8 @@ pub struct Consents {
     pub(crate) notice_policy: notices::NoticePolicy,
     /// Keys of external consent operators (MyData import), when enabled.
     pub(crate) mydata_keys: Option<Vec<serde_json::Value>>,
+    /// Whether a notice delivery round of this connector is running (rounds do not overlap).
+    pub(crate) delivering: std::sync::atomic::AtomicBool,
     /// Told of every withdrawal (the transfers depending on it are ended; see `server`).
     withdrawals: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Withdrawal>>,
 }
@@ -246,6 +248,7 @@ impl Consents {
             notice_policy: notices::NoticePolicy::from_config(&config.consent),
             mydata_keys,
             withdrawals: std::sync::OnceLock::new(),
+            delivering: std::sync::atomic::AtomicBool::new(false),
         };
         consents.refresh().await.map_err(|e| e.to_string())?;
         Ok(consents)
@@ -396,6 +399,31 @@ impl Consents {
         purpose: &str,
         recipient: &str,
     ) -> Result<String, ConsentServiceError> {
+        let decl = self.personal_declaration(dataset).await?;
+        self.request_under(subject, dataset, &decl, purpose, recipient)
+            .await
+    }
+
+    /// The dataset's personal-data declaration; an error if it holds none.
+    async fn personal_declaration(
+        &self,
+        dataset: &str,
+    ) -> Result<PersonalData, ConsentServiceError> {
+        let (_, decl) = self.declaration(dataset).await?.ok_or_else(|| {
+            ConsentServiceError::Invalid(format!("dataset {dataset} holds no personal data"))
+        })?;
+        Ok(decl)
+    }
+
+    /// [`Consents::request`] with the dataset's declaration already read.
+    async fn request_under(
+        &self,
+        subject: SubjectHash,
+        dataset: &str,
+        decl: &PersonalData,
+        purpose: &str,
+        recipient: &str,
+    ) -> Result<String, ConsentServiceError> {
         let hex = subject.to_string();
         let purpose = caap_policy::consent::normalize_purpose(purpose);
         if let Some(r) = self
@@ -405,11 +433,8 @@ impl Consents {
         {
             return Ok(r.terms().id.clone());
         }
-        let (_, decl) = self.declaration(dataset).await?.ok_or_else(|| {
-            ConsentServiceError::Invalid(format!("dataset {dataset} holds no personal data"))
-        })?;
         let now = self.clock.now();
-        let terms = self.terms(subject, dataset, &decl, &purpose, recipient, now)?;
+        let terms = self.terms(subject, dataset, decl, &purpose, recipient, now)?;
         let mut record = ConsentRecord::new(terms)?;
         let event = ConsentEvent::new(
             ConsentStatus::Requested,
@@ -445,9 +470,11 @@ impl Consents {
         purpose: &str,
         recipient: &str,
     ) -> Result<usize, ConsentServiceError> {
+        let decl = self.personal_declaration(dataset).await?;
         let mut n = 0;
         for s in subjects {
-            self.request(s, dataset, purpose, recipient).await?;
+            self.request_under(s, dataset, &decl, purpose, recipient)
+                .await?;
             n += 1;
         }
         Ok(n)
@@ -719,19 +746,12 @@ pub fn transfer_salt(key: &SubjectKey, transfer: &str) -> String {
     key.pseudonym(&format!("transfer:{transfer}")).to_string()
 }
 
-/// The reference to a citizen within one transfer: HMAC-SHA-256 of the identifier under the transfer's salt.
+/// The reference to a citizen within one transfer: HMAC-SHA-256 of the identifier under the transfer's salt
+/// (the same keyed hash as pseudonyms, under another key). Empty if the salt is too short to be a key.
 pub fn subject_ref(salt: &str, subject_identifier: &str) -> String {
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::sign::Signer;
-    let mac = PKey::hmac(salt.as_bytes())
-        .and_then(|k| {
-            let mut s = Signer::new(MessageDigest::sha256(), &k)?;
-            s.update(subject_identifier.as_bytes())?;
-            s.sign_to_vec()
-        })
-        .unwrap_or_default();
-    mac.iter().map(|b| format!("{b:02x}")).collect()
+    SubjectKey::new(salt.as_bytes())
+        .map(|k| k.pseudonym(subject_identifier).to_string())
+        .unwrap_or_default()
 }
 
 fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -16,7 +16,7 @@
 //! were released); the recipient recomputes it over the subject field of the records it holds.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use caap_identity::jose::{decode_compact, sign_compact};
 use caap_policy::consent::ConsentRecord;
@@ -93,9 +93,6 @@ impl NoticePolicy {
         (self.retry * factor).min(self.max_backoff)
     }
 }
-
-/// Whether a delivery round is running in this process (rounds do not overlap).
-static DELIVERING: AtomicBool = AtomicBool::new(false);
 
 impl Consents {
     /// Creates a notice to each recipient that received the citizen's records of the withdrawn record's
@@ -205,13 +202,13 @@ pub async fn housekeeping(c: Courier, owner: &str) {
     if let Err(e) = c.consents.refresh().await {
         tracing::warn!(error = %e, "cannot refresh the consent index; consent-based records are held back");
     }
-    if DELIVERING.swap(true, Ordering::AcqRel) {
+    if c.consents.delivering.swap(true, Ordering::AcqRel) {
         return;
     }
     let owner = owner.to_owned();
     tokio::spawn(async move {
         deliver_due(&c, &owner).await;
-        DELIVERING.store(false, Ordering::Release);
+        c.consents.delivering.store(false, Ordering::Release);
     });
 }
 

@@ -11,6 +11,16 @@ use std::collections::VecDeque;
 use actix_web::web::Bytes;
 use serde_json::Value;
 
+/// The members of a JSON object that hold its records (GeoJSON, NGSI-LD notifications, JSON-LD, paged APIs).
+const RECORD_LISTS: [&str; 4] = ["features", "data", "@graph", "results"];
+
+/// The record array an object holds, by name, if any.
+fn record_list(m: &serde_json::Map<String, Value>) -> Option<&'static str> {
+    RECORD_LISTS
+        .into_iter()
+        .find(|k| m.get(*k).is_some_and(Value::is_array))
+}
+
 /// The largest single record the filter reads (a larger one ends the stream with an error).
 pub const MAX_RECORD: usize = 16 * 1024 * 1024;
 
@@ -222,23 +232,18 @@ impl RecordFilter {
                     }
                 }
             }
-            Value::Object(m) => {
-                let list = ["features", "data", "@graph", "results"]
-                    .into_iter()
-                    .find(|k| m.get(*k).is_some_and(Value::is_array));
-                match list {
-                    Some(k) => {
-                        if let Some(inner) = m.get_mut(k) {
-                            self.filter_value(inner, keep);
-                        }
-                    }
-                    None => {
-                        if !self.decide(v, keep) {
-                            *v = Value::Null;
-                        }
+            Value::Object(m) => match record_list(m) {
+                Some(k) => {
+                    if let Some(inner) = m.get_mut(k) {
+                        self.filter_value(inner, keep);
                     }
                 }
-            }
+                None => {
+                    if !self.decide(v, keep) {
+                        *v = Value::Null;
+                    }
+                }
+            },
             _ => *v = Value::Null,
         }
     }
@@ -386,11 +391,7 @@ impl RecordFilter {
             return;
         }
         // One record on the line (the usual case): kept or dropped whole, its bytes passed on unchanged.
-        let holds_list = v.as_object().is_some_and(|m| {
-            ["features", "data", "@graph", "results"]
-                .iter()
-                .any(|k| m.get(*k).is_some_and(Value::is_array))
-        });
+        let holds_list = v.as_object().and_then(record_list).is_some();
         if v.is_object() && !holds_list {
             if self.decide(&v, keep) {
                 out.extend_from_slice(text);
@@ -501,9 +502,8 @@ fn keeps_something(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Array(items) => !items.is_empty(),
-        Value::Object(m) => ["features", "data", "@graph", "results"]
-            .iter()
-            .find_map(|k| m.get(*k).and_then(Value::as_array))
+        Value::Object(m) => record_list(m)
+            .and_then(|k| m.get(k).and_then(Value::as_array))
             .is_none_or(|items| !items.is_empty()),
         _ => true,
     }

@@ -15,6 +15,7 @@ use super::auth::{Admin, ProcessCaller};
 use super::body::{query, read_json_limited};
 use super::errors::ApiError;
 use crate::consent::Consents;
+use crate::error::decode;
 use crate::service::{Connector, ServiceError};
 
 /// Management routes (under `/api/v1`).
@@ -59,13 +60,6 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let pointer = format!("/{}", e.path()).replace('.', "/");
-        ServiceError::field(&pointer, e.inner().to_string()).into()
-    })
-}
-
 /// A consent request: which citizen (their identifier, hashed at once and not kept), which data, why, who.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -82,7 +76,7 @@ async fn request(
     payload: web::Payload,
     consents: web::Data<Consents>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: RequestBody = parse(read_json_limited(&req, payload).await?)?;
+    let body: RequestBody = decode(&read_json_limited(&req, payload).await?)?;
     if body.subject.trim().is_empty() {
         return Err(ServiceError::field("/subject", "name the citizen").into());
     }
@@ -115,7 +109,7 @@ async fn decision(
     payload: web::Payload,
     consents: web::Data<Consents>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: DecisionBody = parse(read_json_limited(&req, payload).await?)?;
+    let body: DecisionBody = decode(&read_json_limited(&req, payload).await?)?;
     let status = match body.decision.as_str() {
         "grant" => ConsentStatus::Given,
         "refuse" => ConsentStatus::Refused,

@@ -75,34 +75,23 @@ impl Work for Negotiation {
         if to == Some(NegotiationState::Finalized) {
             effects.agreement = agreement_record(n, &c.identity.participant_id, now);
             effects.ledger.extend(agreement_entry(n, now));
-            if n.role == Role::Provider
-                && let Some(a) = &effects.agreement
-            {
-                ask_citizens(c.clone(), a.id.clone());
-            }
         }
     }
-}
 
-/// Once a finalized agreement (provided by us) is stored, asks every citizen of its dataset for consent when
-/// the data is consent-based (nothing happens otherwise). A crash in between loses only the requests, which
-/// `POST /api/v1/agreements/{id}/consent-requests` makes again.
-fn ask_citizens(c: Connector, agreement_id: String) {
-    tokio::spawn(async move {
-        for _ in 0..100 {
-            match c.store.agreement(&agreement_id).await {
-                Ok(Some(_)) => {
-                    if let Err(e) = c.request_consents_for(&agreement_id).await {
-                        tracing::warn!(agreement = %agreement_id, error = %e, "cannot ask the citizens for consent");
-                    }
-                    return;
-                }
-                Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-                Err(e) => {
-                    tracing::warn!(agreement = %agreement_id, error = %e, "cannot read the agreement");
-                    return;
-                }
-            }
+    /// Once an agreement we provide is committed, every citizen of its dataset is asked for consent when the
+    /// data is consent-based (nothing happens otherwise). A crash in between loses only the requests, which
+    /// `POST /api/v1/agreements/{id}/consent-requests` makes again.
+    fn saved(c: &Connector, n: &Negotiation, effects: &Effects) {
+        if n.role != Role::Provider {
+            return;
         }
-    });
+        if let Some(a) = &effects.agreement {
+            let (c, id) = (c.clone(), a.id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = c.request_consents_for(&id).await {
+                    tracing::warn!(agreement = %id, error = %e, "cannot ask the citizens for consent");
+                }
+            });
+        }
+    }
 }

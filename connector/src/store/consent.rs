@@ -5,7 +5,7 @@
 
 use caap_policy::consent::{ConsentRecord, ConsentTerms, Revision};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, Statement, Value as DbValue};
 use serde::Serialize;
 
 use super::identity::{get, json_col, sql};
@@ -636,10 +636,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Whether the backend is PostgreSQL (for SQL that differs).
-    pub fn is_postgres(&self) -> bool {
-        self.db.get_database_backend() == DbBackend::Postgres
     }
 }

@@ -91,7 +91,7 @@ impl Work for Transfer {
         }
     }
 
-    fn saved(c: &Connector, t: &Transfer) {
+    fn saved(c: &Connector, t: &Transfer, _effects: &Effects) {
         c.transfer_saved(t);
     }
 
