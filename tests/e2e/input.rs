@@ -385,9 +385,19 @@ fn the_management_api_answers_as_its_openapi_description_says_under_schemathesis
         .current_dir(node.dir.path())
         .output()
         .unwrap();
+    // The connector's own account of any failure (a 500 names its cause only in the log).
+    let log = server
+        .output
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("ERROR") || l.contains("\"level\":\"error\""))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         out.status.success(),
-        "schemathesis found mismatches:\n{}\n{}",
+        "schemathesis found mismatches:\n{}\n{}\nthe connector's errors:\n{log}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

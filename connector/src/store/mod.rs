@@ -273,13 +273,28 @@ impl Store {
     }
 
     /// Begins a write transaction (taking turns with the others on SQLite).
+    ///
+    /// On SQLite the transaction is `IMMEDIATE`: it takes the database's write lock at `BEGIN`, where the
+    /// busy timeout waits for another writer (a statement outside the gate, another process, a checkpoint).
+    /// A deferred one would take a read snapshot first and fail with "database is locked" at its first write
+    /// whenever another writer got in between, which no busy timeout cures.
     pub(crate) async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
         let gate = match &self.write_gate {
             Some(g) => Some(g.clone().lock_owned().await),
             None => None,
         };
+        let txn = if gate.is_some() {
+            self.db
+                .begin_with_options(sea_orm::TransactionOptions {
+                    sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await?
+        } else {
+            self.db.begin().await?
+        };
         Ok(WriteTxn {
-            txn: self.db.begin().await?,
+            txn,
             _gate: gate,
             seal: self.seal.clone(),
             head: None,
