@@ -5,6 +5,9 @@ Rules, over the library's sources (connector/src, without the binary's own modul
 `#[cfg(test)]` blocks and without test suites in their own files, `#[cfg(test)] mod tests;`):
   http-store  no module under connector/src/http/ uses the store (`crate::store`): handlers call
               services, never the database.
+  handler     no handler under connector/src/http/ takes the whole `Connector` (`web::Data<Connector>`):
+              each takes the narrow services it needs; only the app builders in http/mod.rs see
+              `Connector`, to build those services.
   cycle       no import cycle among connector's top-level modules (`crate::x` / `super::` paths
               that reach another top-level module, in `use` lines or in code). Reported as the
               edges `a -> b` that lie on a cycle.
@@ -169,6 +172,8 @@ def violations() -> list:
         rel = p.relative_to(ROOT).as_posix()
         if module_path(p)[0] == "http" and re.search(r"\b(?:crate|caap_connector)::store\b", expand_use_groups(code)):
             found.append(f"http-store {rel}")
+        if module_path(p)[0] == "http" and re.search(r"Data\s*<\s*(?:crate::service::)?Connector\s*>", code):
+            found.append(f"handler {rel}")
         graph[module_path(p)[0]] |= references(p, code, top_level)
     for comp in sccs(graph):
         for a in sorted(comp):
@@ -184,7 +189,10 @@ def main() -> int:
         for v in found:
             print(f"  {v}")
         return 1
-    print("ok: no module under connector/src/http uses the store and no import cycle among connector's modules")
+    print(
+        "ok: no module under connector/src/http uses the store or takes the whole Connector, "
+        "and no import cycle among connector's modules"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@
 //! the policy decider, who we are in the catalog); HTTP handlers take it and nothing else.
 
 pub mod federation;
+mod remote;
 
 use std::sync::Arc;
 

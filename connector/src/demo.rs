@@ -541,6 +541,7 @@ async fn revocation_narrated(
     })
     .await?;
     let opened = c
+        .data_plane()
         .transfer_data(&t.id, None, None)
         .await
         .map_err(|e| fail("opening the stream")(e.to_string()))?;
@@ -605,10 +606,14 @@ async fn negotiate_narrated(
     let c = &consumer.connector;
     let started = std::time::Instant::now();
     let n = c
-        .start_negotiation(serde_json::json!({
-            "counterPartyAddress": provider.connector.identity.public_url,
-            "offerId": offer_id,
-        }))
+        .negotiations()
+        .start_negotiation(
+            &c.catalog,
+            serde_json::json!({
+                "counterPartyAddress": provider.connector.identity.public_url,
+                "offerId": offer_id,
+            }),
+        )
         .await
         .map_err(|e| fail("starting the negotiation")(e.to_string()))?;
     println!(
@@ -735,6 +740,7 @@ async fn stream_narrated(
         t.id, p.identity.name
     );
     let opened = c
+        .data_plane()
         .transfer_data(&t.id, None, None)
         .await
         .map_err(|e| fail("opening the stream")(e.to_string()))?;
@@ -810,8 +816,12 @@ async fn agree(
 ) -> Result<String, DemoError> {
     let c = &consumer.connector;
     let n = c
-        .start_negotiation(serde_json::json!({
-            "counterPartyAddress": provider.connector.identity.public_url, "offerId": offer}))
+        .negotiations()
+        .start_negotiation(
+            &c.catalog,
+            serde_json::json!({
+            "counterPartyAddress": provider.connector.identity.public_url, "offerId": offer}),
+        )
         .await
         .map_err(|e| DemoError(format!("negotiating {what}: {e}")))?;
     wait_until(|| async {
@@ -974,6 +984,7 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
         })
         .await?;
         let opened = c
+            .data_plane()
             .transfer_data(&t.id, None, None)
             .await
             .map_err(|e| fail(label)(e.to_string()))?;

@@ -170,3 +170,39 @@ pub async fn verify(store: &Store, checks: &HeadChecks) -> Result<Verified, Ledg
         summary,
     })
 }
+
+/// The ledger service: the MIM3 transaction ledger's export. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    store: Store,
+}
+
+impl crate::service::Connector {
+    /// The ledger service, sharing this connector's store.
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl Ledger {
+    /// Up to `limit` (1 to 10 000) ledger entries after sequence number `after`, oldest first, and
+    /// whether more follow.
+    pub async fn page(
+        &self,
+        after: u64,
+        limit: u64,
+    ) -> Result<(Vec<caap_contracts::ledger::LedgerEntry>, bool), crate::error::ServiceError> {
+        if !(1..=10_000).contains(&limit) {
+            return Err(crate::error::ServiceError::BadRequest(
+                "limit must be between 1 and 10000".into(),
+                vec![],
+            ));
+        }
+        let mut entries = self.store.ledger(after, limit + 1).await?;
+        let more = entries.len() as u64 > limit;
+        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok((entries, more))
+    }
+}

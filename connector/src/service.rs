@@ -73,37 +73,6 @@ impl std::fmt::Debug for Connector {
 pub use crate::error::{ServiceError, decode};
 
 impl Connector {
-    /// Up to `limit` (1 to 10 000) ledger entries after sequence number `after`, oldest first, and
-    /// whether more follow.
-    pub async fn ledger_page(
-        &self,
-        after: u64,
-        limit: u64,
-    ) -> Result<(Vec<caap_contracts::ledger::LedgerEntry>, bool), ServiceError> {
-        if !(1..=10_000).contains(&limit) {
-            return Err(ServiceError::BadRequest(
-                "limit must be between 1 and 10000".into(),
-                vec![],
-            ));
-        }
-        let mut entries = self.store.ledger(after, limit + 1).await?;
-        let more = entries.len() as u64 > limit;
-        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok((entries, more))
-    }
-
-    /// The database backend's name (`sqlite`, `postgres`).
-    pub fn database(&self) -> &'static str {
-        self.store.backend()
-    }
-
-    /// Whether the database answers.
-    pub async fn database_ready(&self) -> Result<(), ServiceError> {
-        Ok(self.store.ping().await?)
-    }
-}
-
-impl Connector {
     /// What withdrawal notices are sent and received with.
     pub fn courier(&self) -> crate::consent::notices::Courier {
         crate::consent::notices::Courier {

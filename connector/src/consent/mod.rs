@@ -781,3 +781,25 @@ fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
+
+impl Consents {
+    /// `/.well-known/mim4-configuration`: how this connector takes part in MIM4 (personal data
+    /// management): its consent endpoints and what it supports.
+    pub fn mim4_configuration(&self) -> serde_json::Value {
+        let id = &self.identity;
+        serde_json::json!({
+            "mim": "MIM4",
+            "specification": "https://mims.oascities.org/mims/oasc-mim4-personal-data-management",
+            "connector": id.participant_id,
+            "name": id.name,
+            "dataspaceProtocol": id.dsp_base,
+            "consentRecordFormat": caap_policy::consent::RECORD_CONFORMS_TO,
+            "consentReceiptFormat": caap_policy::consent::RECEIPT_CONFORMS_TO,
+            "withdrawalNotices": format!("{}/consent/notices", id.dsp_base),
+            "withdrawalMethod": self.withdrawal_url,
+            "enforcement": "per-record, in the data plane (pull, push and live streams)",
+            "externalConsentImport": self.mydata_keys.is_some(),
+            "pseudonymisation": "HMAC-SHA-256 of the subject identifier under a connector secret",
+        })
+    }
+}

@@ -6,12 +6,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::auth::Admin;
-use super::body::{query, read_json, read_json_limited};
+use super::body::{query, read_json_limited};
 use super::errors::ApiError;
 use crate::catalog::{CatalogService, DocKind, FederatedQuery, Versioned};
+use crate::ledger::Ledger;
 use crate::negotiation::Negotiations;
-use crate::service::{Connector, ServiceError};
+use crate::service::ServiceError;
+use crate::telemetry::Status;
 use crate::transfer::Transfers;
+use crate::transfer::dataplane::DataPlane;
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -132,10 +135,10 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "up"}))
 }
 
-async fn ready(connector: web::Data<Connector>) -> HttpResponse {
-    match connector.database_ready().await {
+async fn ready(status: web::Data<Status>) -> HttpResponse {
+    match status.database_ready().await {
         Ok(()) => HttpResponse::Ok()
-            .json(serde_json::json!({"status": "ready", "database": connector.database()})),
+            .json(serde_json::json!({"status": "ready", "database": status.database()})),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database unreachable");
             HttpResponse::ServiceUnavailable()
@@ -150,15 +153,15 @@ async fn openapi() -> HttpResponse {
         .body(OPENAPI)
 }
 
-async fn participant(_: Admin, connector: web::Data<Connector>) -> HttpResponse {
-    let id = &connector.identity;
+async fn participant(_: Admin, status: web::Data<Status>) -> HttpResponse {
+    let id = &status.identity;
     HttpResponse::Ok().json(serde_json::json!({
         "participantId": id.participant_id,
         "name": id.name,
         "publicUrl": id.public_url,
         "dspBase": id.dsp_base,
         "versionUrl": format!("{}/.well-known/dspace-version", id.public_url),
-        "database": connector.database(),
+        "database": status.database(),
     }))
 }
 
@@ -321,10 +324,11 @@ async fn start_negotiation(
     _: Admin,
     req: HttpRequest,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    negotiations: web::Data<Negotiations>,
+    catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, connector.config.limits.max_body_bytes).await?;
-    let n = connector.start_negotiation(body).await?;
+    let body = read_json_limited(&req, payload).await?;
+    let n = negotiations.start_negotiation(&catalog, body).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -396,11 +400,11 @@ struct LedgerQuery {
 async fn ledger(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
     let q: LedgerQuery = query(&req)?;
     let limit = q.limit.unwrap_or(1000);
-    let (entries, more) = connector.ledger_page(q.after, limit).await?;
+    let (entries, more) = ledger.page(q.after, limit).await?;
     let mut out = String::new();
     let mut last = q.after;
     for e in &entries {
@@ -474,9 +478,9 @@ async fn transfer_step(
 async fn refresh_transfer(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    plane: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(connector.refresh_transfer_token(&id).await?))
+    Ok(HttpResponse::Ok().json(plane.refresh_transfer_token(&id).await?))
 }
 
 /// `GET /api/v1/transfers/{id}/data`: the data of a transfer this connector consumes, streamed.
@@ -484,14 +488,14 @@ async fn transfer_data(
     _: Admin,
     req: HttpRequest,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    plane: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let last_event_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let opened = connector
+    let opened = plane
         .transfer_data(&id, last_event_id.as_deref(), super::transfer::range(&req))
         .await?;
     Ok(super::transfer::streamed(opened))

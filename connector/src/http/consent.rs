@@ -15,8 +15,10 @@ use super::auth::{Admin, ProcessCaller};
 use super::body::{query, read_json_limited};
 use super::errors::ApiError;
 use crate::consent::Consents;
+use crate::consent::notices::Courier;
 use crate::error::decode;
-use crate::service::{Connector, ServiceError};
+use crate::service::ServiceError;
+use crate::transfer::dataplane::DataPlane;
 
 /// Management routes (under `/api/v1`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -166,9 +168,9 @@ async fn import(
 async fn agreement_requests(
     _: Admin,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    plane: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let n = connector.request_consents_for(&id).await?;
+    let n = plane.request_consents_for(&id).await?;
     Ok(HttpResponse::Ok().json(json!({"citizens": n})))
 }
 
@@ -189,12 +191,8 @@ async fn verify(_: Admin, consents: web::Data<Consents>) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(report))
 }
 
-async fn notices(_: Admin, connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
-    let items = connector
-        .consents
-        .sent_notices()
-        .await
-        .map_err(ServiceError::from)?;
+async fn notices(_: Admin, consents: web::Data<Consents>) -> Result<HttpResponse, ApiError> {
+    let items = consents.sent_notices().await.map_err(ServiceError::from)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
@@ -211,15 +209,13 @@ async fn receive_notice(
     req: HttpRequest,
     ProcessCaller(caller): ProcessCaller,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    courier: web::Data<Courier>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json_limited(&req, payload).await?;
     let notice = body["notice"]
         .as_str()
         .ok_or_else(|| ServiceError::field("/notice", "the signed notice (a compact JWS)"))?;
-    match crate::consent::notices::receive(&connector.courier(), &caller.participant_id, notice)
-        .await
-    {
+    match crate::consent::notices::receive(&courier, &caller.participant_id, notice).await {
         Ok(ack) => Ok(HttpResponse::Ok().json(json!({"acknowledgement": ack}))),
         Err(crate::consent::notices::NoticeRefused::Invalid(m)) => {
             Err(ServiceError::BadRequest(m, vec![]).into())
@@ -235,9 +231,9 @@ async fn receive_notice(
 async fn notice_status(
     ProcessCaller(caller): ProcessCaller,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    courier: web::Data<Courier>,
 ) -> Result<HttpResponse, ApiError> {
-    match crate::consent::notices::status(&connector.courier(), &caller.participant_id, &id).await {
+    match crate::consent::notices::status(&courier, &caller.participant_id, &id).await {
         Ok(Some(v)) => Ok(HttpResponse::Ok().json(v)),
         Ok(None) => Err(ServiceError::NotFound("no such notice from you".into()).into()),
         Err(e) => Err(ServiceError::Internal(e).into()),
@@ -246,20 +242,6 @@ async fn notice_status(
 
 /// `GET /.well-known/mim4-configuration`: how this connector takes part in MIM4 (personal data
 /// management): its consent endpoints and what it supports.
-pub async fn mim4_configuration(connector: web::Data<Connector>) -> HttpResponse {
-    let c = &connector;
-    HttpResponse::Ok().json(json!({
-        "mim": "MIM4",
-        "specification": "https://mims.oascities.org/mims/oasc-mim4-personal-data-management",
-        "connector": c.identity.participant_id,
-        "name": c.identity.name,
-        "dataspaceProtocol": c.identity.dsp_base,
-        "consentRecordFormat": caap_policy::consent::RECORD_CONFORMS_TO,
-        "consentReceiptFormat": caap_policy::consent::RECEIPT_CONFORMS_TO,
-        "withdrawalNotices": format!("{}/consent/notices", c.identity.dsp_base),
-        "withdrawalMethod": c.consents.withdrawal_url(),
-        "enforcement": "per-record, in the data plane (pull, push and live streams)",
-        "externalConsentImport": c.config.consent.mydata.enabled,
-        "pseudonymisation": "HMAC-SHA-256 of the subject identifier under a connector secret",
-    }))
+pub async fn mim4_configuration(consents: web::Data<Consents>) -> HttpResponse {
+    HttpResponse::Ok().json(consents.mim4_configuration())
 }

@@ -13,7 +13,8 @@ use super::auth::CatalogCaller;
 use super::body::read_json_limited;
 use super::errors::DspCatalogError;
 use crate::catalog::CatalogService;
-use crate::service::Connector;
+use crate::telemetry::Status;
+use caap_identity::DspAuthenticator;
 
 /// Routes under the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig, dsp_path: &str) {
@@ -34,9 +35,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, dsp_path: &str) {
 }
 
 /// `GET /.well-known/dspace-version`: unauthenticated, unversioned.
-async fn version(connector: web::Data<Connector>) -> HttpResponse {
-    let auth = connector
-        .authenticator
+async fn version(
+    status: web::Data<Status>,
+    catalog: web::Data<CatalogService>,
+    authenticator: web::Data<dyn DspAuthenticator>,
+) -> HttpResponse {
+    let auth = authenticator
         .advertised_profile()
         .map(|(protocol, version, profile)| AuthProfile {
             protocol,
@@ -46,10 +50,10 @@ async fn version(connector: web::Data<Connector>) -> HttpResponse {
     HttpResponse::Ok().json(VersionResponse {
         protocol_versions: vec![ProtocolVersion {
             version: DSP_VERSION.into(),
-            path: connector.config.dsp.path.clone(),
+            path: status.dsp_path.clone(),
             binding: "HTTPS".into(),
-            service_id: Some(connector.catalog.identity().service_id()),
-            identifier_type: connector
+            service_id: Some(catalog.identity().service_id()),
+            identifier_type: status
                 .identity
                 .participant_id
                 .starts_with("did:web:")

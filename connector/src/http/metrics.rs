@@ -8,15 +8,15 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{HttpResponse, web};
 
 use super::errors::ApiError;
-use crate::service::Connector;
+use crate::telemetry::Status;
 
 /// The route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
 }
 
-async fn metrics(connector: web::Data<Connector>) -> Result<HttpResponse, ApiError> {
-    let text = connector.metrics_text().await?;
+async fn metrics(status: web::Data<Status>) -> Result<HttpResponse, ApiError> {
+    let text = status.metrics_text().await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
@@ -36,8 +36,8 @@ where
         >,
 {
     let metrics = req
-        .app_data::<web::Data<Connector>>()
-        .map(|c| c.metrics.clone());
+        .app_data::<web::Data<Status>>()
+        .map(|s| s.metrics.clone());
     let started = Instant::now();
     let fut = srv.call(req);
     async move {

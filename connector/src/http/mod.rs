@@ -56,7 +56,11 @@ pub fn dsp_app(
         .app_data(web::Data::new(connector.negotiations()))
         .app_data(web::Data::new(connector.transfers()))
         .app_data(web::Data::from(connector.consents.clone()))
-        .app_data(web::Data::new(connector))
+        .app_data(web::Data::new(connector.status()))
+        .app_data(web::Data::new(connector.ledger()))
+        .app_data(web::Data::new(connector.courier()))
+        .app_data(web::Data::new(connector.data_plane()))
+        .app_data(web::Data::new(connector.open_data()))
         .wrap_fn(move |req, srv| guard::guard(&limiter, req, srv))
         .wrap_fn(metrics::measured)
         .wrap_fn(traced)
@@ -107,7 +111,11 @@ pub fn api_app(
         .app_data(web::Data::new(connector.negotiations()))
         .app_data(web::Data::new(connector.transfers()))
         .app_data(web::Data::from(connector.consents.clone()))
-        .app_data(web::Data::new(connector))
+        .app_data(web::Data::new(connector.status()))
+        .app_data(web::Data::new(connector.ledger()))
+        .app_data(web::Data::new(connector.courier()))
+        .app_data(web::Data::new(connector.data_plane()))
+        .app_data(web::Data::new(connector.open_data()))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             errors::ApiError::from(crate::service::ServiceError::BadRequest(
                 e.to_string(),

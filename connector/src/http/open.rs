@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use super::auth::Admin;
 use super::errors::ApiError;
+use crate::open::OpenData;
 use crate::open::OpenError;
 use crate::open::feed::Syntax;
-use crate::service::Connector;
 
 /// Routes on the DSP listener's root.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -49,17 +49,13 @@ fn refused(e: OpenError) -> HttpResponse {
 async fn download(
     req: HttpRequest,
     id: web::Path<String>,
-    connector: web::Data<Connector>,
+    open: web::Data<OpenData>,
 ) -> HttpResponse {
     let last_event_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok());
-    let opened = match connector
-        .open_data()
-        .download(&id, client(&req), last_event_id)
-        .await
-    {
+    let opened = match open.download(&id, client(&req), last_event_id).await {
         Ok(o) => o,
         Err(e) => return refused(e),
     };
@@ -82,8 +78,7 @@ struct FeedQuery {
 }
 
 /// `GET /open/v1/catalog?page=N`: the DCAT-AP 3.0 feed.
-async fn feed(req: HttpRequest, connector: web::Data<Connector>) -> HttpResponse {
-    let open = connector.open_data();
+async fn feed(req: HttpRequest, open: web::Data<OpenData>) -> HttpResponse {
     if let Err(e) = open.admit(client(&req)) {
         return refused(e);
     }
@@ -120,12 +115,9 @@ struct DownloadsQuery {
 async fn downloads(
     _: Admin,
     req: HttpRequest,
-    connector: web::Data<Connector>,
+    open: web::Data<OpenData>,
 ) -> Result<HttpResponse, ApiError> {
     let query: DownloadsQuery = super::body::query(&req)?;
-    let counts = connector
-        .open_data()
-        .downloads(query.days.unwrap_or(30))
-        .await?;
+    let counts = open.downloads(query.days.unwrap_or(30)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "downloads": counts })))
 }

@@ -15,8 +15,8 @@ use super::body::read_json_limited;
 use super::errors::{ApiError, StreamEnded};
 use super::process::{get, in_process, initial};
 use crate::error::ServiceError;
-use crate::service::Connector;
 use crate::transfer::Transfers;
+use crate::transfer::dataplane::DataPlane;
 
 type T = Transfers;
 
@@ -57,30 +57,30 @@ pub fn data_routes(cfg: &mut web::ServiceConfig) {
 async fn pull(
     req: HttpRequest,
     tid: web::Path<String>,
-    connector: web::Data<Connector>,
+    plane: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = connector.authorize_pull(&tid, authorization(&req)).await?;
+    let t = plane.authorize_pull(&tid, authorization(&req)).await?;
     let last_event_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     // Watch for a stop before opening the source, so a suspension racing with this access still ends it.
-    let stop = connector.flows.watch(&t.id);
-    let opened = connector
+    let stop = plane.flows.watch(&t.id);
+    let opened = plane
         .open_source(&t.body.dataset_id, last_event_id.as_deref(), range(&req))
         .await?;
-    let mut opened = connector
+    let mut opened = plane
         .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
         .await?;
     tracing::info!(transfer = %t.id, consumer = %t.counterparty_id, "pull access");
     let stream = crate::metrics::counted(
         opened.stream,
-        connector.metrics.clone(),
+        plane.metrics.clone(),
         crate::metrics::Direction::Out,
     );
     let stream = crate::transfer::dataplane::flows::until_stopped(stream, stop);
-    opened.stream = connector.counted(&t.id, Box::pin(stream), "served");
+    opened.stream = plane.counted(&t.id, Box::pin(stream), "served");
     Ok(streamed(opened))
 }
 
@@ -115,9 +115,9 @@ pub(super) fn streamed(opened: crate::transfer::dataplane::Opened) -> HttpRespon
 async fn refresh(
     tid: web::Path<String>,
     ProcessCaller(caller): ProcessCaller,
-    connector: web::Data<Connector>,
+    plane: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = connector
+    let address = plane
         .refresh_pull_address(&caller.participant_id, &tid)
         .await?;
     Ok(HttpResponse::Ok().json(address))
@@ -128,9 +128,9 @@ async fn receive_push(
     req: HttpRequest,
     tid: web::Path<String>,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    plane: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = connector
+    let bytes = plane
         .receive_push(&tid, authorization(&req), payload)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": bytes})))
@@ -143,9 +143,9 @@ async fn notification(
     req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
-    connector: web::Data<Connector>,
+    plane: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(tx) = connector.notifications.sender(&id) else {
+    let Some(tx) = plane.notifications.sender(&id) else {
         return Err(ServiceError::NotFound("no such subscription endpoint".into()).into());
     };
     let value: Value = read_json_limited(&req, payload).await?;

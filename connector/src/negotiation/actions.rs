@@ -5,7 +5,6 @@ use caap_catalog::page::{self, Cursor, Page};
 use caap_contracts::Role;
 use caap_contracts::ledger::{EntryKind, NewEntry};
 use caap_contracts::negotiation::state::transition;
-use reqwest::header;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,9 +13,9 @@ use caap_contracts::process::Process;
 
 use super::NegotiationView;
 use super::model::{Actor, Awaiting, Negotiation, NegotiationBody, Peer, Step};
+use crate::catalog::CatalogService;
 use crate::error::{ServiceError, decode};
 pub use crate::process::StepRequest;
-use crate::service::Connector;
 
 /// `POST /api/v1/negotiations`: start a negotiation as consumer.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,10 +102,15 @@ fn with_target(mut offer: Value, dataset_id: &str) -> Value {
     offer
 }
 
-impl Connector {
+impl super::Negotiations {
     /// Starts a negotiation as consumer. The request goes out from the processor; the answer is the
-    /// negotiation as created (state `null` until the provider acknowledges).
-    pub async fn start_negotiation(&self, body: Value) -> Result<NegotiationView, ServiceError> {
+    /// negotiation as created (state `null` until the provider acknowledges). An offer named by id is
+    /// looked up in the provider's catalog through `catalog` (fetched into the federated cache).
+    pub async fn start_negotiation(
+        &self,
+        catalog: &CatalogService,
+        body: Value,
+    ) -> Result<NegotiationView, ServiceError> {
         let start: StartNegotiation = decode(&body)?;
         crate::error::http_url("/counterPartyAddress", &start.counter_party_address)?;
         let (base, provider_id, offer) = match (&start.offer_id, &start.offer) {
@@ -132,15 +136,17 @@ impl Connector {
                         offer.clone(),
                     ),
                     None => {
-                        let fetched = self
-                            .catalog
-                            .fetch_catalog(&start.counter_party_address)
-                            .await?;
+                        let fetched = catalog.fetch_catalog(&start.counter_party_address).await?;
                         (fetched.dsp_base, fetched.participant_id, offer.clone())
                     }
                 }
             }
-            (Some(offer_id), None) => self.find_remote_offer(&start, offer_id).await?,
+            (Some(offer_id), None) => {
+                let (base, provider, offer, dataset_id) = catalog
+                    .remote_offer(&start.counter_party_address, offer_id)
+                    .await?;
+                (base, provider, with_target(offer, &dataset_id))
+            }
         };
         // The offer's ids are the provider's: sent back exactly as its catalog has them.
         let (offer_id, target) =
@@ -174,92 +180,6 @@ impl Connector {
         tracing::info!(pid = %saved.id, provider = %saved.counterparty_id, offer = %saved.offer_id, "negotiation started");
         self.wake.notify_one();
         Ok(saved.into())
-    }
-
-    /// Finds `offer_id` in the provider's catalog: fetches the catalog (into the federated cache), then the
-    /// dataset that carries the offer, for its full terms.
-    async fn find_remote_offer(
-        &self,
-        start: &StartNegotiation,
-        offer_id: &str,
-    ) -> Result<(String, String, Value), ServiceError> {
-        let fetched = self
-            .catalog
-            .fetch_catalog(&start.counter_party_address)
-            .await?;
-        let cached = self.store.cached_datasets_of(&fetched.dsp_base).await?;
-        // The offer's id as the provider's catalog has it, or its handle at a caap provider (resolved against
-        // the provider's namespace).
-        let resolved =
-            caap_catalog::iri::Namespace::new(&fetched.dsp_base).absolute_offer(offer_id);
-        let Some(dataset) = cached
-            .iter()
-            .filter(|d| d.counter_party_address == fetched.dsp_base)
-            .find(|d| {
-                d.dataset
-                    .offer_ids
-                    .iter()
-                    .any(|o| o == offer_id || *o == resolved)
-            })
-        else {
-            return Err(ServiceError::field(
-                "/offerId",
-                format!(
-                    "the catalog of {} has no offer `{offer_id}` visible to this connector",
-                    fetched.participant_id
-                ),
-            ));
-        };
-        // The id as the provider's catalog lists it.
-        let offer_id = if dataset.dataset.offer_ids.iter().any(|o| o == offer_id) {
-            offer_id
-        } else {
-            resolved.as_str()
-        };
-        let url = format!(
-            "{}/catalog/datasets/{}",
-            fetched.dsp_base,
-            caap_catalog::iri::encode_segment(&dataset.dataset.id)
-        );
-        let mut req = self.http.get(&url);
-        if let Some(a) = self
-            .outbound
-            .authorization(Some(&fetched.participant_id))
-            .map_err(|e| ServiceError::Internal(format!("cannot authorize the request: {e}")))?
-        {
-            req = req.header(header::AUTHORIZATION, a.expose());
-        }
-        let res = req
-            .send()
-            .await
-            .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
-        if !res.status().is_success() {
-            return Err(ServiceError::Upstream(format!(
-                "{url} answered {}",
-                res.status()
-            )));
-        }
-        let dataset_json: Value = res
-            .json()
-            .await
-            .map_err(|e| ServiceError::Upstream(format!("{url}: not JSON: {e}")))?;
-        let offer = dataset_json
-            .get("hasPolicy")
-            .and_then(Value::as_array)
-            .and_then(|offers| {
-                offers
-                    .iter()
-                    .find(|o| o.get("@id").and_then(Value::as_str) == Some(offer_id))
-            })
-            .cloned()
-            .ok_or_else(|| {
-                ServiceError::Upstream(format!("{url} does not list offer {offer_id} any more"))
-            })?;
-        Ok((
-            fetched.dsp_base,
-            fetched.participant_id,
-            with_target(offer, &dataset.dataset.id),
-        ))
     }
 }
 

@@ -88,7 +88,7 @@ impl Work for Negotiation {
         if let Some(a) = &effects.agreement {
             let (c, id) = (c.clone(), a.id.clone());
             tokio::spawn(async move {
-                if let Err(e) = c.request_consents_for(&id).await {
+                if let Err(e) = c.data_plane().request_consents_for(&id).await {
                     tracing::warn!(agreement = %id, error = %e, "cannot ask the citizens for consent");
                 }
             });

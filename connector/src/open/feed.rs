@@ -72,8 +72,8 @@ pub struct FeedDocument {
 impl OpenData {
     /// Page `page` (from 1) of the DCAT-AP feed in `syntax`.
     pub async fn feed(&self, page: u64, syntax: Syntax) -> Result<FeedDocument, OpenError> {
-        let c = &self.connector;
-        let ident = c.catalog.identity();
+        let c = &self.plane;
+        let ident = self.catalog.identity();
         let publisher = Publisher {
             email: c.config.open_data.contact_email.clone(),
             homepage: c.config.open_data.homepage.clone(),

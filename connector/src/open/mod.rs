@@ -19,7 +19,7 @@ use crate::error::ServiceError;
 use crate::metrics::Direction;
 use crate::service::Connector;
 use crate::store::open_data::DownloadCount;
-use crate::transfer::dataplane::{AccessError, Opened};
+use crate::transfer::dataplane::{AccessError, DataPlane, Opened};
 
 /// Why an open-data request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +53,21 @@ impl From<caap_catalog::CatalogFault> for OpenError {
 /// The open-data service over a connector. Cheap to build per request.
 #[derive(Debug, Clone)]
 pub struct OpenData {
-    connector: Connector,
+    /// Where a public dataset's data comes from (the same sources as a transfer's).
+    plane: DataPlane,
+    /// What is published.
+    catalog: crate::catalog::CatalogService,
+    /// Per-client rate limits.
+    limits: std::sync::Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl Connector {
-    /// The open-data service.
+    /// The open-data service, sharing this connector's state.
     pub fn open_data(&self) -> OpenData {
         OpenData {
-            connector: self.clone(),
+            plane: self.data_plane(),
+            catalog: self.catalog.clone(),
+            limits: self.open_limits.clone(),
         }
     }
 }
@@ -68,16 +75,15 @@ impl Connector {
 impl OpenData {
     /// Takes one of `client`'s requests from its rate limit.
     pub fn admit(&self, client: IpAddr) -> Result<(), OpenError> {
-        self.connector
-            .open_limits
+        self.limits
             .check(client, Instant::now())
             .map_err(OpenError::RateLimited)
     }
 
     /// The asset with this id (or dataset IRI), if a public offer names it.
     pub async fn public_asset(&self, id: &str) -> Result<Option<Asset>, OpenError> {
-        let store = &self.connector.store;
-        let ns = self.connector.catalog.identity().namespace();
+        let store = &self.plane.store;
+        let ns = self.catalog.identity().namespace();
         let Some(handle) = ns.dataset_handle(id) else {
             return Ok(None);
         };
@@ -99,7 +105,7 @@ impl OpenData {
         client: IpAddr,
         last_event_id: Option<&str>,
     ) -> Result<Opened, OpenError> {
-        let metrics = &self.connector.metrics;
+        let metrics = &self.plane.metrics;
         // Refusals are counted without the id the client sent (no label per made-up id).
         if let Err(e) = self.admit(client) {
             metrics.public_download("", "rate_limited");
@@ -111,13 +117,13 @@ impl OpenData {
                 "no public dataset `{id}` here; the DSP catalog lists what can be negotiated"
             )));
         };
-        let day = self.connector.clock.now().format("%Y-%m-%d").to_string();
-        self.connector
+        let day = self.plane.clock.now().format("%Y-%m-%d").to_string();
+        self.plane
             .store
             .count_open_download(&asset.id, &day)
             .await?;
         let mut opened = self
-            .connector
+            .plane
             .open_source(&asset.id, last_event_id, None)
             .await?;
         metrics.public_download(&asset.id, "served");
@@ -134,9 +140,9 @@ impl OpenData {
                 vec![],
             ));
         }
-        let since = self.connector.clock.now() - chrono::Duration::days(i64::from(days) - 1);
+        let since = self.plane.clock.now() - chrono::Duration::days(i64::from(days) - 1);
         Ok(self
-            .connector
+            .plane
             .store
             .open_downloads(&since.format("%Y-%m-%d").to_string())
             .await?)

@@ -13,6 +13,7 @@ use super::inbound::{PULL, PUSH, owe_with_reason};
 use super::model::{Actor, Peer, TStep, Transfer, TransferBody};
 use crate::error::{ServiceError, decode};
 use crate::service::Connector;
+use crate::transfer::dataplane::DataPlane;
 use caap_contracts::process::Process;
 
 use crate::process::StepRequest;
@@ -291,7 +292,7 @@ impl super::Transfers {
     }
 }
 
-impl Connector {
+impl DataPlane {
     /// Consumer: asks the provider's data plane for a fresh pull token and stores it.
     pub async fn refresh_transfer_token(&self, id: &str) -> Result<TransferView, ServiceError> {
         let t = self
@@ -360,7 +361,7 @@ impl Connector {
     }
 }
 
-impl Connector {
+impl DataPlane {
     /// Where a push transfer this connector consumes is stored.
     pub fn received_path(&self, transfer_id: &str) -> std::path::PathBuf {
         crate::flows::received_path(&self.config.data_dir, transfer_id)
@@ -424,7 +425,7 @@ impl Connector {
     ) -> futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
         use futures_util::StreamExt;
         let tally = FlowTally {
-            connector: self.clone(),
+            plane: self.clone(),
             id: id.to_owned(),
             verb,
             bytes: 0,
@@ -588,7 +589,7 @@ impl Connector {
 /// What a data flow moved so far; recorded on the transfer when the flow is dropped (at its end, or when
 /// either side goes away).
 struct FlowTally {
-    connector: Connector,
+    plane: DataPlane,
     id: String,
     verb: &'static str,
     bytes: u64,
@@ -600,7 +601,7 @@ impl Drop for FlowTally {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (connector, id, bytes) = (self.connector.clone(), self.id.clone(), self.bytes);
+        let (plane, id, bytes) = (self.plane.clone(), self.id.clone(), self.bytes);
         let error = self.error.take().map(|e| {
             format!(
                 "the data flow broke off after {bytes} bytes {}: {e}",
@@ -618,7 +619,7 @@ impl Drop for FlowTally {
             tracing::warn!(transfer = %id, bytes, error = %e, "a data flow broke off");
         }
         runtime.spawn(async move {
-            connector
+            plane
                 .record_flow(&id, bytes, Actor::Local, what, error)
                 .await;
         });

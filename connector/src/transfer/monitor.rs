@@ -41,7 +41,7 @@ impl Connector {
                     continue;
                 }
             }
-            let reason = match self.meter().usage(&t.agreement_id, now).await {
+            let reason = match self.data_plane().meter().usage(&t.agreement_id, now).await {
                 Ok(usage) => {
                     let ctx = crate::enforce::usage_context(
                         &usage.policy,

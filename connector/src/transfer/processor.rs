@@ -27,7 +27,7 @@ impl Work for Transfer {
         // The provider's first start carries the pull address with a fresh token; a resume too (the old token
         // may have expired). Push transfers carry none.
         let start_address = if step == TStep::Start && t.role == Role::Provider && !t.is_push() {
-            match c.pull_address(t, c.clock.now()) {
+            match c.data_plane().pull_address(t, c.clock.now()) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     return Outcome::Failed {
@@ -136,13 +136,14 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
             permanent: true,
         };
     };
-    if let Err(e) = c.check_access(t).await {
+    let plane = c.data_plane();
+    if let Err(e) = plane.check_access(t).await {
         return Outcome::Failed {
             error: e.to_string(),
             permanent: true,
         };
     }
-    let opened = match c.open_source(&t.body.dataset_id, None, None).await {
+    let opened = match plane.open_source(&t.body.dataset_id, None, None).await {
         Ok(o) => o,
         Err(e) => {
             // The counterparty hears no URL, path or variable name; the log has them.
@@ -159,7 +160,7 @@ async fn push(c: &Connector, t: &Transfer) -> Outcome {
             };
         }
     };
-    let opened = match c
+    let opened = match plane
         .release(&t.id, &t.agreement_id, &t.body.dataset_id, opened)
         .await
     {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use caap_policy::consent::SubjectHash;
 use chrono::TimeDelta;
 
+use super::DataPlane;
 use crate::consent::records::{Format, RecordFilter, filter_stream};
 use crate::consent::{Consents, ReleaseScope, subject_ref, transfer_salt};
 use crate::service::Connector;
@@ -24,7 +25,7 @@ const PSEUDONYM_CACHE: usize = 100_000;
 /// How often a live stream's counts are written to the transfer log.
 const FLUSH_EVERY: TimeDelta = TimeDelta::seconds(5);
 
-impl Connector {
+impl DataPlane {
     /// `opened` as the transfer `transfer_id` under `agreement_id` may receive it: unchanged for data that is
     /// not consent-based; filtered per record otherwise. Refused when the data cannot be filtered (a format
     /// without records) or the agreement does not bind a purpose and recipient.
@@ -138,7 +139,7 @@ fn spawn_flush(consents: Arc<Consents>, transfer: String, scope: ReleaseScope, c
 /// How long the source of a dataset is read for its citizens, at most.
 const SCAN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-impl Connector {
+impl DataPlane {
     /// Consent requests for every citizen whose records the dataset of `agreement_id` (which this connector
     /// provides) holds: reads the dataset's source once for the subject field, and asks each citizen (an
     /// existing record for the same scope is left as it is). Returns how many citizens were found. Data that

@@ -30,6 +30,70 @@ use super::model::{TStep, Transfer};
 use crate::enforce::metering::{Meter, MeterError, Use};
 use crate::service::Connector;
 
+/// The data plane service: serves the data of the transfers this connector provides (pull tokens, the
+/// access check, metering, consent release, the sources) and takes in the data of those it consumes (pulls
+/// from the provider, push receipts). It owns what it needs (shared with the rest of the connector);
+/// the data-plane handlers take it and nothing else.
+#[derive(Clone)]
+pub struct DataPlane {
+    /// The configuration (sources, the data directory, limits).
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// Persistence.
+    pub store: crate::store::Store,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Who we are (pull addresses, pull tokens).
+    pub identity: std::sync::Arc<crate::trust::Identity>,
+    /// Decides usage policies (metering).
+    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
+    /// Citizen consent: the per-record release check.
+    pub consents: std::sync::Arc<crate::consent::Consents>,
+    /// HTTP client for requests to other connectors' data planes (a total timeout).
+    pub http: reqwest::Client,
+    /// HTTP client for data flows (no total timeout).
+    pub http_streaming: reqwest::Client,
+    /// Authorizes our requests to other connectors.
+    pub outbound: std::sync::Arc<dyn caap_identity::OutboundCredentials>,
+    /// The data flows being served.
+    pub flows: std::sync::Arc<flows::Flows>,
+    /// OAuth2 tokens for protected sources.
+    pub source_tokens: std::sync::Arc<flows::SourceTokens>,
+    /// Signs and checks pull tokens.
+    pub pull_tokens: std::sync::Arc<caap_identity::pull_token::PullTokens>,
+    /// NGSI-LD notification endpoints of subscription-fed streams.
+    pub notifications: std::sync::Arc<flows::Notifications>,
+    /// Bytes in and out.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlane").finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// The data plane service, sharing this connector's state.
+    pub fn data_plane(&self) -> DataPlane {
+        DataPlane {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            identity: self.identity.clone(),
+            decider: self.decider.clone(),
+            consents: self.consents.clone(),
+            http: self.http.clone(),
+            http_streaming: self.http_streaming.clone(),
+            outbound: self.outbound.clone(),
+            flows: self.flows.clone(),
+            source_tokens: self.source_tokens.clone(),
+            pull_tokens: self.pull_tokens.clone(),
+            notifications: self.notifications.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
 pub use sources::{Opened, SourceError, file_stream};
 
 /// How long a pull token is valid.
@@ -76,7 +140,7 @@ fn internal(e: impl std::fmt::Display) -> AccessError {
     AccessError::Internal(e.to_string())
 }
 
-impl Connector {
+impl DataPlane {
     /// The usage meter over this connector's store and decider.
     pub fn meter(&self) -> Meter<'_> {
         Meter {

@@ -4,11 +4,12 @@ use caap_contracts::transfer::message::DataAddress;
 use caap_identity::pull_token::{PullClaims, PullTokenError};
 use chrono::{DateTime, Utc};
 
+use super::DataPlane;
 use super::{AccessError, ENDPOINT_TYPE, TOKEN_TTL_SECS};
-use crate::service::{Connector, ServiceError};
+use crate::service::ServiceError;
 use crate::transfer::model::Transfer;
 
-impl Connector {
+impl DataPlane {
     /// A fresh pull token for a transfer this connector provides.
     pub fn issue_pull_token(
         &self,

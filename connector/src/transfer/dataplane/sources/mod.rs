@@ -17,11 +17,11 @@ use caap_catalog::asset::{Asset, DataAddress as Address, StreamSource};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use super::AccessError;
+use super::DataPlane;
 use super::flows::Notifications;
 use super::source_auth::SourceAuth;
 use crate::catalog_files::refs::{has_refs, resolve};
 use crate::catalog_files::{ProcessEnv, Resolver};
-use crate::service::Connector;
 use crate::store::DocKind;
 
 pub use file::file_stream;
@@ -247,7 +247,7 @@ pub fn resolve_references(
     resolve(&value, data_dir, env)
 }
 
-impl Connector {
+impl DataPlane {
     /// The data address with its references resolved ([`resolve_references`]), just before the source
     /// is opened: the catalog stores them as written, so no secret sits in the database.
     /// Also returns each resolved string with its reference form.
