@@ -5,10 +5,10 @@
 
 use caap_policy::consent::{ConsentRecord, ConsentTerms, Revision};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, Value as DbValue};
 use serde::Serialize;
 
-use super::identity::{get, json_col, sql};
+use super::identity::{get, json_col};
 use super::{Store, StoreError, from_millis, millis};
 
 /// One delivery row: records of one citizen released to one recipient by one transfer on one day.
@@ -120,22 +120,6 @@ fn state_name(r: &ConsentRecord) -> String {
 }
 
 impl Store {
-    async fn txn_exec<C: ConnectionTrait>(
-        db: &C,
-        text: &str,
-        values: Vec<DbValue>,
-    ) -> Result<u64, StoreError> {
-        let backend = db.get_database_backend();
-        let res = db
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql(backend, text),
-                values,
-            ))
-            .await?;
-        Ok(res.rows_affected())
-    }
-
     /// Stores a new consent record with its revisions (usually its first event). `Conflict` when the citizen
     /// already has a record for this dataset, purpose and recipient.
     pub async fn create_consent(&self, r: &ConsentRecord) -> Result<(), StoreError> {
@@ -143,7 +127,7 @@ impl Store {
         let (head_seq, head_hash) = head_of(r);
         let now = millis(self.clock.now());
         let txn = self.begin_write().await?;
-        let inserted = Self::txn_exec(
+        let inserted = Self::exec_on(
             &*txn,
             "INSERT INTO consent_records (id, subject, dataset, purpose, recipient, terms, state, head_seq, \
              head_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
@@ -179,7 +163,7 @@ impl Store {
         record: &str,
         rev: &Revision,
     ) -> Result<(), StoreError> {
-        Self::txn_exec(
+        Self::exec_on(
             db,
             "INSERT INTO consent_revisions (record_id, seq, body) VALUES ($1, $2, $3)",
             vec![
@@ -200,7 +184,7 @@ impl Store {
         };
         let before = rev.seq as i64 - 1;
         let txn = self.begin_write().await?;
-        let moved = Self::txn_exec(
+        let moved = Self::exec_on(
             &*txn,
             "UPDATE consent_records SET state = $1, head_seq = $2, head_hash = $3, updated_at = $4 \
              WHERE id = $5 AND head_seq = $6",

@@ -139,11 +139,20 @@ pub(super) fn json_col<T: serde::de::DeserializeOwned>(
 }
 
 impl Store {
+    /// One write statement (`?` placeholders) under the write gate; the rows it changed.
     pub(super) async fn exec(&self, text: &str, values: Vec<DbValue>) -> Result<u64, StoreError> {
-        let backend = self.db.get_database_backend();
         let _gate = self.write_gate().await;
-        let res = self
-            .db
+        Self::exec_on(&self.db, text, values).await
+    }
+
+    /// One write statement (`?` placeholders) on `db` (a transaction the caller holds); the rows it changed.
+    pub(super) async fn exec_on<C: ConnectionTrait>(
+        db: &C,
+        text: &str,
+        values: Vec<DbValue>,
+    ) -> Result<u64, StoreError> {
+        let backend = db.get_database_backend();
+        let res = db
             .execute_raw(Statement::from_sql_and_values(
                 backend,
                 sql(backend, text),
