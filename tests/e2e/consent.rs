@@ -11,15 +11,15 @@ use crate::negotiation::eventually;
 use crate::support::{Node, Server, postgres_database};
 use crate::transfers::{city_settings, fetch, finalized_agreement, started_transfer};
 
-const MALMO: &str = "did:web:malmo.example";
-const LUND: &str = "did:web:lund.example";
+pub(crate) const MALMO: &str = "did:web:malmo.example";
+pub(crate) const LUND: &str = "did:web:lund.example";
 const PURPOSE: &str = "dpv:ServiceProvision";
 /// Synthetic citizens (not real identity numbers).
-const ANNA: &str = "19990101-0001";
-const BO: &str = "19990101-0002";
+pub(crate) const ANNA: &str = "19990101-0001";
+pub(crate) const BO: &str = "19990101-0002";
 const CAJSA: &str = "19990101-0003";
 
-fn permits() -> String {
+pub(crate) fn permits() -> String {
     let mut out = String::new();
     for (i, who) in [ANNA, BO, CAJSA, ANNA, BO, CAJSA].iter().enumerate() {
         out.push_str(
@@ -92,7 +92,7 @@ fn lines(data: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-fn citizens(data: &[u8]) -> Vec<String> {
+pub(crate) fn citizens(data: &[u8]) -> Vec<String> {
     let mut who: Vec<String> = lines(data)
         .iter()
         .map(|v| v["refCitizen"].as_str().unwrap().to_owned())

@@ -8,8 +8,8 @@
 //! The browser walk runs twice: against `caap serve` and its consent service (a request made through the
 //! management API; Anna grants, downloads the receipt and withdraws in the browser, Bo sees nothing of hers),
 //! and against the portal's app with an in-memory consent service (`tests/support/portal_backend.rs`) where
-//! both citizens have requests and a withdrawal has a notice. Still to come (needs a second connector): the
-//! walk with data flowing to a recipient and its acknowledgement of the withdrawal in the portal.
+//! both citizens have requests and a withdrawal has a notice. With a second connector (data flowing to a
+//! recipient, its acknowledgement of the withdrawal in the portal): `portal_flow`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,12 +31,12 @@ const CLIENT_SECRET: &str = "portal-e2e-secret-0123456789";
 const PNR_SCOPE: &str = "https://id.oidc.se/scope/naturalPersonNumber";
 const PNR_CLAIM: &str = "https://id.oidc.se/claim/personalIdentityNumber";
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Whether node, Chromium and both npm folders are there; prints SKIPPED (or fails when required).
-fn tools_present(what: &str) -> bool {
+pub(crate) fn tools_present(what: &str) -> bool {
     let repo = repo();
     let missing: Vec<&str> = [
         (
@@ -72,13 +72,13 @@ fn tools_present(what: &str) -> bool {
 }
 
 /// The OIDC provider of tests/oidc on a free loopback port, with the portal's client.
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Provider {
-    fn start() -> Provider {
+    pub(crate) fn start() -> Provider {
         let mut child = Command::new("node")
             .arg(repo().join("tests/oidc/provider.mjs"))
             .arg("0")
@@ -124,7 +124,7 @@ impl Drop for Provider {
 }
 
 /// Where the browser tests' screenshots go: `$CARGO_TARGET_DIR/portal-screenshots/<test>/`.
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
@@ -268,7 +268,15 @@ fn caap_serve_starts_the_portal_on_its_own_listener_and_sends_citizens_to_the_pr
 /// `caap serve` with `[portal]` enabled against `provider`; answers the server and the portal's URL.
 fn serve_with_portal(provider: &Provider) -> (Node, Server, String) {
     let node = Node::init("Malmö stad", "");
-    node.set_all(&[
+    node.set_all(&portal_settings(provider));
+    let server = node.start(&[]);
+    let portal = portal_url(&server);
+    (node, server, portal)
+}
+
+/// `[portal]` enabled on a free port, logging in at `provider`.
+pub(crate) fn portal_settings(provider: &Provider) -> Vec<(&'static str, String)> {
+    vec![
         ("portal.enabled", "true".into()),
         ("portal.bind", "\"127.0.0.1:0\"".into()),
         ("portal.oidc.issuer", format!("\"{}\"", provider.issuer)),
@@ -279,8 +287,11 @@ fn serve_with_portal(provider: &Provider) -> (Node, Server, String) {
             "portal.oidc.scopes",
             format!("[\"openid\", \"{PNR_SCOPE}\"]"),
         ),
-    ]);
-    let server = node.start(&[]);
+    ]
+}
+
+/// The portal's URL from the ready line of `server`.
+pub(crate) fn portal_url(server: &Server) -> String {
     let ready = server
         .output
         .lock()
@@ -292,11 +303,11 @@ fn serve_with_portal(provider: &Provider) -> (Node, Server, String) {
         .split_whitespace()
         .find_map(|p| p.strip_prefix("portal="))
         .expect("the ready line names the portal's address");
-    (node, server, format!("http://{portal}"))
+    format!("http://{portal}")
 }
 
 /// Runs the browser walk; panics with its output when it fails.
-fn walk(portal: &str, env: &[(&str, &str)], shots: &Path) {
+pub(crate) fn walk(portal: &str, env: &[(&str, &str)], shots: &Path) {
     let _ = std::fs::remove_dir_all(shots);
     let mut cmd = Command::new("node");
     cmd.arg(repo().join("tests/portal/walk.mjs"))
