@@ -19,7 +19,7 @@ pub(crate) const ANNA: &str = "19990101-0001";
 pub(crate) const BO: &str = "19990101-0002";
 const CAJSA: &str = "19990101-0003";
 
-pub(crate) fn permits() -> String {
+fn permits() -> String {
     let mut out = String::new();
     for (i, who) in [ANNA, BO, CAJSA, ANNA, BO, CAJSA].iter().enumerate() {
         out.push_str(
@@ -147,30 +147,7 @@ fn walk(databases: Option<(String, String)>) {
     };
     let provider_env = env(MALMO, databases.as_ref().map(|d| &d.0));
     let consumer_env = env(LUND, databases.as_ref().map(|d| &d.1));
-    let provider_node = Node::init_with(
-        "Malmö",
-        &[
-            city_settings("token-lund-to-malmo-0001", LUND, "token-malmo-to-lund-0001"),
-            vec![
-                ("consent.notice_retry_secs", "1".into()),
-                ("consent.notice_max_backoff_secs", "2".into()),
-            ],
-        ]
-        .concat(),
-    );
-    let consumer_node = Node::init_with(
-        "Lund",
-        &city_settings(
-            "token-malmo-to-lund-0001",
-            MALMO,
-            "token-lund-to-malmo-0001",
-        ),
-    );
-    std::fs::write(
-        provider_node.dir.path().join("files/permits.ndjson"),
-        permits(),
-    )
-    .unwrap();
+    let (provider_node, consumer_node) = permit_cities(vec![]);
     let provider = provider_node.start(&pairs(&provider_env));
     let mut consumer = consumer_node.start(&pairs(&consumer_env));
     publish(&provider);
@@ -322,6 +299,33 @@ fn walk(databases: Option<(String, String)>) {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["mim"], "MIM4");
+}
+
+/// Malmö (the permits file in place, notices retried quickly, and `extra` settings) and Lund, each
+/// trusting the other's token; not started.
+pub(crate) fn permit_cities(extra: Vec<(&'static str, String)>) -> (Node, Node) {
+    let provider = Node::init_with(
+        "Malmö",
+        &[
+            city_settings("token-lund-to-malmo-0001", LUND, "token-malmo-to-lund-0001"),
+            vec![
+                ("consent.notice_retry_secs", "1".into()),
+                ("consent.notice_max_backoff_secs", "2".into()),
+            ],
+            extra,
+        ]
+        .concat(),
+    );
+    let consumer = Node::init_with(
+        "Lund",
+        &city_settings(
+            "token-malmo-to-lund-0001",
+            MALMO,
+            "token-lund-to-malmo-0001",
+        ),
+    );
+    std::fs::write(provider.dir.path().join("files/permits.ndjson"), permits()).unwrap();
+    (provider, consumer)
 }
 
 fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {

@@ -14,11 +14,10 @@
 
 use serde_json::Value;
 
-use crate::consent::{ANNA, BO, LUND, MALMO, citizens, permits, publish, request_consent};
+use crate::consent::{ANNA, BO, LUND, MALMO, citizens, permit_cities, publish, request_consent};
 use crate::negotiation::eventually;
 use crate::portal::{Provider, portal_settings, portal_url, screenshot_dir, tools_present, walk};
-use crate::support::Node;
-use crate::transfers::{city_settings, fetch, finalized_agreement, started_transfer};
+use crate::transfers::{fetch, finalized_agreement, started_transfer};
 
 /// The permits' title as the portal shows it.
 const PERMITS: &str = "Resident parking permits (synthetic)";
@@ -30,31 +29,7 @@ fn a_citizen_grants_in_the_browser_only_her_data_flows_and_the_recipients_acknow
         return;
     }
     let oidc = Provider::start();
-    let malmo_node = Node::init_with(
-        "Malmö",
-        &[
-            city_settings("token-lund-to-malmo-0001", LUND, "token-malmo-to-lund-0001"),
-            vec![
-                ("consent.notice_retry_secs", "1".into()),
-                ("consent.notice_max_backoff_secs", "2".into()),
-            ],
-            portal_settings(&oidc),
-        ]
-        .concat(),
-    );
-    let lund_node = Node::init_with(
-        "Lund",
-        &city_settings(
-            "token-malmo-to-lund-0001",
-            MALMO,
-            "token-lund-to-malmo-0001",
-        ),
-    );
-    std::fs::write(
-        malmo_node.dir.path().join("files/permits.ndjson"),
-        permits(),
-    )
-    .unwrap();
+    let (malmo_node, lund_node) = permit_cities(portal_settings(&oidc));
     let malmo = malmo_node.start(&[("CAAP_PARTICIPANT_ID", MALMO)]);
     let lund = lund_node.start(&[("CAAP_PARTICIPANT_ID", LUND)]);
     let portal = portal_url(&malmo);

@@ -176,145 +176,145 @@ try {
   let csrfA = await a.page.locator('input[name="csrf"]').first().inputValue();
 
   if (runs('grant')) {
-  // Grant: one action, one confirmation.
-  await a.page.goto(`${portal}/requests`);
-  check((await text(a.page)).includes(requestA), 'A sees the pending request');
-  if (distinct) {
-    check(!(await text(a.page)).includes(requestB), "A does not see B's request");
-  }
-  const grantLink = a.page.getByRole('link', { name: 'Ge samtycke' }).first();
-  grantHref = await grantLink.getAttribute('href');
-  record = decodeURIComponent(grantHref.split('/')[2]);
-  await grantLink.click();
-  await accessible(a.page, 'confirm-grant-sv');
-  csrfA = await a.page.locator('input[name="csrf"]').first().inputValue();
+    // Grant: one action, one confirmation.
+    await a.page.goto(`${portal}/requests`);
+    check((await text(a.page)).includes(requestA), 'A sees the pending request');
+    if (distinct) {
+      check(!(await text(a.page)).includes(requestB), "A does not see B's request");
+    }
+    const grantLink = a.page.getByRole('link', { name: 'Ge samtycke' }).first();
+    grantHref = await grantLink.getAttribute('href');
+    record = decodeURIComponent(grantHref.split('/')[2]);
+    await grantLink.click();
+    await accessible(a.page, 'confirm-grant-sv');
+    csrfA = await a.page.locator('input[name="csrf"]').first().inputValue();
 
-  // Forged posts before the real one: none changes anything.
-  check((await post(a.page, grantHref, { csrf: 'forged' })) === 403, 'a post with a wrong token is refused (403)');
-  check((await post(a.page, grantHref, {})) === 403, 'a post without a token is refused (403)');
+    // Forged posts before the real one: none changes anything.
+    check((await post(a.page, grantHref, { csrf: 'forged' })) === 403, 'a post with a wrong token is refused (403)');
+    check((await post(a.page, grantHref, {})) === 403, 'a post without a token is refused (403)');
 
-  await a.page.getByRole('button', { name: 'Ja, ge samtycke' }).click();
-  await a.page.waitForURL(`${portal}/consents`);
-  check((await a.page.locator('[role="status"]').innerText()).includes(requestA), 'the grant is confirmed on the next page');
-  check((await text(a.page)).includes('Samtycke givet'), 'the consent is given');
-  await accessible(a.page, 'consents-granted-sv');
+    await a.page.getByRole('button', { name: 'Ja, ge samtycke' }).click();
+    await a.page.waitForURL(`${portal}/consents`);
+    check((await a.page.locator('[role="status"]').innerText()).includes(requestA), 'the grant is confirmed on the next page');
+    check((await text(a.page)).includes('Samtycke givet'), 'the consent is given');
+    await accessible(a.page, 'consents-granted-sv');
 
-  // The receipt: readable page and signed JSON-LD download.
-  await a.page.goto(`${portal}/history`);
-  await accessible(a.page, 'history-granted-sv');
-  await a.page.getByRole('link', { name: `Visa kvittot för ${requestA}` }).first().click();
-  check((await heading(a.page)) === 'Kvitto', 'the receipt opens as a page');
-  await accessible(a.page, 'receipt-sv');
-  const [download] = await Promise.all([
-    a.page.waitForEvent('download'),
-    a.page.getByRole('link', { name: 'Ladda ner kvittot (JSON-LD)' }).click(),
-  ]);
-  const receipt = JSON.parse(readFileSync(await download.path(), 'utf8'));
-  check(JSON.stringify(receipt).includes('ConsentReceipt'), `the receipt downloads as JSON-LD (${download.suggestedFilename()})`);
+    // The receipt: readable page and signed JSON-LD download.
+    await a.page.goto(`${portal}/history`);
+    await accessible(a.page, 'history-granted-sv');
+    await a.page.getByRole('link', { name: `Visa kvittot för ${requestA}` }).first().click();
+    check((await heading(a.page)) === 'Kvitto', 'the receipt opens as a page');
+    await accessible(a.page, 'receipt-sv');
+    const [download] = await Promise.all([
+      a.page.waitForEvent('download'),
+      a.page.getByRole('link', { name: 'Ladda ner kvittot (JSON-LD)' }).click(),
+    ]);
+    const receipt = JSON.parse(readFileSync(await download.path(), 'utf8'));
+    check(JSON.stringify(receipt).includes('ConsentReceipt'), `the receipt downloads as JSON-LD (${download.suggestedFilename()})`);
   }
 
   if (runs('withdraw')) {
-  const recipient = process.env.EXPECT_RECIPIENT;
-  if (recipient) {
-    // The data reached the recipient: who, which data and how many records, from the transfer log.
-    await a.page.goto(`${portal}/recipients`);
-    const rows = await a.page.locator('tbody tr').allInnerTexts();
-    check(rows.some((r) => r.toLowerCase().includes(recipient.toLowerCase()) && r.includes(requestA)),
-      `A sees that ${recipient} received ${requestA} (${rows.join(' | ').replace(/\s+/g, ' ')})`);
-    await accessible(a.page, shot('recipients-delivered-sv'));
-  }
-  // Withdraw: as easy as granting.
-  await a.page.goto(`${portal}/consents`);
-  await a.page.getByRole('link', { name: 'Återkalla samtycke' }).first().click();
-  await accessible(a.page, 'confirm-withdraw-sv');
-  await a.page.getByRole('button', { name: 'Ja, återkalla' }).click();
-  await a.page.waitForURL(`${portal}/notices`);
-  if (expectNotice) {
-    check((await text(a.page)).includes(requestA), 'the withdrawal notice is listed');
-  }
-  await accessible(a.page, shot('notices-withdrawn-sv'));
+    const recipient = process.env.EXPECT_RECIPIENT;
+    if (recipient) {
+      // The data reached the recipient: who, which data and how many records, from the transfer log.
+      await a.page.goto(`${portal}/recipients`);
+      const rows = await a.page.locator('tbody tr').allInnerTexts();
+      check(rows.some((r) => r.toLowerCase().includes(recipient.toLowerCase()) && r.includes(requestA)),
+        `A sees that ${recipient} received ${requestA} (${rows.join(' | ').replace(/\s+/g, ' ')})`);
+      await accessible(a.page, shot('recipients-delivered-sv'));
+    }
+    // Withdraw: as easy as granting.
+    await a.page.goto(`${portal}/consents`);
+    await a.page.getByRole('link', { name: 'Återkalla samtycke' }).first().click();
+    await accessible(a.page, 'confirm-withdraw-sv');
+    await a.page.getByRole('button', { name: 'Ja, återkalla' }).click();
+    await a.page.waitForURL(`${portal}/notices`);
+    if (expectNotice) {
+      check((await text(a.page)).includes(requestA), 'the withdrawal notice is listed');
+    }
+    await accessible(a.page, shot('notices-withdrawn-sv'));
   }
 
   if (runs('acknowledged')) {
-  if (phase === 'acknowledged') {
-    // The recipient answered: the notice is acknowledged and the deletion confirmed, in the citizen's words.
-    await a.page.goto(`${portal}/notices`);
-    const notices = await text(a.page);
-    check(notices.includes(requestA) && notices.includes('Radering bekräftad') && notices.includes('Bekräftat'),
-      'the recipient acknowledged the withdrawal and confirmed the deletion (Swedish)');
-    await accessible(a.page, shot('notices-acknowledged-sv'));
-  }
-
-  // The language switch persists: every page again in English.
-  await a.page.getByRole('link', { name: 'English' }).click();
-  await a.page.waitForURL(`${portal}/notices`);
-  check((await a.page.getAttribute('html', 'lang')) === 'en', 'the switch changes the language');
-  for (const [name, path] of pages) {
-    await a.page.goto(`${portal}${path}`);
-    check((await a.page.getAttribute('html', 'lang')) === 'en', `${path} stays in English`);
-    await accessible(a.page, shot(`${name}-en`));
-  }
-  if (phase === 'acknowledged') {
-    await a.page.goto(`${portal}/notices`);
-    const notices = await text(a.page);
-    check(notices.includes(requestA) && notices.includes('Deletion confirmed') && notices.includes('Acknowledged'),
-      'the recipient acknowledged the withdrawal and confirmed the deletion (English)');
-  }
-  await a.page.goto(`${portal}/history`);
-  await a.page.getByRole('link', { name: `View the receipt for ${requestA}` }).first().click();
-  await accessible(a.page, shot('receipt-en'));
-
-  // Citizen B in another browser (English by Accept-Language): B's own request, nothing of A's.
-  const b = await newCitizenBrowser('en-GB');
-  await b.page.goto(`${portal}/`);
-  await accessible(b.page, shot('welcome-en'));
-  await login(b.page, citizenB, 'Log in with e-ID');
-  // The overview lists the datasets the city shares about anyone like them (it may list A's dataset
-  // too); every page about records must show nothing of A's.
-  for (const [, path] of pages.filter(([name]) => name !== 'overview')) {
-    await b.page.goto(`${portal}${path}`);
-    // With a request for the same dataset, B's own request and its history carry the same title.
-    if (requestB !== requestA) {
-      check(!(await text(b.page)).includes(requestA), `B sees nothing of A's on ${path}`);
+    if (phase === 'acknowledged') {
+      // The recipient answered: the notice is acknowledged and the deletion confirmed, in the citizen's words.
+      await a.page.goto(`${portal}/notices`);
+      const notices = await text(a.page);
+      check(notices.includes(requestA) && notices.includes('Radering bekräftad') && notices.includes('Bekräftat'),
+        'the recipient acknowledged the withdrawal and confirmed the deletion (Swedish)');
+      await accessible(a.page, shot('notices-acknowledged-sv'));
     }
-    const html = await b.page.content();
-    check(!html.includes(record) && !html.includes(encodeURIComponent(record)), `B's ${path} names none of A's records`);
-  }
-  await b.page.goto(`${portal}/requests`);
-  if (requestB) {
-    check((await text(b.page)).includes(requestB), 'B sees their own request');
-  }
-  await b.page.goto(`${portal}/decide/${encodeURIComponent(record)}/withdraw`);
-  check((await heading(b.page)) === 'Page not found', "B cannot open A's consent");
-  const csrfB = await b.page.locator('input[name="csrf"]').first().inputValue();
-  check(csrfA !== csrfB, 'each session has its own form token');
-  check((await post(a.page, grantHref, { csrf: csrfB })) === 403, "A's session with B's token is refused (403)");
-  check((await post(b.page, grantHref, { csrf: csrfB })) === 404, "B's session posting on A's record is refused (404)");
 
-  // A form on another site posting into A's session: the browser does not send the SameSite=Lax cookie,
-  // and the portal would refuse the origin anyway.
-  const evil = await a.context.newPage();
-  await evil.setContent(`<form method="post" action="${portal}/decide/${encodeURIComponent(record)}/withdraw">`
-    + `<input name="csrf" value="${csrfA}"><button>go</button></form>`);
-  const [response] = await Promise.all([evil.waitForEvent('response'), evil.click('button')]);
-  check(response.status() === 401 || response.status() === 403, `a cross-site form is refused (${response.status()})`);
-  await evil.close();
+    // The language switch persists: every page again in English.
+    await a.page.getByRole('link', { name: 'English' }).click();
+    await a.page.waitForURL(`${portal}/notices`);
+    check((await a.page.getAttribute('html', 'lang')) === 'en', 'the switch changes the language');
+    for (const [name, path] of pages) {
+      await a.page.goto(`${portal}${path}`);
+      check((await a.page.getAttribute('html', 'lang')) === 'en', `${path} stays in English`);
+      await accessible(a.page, shot(`${name}-en`));
+    }
+    if (phase === 'acknowledged') {
+      await a.page.goto(`${portal}/notices`);
+      const notices = await text(a.page);
+      check(notices.includes(requestA) && notices.includes('Deletion confirmed') && notices.includes('Acknowledged'),
+        'the recipient acknowledged the withdrawal and confirmed the deletion (English)');
+    }
+    await a.page.goto(`${portal}/history`);
+    await a.page.getByRole('link', { name: `View the receipt for ${requestA}` }).first().click();
+    await accessible(a.page, shot('receipt-en'));
 
-  // Logout ends the session at the portal and at the provider.
-  for (const [who, page, button, confirm] of [
-    ['A', a.page, 'Log out', /yes, sign me out/i],
-    ['B', b.page, 'Log out', /yes, sign me out/i],
-  ]) {
-    await page.goto(`${portal}/`);
-    await page.getByRole('button', { name: button }).click();
-    await page.getByRole('button', { name: confirm }).click();
-    await page.waitForURL(`${portal}/`);
-    check((await page.getByRole('link', { name: /Log in with e-ID|Logga in med e-legitimation/ }).count()) === 1,
-      `${who} is logged out and back on the start page`);
-    await page.goto(`${portal}/consents`);
-    check((await heading(page)) === 'Log in' || (await heading(page)) === 'Logga in', `${who}'s session is gone`);
-  }
-  await accessible(a.page, shot('login-needed-en'));
+    // Citizen B in another browser (English by Accept-Language): B's own request, nothing of A's.
+    const b = await newCitizenBrowser('en-GB');
+    await b.page.goto(`${portal}/`);
+    await accessible(b.page, shot('welcome-en'));
+    await login(b.page, citizenB, 'Log in with e-ID');
+    // The overview lists the datasets the city shares about anyone like them (it may list A's dataset
+    // too); every page about records must show nothing of A's.
+    for (const [, path] of pages.filter(([name]) => name !== 'overview')) {
+      await b.page.goto(`${portal}${path}`);
+      // With a request for the same dataset, B's own request and its history carry the same title.
+      if (requestB !== requestA) {
+        check(!(await text(b.page)).includes(requestA), `B sees nothing of A's on ${path}`);
+      }
+      const html = await b.page.content();
+      check(!html.includes(record) && !html.includes(encodeURIComponent(record)), `B's ${path} names none of A's records`);
+    }
+    await b.page.goto(`${portal}/requests`);
+    if (requestB) {
+      check((await text(b.page)).includes(requestB), 'B sees their own request');
+    }
+    await b.page.goto(`${portal}/decide/${encodeURIComponent(record)}/withdraw`);
+    check((await heading(b.page)) === 'Page not found', "B cannot open A's consent");
+    const csrfB = await b.page.locator('input[name="csrf"]').first().inputValue();
+    check(csrfA !== csrfB, 'each session has its own form token');
+    check((await post(a.page, grantHref, { csrf: csrfB })) === 403, "A's session with B's token is refused (403)");
+    check((await post(b.page, grantHref, { csrf: csrfB })) === 404, "B's session posting on A's record is refused (404)");
+
+    // A form on another site posting into A's session: the browser does not send the SameSite=Lax cookie,
+    // and the portal would refuse the origin anyway.
+    const evil = await a.context.newPage();
+    await evil.setContent(`<form method="post" action="${portal}/decide/${encodeURIComponent(record)}/withdraw">`
+      + `<input name="csrf" value="${csrfA}"><button>go</button></form>`);
+    const [response] = await Promise.all([evil.waitForEvent('response'), evil.click('button')]);
+    check(response.status() === 401 || response.status() === 403, `a cross-site form is refused (${response.status()})`);
+    await evil.close();
+
+    // Logout ends the session at the portal and at the provider.
+    for (const [who, page, button, confirm] of [
+      ['A', a.page, 'Log out', /yes, sign me out/i],
+      ['B', b.page, 'Log out', /yes, sign me out/i],
+    ]) {
+      await page.goto(`${portal}/`);
+      await page.getByRole('button', { name: button }).click();
+      await page.getByRole('button', { name: confirm }).click();
+      await page.waitForURL(`${portal}/`);
+      check((await page.getByRole('link', { name: /Log in with e-ID|Logga in med e-legitimation/ }).count()) === 1,
+        `${who} is logged out and back on the start page`);
+      await page.goto(`${portal}/consents`);
+      check((await heading(page)) === 'Log in' || (await heading(page)) === 'Logga in', `${who}'s session is gone`);
+    }
+    await accessible(a.page, shot('login-needed-en'));
   }
   await browser.close();
   console.log(`${passed} passed, 0 failed`);

@@ -370,31 +370,11 @@ fn back_with_error(idp: &Idp, state: Option<&str>, error: &str) -> HttpResponse 
 /// The document around the login page and its error page.
 fn document(idp: &Idp, lang: Lang, title: &str, body: impl FnOnce(&mut Html)) -> String {
     let m = &idp.messages;
-    let mut h = Html::document();
-    h.open("html", &[("lang", Some(lang.tag()))]);
-    h.open("head", &[]);
-    h.void("meta", &[("charset", Some("utf-8"))]);
-    h.void(
-        "meta",
-        &[
-            ("name", Some("viewport")),
-            ("content", Some("width=device-width, initial-scale=1")),
-        ],
-    );
-    h.element(
-        "title",
-        &[],
+    let mut h = super::pages::document_head(
+        lang,
         &format!("{title} – {}", m.t(lang, "demo_idp.site")),
+        "/static/idp.css",
     );
-    h.void(
-        "link",
-        &[
-            ("rel", Some("stylesheet")),
-            ("href", Some("/static/idp.css")),
-        ],
-    );
-    h.close("head");
-    h.open("body", &[]);
     h.open("header", &[("class", Some("banner"))]);
     h.element("p", &[("class", Some("site"))], m.t(lang, "demo_idp.site"));
     h.close("header");
