@@ -209,17 +209,7 @@ fn walk(databases: Option<(String, String)>) {
     });
     assert_eq!(citizens(&fetch(&consumer, &push)), [ANNA, ANNA]);
     // The transfer log knows Lund received Anna's records (pull and push).
-    eventually(10, "deliveries recorded", || {
-        let d = provider
-            .api("GET", &format!("/api/v1/consents/{anna}/deliveries"), None)
-            .body;
-        let total: u64 = d["items"]
-            .as_array()?
-            .iter()
-            .map(|i| i["records"].as_u64().unwrap_or(0))
-            .sum();
-        (total >= 4).then_some(())
-    });
+    delivered(&provider, &anna, 4);
 
     // Lund is down when Anna withdraws: the notice is retried with the reason visible.
     // Lund comes back on the same address (as a real city would).
@@ -236,15 +226,7 @@ fn walk(databases: Option<(String, String)>) {
     assert_eq!(failing["recipient"], LUND);
     consumer = consumer_node.start(&pairs(&consumer_env));
     // Delivered when Lund is back: acknowledged, then deletion confirmed, both signed by Lund.
-    let done = eventually(40, "deletion confirmed", || {
-        let n = provider.api("GET", "/api/v1/consent-notices", None).body;
-        let n = n["items"].as_array()?.first()?.clone();
-        (n["state"] == "DELETED").then_some(n)
-    });
-    assert!(
-        done["acknowledgement"].is_string() && done["deletion"].is_string(),
-        "{done}"
-    );
+    deletion_confirmed(&provider);
     // The pull transfer carried only Anna's records: it depended on her consent and is ended with the reason.
     let ended = eventually(30, "the pull transfer ended", || {
         let t = provider.api("GET", "/api/v1/transfers", None).body;
@@ -299,6 +281,39 @@ fn walk(databases: Option<(String, String)>) {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["mim"], "MIM4");
+}
+
+/// Waits until the transfer log holds at least `records` records released under the consent `record`.
+pub(crate) fn delivered(provider: &Server, record: &str, records: u64) {
+    eventually(20, "deliveries recorded", || {
+        let d = provider
+            .api(
+                "GET",
+                &format!("/api/v1/consents/{record}/deliveries"),
+                None,
+            )
+            .body;
+        let total: u64 = d["items"]
+            .as_array()?
+            .iter()
+            .map(|i| i["records"].as_u64().unwrap_or(0))
+            .sum();
+        (total >= records).then_some(())
+    });
+}
+
+/// Waits until the first withdrawal notice is answered: acknowledged, then deletion confirmed, both signed
+/// by the recipient.
+pub(crate) fn deletion_confirmed(provider: &Server) {
+    let done = eventually(40, "deletion confirmed", || {
+        let n = provider.api("GET", "/api/v1/consent-notices", None).body;
+        let n = n["items"].as_array()?.first()?.clone();
+        (n["state"] == "DELETED").then_some(n)
+    });
+    assert!(
+        done["acknowledgement"].is_string() && done["deletion"].is_string(),
+        "{done}"
+    );
 }
 
 /// Malmö (the permits file in place, notices retried quickly, and `extra` settings) and Lund, each

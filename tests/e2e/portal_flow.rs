@@ -14,7 +14,10 @@
 
 use serde_json::Value;
 
-use crate::consent::{ANNA, BO, LUND, MALMO, citizens, permit_cities, publish, request_consent};
+use crate::consent::{
+    ANNA, BO, LUND, MALMO, citizens, deletion_confirmed, delivered, permit_cities, publish,
+    request_consent,
+};
 use crate::negotiation::eventually;
 use crate::portal::{Provider, portal_settings, portal_url, screenshot_dir, tools_present, walk};
 use crate::transfers::{fetch, finalized_agreement, started_transfer};
@@ -64,34 +67,12 @@ fn a_citizen_grants_in_the_browser_only_her_data_flows_and_the_recipients_acknow
     let pull = started_transfer(&lund, &agreement);
     let pull = pull["id"].as_str().unwrap().to_owned();
     assert_eq!(citizens(&fetch(&lund, &pull)), [ANNA, ANNA]);
-    eventually(20, "the delivery recorded", || {
-        let d = malmo
-            .api(
-                "GET",
-                &format!("/api/v1/consents/{record}/deliveries"),
-                None,
-            )
-            .body;
-        let total: u64 = d["items"]
-            .as_array()?
-            .iter()
-            .map(|i| i["records"].as_u64().unwrap_or(0))
-            .sum();
-        (total >= 2).then_some(())
-    });
+    delivered(&malmo, &record, 2);
     phase("withdraw", &[("EXPECT_RECIPIENT", "lund")]);
     assert_eq!(standing(&malmo, &record), "withdrawn");
 
     // 3. The notice reaches Lund, which deletes and confirms, signed; then Anna sees it in the portal.
-    let done = eventually(40, "deletion confirmed", || {
-        let n = malmo.api("GET", "/api/v1/consent-notices", None).body;
-        let n = n["items"].as_array()?.first()?.clone();
-        (n["state"] == "DELETED").then_some(n)
-    });
-    assert!(
-        done["acknowledgement"].is_string() && done["deletion"].is_string(),
-        "{done}"
-    );
+    deletion_confirmed(&malmo);
     let received = lund
         .api("GET", "/api/v1/consent-notices/received", None)
         .body;
