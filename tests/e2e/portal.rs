@@ -8,7 +8,9 @@
 //! The browser walk runs twice: against `caap serve` and its consent service (a request made through the
 //! management API; Anna grants, downloads the receipt and withdraws in the browser, Bo sees nothing of hers),
 //! and against the portal's app with an in-memory consent service (`tests/support/portal_backend.rs`) where
-//! both citizens have requests and a withdrawal has a notice. With a second connector (data flowing to a
+//! both citizens have requests and a withdrawal has a notice. A third walk logs citizens in at `caap demo`'s
+//! own development-only provider (`portal::demo_idp`), its login page checked with axe-core in both
+//! languages. With a second connector (data flowing to a
 //! recipient, its acknowledgement of the withdrawal in the portal): `portal_flow`.
 
 use std::io::{BufRead, BufReader};
@@ -131,17 +133,17 @@ pub(crate) fn screenshot_dir() -> PathBuf {
         .join("portal-screenshots")
 }
 
-/// The portal's app on a loopback listener in its own thread, over `backend`.
+/// The portal's app on `listener` (loopback) in its own thread, logging in at `oidc`, over `backend`.
 fn serve_portal(
-    provider: &Provider,
+    listener: std::net::TcpListener,
+    oidc: caap_connector::config::PortalOidcConfig,
     backend: Arc<memory::MemoryBackend>,
 ) -> (String, actix_web::dev::ServerHandle) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let bound = listener.local_addr().unwrap();
     let config = caap_connector::config::PortalConfig {
         enabled: true,
         bind: bound,
-        oidc: Some(provider.portal_oidc()),
+        oidc: Some(oidc),
         ..Default::default()
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -184,7 +186,7 @@ fn citizens_log_in_grant_and_withdraw_in_a_real_browser_in_both_languages() {
     let (anna, bo) = ("198507099805", "199001011234");
     backend.request(anna, "rec-anna-parking", "Parkeringstillstånd", "Lund stad");
     backend.request(bo, "rec-bo-waste", "Avfallshämtning", "Sysav");
-    let (url, server) = serve_portal(&provider, backend.clone());
+    let (url, server) = serve_portal(loopback(), provider.portal_oidc(), backend.clone());
     let shots = screenshot_dir().join("in-memory-backend");
     walk(
         &url,
@@ -211,6 +213,75 @@ fn citizens_log_in_grant_and_withdraw_in_a_real_browser_in_both_languages() {
     }));
     assert!(backend.citizen(&backend.pseudonym(bo)).events.is_empty());
     actix_web::rt::System::new().block_on(server.stop(true));
+}
+
+fn loopback() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+/// `caap demo`'s own identity provider, in its own thread, for the portal at `redirect_uri`: its
+/// `[portal.oidc]`, and a sender that stops it.
+fn demo_provider(
+    redirect_uri: String,
+    citizens: &[(&str, &str)],
+) -> (
+    caap_connector::config::PortalOidcConfig,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use caap_connector::portal::demo_idp::{DemoCitizen, DemoIdp, DemoIdpParts};
+    let citizens: Vec<DemoCitizen> = citizens
+        .iter()
+        .map(|(name, id)| DemoCitizen {
+            name: (*name).into(),
+            identifier: (*id).into(),
+        })
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let idp = DemoIdp::start(DemoIdpParts {
+                client_id: "caap-demo-portal".into(),
+                redirect_uri,
+                subject_claim: PNR_CLAIM.into(),
+                citizens,
+                clock: Arc::new(caap_connector::clock::SystemClock),
+            })
+            .unwrap();
+            tx.send(idp.portal_oidc()).unwrap();
+            let _ = stopped.await;
+            idp.stop().await;
+        });
+    });
+    (rx.recv_timeout(Duration::from_secs(30)).unwrap(), stop)
+}
+
+#[test]
+fn the_demos_own_provider_logs_citizens_into_the_portal_in_a_real_browser() {
+    if !tools_present("the demo's identity provider in a real browser") {
+        return;
+    }
+    let (cleo, dag) = ("19990101-0003", "19990101-0004");
+    let listener = loopback();
+    let redirect = format!("http://{}/callback", listener.local_addr().unwrap());
+    let (oidc, stop) = demo_provider(redirect, &[("Cleo", cleo), ("Dag", dag)]);
+    let backend = Arc::new(memory::MemoryBackend::new());
+    backend.request(cleo, "rec-cleo-parking", "Parkeringstillstånd", "Lund stad");
+    backend.request(dag, "rec-dag-waste", "Avfallshämtning", "Sysav");
+    let (url, server) = serve_portal(listener, oidc, backend);
+    walk(
+        &url,
+        &[
+            ("PHASE", "demo-login"),
+            ("CITIZEN_A", cleo),
+            ("CITIZEN_B", dag),
+            ("A_REQUEST", "Parkeringstillstånd"),
+            ("B_REQUEST", "Avfallshämtning"),
+        ],
+        &screenshot_dir().join("demo-provider"),
+    );
+    actix_web::rt::System::new().block_on(server.stop(true));
+    let _ = stop.send(());
 }
 
 #[test]

@@ -20,7 +20,9 @@
 //   withdraw           A sees the recipient EXPECT_RECIPIENT under "who received my data" and withdraws;
 //   acknowledged       A sees the withdrawal's notice acknowledged and the deletion confirmed, switches to
 //                      English and walks every page again; B sees nothing of A's (A_RECORD: A's record);
-//                      forged posts are refused; both log out.
+//                      forged posts are refused; both log out;
+//   demo-login         the login at `caap demo`'s own provider (its page checked with axe in both
+//                      languages): A and B log in and each sees their own request only.
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -45,8 +47,8 @@ const requestB = env('B_REQUEST', ''); // empty: B has no request
 const expectNotice = env('EXPECT_NOTICE', '1') === '1'; // a withdrawal notice (the data reached a recipient)
 const shots = env('SCREENSHOT_DIR');
 const phase = env('PHASE', 'all');
-if (!['all', 'grant', 'withdraw', 'acknowledged'].includes(phase)) {
-  throw new Error(`PHASE ${phase} is not all, grant, withdraw or acknowledged`);
+if (!['all', 'grant', 'withdraw', 'acknowledged', 'demo-login'].includes(phase)) {
+  throw new Error(`PHASE ${phase} is not all, grant, withdraw, acknowledged or demo-login`);
 }
 const runs = (...phases) => phase === 'all' || phases.includes(phase);
 mkdirSync(shots, { recursive: true });
@@ -102,6 +104,15 @@ async function accessible(page, name) {
 async function login(page, who, buttonText) {
   await page.goto(`${portal}/`);
   await page.getByRole('link', { name: buttonText }).click();
+  if (phase === 'demo-login') {
+    // The demo's provider: a page of synthetic citizens, one button each (and no JavaScript).
+    await page.waitForSelector('ul.demo-citizens');
+    const lang = await page.getAttribute('html', 'lang');
+    await accessible(page, `demo-provider-${lang}`);
+    await page.getByRole('button', { name: new RegExp(who) }).click();
+    await page.waitForURL(`${portal}/`);
+    return;
+  }
   await page.waitForSelector('input[name="login"]');
   await page.fill('input[name="login"]', who);
   await page.fill('input[name="password"]', 'any password');
@@ -174,6 +185,17 @@ try {
   let record = process.env.A_RECORD;
   let grantHref = record && `/decide/${encodeURIComponent(record)}/grant`;
   let csrfA = await a.page.locator('input[name="csrf"]').first().inputValue();
+
+  if (phase === 'demo-login') {
+    await a.page.goto(`${portal}/requests`);
+    check((await text(a.page)).includes(requestA), 'A sees the pending request');
+    const b = await newCitizenBrowser('en-GB');
+    await login(b.page, citizenB, 'Log in with e-ID');
+    check((await heading(b.page)) === 'Overview', 'citizen B is logged in and sees the overview');
+    await b.page.goto(`${portal}/requests`);
+    check((await text(b.page)).includes(requestB), 'B sees their own request');
+    check(!(await text(b.page)).includes(requestA), "B sees nothing of A's");
+  }
 
   if (runs('grant')) {
     // Grant: one action, one confirmation.

@@ -99,6 +99,15 @@ impl DemoIdp {
         }
         let messages = Messages::builtin("UTC").map_err(|e| DemoIdpError(e.to_string()))?;
         let (client_id, subject_claim) = (parts.client_id.clone(), parts.subject_claim.clone());
+        // The login form posts here and is answered with a redirect to the portal: browsers hold that
+        // redirect to `form-action` too.
+        let portal_origin = url::Url::parse(&parts.redirect_uri)
+            .map(|u| u.origin().ascii_serialization())
+            .map_err(|e| DemoIdpError(format!("the redirect URI: {e}")))?;
+        let csp = format!(
+            "default-src 'none'; style-src 'self'; form-action 'self' {portal_origin}; \
+             frame-ancestors 'none'; base-uri 'none'"
+        );
         let state = web::Data::new(Idp {
             issuer: issuer.clone(),
             parts,
@@ -115,11 +124,7 @@ impl DemoIdp {
                 .app_data(web::PayloadConfig::new(4096))
                 .wrap(
                     actix_web::middleware::DefaultHeaders::new()
-                        .add((
-                            header::CONTENT_SECURITY_POLICY,
-                            "default-src 'none'; style-src 'self'; form-action 'self'; \
-                             frame-ancestors 'none'; base-uri 'none'",
-                        ))
+                        .add((header::CONTENT_SECURITY_POLICY, csp.clone()))
                         .add((header::X_FRAME_OPTIONS, "DENY"))
                         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                         .add((header::CACHE_CONTROL, "no-store")),
