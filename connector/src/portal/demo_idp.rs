@@ -122,6 +122,18 @@ impl DemoIdp {
             actix_web::App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(4096))
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(4096)
+                        .error_handler(|e, _| {
+                            let answer = oauth_error(
+                                StatusCode::BAD_REQUEST,
+                                "invalid_request",
+                                "the form cannot be read",
+                            );
+                            actix_web::error::InternalError::from_response(e, answer).into()
+                        }),
+                )
                 .wrap(
                     actix_web::middleware::DefaultHeaders::new()
                         .add((header::CONTENT_SECURITY_POLICY, csp.clone()))
@@ -865,6 +877,17 @@ mod tests {
             to.contains("error=invalid_request") && to.contains("state=st"),
             "{to}"
         );
+        // A form that cannot be read gets a readable refusal.
+        let res = client()
+            .post(format!("{}/authorize", idp.issuer()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("login", "x"), ("citizen", "the first")]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
         idp.stop().await;
     }
 }
