@@ -7,12 +7,15 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 
+mod citizen;
+
 use crate::catalog::FederatedQuery;
 use caap_catalog::samples::{self, SampleCity};
 
 use crate::catalog_files::{self, Desired, Kind};
 use crate::config::Config;
 use crate::init::{InitOptions, init};
+use crate::portal::demo_idp::{DemoCitizen, DemoIdp, DemoIdpParts};
 use crate::server::{Running, start};
 use crate::store::DocKind;
 
@@ -107,6 +110,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         "Svensk stadsdatafederation",
         None,
         true,
+        None,
     )
     .await?;
     let authority_did = authority.connector.identity.participant_id.clone();
@@ -123,14 +127,18 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
             cities.len()
         ),
     );
+    // The first city (the consent walk's provider) runs its citizen portal, logging citizens in at the
+    // demo's own development-only OpenID Connect provider exactly as a city configures its e-ID provider.
+    let (idp, portal_config) = demo_portal()?;
     let mut running: Vec<(&SampleCity, Running)> = Vec::new();
-    for city in &cities {
+    for (i, city) in cities.iter().enumerate() {
         let r = start_node(
             dir.path(),
             city.slug,
             city.name,
             Some(&authority_did),
             false,
+            (i == 0).then(|| portal_config.clone()),
         )
         .await?;
         println!(
@@ -140,6 +148,13 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
             r.api_url(),
             r.connector.identity.participant_id
         );
+        if let Some((_, url)) = &r.portal {
+            println!(
+                "  ✓ {:<9} citizen portal {url}  ·  login at the demo's e-ID provider {} (development only)",
+                city.name,
+                idp.issuer()
+            );
+        }
         running.push((city, r));
     }
     let supplier = start_node(
@@ -148,6 +163,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         "Okänd Leverantör AB",
         Some(&authority_did),
         false,
+        None,
     )
     .await?;
     println!(
@@ -444,6 +460,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         }
         supplier.stop().await;
         authority.stop().await;
+        idp.stop().await;
         println!("\ncaap demo: all steps passed.");
         return Ok(());
     }
@@ -461,6 +478,12 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
         home_run.connector.config.api.admin_token.expose(),
         home_run.api_url()
     );
+    if let Some((url, (name, id))) = home_run.portal.as_ref().zip(DEMO_CITIZENS.last()) {
+        println!(
+            "  portal   {} (open it in a browser: {}'s citizen portal)\n           demo login: choose {name} ({id}, a synthetic citizen) on the demo e-ID's page;\n           {name} has a request waiting for an answer",
+            url.1, home.name
+        );
+    }
     println!("Press Ctrl-C to stop.");
     crate::server::shutdown_signal().await;
     println!("\nStopping…");
@@ -469,6 +492,7 @@ pub async fn run(exit: bool, cities: usize) -> Result<(), DemoError> {
     }
     supplier.stop().await;
     authority.stop().await;
+    idp.stop().await;
     Ok(())
 }
 
@@ -481,6 +505,7 @@ async fn start_node(
     name: &str,
     authority: Option<&str>,
     is_authority: bool,
+    portal: Option<crate::config::PortalConfig>,
 ) -> Result<Running, DemoError> {
     let dsp_port = free_port()?;
     let public_url = format!("http://127.0.0.1:{dsp_port}");
@@ -513,9 +538,45 @@ async fn start_node(
         config.simulator.enabled = true;
         config.simulator.interval_ms = 300;
     }
+    if let Some(portal) = portal {
+        config.portal = portal;
+    }
     start(config)
         .await
         .map_err(|e| DemoError(format!("{name}: {e}")))
+}
+
+/// The client id of the demo's portal at the demo's identity provider.
+const DEMO_PORTAL_CLIENT: &str = "caap-demo-portal";
+/// The claim the demo's provider carries the (synthetic) personal identity number in, as Swedish e-ID
+/// providers do.
+const DEMO_PNR_CLAIM: &str = "https://id.oidc.se/claim/personalIdentityNumber";
+
+/// The demo's identity provider (development only, on loopback) and the `[portal]` that logs in with it.
+fn demo_portal() -> Result<(DemoIdp, crate::config::PortalConfig), DemoError> {
+    let port = free_port()?;
+    let bind = SocketAddr::from(([127, 0, 0, 1], port));
+    let idp = DemoIdp::start(DemoIdpParts {
+        client_id: DEMO_PORTAL_CLIENT.into(),
+        redirect_uri: format!("http://{bind}/callback"),
+        subject_claim: DEMO_PNR_CLAIM.into(),
+        citizens: DEMO_CITIZENS
+            .iter()
+            .map(|(name, id)| DemoCitizen {
+                name: (*name).to_owned(),
+                identifier: (*id).to_owned(),
+            })
+            .collect(),
+        clock: std::sync::Arc::new(crate::clock::SystemClock),
+    })
+    .map_err(|e| DemoError(e.to_string()))?;
+    let portal = crate::config::PortalConfig {
+        enabled: true,
+        bind,
+        oidc: Some(idp.portal_oidc()),
+        ..Default::default()
+    };
+    Ok((idp, portal))
 }
 
 /// The consumer streams again under `agreement`; the authority revokes the consumer's credentials;
@@ -866,7 +927,7 @@ const DEMO_CITIZENS: [(&str, &str); 3] = [
 /// records flow; one withdraws, the next access drops their records, and the notice reaches the consumer,
 /// which deletes what it received, acknowledges and confirms.
 async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), DemoError> {
-    use caap_policy::consent::{ConsentStatus, DataAgreementTerms};
+    use caap_policy::consent::DataAgreementTerms;
     let p = &provider.connector;
     let c = &consumer.connector;
     let purpose = "dpv:ServiceProvision";
@@ -939,9 +1000,9 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
         c.identity.name
     );
     let consents = &p.consents;
-    let mut records = Vec::new();
-    for (name, who) in DEMO_CITIZENS {
-        let id = consents
+    // The agreement asked every citizen the dataset holds; asking again answers the same record.
+    for (_, who) in DEMO_CITIZENS {
+        consents
             .request(
                 consents.pseudonym(who),
                 "resident-parking-permits",
@@ -950,27 +1011,48 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
             )
             .await
             .map_err(|e| fail("asking for consent")(e.to_string()))?;
-        records.push((name, who, id));
     }
     println!(
         "  ✓ {} asks {} citizens for consent (pending requests in the citizen portal)",
         p.identity.name,
-        records.len()
+        DEMO_CITIZENS.len()
     );
-    for (name, who, id) in &records[..2] {
-        consents
-            .record_event(
-                &consents.pseudonym(who),
-                id,
-                ConsentStatus::Given,
-                "portal (demo)",
-                None,
-            )
-            .await
-            .map_err(|e| fail("granting")(e.to_string()))?;
-        println!("  ✓ {name} grants consent (a signed receipt is issued)");
-    }
-    println!("  ✓ {} has not answered", records[2].0);
+    // What the citizens do, they do in the portal: log in at the e-ID provider, read, grant.
+    let portal = provider
+        .portal
+        .as_ref()
+        .map(|(_, url)| url.clone())
+        .ok_or_else(|| DemoError(format!("{} runs no citizen portal", p.identity.name)))?;
+    let [(alva, _), (bruno, _), (cleo, _)] = DEMO_CITIZENS;
+    let visit = citizen::Visit::new(&portal, "en")?;
+    let provider_page = visit.login(alva).await?;
+    println!(
+        "  ✓ {alva} opens the citizen portal {portal} and logs in at the e-ID provider (\"{}\"):",
+        provider_page.title()
+    );
+    let overview = visit.page("/").await?;
+    seen(&overview, overview.lines().get(1).map(String::as_str));
+    let requests = visit.page("/requests").await?;
+    let asked = requests.lines();
+    seen(
+        &requests,
+        Some(&format!(
+            "{} (purpose: {})",
+            asked.get(2).map_or("", String::as_str),
+            requests.after("Purpose").unwrap_or_default()
+        )),
+    );
+    let grant = first_link(&requests, "/grant")?;
+    let granted = visit.decide(&grant).await?;
+    println!(
+        "  ✓ {alva} grants consent in the portal (one action, one confirmation; a signed receipt is issued):"
+    );
+    seen(&granted, granted.flash().as_deref());
+    let other = citizen::Visit::new(&portal, "en")?;
+    other.login(bruno).await?;
+    let grant = first_link(&other.page("/requests").await?, "/grant")?;
+    other.decide(&grant).await?;
+    println!("  ✓ {bruno} grants consent too; {cleo} has not answered");
     let agreement_id = agreement.as_str();
     let pull = |label: &'static str| async move {
         let t = c
@@ -1011,24 +1093,27 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
         p.identity.name, c.identity.name
     );
     // The transfer log records the deliveries when a flow ends.
-    let (name, who, id) = &records[0];
+    let (name, who) = DEMO_CITIZENS[0];
     let subject = consents.pseudonym(who);
     wait_until(|| async {
         let d = consents.deliveries(&subject).await.ok()?;
         (d.iter().map(|d| d.records).sum::<u64>() >= 4).then_some(())
     })
     .await?;
-    consents
-        .record_event(
-            &subject,
-            id,
-            ConsentStatus::Withdrawn,
-            "portal (demo)",
-            None,
-        )
-        .await
-        .map_err(|e| fail("withdrawing")(e.to_string()))?;
-    println!("  ✓ {name} withdraws consent");
+    let received = visit.page("/recipients").await?;
+    println!("  ✓ {name} looks up who received her data:");
+    for row in received
+        .lines()
+        .iter()
+        .filter(|l| l.contains(" · "))
+        .skip(1)
+    {
+        seen(&received, Some(row));
+    }
+    let withdraw = first_link(&visit.page("/consents").await?, "/withdraw")?;
+    let withdrawn = visit.decide(&withdraw).await?;
+    println!("  ✓ {name} withdraws consent in the portal, as easily as she gave it:");
+    seen(&withdrawn, withdrawn.flash().as_deref());
     let n = pull("pulling after the withdrawal").await?;
     println!("  ✓ the next pull carries {n} records: {name}'s are dropped at once");
     let notice = wait_until(|| async {
@@ -1051,6 +1136,17 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
             c.identity.name, r.state, r.records_deleted
         );
     }
+    let notices = visit.page("/notices").await?;
+    let lines = notices.lines();
+    seen(
+        &notices,
+        Some(&format!(
+            "{}: {} (acknowledged {})",
+            lines.get(2).map_or("", String::as_str),
+            notices.after("Status").unwrap_or_default(),
+            notices.after("Acknowledged").unwrap_or_default()
+        )),
+    );
     let report = consents
         .verify()
         .await
@@ -1066,6 +1162,26 @@ async fn consent_narrated(consumer: &Running, provider: &Running) -> Result<(), 
         report.records, report.events
     );
     Ok(())
+}
+
+/// Prints a line the citizen reads on a portal page, with the page's title.
+fn seen(page: &citizen::Page, line: Option<&str>) {
+    if let Some(line) = line.filter(|l| !l.is_empty()) {
+        println!("      portal › {}: {line}", page.title());
+    }
+}
+
+/// The first link on `page` to a decision ending in `suffix` (`/grant`, `/withdraw`).
+fn first_link(page: &citizen::Page, suffix: &str) -> Result<String, DemoError> {
+    page.links("/decide/")
+        .into_iter()
+        .find(|l| l.ends_with(suffix))
+        .ok_or_else(|| {
+            DemoError(format!(
+                "the portal's {} page offers no {suffix}",
+                page.title()
+            ))
+        })
 }
 
 async fn read_all(

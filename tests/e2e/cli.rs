@@ -19,6 +19,9 @@ fn demo_runs_the_walk_through_and_exits_zero() {
     for needle in [
         "[1/11]",
         "Alva withdraws consent",
+        "portal › Requests: Lund: Resident parking permits",
+        "portal › My consents: You gave consent",
+        "portal › Withdrawals: Lund: Resident parking permits, Malmö (synthetic citizens): Deletion confirmed",
         "Alva's are dropped at once",
         "records deleted, deletion confirmed (signed)",
         "holds MembershipCredential",

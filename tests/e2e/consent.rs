@@ -11,12 +11,12 @@ use crate::negotiation::eventually;
 use crate::support::{Node, Server, postgres_database};
 use crate::transfers::{city_settings, fetch, finalized_agreement, started_transfer};
 
-const MALMO: &str = "did:web:malmo.example";
-const LUND: &str = "did:web:lund.example";
+pub(crate) const MALMO: &str = "did:web:malmo.example";
+pub(crate) const LUND: &str = "did:web:lund.example";
 const PURPOSE: &str = "dpv:ServiceProvision";
 /// Synthetic citizens (not real identity numbers).
-const ANNA: &str = "19990101-0001";
-const BO: &str = "19990101-0002";
+pub(crate) const ANNA: &str = "19990101-0001";
+pub(crate) const BO: &str = "19990101-0002";
 const CAJSA: &str = "19990101-0003";
 
 fn permits() -> String {
@@ -92,7 +92,7 @@ fn lines(data: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-fn citizens(data: &[u8]) -> Vec<String> {
+pub(crate) fn citizens(data: &[u8]) -> Vec<String> {
     let mut who: Vec<String> = lines(data)
         .iter()
         .map(|v| v["refCitizen"].as_str().unwrap().to_owned())
@@ -147,30 +147,7 @@ fn walk(databases: Option<(String, String)>) {
     };
     let provider_env = env(MALMO, databases.as_ref().map(|d| &d.0));
     let consumer_env = env(LUND, databases.as_ref().map(|d| &d.1));
-    let provider_node = Node::init_with(
-        "Malmö",
-        &[
-            city_settings("token-lund-to-malmo-0001", LUND, "token-malmo-to-lund-0001"),
-            vec![
-                ("consent.notice_retry_secs", "1".into()),
-                ("consent.notice_max_backoff_secs", "2".into()),
-            ],
-        ]
-        .concat(),
-    );
-    let consumer_node = Node::init_with(
-        "Lund",
-        &city_settings(
-            "token-malmo-to-lund-0001",
-            MALMO,
-            "token-lund-to-malmo-0001",
-        ),
-    );
-    std::fs::write(
-        provider_node.dir.path().join("files/permits.ndjson"),
-        permits(),
-    )
-    .unwrap();
+    let (provider_node, consumer_node) = permit_cities(vec![]);
     let provider = provider_node.start(&pairs(&provider_env));
     let mut consumer = consumer_node.start(&pairs(&consumer_env));
     publish(&provider);
@@ -232,17 +209,7 @@ fn walk(databases: Option<(String, String)>) {
     });
     assert_eq!(citizens(&fetch(&consumer, &push)), [ANNA, ANNA]);
     // The transfer log knows Lund received Anna's records (pull and push).
-    eventually(10, "deliveries recorded", || {
-        let d = provider
-            .api("GET", &format!("/api/v1/consents/{anna}/deliveries"), None)
-            .body;
-        let total: u64 = d["items"]
-            .as_array()?
-            .iter()
-            .map(|i| i["records"].as_u64().unwrap_or(0))
-            .sum();
-        (total >= 4).then_some(())
-    });
+    delivered(&provider, &anna, 4);
 
     // Lund is down when Anna withdraws: the notice is retried with the reason visible.
     // Lund comes back on the same address (as a real city would).
@@ -259,15 +226,7 @@ fn walk(databases: Option<(String, String)>) {
     assert_eq!(failing["recipient"], LUND);
     consumer = consumer_node.start(&pairs(&consumer_env));
     // Delivered when Lund is back: acknowledged, then deletion confirmed, both signed by Lund.
-    let done = eventually(40, "deletion confirmed", || {
-        let n = provider.api("GET", "/api/v1/consent-notices", None).body;
-        let n = n["items"].as_array()?.first()?.clone();
-        (n["state"] == "DELETED").then_some(n)
-    });
-    assert!(
-        done["acknowledgement"].is_string() && done["deletion"].is_string(),
-        "{done}"
-    );
+    deletion_confirmed(&provider);
     // The pull transfer carried only Anna's records: it depended on her consent and is ended with the reason.
     let ended = eventually(30, "the pull transfer ended", || {
         let t = provider.api("GET", "/api/v1/transfers", None).body;
@@ -322,6 +281,66 @@ fn walk(databases: Option<(String, String)>) {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["mim"], "MIM4");
+}
+
+/// Waits until the transfer log holds at least `records` records released under the consent `record`.
+pub(crate) fn delivered(provider: &Server, record: &str, records: u64) {
+    eventually(20, "deliveries recorded", || {
+        let d = provider
+            .api(
+                "GET",
+                &format!("/api/v1/consents/{record}/deliveries"),
+                None,
+            )
+            .body;
+        let total: u64 = d["items"]
+            .as_array()?
+            .iter()
+            .map(|i| i["records"].as_u64().unwrap_or(0))
+            .sum();
+        (total >= records).then_some(())
+    });
+}
+
+/// Waits until the first withdrawal notice is answered: acknowledged, then deletion confirmed, both signed
+/// by the recipient.
+pub(crate) fn deletion_confirmed(provider: &Server) {
+    let done = eventually(40, "deletion confirmed", || {
+        let n = provider.api("GET", "/api/v1/consent-notices", None).body;
+        let n = n["items"].as_array()?.first()?.clone();
+        (n["state"] == "DELETED").then_some(n)
+    });
+    assert!(
+        done["acknowledgement"].is_string() && done["deletion"].is_string(),
+        "{done}"
+    );
+}
+
+/// Malmö (the permits file in place, notices retried quickly, and `extra` settings) and Lund, each
+/// trusting the other's token; not started.
+pub(crate) fn permit_cities(extra: Vec<(&'static str, String)>) -> (Node, Node) {
+    let provider = Node::init_with(
+        "Malmö",
+        &[
+            city_settings("token-lund-to-malmo-0001", LUND, "token-malmo-to-lund-0001"),
+            vec![
+                ("consent.notice_retry_secs", "1".into()),
+                ("consent.notice_max_backoff_secs", "2".into()),
+            ],
+            extra,
+        ]
+        .concat(),
+    );
+    let consumer = Node::init_with(
+        "Lund",
+        &city_settings(
+            "token-malmo-to-lund-0001",
+            MALMO,
+            "token-lund-to-malmo-0001",
+        ),
+    );
+    std::fs::write(provider.dir.path().join("files/permits.ndjson"), permits()).unwrap();
+    (provider, consumer)
 }
 
 fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {

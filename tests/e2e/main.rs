@@ -33,6 +33,7 @@ mod open_data;
 mod peer;
 mod policy;
 mod portal;
+mod portal_flow;
 mod sim;
 mod tls;
 mod transfers;

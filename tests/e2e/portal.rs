@@ -8,8 +8,10 @@
 //! The browser walk runs twice: against `caap serve` and its consent service (a request made through the
 //! management API; Anna grants, downloads the receipt and withdraws in the browser, Bo sees nothing of hers),
 //! and against the portal's app with an in-memory consent service (`tests/support/portal_backend.rs`) where
-//! both citizens have requests and a withdrawal has a notice. Still to come (needs a second connector): the
-//! walk with data flowing to a recipient and its acknowledgement of the withdrawal in the portal.
+//! both citizens have requests and a withdrawal has a notice. A third walk logs citizens in at `caap demo`'s
+//! own development-only provider (`portal::demo_idp`), its login page checked with axe-core in both
+//! languages. With a second connector (data flowing to a
+//! recipient, its acknowledgement of the withdrawal in the portal): `portal_flow`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,12 +33,12 @@ const CLIENT_SECRET: &str = "portal-e2e-secret-0123456789";
 const PNR_SCOPE: &str = "https://id.oidc.se/scope/naturalPersonNumber";
 const PNR_CLAIM: &str = "https://id.oidc.se/claim/personalIdentityNumber";
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Whether node, Chromium and both npm folders are there; prints SKIPPED (or fails when required).
-fn tools_present(what: &str) -> bool {
+pub(crate) fn tools_present(what: &str) -> bool {
     let repo = repo();
     let missing: Vec<&str> = [
         (
@@ -72,13 +74,13 @@ fn tools_present(what: &str) -> bool {
 }
 
 /// The OIDC provider of tests/oidc on a free loopback port, with the portal's client.
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Provider {
-    fn start() -> Provider {
+    pub(crate) fn start() -> Provider {
         let mut child = Command::new("node")
             .arg(repo().join("tests/oidc/provider.mjs"))
             .arg("0")
@@ -124,24 +126,24 @@ impl Drop for Provider {
 }
 
 /// Where the browser tests' screenshots go: `$CARGO_TARGET_DIR/portal-screenshots/<test>/`.
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
         .join("portal-screenshots")
 }
 
-/// The portal's app on a loopback listener in its own thread, over `backend`.
+/// The portal's app on `listener` (loopback) in its own thread, logging in at `oidc`, over `backend`.
 fn serve_portal(
-    provider: &Provider,
+    listener: std::net::TcpListener,
+    oidc: caap_connector::config::PortalOidcConfig,
     backend: Arc<memory::MemoryBackend>,
 ) -> (String, actix_web::dev::ServerHandle) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let bound = listener.local_addr().unwrap();
     let config = caap_connector::config::PortalConfig {
         enabled: true,
         bind: bound,
-        oidc: Some(provider.portal_oidc()),
+        oidc: Some(oidc),
         ..Default::default()
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -184,7 +186,7 @@ fn citizens_log_in_grant_and_withdraw_in_a_real_browser_in_both_languages() {
     let (anna, bo) = ("198507099805", "199001011234");
     backend.request(anna, "rec-anna-parking", "Parkeringstillstånd", "Lund stad");
     backend.request(bo, "rec-bo-waste", "Avfallshämtning", "Sysav");
-    let (url, server) = serve_portal(&provider, backend.clone());
+    let (url, server) = serve_portal(loopback(), provider.portal_oidc(), backend.clone());
     let shots = screenshot_dir().join("in-memory-backend");
     walk(
         &url,
@@ -211,6 +213,75 @@ fn citizens_log_in_grant_and_withdraw_in_a_real_browser_in_both_languages() {
     }));
     assert!(backend.citizen(&backend.pseudonym(bo)).events.is_empty());
     actix_web::rt::System::new().block_on(server.stop(true));
+}
+
+fn loopback() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+/// `caap demo`'s own identity provider, in its own thread, for the portal at `redirect_uri`: its
+/// `[portal.oidc]`, and a sender that stops it.
+fn demo_provider(
+    redirect_uri: String,
+    citizens: &[(&str, &str)],
+) -> (
+    caap_connector::config::PortalOidcConfig,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use caap_connector::portal::demo_idp::{DemoCitizen, DemoIdp, DemoIdpParts};
+    let citizens: Vec<DemoCitizen> = citizens
+        .iter()
+        .map(|(name, id)| DemoCitizen {
+            name: (*name).into(),
+            identifier: (*id).into(),
+        })
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let idp = DemoIdp::start(DemoIdpParts {
+                client_id: "caap-demo-portal".into(),
+                redirect_uri,
+                subject_claim: PNR_CLAIM.into(),
+                citizens,
+                clock: Arc::new(caap_connector::clock::SystemClock),
+            })
+            .unwrap();
+            tx.send(idp.portal_oidc()).unwrap();
+            let _ = stopped.await;
+            idp.stop().await;
+        });
+    });
+    (rx.recv_timeout(Duration::from_secs(30)).unwrap(), stop)
+}
+
+#[test]
+fn the_demos_own_provider_logs_citizens_into_the_portal_in_a_real_browser() {
+    if !tools_present("the demo's identity provider in a real browser") {
+        return;
+    }
+    let (cleo, dag) = ("19990101-0003", "19990101-0004");
+    let listener = loopback();
+    let redirect = format!("http://{}/callback", listener.local_addr().unwrap());
+    let (oidc, stop) = demo_provider(redirect, &[("Cleo", cleo), ("Dag", dag)]);
+    let backend = Arc::new(memory::MemoryBackend::new());
+    backend.request(cleo, "rec-cleo-parking", "Parkeringstillstånd", "Lund stad");
+    backend.request(dag, "rec-dag-waste", "Avfallshämtning", "Sysav");
+    let (url, server) = serve_portal(listener, oidc, backend);
+    walk(
+        &url,
+        &[
+            ("PHASE", "demo-login"),
+            ("CITIZEN_A", cleo),
+            ("CITIZEN_B", dag),
+            ("A_REQUEST", "Parkeringstillstånd"),
+            ("B_REQUEST", "Avfallshämtning"),
+        ],
+        &screenshot_dir().join("demo-provider"),
+    );
+    actix_web::rt::System::new().block_on(server.stop(true));
+    let _ = stop.send(());
 }
 
 #[test]
@@ -268,7 +339,15 @@ fn caap_serve_starts_the_portal_on_its_own_listener_and_sends_citizens_to_the_pr
 /// `caap serve` with `[portal]` enabled against `provider`; answers the server and the portal's URL.
 fn serve_with_portal(provider: &Provider) -> (Node, Server, String) {
     let node = Node::init("Malmö stad", "");
-    node.set_all(&[
+    node.set_all(&portal_settings(provider));
+    let server = node.start(&[]);
+    let portal = portal_url(&server);
+    (node, server, portal)
+}
+
+/// `[portal]` enabled on a free port, logging in at `provider`.
+pub(crate) fn portal_settings(provider: &Provider) -> Vec<(&'static str, String)> {
+    vec![
         ("portal.enabled", "true".into()),
         ("portal.bind", "\"127.0.0.1:0\"".into()),
         ("portal.oidc.issuer", format!("\"{}\"", provider.issuer)),
@@ -279,8 +358,11 @@ fn serve_with_portal(provider: &Provider) -> (Node, Server, String) {
             "portal.oidc.scopes",
             format!("[\"openid\", \"{PNR_SCOPE}\"]"),
         ),
-    ]);
-    let server = node.start(&[]);
+    ]
+}
+
+/// The portal's URL from the ready line of `server`.
+pub(crate) fn portal_url(server: &Server) -> String {
     let ready = server
         .output
         .lock()
@@ -292,11 +374,11 @@ fn serve_with_portal(provider: &Provider) -> (Node, Server, String) {
         .split_whitespace()
         .find_map(|p| p.strip_prefix("portal="))
         .expect("the ready line names the portal's address");
-    (node, server, format!("http://{portal}"))
+    format!("http://{portal}")
 }
 
 /// Runs the browser walk; panics with its output when it fails.
-fn walk(portal: &str, env: &[(&str, &str)], shots: &Path) {
+pub(crate) fn walk(portal: &str, env: &[(&str, &str)], shots: &Path) {
     let _ = std::fs::remove_dir_all(shots);
     let mut cmd = Command::new("node");
     cmd.arg(repo().join("tests/portal/walk.mjs"))

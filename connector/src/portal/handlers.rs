@@ -21,7 +21,7 @@ use super::session::{self, LOGIN_COOKIE, LOGIN_TIMEOUT_SECS, Session};
 use super::{LoginFailure, Portal};
 
 /// The portal's one stylesheet, built into the binary.
-const STYLESHEET: &str = include_str!("assets/portal.css");
+pub(super) const STYLESHEET: &str = include_str!("assets/portal.css");
 /// Largest form accepted (a form carries a token and nothing else).
 const MAX_FORM_BYTES: usize = 4096;
 

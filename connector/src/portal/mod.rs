@@ -7,8 +7,12 @@
 //! - `i18n` and `messages/*.toml`: Swedish (default) and English; every word in a catalog.
 //! - `html`, `pages`: server-rendered pages that escape by construction; no JavaScript.
 //! - `handlers`: the routes (adapters: extract the citizen, call [`Portal`], render), the security headers.
+//! - `demo_idp` (feature `demo`): a development-only OpenID Connect provider for `caap demo`; the portal
+//!   uses it like any city's provider.
 
 pub mod backend;
+#[cfg(feature = "demo")]
+pub mod demo_idp;
 mod handlers;
 mod html;
 pub mod i18n;

@@ -28,6 +28,29 @@ pub struct Frame<'a> {
     pub flash: Option<(&'static str, String)>,
 }
 
+/// A document up to its open `<body>`: the language, `<title>` and the one stylesheet at `stylesheet`.
+pub(super) fn document_head(lang: Lang, title: &str, stylesheet: &str) -> Html {
+    let mut h = Html::document();
+    h.open("html", &[("lang", Some(lang.tag()))]);
+    h.open("head", &[]);
+    h.void("meta", &[("charset", Some("utf-8"))]);
+    h.void(
+        "meta",
+        &[
+            ("name", Some("viewport")),
+            ("content", Some("width=device-width, initial-scale=1")),
+        ],
+    );
+    h.element("title", &[], title);
+    h.void(
+        "link",
+        &[("rel", Some("stylesheet")), ("href", Some(stylesheet))],
+    );
+    h.close("head");
+    h.open("body", &[]);
+    h
+}
+
 /// The navigation, in order: path and catalog key.
 const NAV: [(&str, &str); 6] = [
     ("/", "nav.overview"),
@@ -49,28 +72,12 @@ impl Frame<'_> {
 
     /// The whole page: `title` (catalog key) as `<title>` and `<h1>`, `body` writes the main content.
     fn page(&self, title: &'static str, body: impl FnOnce(&mut Html)) -> String {
-        let mut h = Html::document();
-        h.open("html", &[("lang", Some(self.lang.tag()))]);
-        h.open("head", &[]);
-        h.void("meta", &[("charset", Some("utf-8"))]);
-        h.void(
-            "meta",
-            &[
-                ("name", Some("viewport")),
-                ("content", Some("width=device-width, initial-scale=1")),
-            ],
-        );
         let site = self.f("site.name", &[("city", self.city)]);
-        h.element("title", &[], &format!("{} – {site}", self.t(title)));
-        h.void(
-            "link",
-            &[
-                ("rel", Some("stylesheet")),
-                ("href", Some("/static/portal.css")),
-            ],
+        let mut h = document_head(
+            self.lang,
+            &format!("{} – {site}", self.t(title)),
+            "/static/portal.css",
         );
-        h.close("head");
-        h.open("body", &[]);
         h.element(
             "a",
             &[("class", Some("skip")), ("href", Some("#main"))],
