@@ -15,7 +15,7 @@ mod harness;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{BIN, init, median, status_kib, wait_ready};
+use harness::{bin, init, median, status_kib, wait_ready};
 
 const RUNS: usize = 10;
 
@@ -30,14 +30,14 @@ fn main() {
     let mut baseline = Vec::new();
     for _ in 0..RUNS {
         let t = Instant::now();
-        Command::new(BIN).arg("--version").output().unwrap();
+        Command::new(bin()).arg("--version").output().unwrap();
         baseline.push(t.elapsed().as_secs_f64());
     }
 
     let (mut ready, mut rss, mut file) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let t = Instant::now();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&config)
             .env("CAAP_LOG_LEVEL", "warn")

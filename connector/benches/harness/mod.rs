@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `caap` binary of this build.
-pub const BIN: &str = env!("CARGO_BIN_EXE_caap");
+/// The `caap` binary: this build's, or `CAAP_BENCH_BIN` (e.g. a release build measured by a benchmark built
+/// without optimizations).
+pub fn bin() -> String {
+    std::env::var("CAAP_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_caap").to_owned())
+}
 
 /// A running `caap serve`, killed when dropped.
 pub struct Proc {
@@ -32,7 +35,7 @@ impl Drop for Proc {
 /// `caap init` in `dir` (both listeners on free ports), then `settings` (dotted keys, TOML values) written
 /// into its `caap.toml`. Returns the config's path and the admin token.
 pub fn init(dir: &Path, name: &str, settings: &[(&str, &str)]) -> (PathBuf, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["init", "--dir"])
         .arg(dir)
         .args([
@@ -69,7 +72,7 @@ pub fn init(dir: &Path, name: &str, settings: &[(&str, &str)]) -> (PathBuf, Stri
 
 /// Starts `caap serve --config <config>` (log level warn, `env` added) and waits for its `caap: ready` line.
 pub fn start(config: &Path, admin: &str, env: &[(&str, &str)]) -> Proc {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["serve", "--config"])
         .arg(config)
         .env("CAAP_LOG_LEVEL", "warn")
