@@ -4,6 +4,7 @@
 //! `visible` function (the connector asks the policy engine with the requester's verified claims).
 //! A dataset appears only with the offers its requester may see, and not at all without one.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use crate::asset::Asset;
@@ -181,13 +182,23 @@ where
         if !candidates.is_empty() {
             let ids: Vec<String> = candidates.iter().map(|a| a.id.clone()).collect();
             let offers = source.offers_for(&ids).await?;
+            // Who may see an offer is decided once per offer, and each offer's asset list is read once (not
+            // once per dataset of the batch).
+            let mut by_asset: HashMap<&str, Vec<&ResolvedOffer>> =
+                ids.iter().map(|id| (id.as_str(), Vec::new())).collect();
+            for offer in offers.iter().filter(|o| visible(o)) {
+                for asset in &offer.offer.assets {
+                    if let Some(mine) = by_asset.get_mut(asset.as_str()) {
+                        mine.push(offer);
+                    }
+                }
+            }
             for asset in candidates {
-                let mine: Vec<&ResolvedOffer> = offers
-                    .iter()
-                    .filter(|o| o.offer.assets.contains(&asset.id) && visible(o))
-                    .collect();
+                let mine = by_asset
+                    .get(asset.id.as_str())
+                    .map_or(&[][..], Vec::as_slice);
                 if !mine.is_empty() {
-                    found.push(dataset(ident, asset, &mine, false));
+                    found.push(dataset(ident, asset, mine, false));
                     if found.len() >= want {
                         break;
                     }

@@ -21,7 +21,7 @@ use crate::error::CatalogFault;
 pub const SUPPORTED_KEYS: [&str; 5] = ["q", "keyword", "theme", "dataModel", "id"];
 
 /// One parsed condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Criterion {
     /// Free text: all words must occur.
     Text(Vec<String>),
@@ -36,7 +36,7 @@ pub enum Criterion {
 }
 
 /// All conditions of one request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Filter(pub Vec<Criterion>);
 
 impl Filter {

@@ -5,13 +5,14 @@
 
 pub mod federation;
 mod remote;
+mod served;
 
 use std::sync::Arc;
 
 use caap_catalog::asset::Asset;
 use caap_catalog::build::{self, CatalogIdentity, CatalogPage, PageRequest};
 use caap_catalog::dcat::Dataset;
-use caap_catalog::offer::{Offer, ResolvedOffer};
+use caap_catalog::offer::Offer;
 use caap_catalog::page::{self, Cursor, Page};
 use caap_catalog::search::CachedDataset;
 use caap_catalog::{CatalogFault, FieldError};
@@ -28,6 +29,7 @@ pub use crate::store::DocKind;
 use crate::store::federation::SearchError;
 pub use crate::store::federation::{FederatedQuery, SearchPage, SourceOrigin};
 use crate::store::{CatalogSourceInfo, DocRef, Store, StoredDoc};
+pub use served::ServedPage;
 
 /// Assets, policies, offers, the DSP catalog and the federated catalog. Cheap to clone.
 #[derive(Clone)]
@@ -43,6 +45,8 @@ pub struct CatalogService {
     outbound: Arc<dyn OutboundCredentials>,
     /// How often sources are crawled, and the back-off after a failure.
     crawl: Arc<FederationConfig>,
+    /// The DSP catalog's pages, kept per catalog revision.
+    served: served::Served,
 }
 
 impl std::fmt::Debug for CatalogService {
@@ -110,6 +114,7 @@ impl CatalogService {
             http: parts.http,
             outbound: parts.outbound,
             crawl: Arc::new(parts.federation),
+            served: served::Served::default(),
         }
     }
 
@@ -455,35 +460,63 @@ impl CatalogService {
         &self.identity
     }
 
-    /// May `caller` see offers under this access policy? Unreadable policies hide the offer.
-    fn may_see(&self, caller: &VerifiedCaller, offer: &ResolvedOffer) -> bool {
-        match caap_policy::parse_policy(&offer.access_policy) {
-            Ok(policy) => {
-                let ctx = EvaluationContext::new(
-                    &caller.participant_id,
-                    caap_policy::Action::Use,
-                    self.clock.now(),
-                )
-                .with_claims(caller.claims.clone());
-                self.decider.decide(&policy, &ctx).permitted
-            }
-            Err(e) => {
-                tracing::warn!(offer = %offer.offer.id, error = %e, "access policy unreadable; offer hidden");
-                false
-            }
-        }
+    /// The catalog as `caller` may see it: the current snapshot of the offers, and for each of its access
+    /// policies whether `caller` passes it (decided now, with the caller's claims).
+    async fn view(
+        &self,
+        caller: &VerifiedCaller,
+    ) -> Result<(Arc<served::Snapshot>, Vec<bool>), CatalogFault> {
+        let revision = self.store.catalog_revision().await?;
+        let snapshot = self.served.snapshot(&self.store, revision).await?;
+        let ctx = EvaluationContext::new(
+            &caller.participant_id,
+            caap_policy::Action::Use,
+            self.clock.now(),
+        )
+        .with_claims(caller.claims.clone());
+        let view = snapshot
+            .access_policies()
+            .map(|p| p.is_some_and(|p| self.decider.decide(p, &ctx).permitted))
+            .collect();
+        Ok((snapshot, view))
     }
 
-    /// One page of the catalog as `caller` may see it.
+    /// One page of the catalog as `caller` may see it, as JSON (kept for the next caller with the same view
+    /// until the catalog changes; see [`served`]).
     pub async fn catalog(
         &self,
         caller: &VerifiedCaller,
         request: &PageRequest,
-    ) -> Result<CatalogPage, CatalogFault> {
-        build::catalog_page(&self.store, &self.identity, request, |o| {
-            self.may_see(caller, o)
-        })
-        .await
+    ) -> Result<Arc<ServedPage>, CatalogFault> {
+        let (snapshot, view) = self.view(caller).await?;
+        let kept: &served::Snapshot = &snapshot;
+        let build = |view: Vec<bool>| async move {
+            let source = served::SnapshotSource {
+                store: &self.store,
+                snapshot: kept,
+                view: &view,
+            };
+            // The source gives only the offers the caller may see.
+            let page: CatalogPage =
+                build::catalog_page(&source, &self.identity, request, |_| true).await?;
+            let body = serde_json::to_vec(&page.catalog)
+                .map_err(|e| CatalogFault::Store(format!("catalog page: {e}")))?;
+            Ok(ServedPage {
+                body: body.into(),
+                next: page.next,
+                previous: page.previous,
+            })
+        };
+        self.served
+            .page(
+                &snapshot,
+                &request.cursor,
+                request.limit,
+                &request.filter,
+                view.clone(),
+                build,
+            )
+            .await
     }
 
     /// One dataset as `caller` may see it.
@@ -492,6 +525,12 @@ impl CatalogService {
         caller: &VerifiedCaller,
         id: &str,
     ) -> Result<Dataset, CatalogFault> {
-        build::dataset_by_id(&self.store, &self.identity, id, |o| self.may_see(caller, o)).await
+        let (snapshot, view) = self.view(caller).await?;
+        let source = served::SnapshotSource {
+            store: &self.store,
+            snapshot: &snapshot,
+            view: &view,
+        };
+        build::dataset_by_id(&source, &self.identity, id, |_| true).await
     }
 }

@@ -137,14 +137,16 @@ pub fn acceptor(config: &Config) -> Result<Option<SslAcceptorBuilder>, TlsError>
 }
 
 /// The extra trust roots of `[tls] ca_files`, for the outbound HTTP client.
-pub fn trust_roots(config: &Config) -> Result<Vec<reqwest::Certificate>, TlsError> {
+pub fn trust_roots(config: &Config) -> Result<Vec<native_tls::Certificate>, TlsError> {
     let mut roots = Vec::new();
     for (i, file) in config.tls.ca_files.iter().enumerate() {
         let key = format!("tls.ca_files[{i}]");
         let path = config.data_path(file);
         for cert in certificates(&key, &path)? {
             let der = cert.to_der().map_err(|e| invalid(&key, &path, e))?;
-            roots.push(reqwest::Certificate::from_der(&der).map_err(|e| invalid(&key, &path, e))?);
+            roots.push(
+                native_tls::Certificate::from_der(&der).map_err(|e| invalid(&key, &path, e))?,
+            );
         }
     }
     Ok(roots)

@@ -115,7 +115,9 @@ async fn catalog_request(
     if !links.is_empty() {
         res.insert_header((header::LINK, links.join(", ")));
     }
-    Ok(res.json(page.catalog))
+    Ok(res
+        .content_type("application/json")
+        .body(web::Bytes::from_owner(page.body.clone())))
 }
 
 /// `GET <base>/catalog/datasets/{id}`.

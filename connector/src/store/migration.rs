@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0007LedgerCheckpoint),
             Box::new(M0008OpenDownloads),
             Box::new(M0009FederatedSearch),
+            Box::new(M0010CatalogRevision),
         ]
     }
 }
@@ -602,5 +603,34 @@ impl MigrationTrait for M0009FederatedSearch {
             run(manager, &["DROP TABLE fed_fts"]).await?;
         }
         run(manager, DOWN_0009).await
+    }
+}
+
+/// The catalog's revision: one counter that every change of an asset, policy or offer raises in its own
+/// transaction, so that a replica can tell from one cheap read whether what it cached of the catalog is current.
+#[derive(Debug)]
+struct M0010CatalogRevision;
+
+impl MigrationName for M0010CatalogRevision {
+    fn name(&self) -> &str {
+        "m0010_catalog_revision"
+    }
+}
+
+#[async_trait]
+impl MigrationTrait for M0010CatalogRevision {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(
+            manager,
+            &[
+                "CREATE TABLE catalog_revision (id INTEGER NOT NULL PRIMARY KEY, revision BIGINT NOT NULL)",
+                "INSERT INTO catalog_revision (id, revision) VALUES (1, 0)",
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, &["DROP TABLE catalog_revision"]).await
     }
 }

@@ -25,7 +25,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -386,6 +387,30 @@ impl Store {
         Ok(())
     }
 
+    /// Raises the catalog's revision, in the transaction of a change to an asset, policy or offer.
+    async fn raise_revision<C: ConnectionTrait>(db: &C) -> Result<(), StoreError> {
+        db.execute_unprepared("UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1")
+            .await?;
+        Ok(())
+    }
+
+    /// The catalog's revision: it grows with every committed change to an asset, policy or offer (by any
+    /// process sharing the database), so what was built from the documents at one revision is current as long
+    /// as this still reads the same.
+    pub async fn catalog_revision(&self) -> Result<i64, StoreError> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT revision FROM catalog_revision WHERE id = 1",
+            ))
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "revision"))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
     /// Creates a document; `Conflict` if the id is taken, `MissingRef` if a reference dangles.
     /// Document and references are written in one transaction.
     pub async fn create(
@@ -418,6 +443,7 @@ impl Store {
         };
         document::Entity::insert(model).exec(&txn.txn).await?;
         Self::write_refs(&txn.txn, kind, id, refs).await?;
+        Self::raise_revision(&txn.txn).await?;
         self.record_offer(&mut txn, kind, id, "published", Some(body), 1)
             .await?;
         txn.commit().await?;
@@ -475,6 +501,7 @@ impl Store {
             )));
         }
         Self::write_refs(&txn.txn, kind, id, refs).await?;
+        Self::raise_revision(&txn.txn).await?;
         self.record_offer(
             &mut txn,
             kind,
@@ -577,6 +604,7 @@ impl Store {
             });
         }
         Self::write_refs(&txn.txn, kind, id, &[]).await?;
+        Self::raise_revision(&txn.txn).await?;
         self.record_offer(&mut txn, kind, id, "withdrawn", None, 0)
             .await?;
         txn.commit().await?;
@@ -634,9 +662,31 @@ impl CatalogSource for Store {
         let offer_ids = self
             .referrers(DocKind::Offer, DocKind::Asset, asset_ids)
             .await?;
-        let offers: Vec<Offer> = self
-            .get_many(DocKind::Offer, &offer_ids)
-            .await?
+        let offers = self.get_many(DocKind::Offer, &offer_ids).await?;
+        self.resolve_offers(offers).await
+    }
+}
+
+impl Store {
+    /// Every offer, with its policies resolved.
+    pub async fn all_offers(&self) -> Result<Vec<ResolvedOffer>, CatalogFault> {
+        let offers = document::Entity::find()
+            .filter(document::Column::Kind.eq(DocKind::Offer.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(StoreError::from)?
+            .into_iter()
+            .map(Self::to_doc)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.resolve_offers(offers).await
+    }
+
+    /// Offers as stored, read and with their policies resolved.
+    async fn resolve_offers(
+        &self,
+        offers: Vec<StoredDoc>,
+    ) -> Result<Vec<ResolvedOffer>, CatalogFault> {
+        let offers: Vec<Offer> = offers
             .into_iter()
             .map(|d| decode("offer", d))
             .collect::<Result<_, _>>()?;
