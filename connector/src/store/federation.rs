@@ -677,10 +677,11 @@ impl Store {
         if !order.is_empty() {
             let mut s = Sql::default();
             s.push(
-                "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
+                "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, b.body AS body, \
                  d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
                  s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
-                 JOIN fed_sources s ON s.address = d.address WHERE d.id IN (",
+                 JOIN fed_bodies b ON b.id = d.id JOIN fed_sources s ON s.address = d.address \
+                 WHERE d.id IN (",
             );
             for (i, (id, _)) in order.iter().enumerate() {
                 if i > 0 {
@@ -900,9 +901,15 @@ impl Store {
                 .bind(g);
             }
         };
+        let mut by_id = vec!["fed_bodies"];
         if self.backend_() != DbBackend::Postgres {
+            by_id.push("fed_fts");
+        }
+        for (table, id) in by_id.into_iter().zip(["id", "rowid"]) {
             let mut s = Sql::default();
-            s.push("DELETE FROM fed_fts WHERE rowid IN (SELECT id FROM fed_datasets WHERE ");
+            s.push(&format!(
+                "DELETE FROM {table} WHERE {id} IN (SELECT id FROM fed_datasets WHERE "
+            ));
             which(&mut s);
             s.push(")");
             Self::fed_exec(db, s).await?;
@@ -1171,7 +1178,7 @@ impl Store {
             ];
             let mut s = Sql::default();
             s.push(
-                "INSERT INTO fed_datasets (address, generation, dataset_id, body, data_model, model_key, \
+                "INSERT INTO fed_datasets (address, generation, dataset_id, data_model, model_key, \
                  themes, themes_key, licence, licence_key, access, title_terms, tag_terms, text_terms, \
                  other_terms",
             );
@@ -1185,8 +1192,6 @@ impl Store {
                 .bind(generation)
                 .push(", ")
                 .bind(d.id.clone())
-                .push(", ")
-                .bind(body)
                 .push(", ")
                 .bind(d.data_model.clone())
                 .push(", ")
@@ -1226,6 +1231,13 @@ impl Store {
                 continue;
             };
             added += 1;
+            let mut s = Sql::default();
+            s.push("INSERT INTO fed_bodies (id, body) VALUES (")
+                .bind(id)
+                .push(", ")
+                .bind(body)
+                .push(")");
+            Self::fed_exec(&txn.txn, s).await?;
             if backend != DbBackend::Postgres {
                 let mut s = Sql::default();
                 s.push("INSERT INTO fed_fts (rowid, terms) VALUES (")
@@ -1381,9 +1393,9 @@ impl Store {
     async fn live_datasets(&self, address: Option<&str>) -> Result<Vec<CachedDataset>, StoreError> {
         let mut s = Sql::default();
         s.push(
-            "SELECT d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
+            "SELECT d.address AS address, d.dataset_id AS dataset_id, b.body AS body, \
              s.participant_id AS participant_id, s.city AS city FROM fed_datasets d JOIN fed_sources s \
-             ON s.address = d.address AND s.generation = d.generation",
+             ON s.address = d.address AND s.generation = d.generation JOIN fed_bodies b ON b.id = d.id",
         );
         if let Some(a) = address {
             s.push(" WHERE d.address = ").bind(a.to_owned());

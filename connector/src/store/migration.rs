@@ -610,7 +610,8 @@ impl MigrationTrait for M0009FederatedSearch {
 /// table keeps rowids only (`detail=none`: search needs no positions, and its lists are several times
 /// smaller) with prefix indexes, since every query word is a prefix (`"parker"*`); without them FTS5
 /// merges the lists of every indexed word with that prefix. Rebuilt from the terms kept in
-/// `fed_datasets`. And, on both backends, the last reading of the member directory (`fed_directory`), so
+/// `fed_datasets`. The dataset's JSON moves to `fed_bodies` (read for a page's hits only), so that the
+/// rows that ranking and facets visit for every hit are a third as wide. And, on both backends, the last reading of the member directory (`fed_directory`), so
 /// that a directory that cannot be read shows in `caap catalog sources`, not only in a log.
 #[derive(Debug)]
 struct M0010FederatedIndex;
@@ -645,7 +646,21 @@ fn fts_0010(options: &str) -> [String; 3] {
 #[async_trait]
 impl MigrationTrait for M0010FederatedIndex {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, &[UP_0010_DIRECTORY]).await?;
+        let bodies = if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            "CREATE TABLE fed_bodies (id BIGINT NOT NULL PRIMARY KEY, body TEXT NOT NULL)"
+        } else {
+            "CREATE TABLE fed_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+        };
+        run(
+            manager,
+            &[
+                UP_0010_DIRECTORY,
+                bodies,
+                "INSERT INTO fed_bodies (id, body) SELECT id, body FROM fed_datasets",
+                "ALTER TABLE fed_datasets DROP COLUMN body",
+            ],
+        )
+        .await?;
         if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
             return Ok(());
         }
@@ -654,7 +669,17 @@ impl MigrationTrait for M0010FederatedIndex {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, &["DROP TABLE fed_directory"]).await?;
+        run(
+            manager,
+            &[
+                "DROP TABLE fed_directory",
+                "ALTER TABLE fed_datasets ADD COLUMN body TEXT NOT NULL DEFAULT ''",
+                "UPDATE fed_datasets SET body = COALESCE((SELECT b.body FROM fed_bodies b \
+                 WHERE b.id = fed_datasets.id), '')",
+                "DROP TABLE fed_bodies",
+            ],
+        )
+        .await?;
         if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
             return Ok(());
         }
