@@ -26,7 +26,7 @@ use crate::config::FederationConfig;
 use crate::error::{ServiceError, decode};
 /// The kinds of document the catalog manages.
 pub use crate::store::DocKind;
-use crate::store::federation::SearchError;
+use crate::store::federation::{DirectoryStatus, SearchError};
 pub use crate::store::federation::{FederatedQuery, SearchPage, SourceOrigin};
 use crate::store::{CatalogSourceInfo, DocRef, Store, StoredDoc};
 pub use served::ServedPage;
@@ -121,6 +121,14 @@ impl CatalogService {
     /// The connectors whose catalogs are in the cache.
     pub async fn sources(&self) -> Result<Vec<CatalogSourceInfo>, ServiceError> {
         Ok(self.store.catalog_sources().await?)
+    }
+
+    /// The last reading of the member directory (`None` without one, or before the first).
+    pub async fn directory_status(&self) -> Result<Option<DirectoryStatus>, ServiceError> {
+        match &self.crawl.directory {
+            Some(url) => Ok(self.store.directory_status(url).await?),
+            None => Ok(None),
+        }
     }
 
     /// Removes a source and its datasets from the cache (a directory member comes back with the next

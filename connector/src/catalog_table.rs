@@ -97,6 +97,23 @@ pub fn search(r: &Value) -> String {
 /// The catalog sources with their crawl state.
 pub fn sources(r: &Value) -> String {
     let mut out = String::new();
+    let d = &r["directory"];
+    if let Some(url) = d["url"].as_str() {
+        let _ = match d["lastError"].as_str() {
+            Some(error) => writeln!(
+                out,
+                "member directory {url}: failing ({} time(s), last read {}): {error}",
+                d["failures"],
+                when(&d["readAt"])
+            ),
+            None => writeln!(
+                out,
+                "member directory {url}: {} member(s), read {}",
+                d["members"],
+                when(&d["readAt"])
+            ),
+        };
+    }
     let items = r["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         let _ = writeln!(
@@ -152,6 +169,17 @@ mod tests {
         );
         assert!(out.contains("city        Lund (2), Malmö (1)"), "{out}");
         assert!(out.contains("next page: --cursor abc"), "{out}");
+    }
+
+    #[test]
+    fn sources_print_a_directory_that_cannot_be_read() {
+        let out = super::sources(&json!({"items": [], "directory": {
+            "url": "https://anchor/directory", "attemptedAt": "2026-12-07T00:10:00Z",
+            "members": 0, "failures": 3, "lastError": "answered 502"}}));
+        assert!(
+            out.starts_with("member directory https://anchor/directory: failing (3 time(s), last read -): answered 502\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -119,14 +119,40 @@ impl Crawler {
 /// Reads the member directory, checks the anchor's signature, and makes the directory's sources those
 /// of its members with a DSP address (other than this connector).
 pub async fn sync_directory(c: &Connector) -> Result<(usize, Vec<String>), ServiceError> {
-    let members = read_directory(c).await?;
+    let read = read_directory(c).await;
+    if let Some(url) = &c.config.federation.directory {
+        let outcome = match &read {
+            Ok(members) => Ok(members.len()),
+            Err(e) => Err(e.to_string()),
+        };
+        c.store
+            .record_directory_read(url, outcome.as_ref().map(|n| *n).map_err(String::as_str))
+            .await?;
+    }
+    let members = read?;
     let ours = c.identity.participant_id.as_str();
+    // A member already fetched by hand (under the DSP base its discovery found, which may not be the
+    // address the directory lists) stays that one source.
+    let by_hand: std::collections::HashMap<String, String> = c
+        .store
+        .catalog_sources()
+        .await?
+        .into_iter()
+        .filter(|s| s.origin == SourceOrigin::Manual && !s.participant_id.is_empty())
+        .map(|s| (s.participant_id.to_lowercase(), s.counter_party_address))
+        .collect();
     let mut addresses = Vec::new();
     let due = c.clock.now();
     for m in members.iter().filter(|m| m.id != ours) {
         let Some(address) = m.dsp_address.as_deref().map(|a| a.trim_end_matches('/')) else {
             continue;
         };
+        if by_hand
+            .get(&m.id.to_lowercase())
+            .is_some_and(|a| a != address)
+        {
+            continue;
+        }
         c.store
             .put_source(
                 &NewSource {

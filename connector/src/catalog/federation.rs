@@ -124,6 +124,14 @@ impl CatalogService {
     /// stays in the cache (a manual source, crawled again on schedule) until removed.
     pub async fn fetch_catalog(&self, address: &str) -> Result<FetchedCatalog, ServiceError> {
         let discovered = self.discover(address).await?;
+        // The provider may be a source already (from the directory, under the address it lists):
+        // then that source is fetched, not a second one made.
+        if let Some(pid) = discovered.participant_id.as_deref()
+            && let Some(known) = self.store.source_of_participant(pid).await?
+        {
+            let key = known.counter_party_address;
+            return self.crawl_into(address, &key, discovered).await;
+        }
         let next = self.clock.now() + self.crawl.interval();
         self.store
             .put_source(

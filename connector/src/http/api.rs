@@ -279,7 +279,8 @@ async fn catalog_sources(
     catalog: web::Data<CatalogService>,
 ) -> Result<HttpResponse, ApiError> {
     let sources = catalog.sources().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": sources})))
+    let directory = catalog.directory_status().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": sources, "directory": directory})))
 }
 
 /// Query of `DELETE /api/v1/catalogs`.

@@ -109,6 +109,26 @@ pub struct CatalogSourceInfo {
     pub next_crawl_at: DateTime<Utc>,
 }
 
+/// The last reading of the federation's member directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryStatus {
+    /// Where it is read.
+    pub url: String,
+    /// When it was last tried.
+    pub attempted_at: DateTime<Utc>,
+    /// When it was last read successfully.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<DateTime<Utc>>,
+    /// Members with a connector at the last success.
+    pub members: i64,
+    /// Failed readings since the last success.
+    pub failures: i64,
+    /// Why the last reading failed (cleared by a success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
 /// A source to keep in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSource {
@@ -295,6 +315,30 @@ struct QueryWord {
     stems: Vec<String>,
 }
 
+impl QueryWord {
+    /// What an indexed word may start with to match: the stems and the word, leaving out any that
+    /// starts with another (`parkering` is found by `parker` already).
+    fn prefixes(&self) -> Vec<&str> {
+        let all: Vec<&str> = self
+            .stems
+            .iter()
+            .chain(std::iter::once(&self.word))
+            .map(String::as_str)
+            .collect();
+        let mut out: Vec<&str> = Vec::new();
+        for (i, p) in all.iter().enumerate() {
+            let covered = all
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && p.starts_with(o) && (o.len() < p.len() || j < i));
+            if !covered {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
 fn query_words(q: &str) -> Vec<QueryWord> {
     let mut seen = HashSet::new();
     q.split(|c: char| !c.is_alphanumeric())
@@ -439,9 +483,8 @@ fn fts5_query(words: &[QueryWord]) -> String {
         .iter()
         .map(|w| {
             let alts: Vec<String> = w
-                .stems
+                .prefixes()
                 .iter()
-                .chain(std::iter::once(&w.word))
                 .map(|s| format!("\"{}\"*", s.replace('"', "")))
                 .collect();
             format!("({})", alts.join(" OR "))
@@ -457,30 +500,35 @@ impl Store {
 
     /// The `FROM … WHERE` part of a search: the live datasets matching the query.
     /// `table` is `fed_datasets`, or `fed_facets` (the counts per source, for a search without words).
+    /// On SQLite the join order is fixed (`CROSS JOIN`): with words the full-text index drives (its
+    /// hits are far fewer than the datasets), without words the sources in their `(city, address)`
+    /// order do, so a page in that order stops after its rows instead of sorting every dataset.
     fn search_from(&self, q: &FederatedQuery, words: &[QueryWord], s: &mut Sql, table: &str) {
         let backend = self.backend_();
-        s.push(&format!(
-            " FROM {table} d JOIN fed_sources s ON s.address = d.address \
-             AND s.generation = d.generation WHERE 1 = 1"
-        ));
-        if !words.is_empty() {
-            match backend {
-                DbBackend::Postgres => {
-                    for w in words {
-                        let lexeme = format!("{}:*", w.word);
-                        s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
-                            .bind(lexeme.clone())
-                            .push(") || to_tsquery('english', ")
-                            .bind(lexeme)
-                            .push("))");
-                    }
-                }
-                _ => {
-                    s.push(" AND d.id IN (SELECT rowid FROM fed_fts WHERE fed_fts MATCH ")
-                        .bind(fts5_query(words))
-                        .push(")");
-                }
+        let postgres = backend == DbBackend::Postgres;
+        let live = "s.address = d.address AND s.generation = d.generation";
+        if postgres {
+            s.push(&format!(
+                " FROM {table} d JOIN fed_sources s ON {live} WHERE 1 = 1"
+            ));
+            for w in words {
+                let lexeme = format!("{}:*", w.word);
+                s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
+                    .bind(lexeme.clone())
+                    .push(") || to_tsquery('english', ")
+                    .bind(lexeme)
+                    .push("))");
             }
+        } else if words.is_empty() {
+            s.push(&format!(
+                " FROM fed_sources s CROSS JOIN {table} d ON {live} WHERE 1 = 1"
+            ));
+        } else {
+            s.push(&format!(
+                " FROM fed_fts f CROSS JOIN {table} d ON d.id = f.rowid CROSS JOIN fed_sources s \
+                 ON {live} WHERE fed_fts MATCH "
+            ))
+            .bind(fts5_query(words));
         }
         if let Some(city) = lower(&q.city) {
             s.push(" AND (s.city_key = ")
@@ -490,14 +538,17 @@ impl Store {
                 .push(")");
         }
         if let Some(model) = lower(&q.data_model) {
-            s.push(" AND d.model_key = ").bind(model);
+            // `+`: on SQLite, not through the data model's index (it would visit every dataset of the
+            // model before the first page is known).
+            s.push(if postgres {
+                " AND d.model_key = "
+            } else {
+                " AND +d.model_key = "
+            })
+            .bind(model);
         }
         if let Some(theme) = lower(&q.theme) {
-            let f = if backend == DbBackend::Postgres {
-                "strpos"
-            } else {
-                "instr"
-            };
+            let f = if postgres { "strpos" } else { "instr" };
             s.push(&format!(" AND {f}(d.themes_key, "))
                 .bind(format!("\n{theme}\n"))
                 .push(") > 0");
@@ -568,7 +619,7 @@ impl Store {
         // The page: the keys of the best `limit + 1` hits (the sort carries no bodies), then their rows.
         let mut s = Sql::default();
         s.push(
-            "SELECT * FROM (SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, \
+            "SELECT * FROM (SELECT d.id AS id, s.address AS address, d.dataset_id AS dataset_id, \
              s.city AS city, -CAST(",
         );
         self.score_expr(&words, &mut s);
@@ -626,10 +677,11 @@ impl Store {
         if !order.is_empty() {
             let mut s = Sql::default();
             s.push(
-                "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
+                "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, b.body AS body, \
                  d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
                  s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
-                 JOIN fed_sources s ON s.address = d.address WHERE d.id IN (",
+                 JOIN fed_bodies b ON b.id = d.id JOIN fed_sources s ON s.address = d.address \
+                 WHERE d.id IN (",
             );
             for (i, (id, _)) in order.iter().enumerate() {
                 if i > 0 {
@@ -849,9 +901,15 @@ impl Store {
                 .bind(g);
             }
         };
+        let mut by_id = vec!["fed_bodies"];
         if self.backend_() != DbBackend::Postgres {
+            by_id.push("fed_fts");
+        }
+        for (table, id) in by_id.into_iter().zip(["id", "rowid"]) {
             let mut s = Sql::default();
-            s.push("DELETE FROM fed_fts WHERE rowid IN (SELECT id FROM fed_datasets WHERE ");
+            s.push(&format!(
+                "DELETE FROM {table} WHERE {id} IN (SELECT id FROM fed_datasets WHERE "
+            ));
             which(&mut s);
             s.push(")");
             Self::fed_exec(db, s).await?;
@@ -884,13 +942,6 @@ impl Store {
     }
 
     fn source_from_row(row: &sea_orm::QueryResult) -> Result<CatalogSourceInfo, StoreError> {
-        fn get<T: sea_orm::TryGetable>(
-            row: &sea_orm::QueryResult,
-            c: &str,
-        ) -> Result<T, StoreError> {
-            row.try_get("", c)
-                .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
-        }
         Ok(CatalogSourceInfo {
             counter_party_address: get(row, "address")?,
             participant_id: get(row, "participant_id")?,
@@ -908,6 +959,71 @@ impl Store {
 
     const SOURCE_COLUMNS: &'static str = "address, participant_id, city, origin, state, fetched_at, \
         attempted_at, dataset_count, failures, last_error, next_crawl_at";
+
+    /// Records a reading of the member directory at `url`: `Ok(members)` or the error.
+    pub async fn record_directory_read(
+        &self,
+        url: &str,
+        outcome: Result<usize, &str>,
+    ) -> Result<(), StoreError> {
+        let now = millis(self.clock.now());
+        let mut s = Sql::default();
+        s.push(
+            "INSERT INTO fed_directory (url, attempted_at, read_at, members, failures, last_error) VALUES (",
+        )
+        .bind(url.to_owned())
+        .push(", ")
+        .bind(now)
+        .push(", ");
+        match outcome {
+            Ok(members) => {
+                let members = i64::try_from(members).unwrap_or(i64::MAX);
+                s.bind(now)
+                    .push(", ")
+                    .bind(members)
+                    .push(", 0, NULL) ON CONFLICT (url) DO UPDATE SET attempted_at = ")
+                    .bind(now)
+                    .push(", read_at = ")
+                    .bind(now)
+                    .push(", members = ")
+                    .bind(members)
+                    .push(", failures = 0, last_error = NULL");
+            }
+            Err(error) => {
+                s.push("NULL, 0, 1, ")
+                    .bind(error.to_owned())
+                    .push(") ON CONFLICT (url) DO UPDATE SET attempted_at = ")
+                    .bind(now)
+                    .push(", failures = fed_directory.failures + 1, last_error = ")
+                    .bind(error.to_owned());
+            }
+        }
+        let _gate = self.write_gate().await;
+        Self::fed_exec(&self.db, s).await?;
+        Ok(())
+    }
+
+    /// The last reading of the member directory at `url`, if it was ever tried.
+    pub async fn directory_status(&self, url: &str) -> Result<Option<DirectoryStatus>, StoreError> {
+        let mut s = Sql::default();
+        s.push(
+            "SELECT url, attempted_at, read_at, members, failures, last_error FROM fed_directory \
+             WHERE url = ",
+        )
+        .bind(url.to_owned());
+        let rows = self.db.query_all_raw(s.statement(self.backend_())).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(DirectoryStatus {
+            url: get(row, "url")?,
+            attempted_at: from_millis(get(row, "attempted_at")?),
+            read_at: get::<Option<i64>>(row, "read_at")?.map(from_millis),
+            members: get(row, "members")?,
+            failures: get(row, "failures")?,
+            last_error: get(row, "last_error")?,
+        }))
+    }
 
     /// Every source, by city.
     pub async fn catalog_sources(&self) -> Result<Vec<CatalogSourceInfo>, StoreError> {
@@ -935,6 +1051,26 @@ impl Store {
             Self::SOURCE_COLUMNS
         ))
         .bind(address.to_owned());
+        self.db
+            .query_all_raw(s.statement(self.backend_()))
+            .await?
+            .first()
+            .map(Self::source_from_row)
+            .transpose()
+    }
+
+    /// The source of a provider (by participant id, case-insensitive), if there is one.
+    pub async fn source_of_participant(
+        &self,
+        participant_id: &str,
+    ) -> Result<Option<CatalogSourceInfo>, StoreError> {
+        let mut s = Sql::default();
+        s.push(&format!(
+            "SELECT {} FROM fed_sources WHERE participant_key = ",
+            Self::SOURCE_COLUMNS
+        ))
+        .bind(participant_id.to_lowercase())
+        .push(" ORDER BY address LIMIT 1");
         self.db
             .query_all_raw(s.statement(self.backend_()))
             .await?
@@ -1033,9 +1169,16 @@ impl Store {
             let licence = licence_of(&d.raw);
             let themes = d.themes.join("\n");
             let themes_key = format!("\n{}\n", themes.to_lowercase());
+            // The index's terms are these four together (`migration::FTS_TERMS`).
+            let [title_terms, tag_terms, text_terms, other_terms] = [
+                terms(&[title]),
+                terms(&tags),
+                terms(&[description]),
+                terms(&[city, &d.id]),
+            ];
             let mut s = Sql::default();
             s.push(
-                "INSERT INTO fed_datasets (address, generation, dataset_id, body, data_model, model_key, \
+                "INSERT INTO fed_datasets (address, generation, dataset_id, data_model, model_key, \
                  themes, themes_key, licence, licence_key, access, title_terms, tag_terms, text_terms, \
                  other_terms",
             );
@@ -1049,8 +1192,6 @@ impl Store {
                 .bind(generation)
                 .push(", ")
                 .bind(d.id.clone())
-                .push(", ")
-                .bind(body)
                 .push(", ")
                 .bind(d.data_model.clone())
                 .push(", ")
@@ -1066,13 +1207,13 @@ impl Store {
                 .push(", ")
                 .bind(access_of(&d.raw))
                 .push(", ")
-                .bind(terms(&[title]))
+                .bind(title_terms.clone())
                 .push(", ")
-                .bind(terms(&tags))
+                .bind(tag_terms.clone())
                 .push(", ")
-                .bind(terms(&[description]))
+                .bind(text_terms.clone())
                 .push(", ")
-                .bind(terms(&[city, &d.id]));
+                .bind(other_terms.clone());
             if backend == DbBackend::Postgres {
                 let all = format!(
                     "{title} {} {description} {city}",
@@ -1090,17 +1231,19 @@ impl Store {
                 continue;
             };
             added += 1;
+            let mut s = Sql::default();
+            s.push("INSERT INTO fed_bodies (id, body) VALUES (")
+                .bind(id)
+                .push(", ")
+                .bind(body)
+                .push(")");
+            Self::fed_exec(&txn.txn, s).await?;
             if backend != DbBackend::Postgres {
                 let mut s = Sql::default();
                 s.push("INSERT INTO fed_fts (rowid, terms) VALUES (")
                     .bind(id)
                     .push(", ")
-                    .bind(format!(
-                        "{} {} {}",
-                        terms(&[title, description]),
-                        terms(&tags),
-                        terms(&[city, &d.id])
-                    ))
+                    .bind(format!("{title_terms}{text_terms}{tag_terms}{other_terms}"))
                     .push(")");
                 Self::fed_exec(&txn.txn, s).await?;
             }
@@ -1250,9 +1393,9 @@ impl Store {
     async fn live_datasets(&self, address: Option<&str>) -> Result<Vec<CachedDataset>, StoreError> {
         let mut s = Sql::default();
         s.push(
-            "SELECT d.address AS address, d.dataset_id AS dataset_id, d.body AS body, \
+            "SELECT d.address AS address, d.dataset_id AS dataset_id, b.body AS body, \
              s.participant_id AS participant_id, s.city AS city FROM fed_datasets d JOIN fed_sources s \
-             ON s.address = d.address AND s.generation = d.generation",
+             ON s.address = d.address AND s.generation = d.generation JOIN fed_bodies b ON b.id = d.id",
         );
         if let Some(a) = address {
             s.push(" WHERE d.address = ").bind(a.to_owned());
@@ -1293,6 +1436,12 @@ impl Store {
     ) -> Result<Vec<CachedDataset>, StoreError> {
         self.live_datasets(Some(address)).await
     }
+}
+
+/// A column of a row read with raw SQL.
+fn get<T: sea_orm::TryGetable>(row: &sea_orm::QueryResult, c: &str) -> Result<T, StoreError> {
+    row.try_get("", c)
+        .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
 }
 
 /// A new crawl generation: random, so two crawls of one source never share one.

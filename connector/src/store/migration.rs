@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0008OpenDownloads),
             Box::new(M0009FederatedSearch),
             Box::new(M0010CatalogRevision),
+            Box::new(M0011FederatedIndex),
         ]
     }
 }
@@ -632,5 +633,91 @@ impl MigrationTrait for M0010CatalogRevision {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, &["DROP TABLE catalog_revision"]).await
+    }
+}
+
+/// The federated search index made fast at 300,000 datasets (SQLite): the FTS5
+/// table keeps rowids only (`detail=none`: search needs no positions, and its lists are several times
+/// smaller) with prefix indexes, since every query word is a prefix (`"parker"*`); without them FTS5
+/// merges the lists of every indexed word with that prefix. Rebuilt from the terms kept in
+/// `fed_datasets`. The dataset's JSON moves to `fed_bodies` (read for a page's hits only), so that the
+/// rows that ranking and facets visit for every hit are a third as wide. And, on both backends, the last reading of the member directory (`fed_directory`), so
+/// that a directory that cannot be read shows in `caap catalog sources`, not only in a log.
+#[derive(Debug)]
+struct M0011FederatedIndex;
+
+const UP_0011_DIRECTORY: &str = "CREATE TABLE fed_directory (
+        url VARCHAR(2048) NOT NULL PRIMARY KEY,
+        attempted_at BIGINT NOT NULL,
+        read_at BIGINT NULL,
+        members BIGINT NOT NULL,
+        failures BIGINT NOT NULL,
+        last_error TEXT NULL)";
+
+impl MigrationName for M0011FederatedIndex {
+    fn name(&self) -> &str {
+        "m0011_federated_index"
+    }
+}
+
+/// The index's terms of a dataset, from its columns (what `stage_page` writes into it).
+pub(crate) const FTS_TERMS: &str = "title_terms || text_terms || tag_terms || other_terms";
+
+fn fts_0011(options: &str) -> [String; 3] {
+    [
+        "DROP TABLE fed_fts".to_owned(),
+        format!(
+            "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', contentless_delete=1{options})"
+        ),
+        format!("INSERT INTO fed_fts (rowid, terms) SELECT id, {FTS_TERMS} FROM fed_datasets"),
+    ]
+}
+
+#[async_trait]
+impl MigrationTrait for M0011FederatedIndex {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let bodies = if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            "CREATE TABLE fed_bodies (id BIGINT NOT NULL PRIMARY KEY, body TEXT NOT NULL)"
+        } else {
+            "CREATE TABLE fed_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+        };
+        run(
+            manager,
+            &[
+                UP_0011_DIRECTORY,
+                bodies,
+                "INSERT INTO fed_bodies (id, body) SELECT id, body FROM fed_datasets",
+                "ALTER TABLE fed_datasets DROP COLUMN body",
+            ],
+        )
+        .await?;
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        let up = fts_0011(", detail=none, prefix='2 3 4 5 6 7 8 9 10'");
+        run(manager, &up.iter().map(String::as_str).collect::<Vec<_>>()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(
+            manager,
+            &[
+                "DROP TABLE fed_directory",
+                "ALTER TABLE fed_datasets ADD COLUMN body TEXT NOT NULL DEFAULT ''",
+                "UPDATE fed_datasets SET body = COALESCE((SELECT b.body FROM fed_bodies b \
+                 WHERE b.id = fed_datasets.id), '')",
+                "DROP TABLE fed_bodies",
+            ],
+        )
+        .await?;
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        let down = fts_0011("");
+        run(
+            manager,
+            &down.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await
     }
 }

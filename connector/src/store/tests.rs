@@ -1224,6 +1224,42 @@ mod federated {
     }
 
     #[tokio::test]
+    async fn a_directory_that_cannot_be_read_is_recorded_until_it_is_read() {
+        for b in backends("fed_dir_status").await {
+            let store = open(&b).await;
+            let url = "https://anchor/directory";
+            assert!(store.directory_status(url).await.unwrap().is_none());
+            for _ in 0..2 {
+                store
+                    .record_directory_read(url, Err("answered 502"))
+                    .await
+                    .unwrap();
+            }
+            let status = store.directory_status(url).await.unwrap().unwrap();
+            assert_eq!(
+                (
+                    status.failures,
+                    status.last_error.as_deref(),
+                    status.read_at
+                ),
+                (2, Some("answered 502"), None)
+            );
+            store.record_directory_read(url, Ok(3)).await.unwrap();
+            let status = store.directory_status(url).await.unwrap().unwrap();
+            assert_eq!((status.failures, status.members), (0, 3));
+            assert!(status.last_error.is_none() && status.read_at.is_some());
+            // A provider is found by its participant id, whatever the case.
+            store
+                .replace_cached_catalog("http://lund/dsp", "did:web:Lund", "Lund", &[])
+                .await
+                .unwrap();
+            let found = store.source_of_participant("did:web:lund").await.unwrap();
+            assert_eq!(found.unwrap().counter_party_address, "http://lund/dsp");
+            store.close().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn directory_sources_are_claimed_once_and_removed_when_they_leave() {
         for b in backends("fed_directory").await {
             let store = open(&b).await;
