@@ -135,7 +135,8 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
         claimed_any |=
             claim::<Transfer>(&connector, &owner, lease_until, &permits, &mut tasks).await;
         let now = connector.clock.now();
-        // Work was just claimed: its completion wakes the loop, so skip asking the store when the next is due.
+        // Work was just claimed: its completion wakes the loop if it owes more, so skip asking the store when
+        // the next is due.
         let due = if claimed_any {
             None
         } else {
@@ -162,9 +163,10 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
             wait.max(Duration::from_millis(2))
         }
         .min(MONITOR_EVERY);
+        // A finished send does not turn the loop by itself (it wakes it when it owes a next step or frees
+        // a permit work waits for): each turn asks the store for due work, and most sends end with none.
         tokio::select! {
             _ = connector.wake.notified() => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => break,
         }
@@ -213,10 +215,16 @@ async fn claim<P: Work>(
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                let (c, owner) = (connector.clone(), owner.to_owned());
+                let (c, owner, all) = (connector.clone(), owner.to_owned(), permits.clone());
                 tasks.spawn(async move {
                     process(&c, p, &owner).await;
+                    // A send that frees the only permit wakes the loop (work may wait for it); one that
+                    // owes a next step has woken it already, and otherwise there is nothing new to claim.
+                    let starved = all.available_permits() == 0;
                     drop(permit);
+                    if starved {
+                        c.wake.notify_one();
+                    }
                 });
             }
             any
@@ -300,15 +308,21 @@ pub(crate) async fn process<P: Work>(c: &Connector, claimed: P, owner: &str) {
         return;
     };
     let outcome = P::send(c, &claimed, step, owner).await;
+    // First as claimed: the write is guarded by the claim's version, so it only lands if nothing moved the
+    // process meanwhile (the usual case, one statement fewer); otherwise it is read again.
+    let mut unchanged = Some(claimed.clone());
     for _ in 0..5 {
         // Re-read: an inbound message may have moved the process while we were sending.
-        let current = match c.store.process::<P>(claimed.id()).await {
-            Ok(Some(p)) => p,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(pid = %claimed.id(), error = %e, "reading the {} after a send failed", P::NOUN);
-                return;
-            }
+        let current = match unchanged.take() {
+            Some(p) => p,
+            None => match c.store.process::<P>(claimed.id()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(pid = %claimed.id(), error = %e, "reading the {} after a send failed", P::NOUN);
+                    return;
+                }
+            },
         };
         if current.pending() != Some(step) || current.state() != claimed.state() {
             // The counterparty's next message already confirmed (or overtook) ours; free the process for

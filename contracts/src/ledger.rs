@@ -204,8 +204,14 @@ fn hex(bytes: &[u8]) -> String {
 /// The entry that follows `prev` (`None`: the first entry of the ledger), with its `seq`, `prevHash` and
 /// `hash`. `at` is truncated to the microsecond.
 pub fn append(prev: Option<&LedgerEntry>, new: NewEntry) -> LedgerEntry {
-    let (seq, prev_hash) = match prev {
-        Some(prev) => (prev.seq.saturating_add(1), prev.hash.clone()),
+    append_to(prev.map(|p| (p.seq, p.hash.as_str())), new)
+}
+
+/// [`append`] after the entry with `seq` and `hash` (`None`: the first entry): all the chain needs of the
+/// previous entry, so a store need not read it whole.
+pub fn append_to(head: Option<(u64, &str)>, new: NewEntry) -> LedgerEntry {
+    let (seq, prev_hash) = match head {
+        Some((seq, hash)) => (seq.saturating_add(1), hash.to_owned()),
         None => (1, GENESIS_HASH.to_owned()),
     };
     let at = new.at.trunc_subsecs(6);

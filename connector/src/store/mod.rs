@@ -179,8 +179,16 @@ impl std::ops::Deref for WriteTxn {
 
 impl WriteTxn {
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await?;
-        if let (Some(seal), Some(head)) = (&self.seal, &self.head) {
+        let WriteTxn {
+            txn,
+            _gate: gate,
+            seal,
+            head,
+        } = self;
+        txn.commit().await?;
+        // The next writer need not wait for the head file (its writes never move it back).
+        drop(gate);
+        if let (Some(seal), Some(head)) = (&seal, &head) {
             seal.write_file(head);
         }
         Ok(())

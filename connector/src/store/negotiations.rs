@@ -97,35 +97,42 @@ pub(super) async fn append_ledger_in(
     if entries.is_empty() {
         return Ok(());
     }
-    let head = ledger_row::Entity::find()
+    // Only the head's seq and hash: the chain needs nothing else of it.
+    let head: Option<(i64, String)> = ledger_row::Entity::find()
+        .select_only()
+        .column(ledger_row::Column::Seq)
+        .column(ledger_row::Column::Hash)
         .order_by_desc(ledger_row::Column::Seq)
+        .into_tuple()
         .one(db)
-        .await?
-        .map(to_entry)
+        .await?;
+    let mut prev = head
+        .map(|(seq, hash)| {
+            u64::try_from(seq)
+                .map(|seq| (seq, hash))
+                .map_err(|e| StoreError::Corrupt(format!("ledger entry {seq} seq"), e.to_string()))
+        })
         .transpose()?;
-    let mut prev = head;
     for new in entries {
         let mut new = new.clone();
         // The stored precision; the hash must survive the round trip.
         new.at = DateTime::from_timestamp_micros(new.at.timestamp_micros()).unwrap_or(new.at);
-        let entry = ledger::append(prev.as_ref(), new);
+        let entry = ledger::append_to(prev.as_ref().map(|(s, h)| (*s, h.as_str())), new);
         let row = ledger_row::ActiveModel {
             seq: Set(i64::try_from(entry.seq).unwrap_or(i64::MAX)),
             at_micros: Set(entry.at.timestamp_micros()),
             kind: Set(entry.kind.as_str().into()),
             subject: Set(entry.subject.clone()),
             payload: Set(entry.payload.to_string()),
-            prev_hash: Set(entry.prev_hash.clone()),
+            prev_hash: Set(entry.prev_hash),
             hash: Set(entry.hash.clone()),
         };
         ledger_row::Entity::insert(row).exec(db).await?;
-        prev = Some(entry);
+        prev = Some((entry.seq, entry.hash));
     }
-    if let (Some(seal), Some(head)) = (txn.seal.clone(), prev) {
-        let head = super::ledger_head::LedgerHead {
-            seq: head.seq,
-            hash: head.hash,
-        };
+    // `entries` is not empty: `prev` is the last one appended.
+    if let (Some(seal), Some((seq, hash))) = (txn.seal.clone(), prev) {
+        let head = super::ledger_head::LedgerHead { seq, hash };
         txn.head = Some(super::ledger_head::checkpoint_in(&txn.txn, &seal, &head).await?);
     }
     Ok(())

@@ -43,6 +43,8 @@ pub fn issuer_url(public_url: &str) -> String {
 
 /// How long our self-issued tokens, access tokens and presentations live.
 pub const TOKEN_LIFETIME_SECS: i64 = 300;
+/// At most this many verified presentations are kept (see [`dcp::VerifiedPresentations`]).
+const MAX_VERIFIED_PRESENTATIONS: usize = 10_000;
 /// The file next to the key file that lists retired keys still published.
 pub const RETIRED_KEYS_FILE: &str = "retired-keys.json";
 
@@ -170,6 +172,9 @@ pub struct Trust {
     pub store: Store,
     /// What each caller presented at its last verification (to write only changes).
     seen: Mutex<HashMap<String, Vec<String>>>,
+    /// Presentations verified, per caller and access token, within their validity and the status-list
+    /// refresh interval: a caller's next messages skip the presentation query.
+    presented: dcp::VerifiedPresentations,
     /// Reasons issuers gave for rejecting our credential requests, by our request id.
     rejections: Mutex<HashMap<String, String>>,
 }
@@ -339,6 +344,12 @@ impl Trust {
             clock,
             store,
             seen: Mutex::new(HashMap::new()),
+            presented: dcp::VerifiedPresentations::new(
+                Duration::seconds(
+                    i64::try_from(config.identity.status_list_cache_secs).unwrap_or(i64::MAX / 2),
+                ),
+                MAX_VERIFIED_PRESENTATIONS,
+            ),
             rejections: Mutex::new(HashMap::new()),
         })
     }
@@ -397,6 +408,9 @@ impl Trust {
             .access_token
             .clone()
             .ok_or(Refusal::MissingTokenClaim)?;
+        if let Some(caller) = self.presented.get(&token.issuer, &access, now) {
+            return Ok(caller);
+        }
         let cs = token
             .did_document
             .credential_service_url()
@@ -466,6 +480,7 @@ impl Trust {
             &ctx,
         )
         .await?;
+        self.presented.put(&token.issuer, &access, &verified, now);
         self.remember(&verified.participant_id, &verified.credentials, now)
             .await;
         Ok(verified.into_verified_caller())

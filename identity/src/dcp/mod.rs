@@ -8,12 +8,15 @@
 //! * [`issuance`]: credential issuance messages, the issuer's check of a credential request and
 //!   the holder's check of delivered credentials ([`accept_credential_message`]).
 //! * [`outbound`]: [`DcpOutbound`], the sender's `OutboundCredentials` (SI token + access token).
+//! * [`cache`]: [`VerifiedPresentations`], the verifier's memory of presentations it verified, per
+//!   caller and access token, within their validity.
 //! * [`Refusal`]: why, one variant per TCK case, with a stable code.
 //!
 //! The connector's DCP `DspAuthenticator` glues HTTP to these: verify the caller's SI token,
 //! find its `CredentialService` in the DID document, sign our own SI token carrying the caller's
 //! `token`, `POST {cs}/presentations/query`, and verify the response.
 
+pub mod cache;
 pub mod issuance;
 pub mod messages;
 pub mod outbound;
@@ -24,6 +27,7 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use cache::VerifiedPresentations;
 pub use issuance::{
     CredentialContainer, CredentialDelivery, CredentialMessage, CredentialObject,
     CredentialOfferMessage, CredentialRef, CredentialRequestMessage, CredentialStatus,

@@ -304,6 +304,22 @@ fn si_token_replayed_is_refused() {
     );
 }
 
+/// Expired jtis are forgotten as tokens keep coming: the cache stays about twice the live tokens, while a
+/// live jti is still refused a second time.
+#[test]
+fn replay_cache_forgets_expired_jtis() {
+    let cache = InMemoryReplayCache::default();
+    let mut now = t0();
+    for i in 0..100_000 {
+        now += Duration::milliseconds(10);
+        let key = format!("jti-{i}");
+        assert!(block_on(cache.first_use(&key, now + Duration::seconds(5), now)).unwrap());
+    }
+    // 5 s of tokens, one every 10 ms, are live: 500.
+    assert!(cache.len() <= 2 * 1024, "{}", cache.len());
+    assert!(!block_on(cache.first_use("jti-99999", now + Duration::seconds(5), now)).unwrap());
+}
+
 #[test]
 fn si_token_without_jti_is_refused() {
     let w = world();

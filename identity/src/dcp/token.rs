@@ -31,21 +31,50 @@ pub trait ReplayCache: Send + Sync + std::fmt::Debug {
 }
 
 /// An in-process [`ReplayCache`] (one connector process; several replicas need a shared one,
-/// e.g. a table with a unique key).
+/// e.g. a table with a unique key). Expired entries are swept whenever the cache has doubled since the
+/// last sweep, so it holds about twice the live tokens at most (it grew with every request before: one
+/// entry per token, kept until the cache was full).
 #[derive(Debug)]
 pub struct InMemoryReplayCache {
-    seen: Mutex<HashMap<String, DateTime<Utc>>>,
+    seen: Mutex<Seen>,
     max_entries: usize,
 }
+
+/// The jtis and the size at which the next sweep runs.
+#[derive(Debug)]
+struct Seen {
+    until: HashMap<String, DateTime<Utc>>,
+    sweep_at: usize,
+}
+
+/// The smallest size at which a sweep runs.
+const FIRST_SWEEP: usize = 1024;
 
 impl InMemoryReplayCache {
     /// A cache of at most `max_entries` live jtis; when full, new tokens are refused (fail closed)
     /// rather than old entries forgotten.
     pub fn new(max_entries: usize) -> Self {
         InMemoryReplayCache {
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen {
+                until: HashMap::new(),
+                sweep_at: FIRST_SWEEP,
+            }),
             max_entries,
         }
+    }
+
+    /// How many jtis it holds (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .until
+            .len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -62,17 +91,20 @@ impl ReplayCache for InMemoryReplayCache {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<bool, String>> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let result = if seen.get(key).is_some_and(|until| *until > now) {
+        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = &mut *guard;
+        let result = if seen.until.get(key).is_some_and(|until| *until > now) {
             Ok(false)
         } else {
-            if seen.len() >= self.max_entries {
-                seen.retain(|_, until| *until > now);
+            if seen.until.len() >= seen.sweep_at.min(self.max_entries) {
+                seen.until.retain(|_, until| *until > now);
+                seen.sweep_at = (seen.until.len() * 2).max(FIRST_SWEEP);
+                seen.until.shrink_to(seen.sweep_at);
             }
-            if seen.len() >= self.max_entries {
+            if seen.until.len() >= self.max_entries {
                 Err("the replay cache is full".to_owned())
             } else {
-                seen.insert(key.to_owned(), expires_at);
+                seen.until.insert(key.to_owned(), expires_at);
                 Ok(true)
             }
         };
