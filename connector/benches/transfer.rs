@@ -710,9 +710,21 @@ fn consent_filtered(provider: &Proc, consumer: &Proc, files: &Path) {
         "every citizen consented: the same records flow"
     );
     let (mut plain, mut filtered) = (Vec::new(), Vec::new());
+    // CPU seconds of the provider and the consumer for each kind (less disturbed by a busy machine than rates).
+    let pids = [provider.child.id(), consumer.child.id()];
+    let (mut plain_cpu, mut filtered_cpu) = ([0.0; 2], [0.0; 2]);
     for _ in 0..CONSENT_RUNS {
-        plain.push(curl_any(&urls[0], &h).1);
-        filtered.push(curl_any(&urls[1], &h).1);
+        for (url, rates, cpu) in [
+            (&urls[0], &mut plain, &mut plain_cpu),
+            (&urls[1], &mut filtered, &mut filtered_cpu),
+        ] {
+            let before = pids.map(cpu_secs);
+            rates.push(curl_any(url, &h).1);
+            let after = pids.map(cpu_secs);
+            for i in 0..2 {
+                cpu[i] += after[i] - before[i];
+            }
+        }
     }
     let list = |v: &[f64]| {
         v.iter()
@@ -750,6 +762,14 @@ fn consent_filtered(provider: &Proc, consumer: &Proc, files: &Path) {
         list(&filtered)
     );
     println!("  ratio {:.0} % of plain (target >= 80 %)", f / p * 100.0);
+    let ms = |cpu: f64| cpu * 1000.0 / CONSENT_RUNS as f64;
+    println!(
+        "  CPU ms per download: provider plain {:.0}, filtered {:.0}; consumer plain {:.0}, filtered {:.0}",
+        ms(plain_cpu[0]),
+        ms(filtered_cpu[0]),
+        ms(plain_cpu[1]),
+        ms(filtered_cpu[1])
+    );
     println!(
         "  the record filter alone, in process (no consent lookup) {:>6.0} MiB/s",
         median(alone)

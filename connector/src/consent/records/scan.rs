@@ -34,8 +34,11 @@ pub struct Outline<'a> {
 impl<'a> Outline<'a> {
     /// Reads `bytes` (one JSON value, blanks around it allowed) for the subject path `field`.
     pub fn read(bytes: &'a [u8], field: &str) -> Result<Self, Invalid> {
-        std::str::from_utf8(bytes).map_err(|_| Invalid)?;
-        let first_part = field.split('.').next().unwrap_or_default().as_bytes();
+        // Outside strings only ASCII is JSON; strings are checked to be UTF-8 as they are read.
+        let first_part = field
+            .split_once('.')
+            .map_or(field, |(first, _)| first)
+            .as_bytes();
         let mut c = Cursor { b: bytes, i: 0 };
         c.blank();
         let mut outline = Outline {
@@ -85,6 +88,12 @@ impl<'a> Outline<'a> {
     /// GeoJSON `properties`; a string as it reads, a number as written by `serde_json`, and of an NGSI-LD
     /// property or relationship (or a JSON-LD value object) its `value`, `object`, `@value` or `@id`.
     pub fn subject(&self, field: &str) -> Option<Cow<'a, str>> {
+        if !field.contains('.') {
+            return self
+                .first
+                .and_then(scalar)
+                .or_else(|| scalar(member(self.properties?, field)?));
+        }
         let rest = || field.split('.').skip(1);
         let path = |mut v: &'a [u8], parts: std::iter::Skip<std::str::Split<'_, char>>| {
             for part in parts {
@@ -145,6 +154,21 @@ fn scalar(v: &[u8]) -> Option<Cow<'_, str>> {
         }
         _ => None,
     }
+}
+
+/// Whether any byte of `word` is a quote, a backslash, a control character or not ASCII (those a string
+/// scan stops at).
+fn special(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below `n` (n <= 128) sets its high bit in (w - n*ONES) & !w & HIGH.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let zero = |w: u64| below(w, 1);
+    (zero(word ^ (ONES * u64::from(b'"')))
+        | zero(word ^ (ONES * u64::from(b'\\')))
+        | below(word, 0x20)
+        | (word & HIGH))
+        != 0
 }
 
 /// Reads JSON from `b` at `i`.
@@ -263,26 +287,35 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Result<(&'a [u8], bool), Invalid> {
         self.eat(b'"')?;
         let start = self.i;
-        let mut escaped = false;
+        let (mut escaped, mut ascii) = (false, true);
         loop {
-            let rest = self.b.get(self.i..).ok_or(Invalid)?;
-            let stop = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .ok_or(Invalid)?;
-            self.i += stop;
-            match rest.get(stop) {
-                Some(b'"') => {
+            // Eight plain bytes at a time.
+            while let Some(word) = self.b.get(self.i..self.i + 8) {
+                let word = <[u8; 8]>::try_from(word).map_err(|_| Invalid)?;
+                if special(u64::from_le_bytes(word)) {
+                    break;
+                }
+                self.i += 8;
+            }
+            match self.peek().ok_or(Invalid)? {
+                b'"' => {
                     let raw = self.b.get(start..self.i).ok_or(Invalid)?;
+                    if !ascii {
+                        std::str::from_utf8(raw).map_err(|_| Invalid)?;
+                    }
                     self.i += 1;
                     return Ok((raw, escaped));
                 }
-                Some(b'\\') => {
+                b'\\' => {
                     escaped = true;
                     self.i += 1;
                     self.escape()?;
                 }
-                _ => return Err(Invalid),
+                0..0x20 => return Err(Invalid),
+                b => {
+                    ascii &= b.is_ascii();
+                    self.i += 1;
+                }
             }
         }
     }
@@ -482,6 +515,18 @@ mod tests {
             assert_eq!(subject(json), Err(Invalid), "{json}");
         }
         assert!(Outline::read(b"{\"refCitizen\":\"\xff\"}", "refCitizen").is_err());
+        // Past the first eight bytes of a string too (they are read a word at a time).
+        assert!(Outline::read(b"{\"refCitizen\":\"abcdefghijklmn\x01op\"}", "refCitizen").is_err());
+        assert!(Outline::read(b"{\"refCitizen\":\"abcdefghijklmn\xc3op\"}", "refCitizen").is_err());
+        assert!(Outline::read(b"{\"refCitizen\":\"abcdefghijklmn\"x\"}", "refCitizen").is_err());
+        assert_eq!(
+            subject("{\"refCitizen\":\"Malmö 19990101-0000 Åsa Öberg\"}"),
+            Ok(Some("Malmö 19990101-0000 Åsa Öberg".into()))
+        );
+        assert_eq!(
+            subject(r#"{"refCitizen":"abcdefghijklmnopqrstuvwxyz\"0123456789"}"#),
+            Ok(Some("abcdefghijklmnopqrstuvwxyz\"0123456789".into()))
+        );
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert!(serde_json::from_str::<serde_json::Value>(&deep).is_err());
         assert_eq!(subject(&deep), Err(Invalid));

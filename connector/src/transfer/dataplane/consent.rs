@@ -66,6 +66,7 @@ impl Connector {
             scope,
             transfer: transfer_id.to_owned(),
             last_flush: self.clock.now(),
+            chunk: 0,
             citizens: Citizens::default(),
         };
         Ok(Opened {
@@ -88,6 +89,8 @@ struct Release {
     /// The transfer's key for citizen references.
     salt: String,
     last_flush: DateTime<Utc>,
+    /// The chunk being decided (counted from 1).
+    chunk: u64,
     citizens: Citizens,
 }
 
@@ -104,6 +107,9 @@ struct Citizens {
 
 struct Citizen {
     subject: SubjectHash,
+    /// The chunk `releases` was decided for: a citizen's records within one chunk share one decision.
+    decided: u64,
+    releases: bool,
     released: u64,
     /// The citizen's reference in this transfer, made at the first record released.
     reference: Option<String>,
@@ -124,6 +130,8 @@ impl Citizens {
                 self.places.insert(identifier.into(), self.seen.len());
                 self.seen.push(Citizen {
                     subject: consents.pseudonym(identifier),
+                    decided: 0,
+                    releases: false,
                     released: 0,
                     reference: None,
                 });
@@ -151,10 +159,16 @@ impl Decide for Release {
     fn chunk<R>(&mut self, filter: impl FnOnce(&mut dyn Keep) -> R) -> R {
         let decisions = self.consents.decisions(&self.scope);
         let now = decisions.now();
-        let (consents, citizens, salt) = (&*self.consents, &mut self.citizens, &self.salt);
+        self.chunk += 1;
+        let (consents, citizens, salt, chunk) =
+            (&*self.consents, &mut self.citizens, &self.salt, self.chunk);
         let mut keep = |identifier: &str| {
             let citizen = citizens.of(consents, identifier);
-            let released = decisions.releases(&citizen.subject);
+            if citizen.decided != chunk {
+                citizen.decided = chunk;
+                citizen.releases = decisions.releases(&citizen.subject);
+            }
+            let released = citizen.releases;
             if released {
                 citizen.released += 1;
                 if citizen.reference.is_none() {
