@@ -217,13 +217,7 @@ impl<'a> Cursor<'a> {
         depth: usize,
         mut each: impl FnMut(&[u8], &'a [u8]),
     ) -> Result<(), Invalid> {
-        if depth >= MAX_DEPTH {
-            return Err(Invalid);
-        }
-        self.eat(b'{')?;
-        self.blank();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if self.open(depth, b'{', b'}')? {
             return Ok(());
         }
         loop {
@@ -246,41 +240,51 @@ impl<'a> Cursor<'a> {
             } else {
                 each(raw, value);
             }
-            self.blank();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Invalid),
+            if self.after(b'}')? {
+                return Ok(());
             }
         }
     }
 
     fn array(&mut self, depth: usize) -> Result<(), Invalid> {
-        if depth >= MAX_DEPTH {
-            return Err(Invalid);
-        }
-        self.eat(b'[')?;
-        self.blank();
-        if self.peek() == Some(b']') {
-            self.i += 1;
+        if self.open(depth, b'[', b']')? {
             return Ok(());
         }
         loop {
             self.blank();
             self.value(depth + 1)?;
-            self.blank();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Invalid),
+            if self.after(b']')? {
+                return Ok(());
             }
         }
+    }
+
+    /// Opens an object or array at the cursor (at most [`MAX_DEPTH`] deep); true when it is empty (and read).
+    fn open(&mut self, depth: usize, open: u8, close: u8) -> Result<bool, Invalid> {
+        if depth >= MAX_DEPTH {
+            return Err(Invalid);
+        }
+        self.eat(open)?;
+        self.blank();
+        Ok(self.close(close))
+    }
+
+    fn close(&mut self, close: u8) -> bool {
+        let closes = self.peek() == Some(close);
+        if closes {
+            self.i += 1;
+        }
+        closes
+    }
+
+    /// After a member or element: true at the end of the object or array, else past the comma.
+    fn after(&mut self, close: u8) -> Result<bool, Invalid> {
+        self.blank();
+        if self.close(close) {
+            return Ok(true);
+        }
+        self.eat(b',')?;
+        Ok(false)
     }
 
     /// A string at the cursor: its raw contents and whether they hold escapes.
