@@ -2,7 +2,7 @@
 //! processes on loopback, beside a same-run baseline: a plain TLS file download on the same machine
 //! (`openssl s_server -WWW` serving the same file with the provider's certificate, fetched by `curl`).
 //!
-//! Run with `cargo bench -p caap-connector --bench transfer`. The caap path is the one a consumer uses:
+//! Run with `cargo bench -p caap-connector --bench transfer` (`-- pull` or `-- consent` for one section). The caap path is the one a consumer uses:
 //! `curl` ← the consumer's `GET /api/v1/transfers/{id}/data` (loopback HTTP) ← the provider's data plane
 //! (HTTPS) ← a 1 GiB file in the provider's files directory. Both downloads are made by `curl` into
 //! /dev/null, alternately, [`RUNS`] times each; the medians are compared. Prints MiB/s for both, the ratio
@@ -340,6 +340,13 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // Sections: `pull` (the 1 GiB pull and push) and `consent`; all of them unless some are named
+    // (`cargo bench -p caap-connector --bench transfer -- consent`).
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let section = |s: &str| named.is_empty() || named.iter().any(|n| n == s);
     let tools = [("openssl", "version"), ("curl", "--version")];
     let missing: Vec<&str> = tools
         .iter()
@@ -396,8 +403,21 @@ fn main() {
         &[("tls.ca_files", format!("[\"{}\"]", cert(dirs.0.path())))],
     );
 
-    // The 1 GiB file, written block by block (the simulator's deterministic pattern).
     let files = dirs.0.path().join("files");
+    let provider = start(&pc, &padmin);
+    let consumer = start(&cc, &cadmin);
+    if section("pull") {
+        gib_pull(&provider, &consumer, dirs.0.path());
+    }
+    if section("consent") {
+        consent_filtered(&provider, &consumer, &files);
+    }
+}
+
+/// A 1 GiB pull against the `openssl s_server` baseline, and a 1 GiB push (`dir`: the provider's).
+fn gib_pull(provider: &Proc, consumer: &Proc, dir: &Path) {
+    let files = dir.join("files");
+    // The 1 GiB file, written block by block (the simulator's deterministic pattern).
     {
         let block = caap_connector::sim::data::byte_block(caap_connector::sim::BLOCK);
         let mut out = std::io::BufWriter::with_capacity(
@@ -410,8 +430,6 @@ fn main() {
         out.flush().unwrap();
     }
 
-    let provider = start(&pc, &padmin);
-    let consumer = start(&cc, &cadmin);
     let pids = [provider.child.id(), consumer.child.id()];
     let idle: Vec<f64> = pids
         .iter()
@@ -463,18 +481,14 @@ fn main() {
     let endpoint = t["dataAddress"]["endpoint"].as_str().unwrap_or_default();
     assert!(endpoint.starts_with("https://"), "{t}");
 
-    let (mut server, port) = s_server(
-        &files,
-        &dirs.0.path().join("keys/tls.crt"),
-        &dirs.0.path().join("keys/tls.key"),
-    );
+    let (mut server, port) = s_server(&files, &dir.join("keys/tls.crt"), &dir.join("keys/tls.key"));
     let baseline_url = format!("https://127.0.0.1:{port}/big.bin");
     let caap_url = format!("{}/api/v1/transfers/{tid}/data", consumer.api);
     let auth = format!("Authorization: Bearer {}", consumer.admin);
     // For a single-hop figure: the provider's data plane fetched directly with a fresh pull token, asked for
     // the way the consumer's connector does (`POST /data/{pid}/token`, DSP-authenticated).
     let provider_pid = t["providerPid"].as_str().unwrap().to_owned();
-    let address = token(&provider, &provider_pid, "bench-token-of-lund-000001");
+    let address = token(provider, &provider_pid, "bench-token-of-lund-000001");
     let direct_url = address["endpoint"].as_str().unwrap().to_owned();
     let direct_auth = format!(
         "Authorization: {}",
@@ -584,18 +598,20 @@ fn main() {
         "  peak RSS (MiB)   idle   pull   push   VmHWM\n  provider      {:>6.1} {:>6.1} {:>6.1} {:>7.1}\n  consumer      {:>6.1} {:>6.1} {:>6.1} {:>7.1}",
         idle[0], pull_rss[0], push_rss[0], hwm[0], idle[1], pull_rss[1], push_rss[1], hwm[1]
     );
-    consent_filtered(&provider, &consumer, &files);
 }
 
 /// Records and citizens of the consent section.
 const RECORDS: usize = 400_000;
 const CITIZENS: usize = 1_000;
+/// Downloads of each kind in the consent section (short: more of them than [`RUNS`]).
+const CONSENT_RUNS: usize = 7;
 
 /// Consent-filtered streaming (MIM4): the same NDJSON records (400,000, one of 1,000 synthetic citizens each,
 /// every citizen consented) pulled through the consumer's API as plain data and as consent-based personal
-/// data (each record parsed, its citizen pseudonymized and checked). Prints both rates and the ratio
-/// (target >= 80 %).
+/// data (each record read, its citizen pseudonymized and checked). Prints both rates (medians of
+/// [`CONSENT_RUNS`] alternating downloads) and the ratio (target >= 80 %).
 fn consent_filtered(provider: &Proc, consumer: &Proc, files: &Path) {
+    use caap_connector::consent::records::{Format, RecordFilter};
     use caap_policy::consent::DataAgreementTerms;
     let purpose = "dpv:ServiceProvision";
     let recipient = "did:web:lund.bench";
@@ -626,6 +642,12 @@ fn consent_filtered(provider: &Proc, consumer: &Proc, files: &Path) {
         "/api/v1/policies",
         Some(json!({"id": "permits-terms", "policy": terms.apply(&base).to_compact_json()})),
     );
+    // The section may run alone: its own plain policy.
+    provider.api(
+        "POST",
+        "/api/v1/policies",
+        Some(json!({"id": "permits-use", "policy": {"@type": "Set", "permission": [{"action": "use"}]}})),
+    );
     let address =
         json!({"type": "File", "path": "permits.ndjson", "mediaType": "application/x-ndjson"});
     for (id, personal) in [("permits-plain", false), ("permits-consented", true)] {
@@ -634,11 +656,15 @@ fn consent_filtered(provider: &Proc, consumer: &Proc, files: &Path) {
             asset["personalData"] = declaration.clone();
         }
         provider.api("POST", "/api/v1/assets", Some(asset));
-        let contract = if personal { "permits-terms" } else { "use" };
+        let contract = if personal {
+            "permits-terms"
+        } else {
+            "permits-use"
+        };
         provider.api(
             "POST",
             "/api/v1/offers",
-            Some(json!({"id": id, "assets": [id], "accessPolicy": "use", "contractPolicy": contract})),
+            Some(json!({"id": id, "assets": [id], "accessPolicy": "permits-use", "contractPolicy": contract})),
         );
     }
     let mut urls = Vec::new();
@@ -684,16 +710,68 @@ fn consent_filtered(provider: &Proc, consumer: &Proc, files: &Path) {
         "every citizen consented: the same records flow"
     );
     let (mut plain, mut filtered) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        plain.push(curl_any(&urls[0], &h).1);
-        filtered.push(curl_any(&urls[1], &h).1);
+    // CPU seconds of the provider and the consumer for each kind (less disturbed by a busy machine than rates).
+    let pids = [provider.child.id(), consumer.child.id()];
+    let (mut plain_cpu, mut filtered_cpu) = ([0.0; 2], [0.0; 2]);
+    for _ in 0..CONSENT_RUNS {
+        for (url, rates, cpu) in [
+            (&urls[0], &mut plain, &mut plain_cpu),
+            (&urls[1], &mut filtered, &mut filtered_cpu),
+        ] {
+            let before = pids.map(cpu_secs);
+            rates.push(curl_any(url, &h).1);
+            let after = pids.map(cpu_secs);
+            for i in 0..2 {
+                cpu[i] += after[i] - before[i];
+            }
+        }
     }
-    let (p, f) = (median(plain), median(filtered));
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (p, f) = (median(plain.clone()), median(filtered.clone()));
+    // Diagnostic: the record filter alone in this process (the file's chunks as the source reads them, every
+    // record kept without a consent lookup): what reading the records costs.
+    let data = std::fs::read(files.join("permits.ndjson")).unwrap();
+    let mut alone = Vec::new();
+    for _ in 0..CONSENT_RUNS {
+        let started = Instant::now();
+        let mut filter = RecordFilter::new(Format::Ndjson, "refCitizen");
+        let mut keep = |_: &str| true;
+        let mut out = 0;
+        for chunk in data.chunks(512 * 1024) {
+            out += filter.push(chunk, &mut keep).unwrap().len();
+        }
+        out += filter.finish(&mut keep).unwrap().len();
+        assert_eq!(out, data.len());
+        alone.push(data.len() as f64 / MIB / started.elapsed().as_secs_f64());
+    }
     println!(
         "\nConsent-filtered streaming: {RECORDS} NDJSON records ({:.0} MiB) of {CITIZENS} citizens, pull through the consumer's API",
         whole as f64 / MIB
     );
-    println!("  plain data (no per-record check)                  {p:>6.0} MiB/s");
-    println!("  consent-based: every record parsed and checked    {f:>6.0} MiB/s");
+    println!(
+        "  plain data (no per-record check)                  {p:>6.0} MiB/s  (runs: {})",
+        list(&plain)
+    );
+    println!(
+        "  consent-based: every record read and checked      {f:>6.0} MiB/s  (runs: {})",
+        list(&filtered)
+    );
     println!("  ratio {:.0} % of plain (target >= 80 %)", f / p * 100.0);
+    let ms = |cpu: f64| cpu * 1000.0 / CONSENT_RUNS as f64;
+    println!(
+        "  CPU ms per download: provider plain {:.0}, filtered {:.0}; consumer plain {:.0}, filtered {:.0}",
+        ms(plain_cpu[0]),
+        ms(filtered_cpu[0]),
+        ms(plain_cpu[1]),
+        ms(filtered_cpu[1])
+    );
+    println!(
+        "  the record filter alone, in process (no consent lookup) {:>6.0} MiB/s",
+        median(alone)
+    );
 }

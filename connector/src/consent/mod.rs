@@ -25,7 +25,7 @@ use std::sync::{Arc, RwLock};
 use caap_catalog::asset::{Asset, PersonalData};
 use caap_policy::consent::{
     ConsentEvent, ConsentIndex, ConsentRecord, ConsentStatus, ConsentTerms, DataAgreementTerms,
-    Head, Indicator, Notice, Processing, Standing, SubjectHash, SubjectKey, verify_chain,
+    Head, Indicator, Notice, Processing, Scope, Standing, SubjectHash, SubjectKey, verify_chain,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -168,6 +168,38 @@ pub struct VerifyReport {
     pub faults: Vec<String>,
 }
 
+/// The release decisions of one moment for one scope (see [`Consents::decisions`]). While they are held, the
+/// index is not changed: an event stored meanwhile counts from the next batch of records on, so keep them for
+/// one batch (a chunk of a stream), not longer.
+pub struct Decisions<'a> {
+    state: std::sync::RwLockReadGuard<'a, IndexState>,
+    /// The scope in the index; `None` when no consent names it or the index is stale.
+    scope: Option<Scope>,
+    now: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Decisions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decisions")
+            .field("scope", &self.scope)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decisions<'_> {
+    /// Whether a record of `subject` is released.
+    pub fn releases(&self, subject: &SubjectHash) -> bool {
+        self.scope
+            .is_some_and(|s| self.state.index.decide(subject, s, self.now) == Standing::Active)
+    }
+
+    /// When the decisions are made.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
 /// What the data plane needs to filter one transfer's records.
 #[derive(Debug, Clone)]
 pub struct ReleaseScope {
@@ -279,22 +311,24 @@ impl Consents {
         Ok(())
     }
 
-    /// Whether the index is recent enough to release records on.
-    fn fresh(&self, now: DateTime<Utc>) -> bool {
-        now - read_lock(&self.index).refreshed <= self.stale_after
+    /// The release decisions for `scope` now: the index read (and held) once for a batch of records, the
+    /// time taken and the scope resolved once. Nothing is released when the index is stale.
+    pub fn decisions(&self, scope: &ReleaseScope) -> Decisions<'_> {
+        let now = self.clock.now();
+        let state = read_lock(&self.index);
+        let scope = if now - state.refreshed <= self.stale_after {
+            state
+                .index
+                .scope(&scope.dataset, &scope.purpose, &scope.recipient)
+        } else {
+            None
+        };
+        Decisions { state, scope, now }
     }
 
     /// The release decision for one record of `subject` in `scope` now; `false` when the index is stale.
     pub fn releases(&self, scope: &ReleaseScope, subject: &SubjectHash) -> bool {
-        let now = self.clock.now();
-        if !self.fresh(now) {
-            return false;
-        }
-        let state = read_lock(&self.index);
-        state
-            .index
-            .filter(&scope.dataset, &scope.purpose, &scope.recipient, now)
-            .releases(subject)
+        self.decisions(scope).releases(subject)
     }
 
     fn apply(&self, r: &ConsentRecord) {

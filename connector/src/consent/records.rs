@@ -6,13 +6,14 @@
 //! Memory stays bounded: a record is held only until it is complete (at most [`MAX_RECORD`] bytes); nothing
 //! but the record being read is buffered.
 
+mod scan;
+
 use std::collections::VecDeque;
 
 use actix_web::web::Bytes;
 use serde_json::Value;
 
-/// The members of a JSON object that hold its records (GeoJSON, NGSI-LD notifications, JSON-LD, paged APIs).
-const RECORD_LISTS: [&str; 4] = ["features", "data", "@graph", "results"];
+use scan::{Outline, RECORD_LISTS};
 
 /// The record array an object holds, by name, if any.
 fn record_list(m: &serde_json::Map<String, Value>) -> Option<&'static str> {
@@ -72,41 +73,28 @@ pub enum RecordError {
     TooLarge,
 }
 
-/// The data-subject identifier of a JSON record: `field` (a dotted path), looked up in the record and in its
-/// GeoJSON `properties`; an NGSI-LD property or relationship gives its `value` or `object`.
-pub fn subject_of<'a>(record: &'a Value, field: &str) -> Option<std::borrow::Cow<'a, str>> {
-    let lookup = |root: &'a Value| {
-        field
-            .split('.')
-            .try_fold(root, |v, part| v.get(part))
-            .and_then(scalar)
-    };
-    lookup(record).or_else(|| record.get("properties").and_then(lookup))
-}
-
-fn scalar(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(s.as_str().into()),
-        Value::Number(n) => Some(n.to_string().into()),
-        Value::Object(m) => ["value", "object", "@value", "@id"]
-            .iter()
-            .find_map(|k| m.get(*k))
-            .and_then(scalar),
-        _ => None,
-    }
-}
-
 /// What the filter asks about each record: keep it? Gets the subject identifier (`None` when the record
 /// names none: such records are dropped without asking).
-pub trait Keep: Send {
+pub trait Keep {
     /// Whether the record of `subject` passes.
     fn keep(&mut self, subject: &str) -> bool;
 }
 
-impl<F: FnMut(&str) -> bool + Send> Keep for F {
+impl<F: FnMut(&str) -> bool> Keep for F {
     fn keep(&mut self, subject: &str) -> bool {
         self(subject)
     }
+}
+
+/// What [`filter_stream`] asks about a stream's records, a chunk at a time: it lends the [`Keep`] for one
+/// chunk's records (so clocks, locks and counts are taken once per chunk, not per record), and hears the
+/// tally when the stream ends.
+pub trait Decide: Send {
+    /// Runs `filter` over one chunk's records with the [`Keep`] for them.
+    fn chunk<R>(&mut self, filter: impl FnOnce(&mut dyn Keep) -> R) -> R;
+
+    /// The stream ended (finished, failed or dropped) with `tally`; called once.
+    fn end(&mut self, tally: Tally);
 }
 
 /// Counts what passed and what was dropped.
@@ -171,11 +159,12 @@ impl RecordFilter {
 
     /// Takes the next chunk; returns the output it completes (possibly empty).
     pub fn push(&mut self, chunk: &[u8], keep: &mut dyn Keep) -> Result<Vec<u8>, RecordError> {
-        let mut out = Vec::new();
+        // One output buffer per chunk, rarely larger than the chunk.
+        let mut out = Vec::with_capacity(chunk.len());
         match self.format {
             Format::Json => self.push_json(chunk, keep, &mut out)?,
-            Format::Ndjson => self.push_lines(chunk, b"\n", keep, &mut out)?,
-            Format::EventStream => self.push_lines(chunk, b"\n\n", keep, &mut out)?,
+            Format::Ndjson => self.push_ndjson(chunk, keep, &mut out),
+            Format::EventStream => self.push_events(chunk, keep, &mut out),
             Format::Csv => self.push_csv(chunk, keep, &mut out)?,
         }
         if self.buf.len() > MAX_RECORD {
@@ -203,21 +192,34 @@ impl RecordFilter {
                 }
                 _ => {}
             },
-            Format::Ndjson => self.line(&rest, keep, &mut out, b"\n"),
+            Format::Ndjson => self.line(&rest, keep, &mut out),
             Format::EventStream => self.event(&rest, keep, &mut out),
             Format::Csv => self.csv_row(&rest, keep, &mut out),
         }
         Ok(out)
     }
 
-    fn decide(&mut self, record: &Value, keep: &mut dyn Keep) -> bool {
-        let kept = subject_of(record, &self.field).is_some_and(|s| keep.keep(&s));
+    /// Whether the record read from its bytes passes (counted).
+    fn decide(&mut self, record: &Outline<'_>, keep: &mut dyn Keep) -> bool {
+        let kept = record.subject(&self.field).is_some_and(|s| keep.keep(&s));
         if kept {
             self.tally.kept += 1;
         } else {
             self.tally.dropped += 1;
         }
         kept
+    }
+
+    /// Whether a record of a parsed document passes: its subject read from its bytes, as any record's is.
+    fn decide_value(&mut self, record: &Value, keep: &mut dyn Keep) -> bool {
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        match Outline::read(&bytes, &self.field) {
+            Ok(outline) => self.decide(&outline, keep),
+            Err(_) => {
+                self.tally.dropped += 1;
+                false
+            }
+        }
     }
 
     /// Filters a JSON value in place: an array element by element, an object holding a record array
@@ -227,7 +229,7 @@ impl RecordFilter {
             Value::Array(items) => {
                 let taken = std::mem::take(items);
                 for item in taken {
-                    if self.decide(&item, keep) {
+                    if self.decide_value(&item, keep) {
                         items.push(item);
                     }
                 }
@@ -239,7 +241,7 @@ impl RecordFilter {
                     }
                 }
                 None => {
-                    if !self.decide(v, keep) {
+                    if !self.decide_value(v, keep) {
                         *v = Value::Null;
                     }
                 }
@@ -301,7 +303,7 @@ impl RecordFilter {
                         let element = std::mem::take(&mut self.buf);
                         let blank = element.iter().all(u8::is_ascii_whitespace);
                         if !blank {
-                            let record: Value = serde_json::from_slice(&element)
+                            let record = Outline::read(&element, &self.field)
                                 .map_err(|_| RecordError::Malformed("a JSON array of records"))?;
                             let mut wrote = *wrote_one;
                             if self.decide(&record, keep) {
@@ -340,91 +342,123 @@ impl RecordFilter {
         Ok(())
     }
 
-    /// Splits on `sep` (a newline for NDJSON, a blank line for events) and filters each piece.
-    fn push_lines(
-        &mut self,
-        chunk: &[u8],
-        sep: &[u8],
-        keep: &mut dyn Keep,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RecordError> {
-        // Events may be separated by CRLF CRLF; normalise CR away (SSE allows CR, LF and CRLF).
-        let start = self.buf.len().saturating_sub(sep.len());
-        self.buf.extend(
-            chunk
-                .iter()
-                .copied()
-                .filter(|&b| b != b'\r' || sep.len() == 1),
-        );
-        let mut from = 0;
-        let mut search = start;
-        while let Some(pos) = find(&self.buf[search..], sep).map(|p| p + search) {
-            let piece = self.buf[from..pos].to_vec();
-            if sep.len() == 1 {
-                self.line(&piece, keep, out, sep);
-            } else {
-                self.event(&piece, keep, out);
-            }
-            from = pos + sep.len();
-            search = from;
+    /// Splits NDJSON into lines and filters each, straight from the chunk; only an unfinished last line is
+    /// kept for the next chunk.
+    fn push_ndjson(&mut self, chunk: &[u8], keep: &mut dyn Keep, out: &mut Vec<u8>) {
+        let mut rest = chunk;
+        if !self.buf.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                self.buf.extend_from_slice(rest);
+                return;
+            };
+            let mut line = std::mem::take(&mut self.buf);
+            line.extend_from_slice(&rest[..end]);
+            self.line(&line, keep, out);
+            line.clear();
+            self.buf = line;
+            rest = &rest[end + 1..];
         }
-        self.buf.drain(..from);
-        Ok(())
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', rest) {
+            self.line(&rest[from..end], keep, out);
+            from = end + 1;
+        }
+        self.buf.extend_from_slice(&rest[from..]);
     }
 
-    fn line(&mut self, line: &[u8], keep: &mut dyn Keep, out: &mut Vec<u8>, sep: &[u8]) {
+    fn line(&mut self, line: &[u8], keep: &mut dyn Keep, out: &mut Vec<u8>) {
         let text = line.strip_suffix(b"\r").unwrap_or(line);
         if text.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let Ok(mut v) = serde_json::from_slice::<Value>(text) else {
+        let Ok(record) = Outline::read(text, &self.field) else {
             // Not JSON: it names no subject, so it does not pass.
             self.tally.dropped += 1;
             return;
         };
         // A status line of a live source (`{"error": …}`) names no subject and carries no personal data.
-        if v.as_object()
-            .is_some_and(|m| m.len() == 1 && m.contains_key("error"))
-        {
+        if record.status_only {
             out.extend_from_slice(text);
-            out.extend_from_slice(sep);
+            out.push(b'\n');
             return;
         }
         // One record on the line (the usual case): kept or dropped whole, its bytes passed on unchanged.
-        let holds_list = v.as_object().and_then(record_list).is_some();
-        if v.is_object() && !holds_list {
-            if self.decide(&v, keep) {
+        if record.object && record.list.is_none() {
+            if self.decide(&record, keep) {
                 out.extend_from_slice(text);
-                out.extend_from_slice(sep);
+                out.push(b'\n');
             }
             return;
         }
+        // An array or a notification holding records: filtered element by element.
+        let Ok(mut v) = serde_json::from_slice::<Value>(text) else {
+            self.tally.dropped += 1;
+            return;
+        };
         self.filter_value(&mut v, keep);
         if keeps_something(&v) {
             out.extend(serde_json::to_vec(&v).unwrap_or_default());
-            out.extend_from_slice(sep);
+            out.push(b'\n');
         }
+    }
+
+    /// Splits server-sent events on blank lines (CR, LF and CRLF line ends all count) and filters each.
+    fn push_events(&mut self, chunk: &[u8], keep: &mut dyn Keep, out: &mut Vec<u8>) {
+        // A blank line may span two chunks: search again from the last byte already held.
+        let start = self.buf.len().saturating_sub(1);
+        self.buf
+            .extend(chunk.iter().copied().filter(|&b| b != b'\r'));
+        let buf = std::mem::take(&mut self.buf);
+        let mut from = 0;
+        for end in memchr::memmem::find_iter(&buf[start..], b"\n\n") {
+            let end = end + start;
+            self.event(&buf[from..end], keep, out);
+            from = end + 2;
+        }
+        self.buf = buf;
+        self.buf.drain(..from);
     }
 
     fn event(&mut self, event: &[u8], keep: &mut dyn Keep, out: &mut Vec<u8>) {
         let text = String::from_utf8_lossy(event);
-        let mut data = String::new();
+        let mut data = Vec::new();
         let mut other = Vec::new();
         for l in text.split('\n') {
             if let Some(d) = l.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                data.push(d.strip_prefix(' ').unwrap_or(d));
             } else if !l.is_empty() {
                 other.push(l);
             }
         }
-        if data.is_empty() {
+        if data.iter().all(|d| d.is_empty()) {
             // Comments, retry hints, ids without data: no record.
             if !other.is_empty() {
                 out.extend(other.join("\n").as_bytes());
                 out.extend(b"\n\n");
+            }
+            return;
+        }
+        let data = data.join("\n");
+        let Ok(record) = Outline::read(data.as_bytes(), &self.field) else {
+            self.tally.dropped += 1;
+            return;
+        };
+        let write = |out: &mut Vec<u8>, data: &str| {
+            for l in &other {
+                out.extend(l.as_bytes());
+                out.push(b'\n');
+            }
+            for l in data.split('\n') {
+                out.extend(b"data: ");
+                out.extend(l.as_bytes());
+                out.push(b'\n');
+            }
+            out.push(b'\n');
+        };
+        // One record (the usual case): kept or dropped whole, its data passed on as it came.
+        if record.object && record.list.is_none() {
+            if self.decide(&record, keep) {
+                write(out, &data);
             }
             return;
         }
@@ -434,13 +468,7 @@ impl RecordFilter {
         };
         self.filter_value(&mut v, keep);
         if keeps_something(&v) {
-            for l in &other {
-                out.extend(l.as_bytes());
-                out.push(b'\n');
-            }
-            out.extend(b"data: ");
-            out.extend(serde_json::to_vec(&v).unwrap_or_default());
-            out.extend(b"\n\n");
+            write(out, &serde_json::to_string(&v).unwrap_or_default());
         }
     }
 
@@ -509,10 +537,6 @@ fn keeps_something(v: &Value) -> bool {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// The cells of one CSV row (RFC 4180 quoting).
 fn csv_cells(row: &str) -> Vec<String> {
     let mut cells = Vec::new();
@@ -534,32 +558,24 @@ fn csv_cells(row: &str) -> Vec<String> {
     cells
 }
 
-/// Filters a whole stream: each chunk through a [`RecordFilter`] with `keep`, and `on_end` called with the
-/// tally when the stream ends (also when it fails).
-pub fn filter_stream<K, E>(
+/// Filters a whole stream: each chunk through a [`RecordFilter`], its records decided by `decide` (a chunk at
+/// a time), which hears the tally when the stream ends (also when it fails or is dropped).
+pub fn filter_stream<D: Decide + 'static>(
     stream: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
     filter: RecordFilter,
-    keep: K,
-    on_end: E,
-) -> futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>
-where
-    K: Keep + 'static,
-    E: FnMut(Tally) + Send + 'static,
-{
+    decide: D,
+) -> futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
     use futures_util::stream::StreamExt;
-    struct State<K, E: FnMut(Tally)> {
+    struct State<D: Decide> {
         inner: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
         queue: VecDeque<Result<Bytes, std::io::Error>>,
         ended: bool,
         filter: RecordFilter,
-        keep: K,
-        on_end: Option<E>,
+        decide: D,
     }
-    impl<K, E: FnMut(Tally)> Drop for State<K, E> {
+    impl<D: Decide> Drop for State<D> {
         fn drop(&mut self) {
-            if let Some(mut f) = self.on_end.take() {
-                f(self.filter.tally());
-            }
+            self.decide.end(self.filter.tally());
         }
     }
     let state = State {
@@ -567,8 +583,7 @@ where
         queue: VecDeque::new(),
         ended: false,
         filter,
-        keep,
-        on_end: Some(on_end),
+        decide,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         loop {
@@ -579,7 +594,7 @@ where
                 return None;
             }
             match s.inner.next().await {
-                Some(Ok(chunk)) => match s.filter.push(&chunk, &mut s.keep) {
+                Some(Ok(chunk)) => match s.decide.chunk(|keep| s.filter.push(&chunk, keep)) {
                     Ok(out) if out.is_empty() => {}
                     Ok(out) => s.queue.push_back(Ok(Bytes::from(out))),
                     Err(e) => {
@@ -593,7 +608,7 @@ where
                 }
                 None => {
                     s.ended = true;
-                    match s.filter.finish(&mut s.keep) {
+                    match s.decide.chunk(|keep| s.filter.finish(keep)) {
                         Ok(out) if out.is_empty() => {}
                         Ok(out) => s.queue.push_back(Ok(Bytes::from(out))),
                         Err(e) => s.queue.push_back(Err(std::io::Error::other(e.to_string()))),
@@ -698,6 +713,86 @@ mod tests {
         // Without the subject column nothing passes.
         let (out, _) = run(Format::Csv, &["zone\nA\n"], &["p1"]);
         assert_eq!(out, "zone\n");
+    }
+
+    #[test]
+    fn records_pass_as_they_came_whatever_the_chunking() {
+        let nd = "{\"refCitizen\":\"p1\", \"n\": 1.50}\r\n{\"refCitizen\":\"p2\"}\n\n{\"refCitizen\":{\"value\":\"p1\"}}";
+        let whole = run(Format::Ndjson, &[nd], &["p1"]);
+        assert_eq!(
+            whole.0,
+            "{\"refCitizen\":\"p1\", \"n\": 1.50}\n{\"refCitizen\":{\"value\":\"p1\"}}\n"
+        );
+        let bytes: Vec<String> = nd.chars().map(String::from).collect();
+        let refs: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        assert_eq!(run(Format::Ndjson, &refs, &["p1"]), whole);
+        // An event's data over several lines, CRLF line ends: passed on line by line.
+        let sse = "id: 1\r\ndata: {\"refCitizen\":\r\ndata: \"p1\"}\r\n\r\nid: 2\ndata: {\"refCitizen\":\"p2\"}\n\n";
+        let want = "id: 1\ndata: {\"refCitizen\":\ndata: \"p1\"}\n\n";
+        assert_eq!(run(Format::EventStream, &[sse], &["p1"]).0, want);
+        let bytes: Vec<String> = sse.chars().map(String::from).collect();
+        let refs: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        assert_eq!(run(Format::EventStream, &refs, &["p1"]).0, want);
+        // A notification in an event is filtered element by element.
+        let sse = "data: {\"data\":[{\"refCitizen\":\"p1\"},{\"refCitizen\":\"p2\"}]}\n\n";
+        assert_eq!(
+            run(Format::EventStream, &[sse], &["p1"]).0,
+            "data: {\"data\":[{\"refCitizen\":\"p1\"}]}\n\n"
+        );
+    }
+
+    #[test]
+    fn a_stream_is_decided_a_chunk_at_a_time() {
+        use futures_util::StreamExt;
+        #[derive(Default)]
+        struct Seen {
+            chunks: usize,
+            ended: Vec<Tally>,
+        }
+        struct Decider(std::sync::Arc<std::sync::Mutex<Seen>>);
+        impl Decide for Decider {
+            fn chunk<R>(&mut self, filter: impl FnOnce(&mut dyn Keep) -> R) -> R {
+                self.0.lock().unwrap().chunks += 1;
+                filter(&mut |s: &str| s == "p1")
+            }
+            fn end(&mut self, tally: Tally) {
+                self.0.lock().unwrap().ended.push(tally);
+            }
+        }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let chunks = [
+            "{\"refCitizen\":\"p1\"}\n{\"refC",
+            "itizen\":\"p2\"}\n",
+            "{\"refCitizen\":\"p1\"}",
+        ];
+        let input = futures_util::stream::iter(chunks.map(|c| Ok(Bytes::from(c)))).boxed();
+        let filter = RecordFilter::new(Format::Ndjson, "refCitizen");
+        let out: Vec<Bytes> = drain(filter_stream(input, filter, Decider(seen.clone())));
+        assert_eq!(
+            out.concat(),
+            b"{\"refCitizen\":\"p1\"}\n{\"refCitizen\":\"p1\"}\n"
+        );
+        let seen = seen.lock().unwrap();
+        // Three chunks and the end of the stream; the tally once.
+        assert_eq!(seen.chunks, 4);
+        assert_eq!(
+            seen.ended,
+            [Tally {
+                kept: 2,
+                dropped: 1
+            }]
+        );
+    }
+
+    /// Runs a filtered stream to its end.
+    fn drain(
+        stream: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
+    ) -> Vec<Bytes> {
+        use futures_util::StreamExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(stream.map(Result::unwrap).collect())
     }
 
     #[test]

@@ -19,6 +19,13 @@ const PURPOSE: &str = "dpv:ServiceProvision";
 const LUND: &str = "did:web:lund.example";
 
 async fn service(b: &Backend) -> (Consents, tempfile::TempDir) {
+    service_at(b, Arc::new(SystemClock)).await
+}
+
+async fn service_at(
+    b: &Backend,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> (Consents, tempfile::TempDir) {
     let store = open(b).await;
     let asset: Asset = serde_json::from_value(json!({
         "id": "permits", "title": "Permits",
@@ -51,15 +58,9 @@ async fn service(b: &Backend) -> (Consents, tempfile::TempDir) {
         dsp_base: "http://127.0.0.1:1/dsp".into(),
         key: caap_identity::ParticipantKey::generate("did:web:malmo.example#key-1").unwrap(),
     });
-    let consents = Consents::open(
-        store,
-        Arc::new(SystemClock),
-        identity,
-        &config,
-        Arc::default(),
-    )
-    .await
-    .unwrap();
+    let consents = Consents::open(store, clock, identity, &config, Arc::default())
+        .await
+        .unwrap();
     (consents, dir)
 }
 
@@ -129,6 +130,33 @@ async fn an_altered_or_dropped_event_is_named_by_verification() {
 }
 
 #[tokio::test]
+async fn a_stale_index_releases_nothing_until_refreshed() {
+    for b in backends("consent_stale").await {
+        let t0 = "2026-12-07T03:00:00Z".parse().unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::at(t0));
+        let (c, _dir) = service_at(&b, clock.clone()).await;
+        let scope = ReleaseScope {
+            dataset: "permits".into(),
+            purpose: PURPOSE.into(),
+            recipient: LUND.into(),
+            subject_field: "refCitizen".into(),
+        };
+        let subject = c.pseudonym("19990001-0000");
+        let id = c.request(subject, "permits", PURPOSE, LUND).await.unwrap();
+        c.record_event(&subject, &id, ConsentStatus::Given, "portal", None)
+            .await
+            .unwrap();
+        assert!(c.decisions(&scope).releases(&subject));
+        // No refresh for longer than `stale_after`: the consent may have been withdrawn on another replica.
+        clock.set(t0 + c.stale_after + TimeDelta::seconds(1));
+        assert!(!c.decisions(&scope).releases(&subject));
+        assert!(!c.releases(&scope, &subject));
+        c.refresh().await.unwrap();
+        assert!(c.decisions(&scope).releases(&subject));
+    }
+}
+
+#[tokio::test]
 async fn no_record_is_released_without_a_covering_consent() {
     for b in backends("consent_random").await {
         let (c, _dir) = service(&b).await;
@@ -178,16 +206,23 @@ async fn no_record_is_released_without_a_covering_consent() {
                 data.push_str(&json!({"n": round * 1000 + i, "refCitizen": p}).to_string());
                 data.push('\n');
             }
+            // The running connector refreshes the index every second (else it is stale and nothing flows;
+            // a slow machine takes longer than `stale_after` for these rounds).
+            c.refresh().await.unwrap();
+            // Decided a chunk at a time, as the data plane does.
             let mut filter = RecordFilter::new(Format::Ndjson, &scope.subject_field);
-            let mut keep = |s: &str| c.releases(&scope, &c.pseudonym(s));
             let mut out = Vec::new();
             let bytes = data.as_bytes();
             let mut at = 0;
             while at < bytes.len() {
-                let n = rng.random_range(1..64).min(bytes.len() - at);
+                let n = rng.random_range(1..256).min(bytes.len() - at);
+                let decisions = c.decisions(&scope);
+                let mut keep = |s: &str| decisions.releases(&c.pseudonym(s));
                 out.extend(filter.push(&bytes[at..at + n], &mut keep).unwrap());
                 at += n;
             }
+            let decisions = c.decisions(&scope);
+            let mut keep = |s: &str| decisions.releases(&c.pseudonym(s));
             out.extend(filter.finish(&mut keep).unwrap());
             for line in String::from_utf8(out).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -4,13 +4,13 @@
 //! citizen for the transfer log.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use caap_policy::consent::SubjectHash;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::DataPlane;
-use crate::consent::records::{Format, RecordFilter, filter_stream};
+use crate::consent::records::{Decide, Format, Keep, RecordFilter, Tally, filter_stream};
 use crate::consent::{Consents, ReleaseScope, subject_ref, transfer_salt};
 use crate::service::Connector;
 
@@ -61,78 +61,155 @@ impl DataPlane {
             ));
         };
         let filter = RecordFilter::new(format, &scope.subject_field);
-        let consents = self.consents.clone();
-        let salt = transfer_salt(consents.key(), transfer_id);
-        let counts: Arc<Mutex<Counts>> = Arc::default();
-        let keep = {
-            let consents = consents.clone();
-            let scope = scope.clone();
-            let counts = counts.clone();
-            let transfer = transfer_id.to_owned();
-            let mut last_flush = self.clock.now();
-            let clock = self.clock.clone();
-            // Citizens repeat in a flow: their pseudonyms are kept for it (bounded) rather than hashed again.
-            let mut pseudonyms: HashMap<String, SubjectHash> = HashMap::new();
-            move |identifier: &str| {
-                let subject = match pseudonyms.get(identifier) {
-                    Some(s) => *s,
-                    None => {
-                        if pseudonyms.len() >= PSEUDONYM_CACHE {
-                            pseudonyms.clear();
-                        }
-                        let s = consents.pseudonym(identifier);
-                        pseudonyms.insert(identifier.to_owned(), s);
-                        s
-                    }
-                };
-                let released = consents.releases(&scope, &subject);
-                if released {
-                    let mut map = counts
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    map.entry(subject)
-                        .or_insert_with(|| (0, subject_ref(&salt, identifier)))
-                        .0 += 1;
-                    let now = clock.now();
-                    if now - last_flush >= FLUSH_EVERY {
-                        last_flush = now;
-                        let taken = std::mem::take(&mut *map);
-                        spawn_flush(consents.clone(), transfer.clone(), scope.clone(), taken);
-                    }
-                }
-                released
-            }
-        };
-        let on_end = {
-            let transfer = transfer_id.to_owned();
-            move |tally: crate::consent::records::Tally| {
-                let taken = std::mem::take(
-                    &mut *counts
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner),
-                );
-                tracing::info!(transfer = %transfer, released = tally.kept, held_back = tally.dropped, "consent-filtered flow ended");
-                spawn_flush(consents.clone(), transfer.clone(), scope.clone(), taken);
-            }
+        let release = Release {
+            salt: transfer_salt(self.consents.key(), transfer_id),
+            consents: self.consents.clone(),
+            scope,
+            transfer: transfer_id.to_owned(),
+            last_flush: self.clock.now(),
+            chunk: 0,
+            citizens: Citizens::default(),
         };
         Ok(Opened {
             content_type: opened.content_type,
             // The length changes with what is held back.
             length: None,
-            stream: filter_stream(opened.stream, filter, keep, on_end),
+            stream: filter_stream(opened.stream, filter, release),
             range: None,
         })
     }
 }
 
-fn spawn_flush(consents: Arc<Consents>, transfer: String, scope: ReleaseScope, counts: Counts) {
-    if counts.is_empty() {
-        return;
+/// The per-record consent check of one flow, decided a chunk at a time: one clock reading and one look at
+/// the consent index per chunk, the released records counted per citizen in the flow and written to the
+/// transfer log every [`FLUSH_EVERY`] and at the end.
+struct Release {
+    consents: Arc<Consents>,
+    scope: ReleaseScope,
+    transfer: String,
+    /// The transfer's key for citizen references.
+    salt: String,
+    last_flush: DateTime<Utc>,
+    /// The chunk being decided (counted from 1).
+    chunk: u64,
+    citizens: Citizens,
+}
+
+/// The citizens of one flow: their pseudonyms (citizens repeat in a flow, so each is hashed once, within
+/// [`PSEUDONYM_CACHE`]) and how many of their records were released since the last flush.
+#[derive(Default)]
+struct Citizens {
+    /// Identifier to its place in `seen`.
+    places: HashMap<Box<str>, usize>,
+    seen: Vec<Citizen>,
+    /// Counts of citizens no longer kept (the cache was full), not yet written.
+    spilled: Counts,
+}
+
+struct Citizen {
+    subject: SubjectHash,
+    /// The chunk `releases` was decided for: a citizen's records within one chunk share one decision.
+    decided: u64,
+    releases: bool,
+    released: u64,
+    /// The citizen's reference in this transfer, made at the first record released.
+    reference: Option<String>,
+}
+
+impl Citizens {
+    /// The citizen whose records name `identifier`.
+    fn of(&mut self, consents: &Consents, identifier: &str) -> &mut Citizen {
+        let place = match self.places.get(identifier) {
+            Some(p) => *p,
+            None => {
+                if self.seen.len() >= PSEUDONYM_CACHE {
+                    let counts = self.take();
+                    self.spilled = counts;
+                    self.places.clear();
+                    self.seen.clear();
+                }
+                self.places.insert(identifier.into(), self.seen.len());
+                self.seen.push(Citizen {
+                    subject: consents.pseudonym(identifier),
+                    decided: 0,
+                    releases: false,
+                    released: 0,
+                    reference: None,
+                });
+                self.seen.len() - 1
+            }
+        };
+        &mut self.seen[place]
     }
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(async move {
-            consents.record_deliveries(&transfer, &scope, &counts).await;
-        });
+
+    /// The counts since the last call.
+    fn take(&mut self) -> Counts {
+        let mut counts = std::mem::take(&mut self.spilled);
+        for c in &mut self.seen {
+            if c.released > 0 {
+                let reference = c.reference.clone().unwrap_or_default();
+                counts.entry(c.subject).or_insert((0, reference)).0 += c.released;
+                c.released = 0;
+            }
+        }
+        counts
+    }
+}
+
+impl Decide for Release {
+    fn chunk<R>(&mut self, filter: impl FnOnce(&mut dyn Keep) -> R) -> R {
+        let decisions = self.consents.decisions(&self.scope);
+        let now = decisions.now();
+        self.chunk += 1;
+        let (consents, citizens, salt, chunk) =
+            (&*self.consents, &mut self.citizens, &self.salt, self.chunk);
+        let mut keep = |identifier: &str| {
+            let citizen = citizens.of(consents, identifier);
+            if citizen.decided != chunk {
+                citizen.decided = chunk;
+                citizen.releases = decisions.releases(&citizen.subject);
+            }
+            let released = citizen.releases;
+            if released {
+                citizen.released += 1;
+                if citizen.reference.is_none() {
+                    citizen.reference = Some(subject_ref(salt, identifier));
+                }
+            }
+            released
+        };
+        let out = filter(&mut keep);
+        drop(decisions);
+        if now - self.last_flush >= FLUSH_EVERY {
+            self.last_flush = now;
+            self.flush();
+        }
+        out
+    }
+
+    fn end(&mut self, tally: Tally) {
+        tracing::info!(transfer = %self.transfer, released = tally.kept, held_back = tally.dropped, "consent-filtered flow ended");
+        self.flush();
+    }
+}
+
+impl Release {
+    /// Writes the counts since the last flush to the transfer log (in the background).
+    fn flush(&mut self) {
+        let counts = self.citizens.take();
+        if counts.is_empty() {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (consents, transfer, scope) = (
+                self.consents.clone(),
+                self.transfer.clone(),
+                self.scope.clone(),
+            );
+            handle.spawn(async move {
+                consents.record_deliveries(&transfer, &scope, &counts).await;
+            });
+        }
     }
 }
 
