@@ -1032,12 +1032,7 @@ impl Store {
             "SELECT {} FROM fed_sources ORDER BY city, address",
             Self::SOURCE_COLUMNS
         ));
-        self.db
-            .query_all_raw(s.statement(self.backend_()))
-            .await?
-            .iter()
-            .map(Self::source_from_row)
-            .collect()
+        self.sources(s).await
     }
 
     /// One source.
@@ -1051,12 +1046,7 @@ impl Store {
             Self::SOURCE_COLUMNS
         ))
         .bind(address.to_owned());
-        self.db
-            .query_all_raw(s.statement(self.backend_()))
-            .await?
-            .first()
-            .map(Self::source_from_row)
-            .transpose()
+        Ok(self.sources(s).await?.into_iter().next())
     }
 
     /// The source of a provider (by participant id, case-insensitive), if there is one.
@@ -1071,12 +1061,17 @@ impl Store {
         ))
         .bind(participant_id.to_lowercase())
         .push(" ORDER BY address LIMIT 1");
+        Ok(self.sources(s).await?.into_iter().next())
+    }
+
+    /// The sources a `SELECT {SOURCE_COLUMNS} FROM fed_sources …` finds.
+    async fn sources(&self, s: Sql) -> Result<Vec<CatalogSourceInfo>, StoreError> {
         self.db
             .query_all_raw(s.statement(self.backend_()))
             .await?
-            .first()
+            .iter()
             .map(Self::source_from_row)
-            .transpose()
+            .collect()
     }
 
     /// The next time a source is due (for the processor's sleep).
@@ -1111,13 +1106,7 @@ impl Store {
         .bind(now)
         .push(") ORDER BY next_crawl_at LIMIT ")
         .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        let due: Vec<CatalogSourceInfo> = self
-            .db
-            .query_all_raw(s.statement(self.backend_()))
-            .await?
-            .iter()
-            .map(Self::source_from_row)
-            .collect::<Result<_, _>>()?;
+        let due = self.sources(s).await?;
         let mut claimed = Vec::with_capacity(due.len());
         for source in due {
             let mut s = Sql::default();
