@@ -721,6 +721,13 @@ async fn negotiate_narrated(
         c.identity.name
     );
     for r in [consumer, provider] {
+        // The running connector checkpoints its head within moments; here, at once, so the check covers
+        // every entry so far.
+        r.connector
+            .store
+            .seal_ledger_head()
+            .await
+            .map_err(|e| fail("checkpointing a ledger")(e.to_string()))?;
         let checks = crate::ledger::HeadChecks {
             keys: vec![
                 r.connector

@@ -166,8 +166,8 @@ pub(crate) struct WriteTxn {
     pub(crate) txn: sea_orm::DatabaseTransaction,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
     seal: Option<Arc<ledger_head::LedgerSeal>>,
-    /// The head signed in this transaction, for the head file once it committed.
-    head: Option<ledger_head::SignedHead>,
+    /// Whether this transaction appended to the ledger (the seal signs the new head once it committed).
+    appended: bool,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -183,13 +183,12 @@ impl WriteTxn {
             txn,
             _gate: gate,
             seal,
-            head,
+            appended,
         } = self;
         txn.commit().await?;
-        // The next writer need not wait for the head file (its writes never move it back).
         drop(gate);
-        if let (Some(seal), Some(head)) = (&seal, &head) {
-            seal.write_file(head);
+        if let (Some(seal), true) = (&seal, appended) {
+            seal.appended();
         }
         Ok(())
     }
@@ -306,7 +305,7 @@ impl Store {
             txn,
             _gate: gate,
             seal: self.seal.clone(),
-            head: None,
+            appended: false,
         })
     }
 
@@ -334,8 +333,9 @@ impl Store {
         Ok(self.db.ping().await?)
     }
 
-    /// Closes the pool.
+    /// Closes the database, after sealing the ledger's last head (see [`ledger_head`]).
     pub async fn close(self) -> Result<(), StoreError> {
+        self.seal_at_close().await;
         Ok(self.db.close().await?)
     }
 

@@ -87,17 +87,10 @@ pub(super) fn is_unique_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(db) if matches!(db.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))))
 }
 
-/// Appends entries after the current head, inside the caller's transaction, and (with a seal) checkpoints
-/// the new head in the same transaction.
-pub(super) async fn append_ledger_in(
-    txn: &mut super::WriteTxn,
-    entries: &[NewEntry],
-) -> Result<(), StoreError> {
-    let db = &txn.txn;
-    if entries.is_empty() {
-        return Ok(());
-    }
-    // Only the head's seq and hash: the chain needs nothing else of it.
+/// The ledger's last entry (its `seq` and hash; only those, the chain needs nothing else of it).
+pub(super) async fn ledger_head_in<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Option<super::ledger_head::LedgerHead>, StoreError> {
     let head: Option<(i64, String)> = ledger_row::Entity::find()
         .select_only()
         .column(ledger_row::Column::Seq)
@@ -106,13 +99,25 @@ pub(super) async fn append_ledger_in(
         .into_tuple()
         .one(db)
         .await?;
-    let mut prev = head
-        .map(|(seq, hash)| {
-            u64::try_from(seq)
-                .map(|seq| (seq, hash))
-                .map_err(|e| StoreError::Corrupt(format!("ledger entry {seq} seq"), e.to_string()))
-        })
-        .transpose()?;
+    head.map(|(seq, hash)| {
+        u64::try_from(seq)
+            .map(|seq| super::ledger_head::LedgerHead { seq, hash })
+            .map_err(|e| StoreError::Corrupt(format!("ledger entry {seq} seq"), e.to_string()))
+    })
+    .transpose()
+}
+
+/// Appends entries after the current head, inside the caller's transaction; once it commits, the store's
+/// seal (if any) signs the new head (`ledger_head`).
+pub(super) async fn append_ledger_in(
+    txn: &mut super::WriteTxn,
+    entries: &[NewEntry],
+) -> Result<(), StoreError> {
+    let db = &txn.txn;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut prev = ledger_head_in(db).await?.map(|h| (h.seq, h.hash));
     for new in entries {
         let mut new = new.clone();
         // The stored precision; the hash must survive the round trip.
@@ -130,11 +135,7 @@ pub(super) async fn append_ledger_in(
         ledger_row::Entity::insert(row).exec(db).await?;
         prev = Some((entry.seq, entry.hash));
     }
-    // `entries` is not empty: `prev` is the last one appended.
-    if let (Some(seal), Some((seq, hash))) = (txn.seal.clone(), prev) {
-        let head = super::ledger_head::LedgerHead { seq, hash };
-        txn.head = Some(super::ledger_head::checkpoint_in(&txn.txn, &seal, &head).await?);
-    }
+    txn.appended = true;
     Ok(())
 }
 

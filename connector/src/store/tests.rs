@@ -60,7 +60,8 @@ pub(crate) async fn open(b: &Backend) -> Store {
         .unwrap()
 }
 
-/// A store that signs its ledger head (into `file`, if any), and the checks that verify it.
+/// A store that signs its ledger head (into `file`, if any) when the test says so, and the checks that
+/// verify it.
 async fn open_sealed(
     b: &Backend,
     key: &caap_identity::keys::ParticipantKey,
@@ -68,7 +69,7 @@ async fn open_sealed(
 ) -> (Store, crate::ledger::HeadChecks) {
     let store = open(b)
         .await
-        .with_ledger_seal(ledger_head::LedgerSeal::new(key.clone(), file.clone()));
+        .with_manual_ledger_seal(ledger_head::LedgerSeal::new(key.clone(), file.clone()));
     let checks = crate::ledger::HeadChecks {
         keys: vec![key.public_jwk().unwrap()],
         file,
@@ -488,6 +489,7 @@ async fn the_ledger_chains_across_concurrent_writers_and_detects_a_changed_row()
         for r in futures_util::future::join_all(writes).await {
             r.unwrap();
         }
+        assert_eq!(a.seal_ledger_head().await.unwrap(), Some(20));
         let verified = crate::ledger::verify(&a, &checks).await.unwrap();
         assert_eq!(verified.summary.entries, 20);
         assert_eq!(verified.database_head, Some(20));
@@ -561,9 +563,11 @@ async fn a_truncated_ledger_is_detected_by_its_signed_heads() {
                     .await
                     .unwrap();
                 if i == 5 {
+                    store.seal_ledger_head().await.unwrap();
                     old = store.ledger_checkpoint().await.unwrap().unwrap();
                 }
             }
+            store.seal_ledger_head().await.unwrap();
             let ok = crate::ledger::verify(&store, &checks).await.unwrap();
             assert_eq!(
                 (ok.summary.entries, ok.database_head, ok.file_head),
@@ -593,6 +597,7 @@ async fn a_rewritten_ledger_tail_and_unrecorded_processes_are_named() {
                 .await
                 .unwrap();
         }
+        store.seal_ledger_head().await.unwrap();
         // An attacker who cannot sign deletes the tail and appends a new, correctly chained one.
         store
             .execute_raw("DELETE FROM ledger WHERE seq > 7")
@@ -616,6 +621,7 @@ async fn a_rewritten_ledger_tail_and_unrecorded_processes_are_named() {
     for b in backends("ledger_unrecorded").await {
         let (store, checks) = open_sealed(&b, &key, None).await;
         store.append_ledger(&[entry("s1")]).await.unwrap();
+        store.seal_ledger_head().await.unwrap();
         store
             .save_negotiation(
                 &sample_negotiation("urn:uuid:n1"),
@@ -672,6 +678,7 @@ async fn offers_are_recorded_in_the_ledger_with_their_changes() {
             .collect();
         assert_eq!(mine, ["published", "changed", "withdrawn"]);
         assert_eq!(entries.len(), offers.len() + 2);
+        store.seal_ledger_head().await.unwrap();
         let summary = crate::ledger::verify(&store, &checks)
             .await
             .unwrap()
@@ -1358,5 +1365,86 @@ mod federated {
             assert_eq!(ids(&store, &query("parkering")).await.len(), 2);
             store.close().await.unwrap();
         }
+    }
+}
+
+/// Polls `check` every 10 ms until it holds (a hung sealer fails the test after 30 s, not the CI run).
+async fn until_true<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "{what}: never happened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_background_sealer_checkpoints_new_heads_the_start_and_the_close() {
+    let key = ledger_key();
+    let jwk = key.public_jwk().unwrap();
+    let checkpointed = |store: &Store| {
+        let (store, jwk) = (store.clone(), jwk.clone());
+        async move {
+            store
+                .ledger_checkpoint()
+                .await
+                .unwrap()
+                .map(|jws| ledger_head::open_head(&jws, &[jwk]).unwrap().seq)
+        }
+    };
+    for b in backends("ledger_sealer").await {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(ledger_head::HEAD_FILE);
+        let seal = || ledger_head::LedgerSeal::new(key.clone(), Some(file.clone()));
+        // Commits wake the sealer: every head ends up signed, in the database and in the file.
+        let store = open(&b).await.with_ledger_seal(seal());
+        for i in 1..=30 {
+            store
+                .append_ledger(&[entry(&format!("s{i}"))])
+                .await
+                .unwrap();
+        }
+        until_true("the head of 30 entries sealed", || async {
+            checkpointed(&store).await == Some(30)
+        })
+        .await;
+        let checks = crate::ledger::HeadChecks {
+            keys: vec![jwk.clone()],
+            file: Some(file.clone()),
+        };
+        until_true("the head file at entry 30", || async {
+            crate::ledger::verify(&store, &checks)
+                .await
+                .unwrap()
+                .file_head
+                == Some(30)
+        })
+        .await;
+        // A crash after a commit and before its seal (here: a writer with no seal): the next start seals it.
+        store.close().await.unwrap();
+        let crashed = open(&b).await;
+        crashed.append_ledger(&[entry("s31")]).await.unwrap();
+        crashed.close().await.unwrap();
+        let restarted = open(&b).await.with_ledger_seal(seal());
+        until_true("the head left by a crash sealed at start", || async {
+            checkpointed(&restarted).await == Some(31)
+        })
+        .await;
+        // Closing seals the last head at once.
+        restarted.append_ledger(&[entry("s32")]).await.unwrap();
+        restarted.close().await.unwrap();
+        let reopened = open(&b).await;
+        assert_eq!(checkpointed(&reopened).await, Some(32));
+        let verified = crate::ledger::verify(&reopened, &checks).await.unwrap();
+        assert_eq!(
+            (verified.database_head, verified.file_head),
+            (Some(32), Some(32))
+        );
+        reopened.close().await.unwrap();
     }
 }
