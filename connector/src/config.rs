@@ -252,6 +252,10 @@ pub struct DatabaseConfig {
     /// Connection pool size.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// SQLite only: each pooled connection's page cache, in KiB (SQLite's `cache_size`). Reads it misses
+    /// come from the operating system's file cache; the pool holds up to `max_connections` of these.
+    #[serde(default = "default_sqlite_cache_kib")]
+    pub sqlite_cache_kib: u32,
 }
 
 /// Identity: keys, credentials, and what callers must prove (DCP).
@@ -659,6 +663,9 @@ fn default_status_list_cache_secs() -> u64 {
 fn default_max_connections() -> u32 {
     8
 }
+fn default_sqlite_cache_kib() -> u32 {
+    crate::store::DEFAULT_SQLITE_CACHE_KIB
+}
 fn default_key_file() -> PathBuf {
     PathBuf::from("keys/participant.jwk")
 }
@@ -723,6 +730,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: None,
             max_connections: default_max_connections(),
+            sqlite_cache_kib: default_sqlite_cache_kib(),
         }
     }
 }
@@ -1681,6 +1689,7 @@ admin_token = "0123456789abcdef0123"
             database: DatabaseConfig {
                 url: Some(Secret::new("postgres://caap@db.lund.se/caap")),
                 max_connections: 3,
+                sqlite_cache_kib: 1024,
             },
             identity: IdentityConfig {
                 key_file: "keys/other.jwk".into(),

@@ -140,9 +140,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         public_url,
         key,
     };
-    let store = Store::open(
+    let store = Store::open_with(
         &config.database_url(),
         config.database.max_connections,
+        config.database.sqlite_cache_kib,
         clock.clone(),
     )
     .await

@@ -148,6 +148,9 @@ pub enum StoreError {
     Corrupt(String, String),
 }
 
+/// Each SQLite connection's page cache by default, in KiB (`database.sqlite_cache_kib`).
+pub const DEFAULT_SQLITE_CACHE_KIB: u32 = 512;
+
 /// The connector's store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -208,6 +211,16 @@ impl Store {
         max_connections: u32,
         clock: Arc<dyn Clock>,
     ) -> Result<Store, StoreError> {
+        Self::open_with(url, max_connections, DEFAULT_SQLITE_CACHE_KIB, clock).await
+    }
+
+    /// [`Store::open`] with each SQLite connection's page cache set to `sqlite_cache_kib` KiB.
+    pub async fn open_with(
+        url: &Secret,
+        max_connections: u32,
+        sqlite_cache_kib: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store, StoreError> {
         let url = url.expose();
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or_default();
@@ -229,11 +242,13 @@ impl Store {
             .sqlx_logging(false)
             // WAL with synchronous=NORMAL on every pooled connection: a commit survives a crash of the
             // process (not of the machine's power) without an fsync per transaction, the usual choice for WAL.
-            .map_sqlx_sqlite_opts(|o| {
+            .map_sqlx_sqlite_opts(move |o| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(std::time::Duration::from_secs(10))
+                    // Negative: a size in KiB.
+                    .pragma("cache_size", format!("-{sqlite_cache_kib}"))
             });
         let db = Database::connect(options).await?;
 

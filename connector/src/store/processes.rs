@@ -361,19 +361,24 @@ impl Store {
             .map(|r| Row::from_query_result(r, ""))
             .collect::<Result<Vec<_>, _>>()?;
         let mut claimed = Vec::with_capacity(candidates.len());
+        if candidates.is_empty() {
+            return Ok(claimed);
+        }
+        // One transaction for the whole batch: one commit instead of one per process.
+        let txn = self.begin_write().await?;
         for mut row in candidates {
-            let _gate = self.write_gate().await;
             let mut u = update::<P>();
             u.value(Alias::new("lease_owner"), owner)
                 .value(Alias::new("lease_until"), millis(lease_until))
                 .value(Alias::new("version"), row.version + 1)
                 .and_where(col("id").eq(row.id.clone()))
                 .and_where(col("version").eq(row.version));
-            if self.db.execute(&u).await?.rows_affected() == 1 {
+            if txn.txn.execute(&u).await?.rows_affected() == 1 {
                 row.version += 1;
                 claimed.push(P::from_row(row)?);
             }
         }
+        txn.commit().await?;
         Ok(claimed)
     }
 
