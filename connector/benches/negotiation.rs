@@ -22,14 +22,14 @@
     reason = "benchmark harness"
 )]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_caap");
+mod harness;
+use harness::{Proc, percentile};
+
 const SEQUENTIAL: usize = 200;
 const CONCURRENT: usize = 600;
 /// How often a negotiation's state is polled by default (see [`negotiate`]; `--poll-us N` changes it).
@@ -44,97 +44,19 @@ fn poll() -> Duration {
         .map_or(POLL, Duration::from_micros)
 }
 
-struct Proc {
-    child: Child,
-    dsp: String,
-    api: String,
-    admin: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `harness::init` with the rate limit raised: the bench's one client address starts up to 600
+/// negotiations at once through the management API.
 fn init(dir: &Path, name: &str, settings: &[(&str, &str)]) -> (std::path::PathBuf, String) {
-    let out = Command::new(BIN)
-        .args(["init", "--dir"])
-        .arg(dir)
-        .args([
-            "--name",
-            name,
-            "--dsp-bind",
-            "127.0.0.1:0",
-            "--api-bind",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let config = dir.join("caap.toml");
-    let mut table: toml::Table =
-        toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    // The bench's one client address starts up to 600 negotiations at once through the management API.
     let settings = [&[("limits.max_requests_per_address", "1000")], settings].concat();
-    for (key, value) in &settings {
-        let v: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
-        let parts: Vec<&str> = key.split('.').collect();
-        let mut current = &mut table;
-        for p in &parts[..parts.len() - 1] {
-            current = current
-                .entry(p.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
-                .unwrap();
-        }
-        current.insert(parts[parts.len() - 1].to_owned(), v["v"].clone());
-    }
-    let admin = table["api"]["admin_token"].as_str().unwrap().to_owned();
-    std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
-    (config, admin)
+    harness::init(dir, name, &settings)
 }
 
+/// `harness::start`, as participant `id` if given.
 fn start(config: &Path, admin: &str, id: Option<&str>) -> Proc {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--config"])
-        .arg(config)
-        .env("CAAP_LOG_LEVEL", "warn");
-    if let Some(id) = id {
-        cmd.env("CAAP_PARTICIPANT_ID", id);
+    match id {
+        Some(id) => harness::start(config, admin, &[("CAAP_PARTICIPANT_ID", id)]),
+        None => harness::start(config, admin, &[]),
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut ready = String::new();
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("caap: ready ") {
-            ready = rest.to_owned();
-            break;
-        }
-    }
-    let field = |k: &str| {
-        ready
-            .split_whitespace()
-            .find_map(|p| p.strip_prefix(k))
-            .unwrap()
-            .to_owned()
-    };
-    Proc {
-        dsp: format!("http://{}", field("dsp=")),
-        api: format!("http://{}", field("api=")),
-        admin: admin.to_owned(),
-        child,
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// A management API: base URL and admin token.
@@ -404,15 +326,8 @@ fn soak_count() -> Option<usize> {
 
 /// A process's resident memory and its anonymous part (heap, stacks), in MiB (`VmRSS`, `RssAnon`).
 fn rss_mib(p: &Proc) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
-    let field = |name: &str| -> f64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    };
-    (field("VmRSS:") / 1024.0, field("RssAnon:") / 1024.0)
+    let kib = |field| harness::status_kib(p.child.id(), field) as f64 / 1024.0;
+    (kib("VmRSS"), kib("RssAnon"))
 }
 
 /// `total` negotiations in waves of 500 after two warm-up waves, with resident memory before, along the way
