@@ -164,8 +164,9 @@ fn check_tls_library() -> Result<(), OutboundError> {
 }
 
 /// One outbound client, cheap to clone, dereferencing to a `reqwest::Client` that is built on its first
-/// use (all of a connector's clients then share one TLS set-up). Tests and tools wrap a ready client with
-/// `From`.
+/// use (all of a connector's clients then share one TLS set-up). That first use blocks its thread while the
+/// system's trust store is read (about 40 ms of CPU, once per connector). Tests and tools wrap a ready client
+/// with `From`.
 #[derive(Clone)]
 pub struct Http(Arc<Inner>);
 
