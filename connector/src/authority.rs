@@ -62,7 +62,7 @@ pub struct Authority {
     trust: Arc<Trust>,
     store: Store,
     clock: Arc<dyn Clock>,
-    http: reqwest::Client,
+    http: crate::outbound::Http,
     participant_id: String,
     name: String,
     public_url: String,

@@ -41,7 +41,7 @@ pub struct CatalogService {
     /// The names of the configured source credentials assets may refer to.
     source_credentials: Arc<[String]>,
     /// For other connectors' catalogs (protocol messages: a total timeout).
-    http: reqwest::Client,
+    http: crate::outbound::Http,
     outbound: Arc<dyn OutboundCredentials>,
     /// How often sources are crawled, and the back-off after a failure.
     crawl: Arc<FederationConfig>,
@@ -70,7 +70,7 @@ pub struct CatalogParts {
     /// The names of the configured `[[source_credentials]]`.
     pub source_credentials: Vec<String>,
     /// HTTP client for other connectors.
-    pub http: reqwest::Client,
+    pub http: crate::outbound::Http,
     /// Authorizes our catalog requests to others.
     pub outbound: Arc<dyn OutboundCredentials>,
     /// `[federation]`: the crawl schedule.

@@ -1,5 +1,6 @@
-//! Outbound HTTP, in one place: the clients every outbound call uses (built once at start-up, sharing the
-//! trust store of the system bundle plus `[tls] ca_files`), and readable descriptions of failed requests.
+//! Outbound HTTP, in one place: the clients every outbound call uses (sharing one trust store, the system
+//! bundle plus `[tls] ca_files`, built on the first outbound call rather than at start-up), and readable
+//! descriptions of failed requests.
 //!
 //! Three kinds of client, each cheap to clone:
 //! * [`Clients::protocol`]: messages to other connectors, credential services, issuers, OIDC providers
@@ -12,7 +13,7 @@
 //! Every client gives up connecting after `limits.connect_timeout_secs`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -20,7 +21,7 @@ use crate::tls::TlsError;
 
 const USER_AGENT: &str = concat!("caap/", env!("CARGO_PKG_VERSION"));
 
-/// Why the outbound clients could not be built.
+/// Why the outbound clients could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     /// A trust root in `[tls] ca_files` is unusable.
@@ -35,12 +36,12 @@ pub enum OutboundError {
 #[derive(Debug, Clone)]
 pub struct Clients {
     /// Protocol messages: a total timeout.
-    pub protocol: reqwest::Client,
+    pub protocol: Http,
     /// Data flows: connect and read timeouts, no total timeout.
-    pub streaming: reqwest::Client,
+    pub streaming: Http,
     /// DID documents and status lists: a short total timeout, no redirects, public addresses only
     /// (unless [`Settings::private`] allows them).
-    pub fetch: reqwest::Client,
+    pub fetch: Http,
 }
 
 /// How the clients time out, and which private addresses fetches may reach.
@@ -118,46 +119,164 @@ impl Settings {
 }
 
 impl Clients {
-    /// The clients for `config`: its [`Settings`], the trust roots of `tls.ca_files`.
+    /// The clients for `config`: its [`Settings`], the trust roots of `tls.ca_files` (read and checked now,
+    /// so an unusable file stops the start; the system's trust store is read on the first outbound call).
     pub fn new(config: &Config) -> Result<Self, OutboundError> {
         let roots = crate::tls::trust_roots(config)?;
-        Self::with_roots(Settings::of(config), roots)
+        check_tls_library()?;
+        Ok(Self::with_roots(Settings::of(config), roots))
     }
 
-    /// The clients with `settings` and the extra trust `roots`. The three share one TLS set-up: the system's
-    /// trust store is read once (each client building its own read the CA bundle twice, six readings in all,
-    /// most of a connector's start-up time).
-    pub fn with_roots(
-        settings: Settings,
-        roots: Vec<native_tls::Certificate>,
-    ) -> Result<Self, OutboundError> {
-        let mut tls = native_tls::TlsConnector::builder();
-        for root in roots {
-            tls.add_root_certificate(root);
+    /// The clients with `settings` and the extra trust `roots`. The three share one TLS set-up, made when the
+    /// first of them is first used: reading the system's CA bundle (twice: OpenSSL's default paths, then
+    /// native-tls's probe) is most of what a start would otherwise cost, in time and memory, and a connector
+    /// that never calls out never pays it.
+    pub fn with_roots(settings: Settings, roots: Vec<native_tls::Certificate>) -> Self {
+        let shared = Arc::new(Shared {
+            settings,
+            roots,
+            tls: std::sync::Mutex::new(None),
+        });
+        let http = |kind| {
+            Http(Arc::new(Inner::Lazy {
+                client: OnceLock::new(),
+                kind,
+                shared: shared.clone(),
+            }))
+        };
+        Clients {
+            protocol: http(Kind::Protocol),
+            streaming: http(Kind::Streaming),
+            fetch: http(Kind::Fetch),
         }
-        let tls = tls
+    }
+}
+
+/// Whether the TLS library can make a client context at all (its configuration loads, the cipher list
+/// applies), without reading any trust store: what could fail in the lazy set-up, checked at start.
+fn check_tls_library() -> Result<(), OutboundError> {
+    let refused = |e: openssl::error::ErrorStack| OutboundError::Client(e.to_string());
+    let mut ctx =
+        openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls()).map_err(refused)?;
+    // The cipher list `openssl::ssl::SslConnector` (under native-tls) sets.
+    ctx.set_cipher_list("DEFAULT:!aNULL:!eNULL:!MD5:!3DES:!DES:!RC4:!IDEA:!SEED:!aDSS:!SRP:!PSK")
+        .map_err(refused)
+}
+
+/// One outbound client, cheap to clone, dereferencing to a `reqwest::Client` that is built on its first
+/// use (all of a connector's clients then share one TLS set-up). That first use blocks its thread while the
+/// system's trust store is read (about 40 ms of CPU, once per connector). Tests and tools wrap a ready client
+/// with `From`.
+#[derive(Clone)]
+pub struct Http(Arc<Inner>);
+
+enum Inner {
+    Ready(reqwest::Client),
+    Lazy {
+        client: OnceLock<reqwest::Client>,
+        kind: Kind,
+        shared: Arc<Shared>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Protocol,
+    Streaming,
+    Fetch,
+}
+
+/// What a connector's clients share: their settings, the extra roots, and the TLS set-up once made.
+struct Shared {
+    settings: Settings,
+    roots: Vec<native_tls::Certificate>,
+    tls: std::sync::Mutex<Option<native_tls::TlsConnector>>,
+}
+
+impl Shared {
+    /// The TLS set-up, made by the first client built (under the lock, so the trust store is read once).
+    fn tls(&self) -> Result<native_tls::TlsConnector, OutboundError> {
+        let mut tls = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tls) = &*tls {
+            return Ok(tls.clone());
+        }
+        let mut builder = native_tls::TlsConnector::builder();
+        for root in &self.roots {
+            builder.add_root_certificate(root.clone());
+        }
+        let built = builder
             .build()
             .map_err(|e| OutboundError::Client(e.to_string()))?;
-        let base = || {
-            reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .tcp_nodelay(true)
-                .connect_timeout(settings.connect_timeout)
-                .tls_backend_preconfigured(tls.clone())
+        Ok(tls.insert(built).clone())
+    }
+
+    fn client(&self, kind: Kind) -> Result<reqwest::Client, OutboundError> {
+        let settings = &self.settings;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .tcp_nodelay(true)
+            .connect_timeout(settings.connect_timeout)
+            .tls_backend_preconfigured(self.tls()?);
+        builder = match kind {
+            Kind::Protocol => builder.timeout(settings.timeout),
+            Kind::Streaming => builder.read_timeout(settings.timeout),
+            Kind::Fetch => {
+                let fetch = builder
+                    .timeout(settings.fetch_timeout)
+                    .redirect(reqwest::redirect::Policy::none());
+                if settings.private.any {
+                    fetch
+                } else {
+                    fetch.dns_resolver(Arc::new(PublicOnly(settings.private.clone())))
+                }
+            }
         };
-        let build =
-            |b: reqwest::ClientBuilder| b.build().map_err(|e| OutboundError::Client(e.to_string()));
-        let mut fetch = base()
-            .timeout(settings.fetch_timeout)
-            .redirect(reqwest::redirect::Policy::none());
-        if !settings.private.any {
-            fetch = fetch.dns_resolver(Arc::new(PublicOnly(settings.private.clone())));
+        builder
+            .build()
+            .map_err(|e| OutboundError::Client(e.to_string()))
+    }
+}
+
+impl std::ops::Deref for Http {
+    type Target = reqwest::Client;
+
+    /// The client, built now if this is its first use.
+    fn deref(&self) -> &reqwest::Client {
+        match &*self.0 {
+            Inner::Ready(client) => client,
+            Inner::Lazy {
+                client,
+                kind,
+                shared,
+            } => client.get_or_init(|| match shared.client(*kind) {
+                Ok(client) => client,
+                Err(e) => {
+                    // Only when the TLS library runs out of memory: what could fail otherwise
+                    // (`tls.ca_files`, the library's configuration) was checked at start.
+                    tracing::error!(error = %e, "cannot build an outbound HTTP client; stopping");
+                    std::process::abort()
+                }
+            }),
         }
-        Ok(Clients {
-            protocol: build(base().timeout(settings.timeout))?,
-            streaming: build(base().read_timeout(settings.timeout))?,
-            fetch: build(fetch)?,
-        })
+    }
+}
+
+impl From<reqwest::Client> for Http {
+    fn from(client: reqwest::Client) -> Self {
+        Http(Arc::new(Inner::Ready(client)))
+    }
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.0 {
+            Inner::Ready(_) => f.write_str("Http(ready)"),
+            Inner::Lazy { client, kind, .. } => f
+                .debug_struct("Http")
+                .field("kind", kind)
+                .field("built", &client.get().is_some())
+                .finish(),
+        }
     }
 }
 
@@ -336,8 +455,12 @@ pub(crate) mod tests {
 
     #[test]
     fn every_kind_of_client_builds() {
-        let clients = Clients::with_roots(settings(PrivateHosts::default()), vec![]).unwrap();
-        let _ = (clients.protocol, clients.streaming, clients.fetch);
+        check_tls_library().unwrap();
+        let clients = Clients::with_roots(settings(PrivateHosts::default()), vec![]);
+        // Nothing is built (no trust store read) until a client is first used.
+        assert!(format!("{clients:?}").contains("built: false"));
+        let _ = (&*clients.protocol, &*clients.streaming, &*clients.fetch);
+        assert!(!format!("{clients:?}").contains("built: false"));
     }
 
     #[test]
@@ -400,7 +523,7 @@ pub(crate) mod tests {
     /// host saw.
     async fn fetch_hung_localhost(private: PrivateHosts) -> (reqwest::Error, usize) {
         let (port, accepted) = hung_host().await;
-        let clients = Clients::with_roots(settings(private), vec![]).unwrap();
+        let clients = Clients::with_roots(settings(private), vec![]);
         let e = clients
             .fetch
             .get(format!("http://localhost:{port}/.well-known/did.json"))

@@ -99,13 +99,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Other(e.to_string()))?;
 
     let tls_acceptor = crate::tls::acceptor(&config)?;
-    // The outbound clients' TLS set-up reads the system's trust store, the slowest step of a start: it runs on
-    // a thread of its own while the database opens.
-    let clients = {
-        let roots = crate::tls::trust_roots(&config)?;
-        let settings = crate::outbound::Settings::of(&config);
-        std::thread::spawn(move || crate::outbound::Clients::with_roots(settings, roots))
-    };
+    // The outbound clients read the system's trust store on their first call, not here (see `outbound`).
+    let clients = crate::outbound::Clients::new(&config)?;
     let key_path = config.key_path();
     let key_json = std::fs::read_to_string(&key_path).map_err(|e| StartError::Key {
         path: key_path.display().to_string(),
@@ -152,9 +147,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         identity.key.clone(),
         Some(config.data_dir.join(crate::store::ledger_head::HEAD_FILE)),
     ));
-    let clients = clients
-        .join()
-        .map_err(|_| StartError::Other("building the outbound HTTP clients failed".into()))??;
     let http = clients.protocol.clone();
     let http_streaming = clients.streaming.clone();
     let fetch = crate::trust::HttpFetch::new(

@@ -32,9 +32,9 @@ pub struct Connector {
     /// Who we are.
     pub identity: Arc<Identity>,
     /// HTTP client for other connectors (protocol messages: a total timeout).
-    pub http: reqwest::Client,
+    pub http: crate::outbound::Http,
     /// HTTP client for data flows (no total timeout; connect and read timeouts).
-    pub http_streaming: reqwest::Client,
+    pub http_streaming: crate::outbound::Http,
     /// Wakes the negotiation processor when work is created (so nothing waits for a poll).
     pub wake: Arc<tokio::sync::Notify>,
     /// The data flows being served, so a suspension stops them at once.

@@ -64,7 +64,7 @@ pub struct Simulator(Arc<Inner>);
 struct Inner {
     clock: Arc<dyn Clock>,
     interval_ms: u64,
-    http: reqwest::Client,
+    http: crate::outbound::Http,
     block: Bytes,
     subscriptions: Mutex<BTreeMap<String, Subscription>>,
 }
@@ -102,7 +102,7 @@ pub struct Start {
 impl Simulator {
     /// A simulator reading time from `clock`, one reading every `interval_ms`, sending
     /// notifications with `http`.
-    pub fn new(clock: Arc<dyn Clock>, interval_ms: u64, http: reqwest::Client) -> Simulator {
+    pub fn new(clock: Arc<dyn Clock>, interval_ms: u64, http: crate::outbound::Http) -> Simulator {
         Simulator(Arc::new(Inner {
             clock,
             interval_ms: interval_ms.max(1),
@@ -761,7 +761,7 @@ mod tests {
         let clock = Arc::new(ManualClock::at(
             DateTime::from_timestamp_millis(ms).unwrap(),
         ));
-        let sim = Simulator::new(clock.clone(), interval, reqwest::Client::new());
+        let sim = Simulator::new(clock.clone(), interval, reqwest::Client::new().into());
         (sim, clock)
     }
 

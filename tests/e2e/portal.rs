@@ -156,7 +156,7 @@ fn serve_portal(
                     bound,
                     data_dir: ".".into(),
                     backend: Some(backend),
-                    http: reqwest::Client::new(),
+                    http: reqwest::Client::new().into(),
                     clock: Arc::new(caap_connector::clock::SystemClock),
                 })
                 .unwrap(),

@@ -258,7 +258,7 @@ mod tests {
             decider: Arc::new(caap_policy::OdrlEvaluator::new()),
             identity: catalog_identity("did:web:p", "P", "http://p", "http://p/dsp"),
             source_credentials: vec![],
-            http: reqwest::Client::new(),
+            http: reqwest::Client::new().into(),
             outbound: Arc::new(StaticTokens::new(vec![], None)),
             federation: Default::default(),
         })

@@ -46,7 +46,7 @@ pub struct Courier {
     /// Who we are (signs notices and answers).
     pub identity: std::sync::Arc<Identity>,
     /// The client for requests to other connectors.
-    pub http: reqwest::Client,
+    pub http: crate::outbound::Http,
     /// Authorizes our requests to others.
     pub outbound: std::sync::Arc<dyn caap_identity::auth::OutboundCredentials>,
     /// Checks other participants' keys against their DID documents.

@@ -788,7 +788,7 @@ mod tests {
                 leeway_secs: 60,
                 jwks_cache_secs: 60,
             },
-            client(),
+            client().into(),
             Arc::new(crate::clock::SystemClock),
         );
         let (principal, claims) = verifier

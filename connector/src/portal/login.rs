@@ -89,7 +89,7 @@ pub struct Login {
     client_secret: Option<Secret>,
     redirect_uri: String,
     verifier: OidcVerifier,
-    http: reqwest::Client,
+    http: crate::outbound::Http,
 }
 
 impl Login {
@@ -99,7 +99,7 @@ impl Login {
         config: PortalOidcConfig,
         client_secret: Option<Secret>,
         redirect_uri: String,
-        http: reqwest::Client,
+        http: crate::outbound::Http,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Login {
         let verifier = OidcVerifier::new(
@@ -185,7 +185,9 @@ impl Login {
     ) -> Result<Secret, LoginError> {
         let client = self.client().await?;
         let http = self.http.clone();
-        let send = move |req: oauth2::HttpRequest| crate::outbound::oauth2_send(http.clone(), req);
+        let send = move |req: oauth2::HttpRequest| {
+            crate::outbound::oauth2_send(reqwest::Client::clone(&http), req)
+        };
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))

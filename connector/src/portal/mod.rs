@@ -60,7 +60,7 @@ pub struct PortalParts {
     /// unavailable).
     pub backend: Option<Arc<dyn PortalBackend>>,
     /// The HTTP client towards the e-ID provider.
-    pub http: reqwest::Client,
+    pub http: crate::outbound::Http,
     /// The clock.
     pub clock: Arc<dyn Clock>,
 }

@@ -59,7 +59,7 @@ fn fixture(configure: impl FnOnce(&mut PortalConfig)) -> Fixture {
         bound: "127.0.0.1:0".parse().unwrap(),
         data_dir: ".".into(),
         backend: Some(backend.clone()),
-        http: reqwest::Client::new(),
+        http: reqwest::Client::new().into(),
         clock: Arc::new(ManualClock::at(at("2026-12-07T13:00:00Z"))),
     })
     .unwrap();

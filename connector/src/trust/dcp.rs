@@ -162,7 +162,7 @@ pub struct Trust {
     /// The credential service's base URL.
     pub credential_service: String,
     /// HTTP for presentation queries.
-    pub http: reqwest::Client,
+    pub http: crate::outbound::Http,
     /// HTTP towards hosts a caller names (its credential service): public addresses only outside development,
     /// short timeouts.
     named_by_callers: HttpFetch,
@@ -246,7 +246,7 @@ impl Trust {
         key: ParticipantKey,
         clock: Arc<dyn Clock>,
         store: Store,
-        http: reqwest::Client,
+        http: crate::outbound::Http,
         fetch: HttpFetch,
     ) -> Result<Trust, TrustError> {
         let now = clock.now();

@@ -18,7 +18,7 @@ const MAX_FAILURES: usize = 4096;
 /// HTTP GET for DID documents and status lists: no redirects, a size limit, JSON accepted.
 #[derive(Debug, Clone)]
 pub struct HttpFetch {
-    client: reqwest::Client,
+    client: crate::outbound::Http,
     max_bytes: usize,
     private: crate::outbound::PrivateHosts,
     failure_ttl: StdDuration,
@@ -30,7 +30,7 @@ impl HttpFetch {
     /// refusing IP addresses that are not public unless `private` allows them (names are checked by the
     /// client's resolver), and answering a failed URL's failure again for `failure_ttl` without a request.
     pub fn new(
-        client: reqwest::Client,
+        client: crate::outbound::Http,
         max_bytes: usize,
         private: crate::outbound::PrivateHosts,
         failure_ttl: StdDuration,
@@ -51,7 +51,7 @@ impl HttpFetch {
         url: &str,
     ) -> Result<&reqwest::Client, crate::outbound::PrivateAddress> {
         self.private.check_url(url)?;
-        Ok(&self.client)
+        Ok(&*self.client)
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, String)>> {
@@ -165,7 +165,7 @@ mod tests {
             any: true,
             ..Default::default()
         };
-        let fetch = HttpFetch::new(client, 1024, any, StdDuration::from_secs(600));
+        let fetch = HttpFetch::new(client.into(), 1024, any, StdDuration::from_secs(600));
         let url = format!("http://127.0.0.1:{port}/.well-known/did.json");
         let first = fetch.get(&url).await.unwrap_err();
         assert!(first.0.contains("timed out"), "{}", first.0);
@@ -179,7 +179,7 @@ mod tests {
     #[tokio::test]
     async fn private_addresses_are_refused_without_a_request() {
         let fetch = HttpFetch::new(
-            reqwest::Client::new(),
+            reqwest::Client::new().into(),
             1024,
             crate::outbound::PrivateHosts::default(),
             StdDuration::ZERO,

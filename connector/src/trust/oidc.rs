@@ -123,7 +123,7 @@ struct KeyCache {
 #[derive(Debug)]
 pub struct OidcVerifier {
     config: ApiOidcConfig,
-    http: reqwest::Client,
+    http: crate::outbound::Http,
     clock: Arc<dyn Clock>,
     cache: RwLock<KeyCache>,
     /// Held while fetching, so concurrent requests wait for one fetch instead of each making one.
@@ -132,7 +132,7 @@ pub struct OidcVerifier {
 
 impl OidcVerifier {
     /// A verifier for `[api.oidc]`; nothing is fetched until the first token arrives.
-    pub fn new(config: ApiOidcConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: ApiOidcConfig, http: crate::outbound::Http, clock: Arc<dyn Clock>) -> Self {
         OidcVerifier {
             config,
             http,
@@ -415,7 +415,7 @@ impl OidcVerifier {
         clock: Arc<dyn Clock>,
         keys: Vec<Map<String, Value>>,
     ) -> Self {
-        let v = OidcVerifier::new(config, reqwest::Client::new(), clock.clone());
+        let v = OidcVerifier::new(config, reqwest::Client::new().into(), clock.clone());
         if let Ok(mut cache) = v.cache.write() {
             cache.jwks_uri = Some("http://127.0.0.1:9/jwks".into());
             cache.keys = keys;
@@ -617,7 +617,11 @@ mod tests {
     async fn an_unreachable_provider_without_keys_is_unavailable() {
         let mut c = config();
         c.issuer = "http://127.0.0.1:9".into();
-        let v = OidcVerifier::new(c, reqwest::Client::new(), Arc::new(ManualClock::at(now())));
+        let v = OidcVerifier::new(
+            c,
+            reqwest::Client::new().into(),
+            Arc::new(ManualClock::at(now())),
+        );
         let (private, _) = rsa("k1");
         let err = v
             .verify(&sign_rs256(&private, Some("k1"), &claims()))

@@ -49,9 +49,9 @@ pub struct DataPlane {
     /// Citizen consent: the per-record release check.
     pub consents: std::sync::Arc<crate::consent::Consents>,
     /// HTTP client for requests to other connectors' data planes (a total timeout).
-    pub http: reqwest::Client,
+    pub http: crate::outbound::Http,
     /// HTTP client for data flows (no total timeout).
-    pub http_streaming: reqwest::Client,
+    pub http_streaming: crate::outbound::Http,
     /// Authorizes our requests to other connectors.
     pub outbound: std::sync::Arc<dyn caap_identity::OutboundCredentials>,
     /// The data flows being served.
