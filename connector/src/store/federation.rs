@@ -688,17 +688,15 @@ fn id_list(text: Option<String>) -> Result<Vec<i64>, StoreError> {
     Ok(ids)
 }
 
-/// Ids as a JSON array (for `json_each`).
-fn id_json(ids: &[i64]) -> String {
-    let mut out = String::with_capacity(ids.len() * 12 + 2);
-    out.push('[');
+/// Ids, comma-separated.
+fn id_text(ids: &[i64]) -> String {
+    let mut out = String::with_capacity(ids.len() * 12);
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str(&id.to_string());
     }
-    out.push(']');
     out
 }
 
@@ -734,20 +732,38 @@ impl Store {
             s.push(&format!(
                 " FROM {table} d JOIN fed_sources s ON {live} WHERE 1 = 1"
             ));
-            for w in words {
-                let lexeme = format!("{}:*", w.word);
-                s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
-                    .bind(lexeme.clone())
-                    .push(") || to_tsquery('english', ")
-                    .bind(lexeme)
-                    .push("))");
-            }
+            Self::text_filter(words, s);
         } else {
             s.push(&format!(
                 " FROM fed_sources s CROSS JOIN {table} d ON {live} WHERE 1 = 1"
             ));
         }
         self.search_filters(q, s);
+    }
+
+    /// PostgreSQL's text search of the words (every word, as a prefix of a Swedish or English lexeme).
+    fn text_filter(words: &[QueryWord], s: &mut Sql) {
+        for w in words {
+            let lexeme = format!("{}:*", w.word);
+            s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
+                .bind(lexeme.clone())
+                .push(") || to_tsquery('english', ")
+                .bind(lexeme)
+                .push("))");
+        }
+    }
+
+    /// `(ids)` as a subquery of one value (a long `IN` list would be a statement per length).
+    fn id_set(&self, s: &mut Sql, ids: &[i64]) {
+        if self.backend_() == DbBackend::Postgres {
+            s.push("(SELECT unnest(string_to_array(")
+                .bind(id_text(ids))
+                .push(", ',')::bigint[]))");
+        } else {
+            s.push("(SELECT value FROM json_each(")
+                .bind(format!("[{}]", id_text(ids)))
+                .push("))");
+        }
     }
 
     /// The filters of a search, on `d` (a dataset or a bucket) and `s` (its source).
@@ -832,7 +848,7 @@ impl Store {
             });
         }
         let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
-        let (page, groups) = if !words.is_empty() && self.backend_() != DbBackend::Postgres {
+        let (page, groups) = if !words.is_empty() {
             self.search_indexed(q, &words, after.as_ref(), limit)
                 .await?
         } else {
@@ -946,18 +962,36 @@ impl Store {
             .collect()
     }
 
-    /// A search with words on SQLite, from the full-text index alone: the hits' ids (whose high bits
-    /// are their bucket) and, per word and column, the hits with the word there (their scores), each
-    /// one string from the index; then the few buckets' values and sources (filters, facets, the
-    /// order of sources), and the dataset ids of the hits in the sources that make up the page only.
-    async fn search_indexed(
-        &self,
-        q: &FederatedQuery,
-        words: &[QueryWord],
-        after: Option<&CursorKey>,
-        limit: u32,
-    ) -> Result<(PageKeys, Vec<FacetGroup>), StoreError> {
+    /// The hits of the words with their scores, in id order. On SQLite from the full-text index alone:
+    /// the hits' ids and, per word and column, the hits with the word there, each one string. On
+    /// PostgreSQL from the rows the text search finds (their ids and scores only, one string).
+    async fn scored_hits(&self, words: &[QueryWord]) -> Result<Vec<(i64, i64)>, StoreError> {
         let backend = self.backend_();
+        if backend == DbBackend::Postgres {
+            let mut s = Sql::default();
+            s.push("SELECT string_agg(d.id::text || ':' || ");
+            self.score_expr(words, &mut s);
+            s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d WHERE 1 = 1");
+            Self::text_filter(words, &mut s);
+            let rows = self.db.query_all_raw(s.statement(backend)).await?;
+            let text: Option<String> = match rows.first() {
+                Some(row) => get(row, "h")?,
+                None => None,
+            };
+            return text
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|hit| {
+                    let (id, score) = hit.split_once(':').unwrap_or((hit, "1"));
+                    match (id.parse(), score.parse()) {
+                        (Ok(id), Ok(score)) => Ok((id, score)),
+                        _ => Err(StoreError::Corrupt("search hit".into(), hit.to_owned())),
+                    }
+                })
+                .collect();
+        }
         let all = fts5_query(words);
         let mut s = Sql::default();
         s.push("SELECT (SELECT group_concat(rowid) FROM fed_fts WHERE fed_fts MATCH ")
@@ -979,29 +1013,58 @@ impl Store {
         }
         let rows = self.db.query_all_raw(s.statement(backend)).await?;
         let Some(row) = rows.first() else {
-            return Ok(Default::default());
+            return Ok(Vec::new());
         };
         let hits = id_list(get(row, "h")?)?;
         let sets = (0..weights.len())
             .map(|i| id_list(get(row, &format!("s{i}"))?))
             .collect::<Result<Vec<_>, _>>()?;
+        // The lists are in id order: one merge.
+        let mut at = vec![0usize; sets.len()];
+        Ok(hits
+            .into_iter()
+            .map(|id| {
+                let mut score = 1;
+                for ((set, at), weight) in sets.iter().zip(at.iter_mut()).zip(&weights) {
+                    while set.get(*at).is_some_and(|&x| x < id) {
+                        *at += 1;
+                    }
+                    if set.get(*at) == Some(&id) {
+                        score += weight;
+                    }
+                }
+                (id, score)
+            })
+            .collect())
+    }
+
+    /// A search with words: the scored hits (whose ids' high bits are their bucket), then the few
+    /// buckets' values and sources (filters, facets, the order of sources), and the dataset ids of the
+    /// hits in the sources that make up the page only.
+    async fn search_indexed(
+        &self,
+        q: &FederatedQuery,
+        words: &[QueryWord],
+        after: Option<&CursorKey>,
+        limit: u32,
+    ) -> Result<(PageKeys, Vec<FacetGroup>), StoreError> {
+        let backend = self.backend_();
+        let hits = self.scored_hits(words).await?;
         if hits.is_empty() {
             return Ok(Default::default());
         }
 
         // The live buckets of the hits that pass the filters.
-        let mut bucket_ids: Vec<i64> = hits.iter().map(|id| id >> BUCKET_SHIFT).collect();
+        let mut bucket_ids: Vec<i64> = hits.iter().map(|(id, _)| id >> BUCKET_SHIFT).collect();
         bucket_ids.dedup();
         let mut s = Sql::default();
         s.push(
             "SELECT d.id AS id, s.city AS city, s.address AS address, d.data_model AS data_model, \
-             d.themes AS themes, d.licence AS licence, d.access AS access FROM json_each(",
-        )
-        .bind(id_json(&bucket_ids))
-        .push(
-            ") j CROSS JOIN fed_buckets d ON d.id = j.value CROSS JOIN fed_sources s \
-             ON s.address = d.address AND s.generation = d.generation WHERE 1 = 1",
+             d.themes AS themes, d.licence AS licence, d.access AS access FROM fed_buckets d \
+             JOIN fed_sources s ON s.address = d.address AND s.generation = d.generation \
+             WHERE d.id IN ",
         );
+        self.id_set(&mut s, &bucket_ids);
         self.search_filters(q, &mut s);
         let mut groups = Vec::new();
         let mut addresses = Vec::new();
@@ -1043,26 +1106,16 @@ impl Store {
             None => Vec::new(),
         };
 
-        // Scores (the lists are in id order: one merge), counts, and the hits not before the cursor.
+        // Counts, and the hits not before the cursor.
         let mut counts = vec![0u64; groups.len()];
-        let mut at = vec![0usize; sets.len()];
         let mut scored: Vec<(i64, usize, i64)> = Vec::new();
         let mut per_key: std::collections::HashMap<(i64, usize), usize> =
             std::collections::HashMap::new();
-        for &id in &hits {
+        for (id, score) in hits {
             let Some(&b) = bucket_of.get(&(id >> BUCKET_SHIFT)) else {
                 continue;
             };
             counts[b] += 1;
-            let mut score = 1;
-            for ((set, at), weight) in sets.iter().zip(at.iter_mut()).zip(&weights) {
-                while set.get(*at).is_some_and(|&x| x < id) {
-                    *at += 1;
-                }
-                if set.get(*at) == Some(&id) {
-                    score += weight;
-                }
-            }
             let key = (-score, rank[b]);
             if let Some(CursorKey(neg, ..)) = after
                 && key.0.cmp(neg).then(vs_cursor[key.1]) == std::cmp::Ordering::Less
@@ -1095,11 +1148,8 @@ impl Store {
         let mut dataset_ids = std::collections::HashMap::new();
         if !candidates.is_empty() {
             let mut s = Sql::default();
-            s.push(
-                "SELECT id, dataset_id FROM fed_datasets WHERE id IN (SELECT value FROM json_each(",
-            )
-            .bind(id_json(&candidates))
-            .push("))");
+            s.push("SELECT id, dataset_id FROM fed_datasets WHERE id IN ");
+            self.id_set(&mut s, &candidates);
             for row in self.db.query_all_raw(s.statement(backend)).await? {
                 dataset_ids.insert(get::<i64>(&row, "id")?, get::<String>(&row, "dataset_id")?);
             }
