@@ -20,7 +20,7 @@ use caap_catalog::remote::RemoteDataset;
 use caap_catalog::search::CachedDataset;
 use chrono::{DateTime, Utc};
 use rust_stemmers::{Algorithm, Stemmer};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value as DbValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -700,20 +700,13 @@ fn id_text(ids: &[i64]) -> String {
     out
 }
 
-/// The FTS5 query of the words: each word (any of its stems as a prefix), all words.
-fn fts5_query(words: &[QueryWord]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            let alts: Vec<String> = w
-                .prefixes()
-                .iter()
-                .map(|s| format!("\"{}\"*", s.replace('"', "")))
-                .collect();
-            format!("({})", alts.join(" OR "))
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ")
+/// The FTS5 query of each word: any of `prefixes` (marked with `mark`) as a prefix.
+fn fts5_word<'a>(mark: &str, prefixes: impl IntoIterator<Item = &'a str>) -> String {
+    let alts: Vec<String> = prefixes
+        .into_iter()
+        .map(|s| format!("\"{mark}{}\"*", s.replace('"', "")))
+        .collect();
+    format!("({})", alts.join(" OR "))
 }
 
 impl Store {
@@ -992,39 +985,81 @@ impl Store {
                 })
                 .collect();
         }
-        let all = fts5_query(words);
-        let mut s = Sql::default();
-        s.push("SELECT (SELECT group_concat(rowid) FROM fed_fts WHERE fed_fts MATCH ")
-            .bind(all.clone())
-            .push(") AS h");
-        let mut weights = Vec::new();
-        for w in words {
+        // Each word (its stems and itself), and each word in each scored column (its stems).
+        let plain: Vec<String> = words.iter().map(|w| fts5_word("", w.prefixes())).collect();
+        let mut sets = Vec::new();
+        for (i, w) in words.iter().enumerate() {
+            let others: String = plain
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| format!(" AND {p}"))
+                .collect();
             for (mark, _, weight) in SCORED_COLUMNS {
-                let stems: Vec<String> = w
-                    .stems
-                    .iter()
-                    .map(|s| format!("\"{mark}{}\"*", s.replace('"', "")))
-                    .collect();
-                s.push(", (SELECT group_concat(rowid) FROM fed_fts WHERE fed_fts MATCH ")
-                    .bind(format!("({}) AND {all}", stems.join(" OR ")))
-                    .push(&format!(") AS s{}", weights.len()));
-                weights.push(weight);
+                let stems = fts5_word(mark, w.stems.iter().map(String::as_str));
+                sets.push((format!("{stems}{others}"), weight));
             }
         }
-        let rows = self.db.query_all_raw(s.statement(backend)).await?;
+        let all = plain.join(" AND ");
+        // First how many hits each has (cheap: no ids): a column that every hit or none has the
+        // word in gives all or none the same weight, and its ids are not needed.
+        let each = |s: &mut Sql, f: &str, queries: &[&str]| {
+            s.push("SELECT ");
+            for (i, query) in queries.iter().enumerate() {
+                if i > 0 {
+                    s.push(", ");
+                }
+                s.push(&format!("(SELECT {f} FROM fed_fts WHERE fed_fts MATCH "))
+                    .bind((*query).to_owned())
+                    .push(&format!(") AS c{i}"));
+            }
+        };
+        let queries: Vec<&str> = std::iter::once(all.as_str())
+            .chain(sets.iter().map(|(q, _)| q.as_str()))
+            .collect();
+        // One snapshot for both reads.
+        let txn = self.db.begin().await?;
+        let mut s = Sql::default();
+        each(&mut s, "COUNT(*)", &queries);
+        let rows = txn.query_all_raw(s.statement(backend)).await?;
         let Some(row) = rows.first() else {
             return Ok(Vec::new());
         };
-        let hits = id_list(get(row, "h")?)?;
-        let sets = (0..weights.len())
-            .map(|i| id_list(get(row, &format!("s{i}"))?))
+        let counts = (0..queries.len())
+            .map(|i| get::<i64>(row, &format!("c{i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = counts.first().copied().unwrap_or_default();
+        if total == 0 {
+            return Ok(Vec::new());
+        }
+        let mut base = 1;
+        let mut listed = vec![all.as_str()];
+        let mut weights = Vec::new();
+        for ((query, weight), n) in sets.iter().zip(&counts[1..]) {
+            if *n == total {
+                base += weight;
+            } else if *n > 0 {
+                listed.push(query);
+                weights.push(*weight);
+            }
+        }
+        let mut s = Sql::default();
+        each(&mut s, "group_concat(rowid)", &listed);
+        let rows = txn.query_all_raw(s.statement(backend)).await?;
+        txn.commit().await?;
+        let Some(row) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let hits = id_list(get(row, "c0")?)?;
+        let sets = (1..listed.len())
+            .map(|i| id_list(get(row, &format!("c{i}"))?))
             .collect::<Result<Vec<_>, _>>()?;
         // The lists are in id order: one merge.
         let mut at = vec![0usize; sets.len()];
         Ok(hits
             .into_iter()
             .map(|id| {
-                let mut score = 1;
+                let mut score = base;
                 for ((set, at), weight) in sets.iter().zip(at.iter_mut()).zip(&weights) {
                     while set.get(*at).is_some_and(|&x| x < id) {
                         *at += 1;
