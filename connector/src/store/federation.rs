@@ -714,23 +714,19 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// The `FROM … WHERE` part of a search in SQL: the live datasets matching the query (PostgreSQL), or
-    /// without words (SQLite; with words SQLite reads its index alone, see [`Store::search_indexed`]).
-    /// `table` is `fed_datasets`, or `fed_buckets` (the counts per bucket, for a search without words).
-    /// On SQLite the sources in their `(city, address)` order drive (`CROSS JOIN`), so a page in that
-    /// order stops after its rows instead of sorting every dataset.
-    fn search_from(&self, q: &FederatedQuery, words: &[QueryWord], s: &mut Sql, table: &str) {
-        let live = "s.address = d.address AND s.generation = d.generation";
-        if self.backend_() == DbBackend::Postgres {
-            s.push(&format!(
-                " FROM {table} d JOIN fed_sources s ON {live} WHERE 1 = 1"
-            ));
-            Self::text_filter(words, s);
+    /// The `FROM … WHERE` part of a search without words: the live datasets (or buckets, `table`)
+    /// that pass the filters. On SQLite the sources in their `(city, address)` order drive
+    /// (`CROSS JOIN`), so a page in that order stops after its rows instead of sorting every dataset.
+    fn search_from(&self, q: &FederatedQuery, s: &mut Sql, table: &str) {
+        let join = if self.backend_() == DbBackend::Postgres {
+            "JOIN"
         } else {
-            s.push(&format!(
-                " FROM fed_sources s CROSS JOIN {table} d ON {live} WHERE 1 = 1"
-            ));
-        }
+            "CROSS JOIN"
+        };
+        s.push(&format!(
+            " FROM fed_sources s {join} {table} d ON s.address = d.address AND s.generation = d.generation \
+             WHERE 1 = 1"
+        ));
         self.search_filters(q, s);
     }
 
@@ -845,8 +841,8 @@ impl Store {
             self.search_indexed(q, &words, after.as_ref(), limit)
                 .await?
         } else {
-            let page = self.page_sql(q, &words, after.as_ref(), limit).await?;
-            (page, self.facet_groups_sql(q, &words).await?)
+            let page = self.page_sql(q, after.as_ref(), limit).await?;
+            (page, self.facet_groups_sql(q).await?)
         };
         let items = self.hits(&page.order).await?;
         let next = page
@@ -862,50 +858,38 @@ impl Store {
         })
     }
 
-    /// The page's hits in SQL: the keys of the best `limit + 1` hits (the sort carries no bodies).
+    /// The page of a search without words, in SQL: every score is the same, the keys alone order it.
     async fn page_sql(
         &self,
         q: &FederatedQuery,
-        words: &[QueryWord],
         after: Option<&CursorKey>,
         limit: u32,
     ) -> Result<PageKeys, StoreError> {
         let mut s = Sql::default();
         s.push(
             "SELECT * FROM (SELECT d.id AS id, s.address AS address, d.dataset_id AS dataset_id, \
-             s.city AS city, -CAST(",
+             s.city AS city",
         );
-        self.score_expr(words, &mut s);
-        s.push(" AS BIGINT) AS neg");
-        self.search_from(q, words, &mut s, "fed_datasets");
+        self.search_from(q, &mut s, "fed_datasets");
         s.push(") t");
-        // Without words every score is the same: order by the keys alone.
-        let neg_key = if words.is_empty() { "" } else { "t.neg, " };
-        if let Some(CursorKey(neg, city, address, id)) = after {
-            s.push(&format!(
-                " WHERE ({neg_key}t.city, t.address, t.dataset_id) > ("
-            ));
-            if !words.is_empty() {
-                s.bind(*neg).push(", ");
-            }
-            s.bind(city.clone())
+        if let Some(CursorKey(_, city, address, id)) = after {
+            s.push(" WHERE (t.city, t.address, t.dataset_id) > (")
+                .bind(city.clone())
                 .push(", ")
                 .bind(address.clone())
                 .push(", ")
                 .bind(id.clone())
                 .push(")");
         }
-        s.push(&format!(
-            " ORDER BY {neg_key}t.city, t.address, t.dataset_id LIMIT "
-        ))
-        .bind(i64::from(limit) + 1);
+        s.push(" ORDER BY t.city, t.address, t.dataset_id LIMIT ")
+            .bind(i64::from(limit) + 1);
         let keys = self.db.query_all_raw(s.statement(self.backend_())).await?;
         let mut page = PageKeys {
             more: keys.len() > limit as usize,
             ..Default::default()
         };
         for row in keys.iter().take(limit as usize) {
-            let neg: i64 = get(row, "neg")?;
+            let neg = -1;
             page.order.push((get(row, "id")?, neg));
             page.last = Some(CursorKey(
                 neg,
@@ -917,25 +901,15 @@ impl Store {
         Ok(page)
     }
 
-    /// The counts over every hit in SQL, by source and bucket values, in one pass. Without words the
-    /// buckets' counts are summed: a few rows per source instead of every dataset.
-    async fn facet_groups_sql(
-        &self,
-        q: &FederatedQuery,
-        words: &[QueryWord],
-    ) -> Result<Vec<FacetGroup>, StoreError> {
+    /// The counts of a search without words: the buckets' counts summed, a few rows per source
+    /// instead of every dataset.
+    async fn facet_groups_sql(&self, q: &FederatedQuery) -> Result<Vec<FacetGroup>, StoreError> {
         let mut s = Sql::default();
         s.push(
             "SELECT s.city AS city, d.data_model AS data_model, d.themes AS themes, \
-             d.licence AS licence, d.access AS access, ",
+             d.licence AS licence, d.access AS access, CAST(SUM(d.n) AS BIGINT) AS n",
         );
-        if words.is_empty() {
-            s.push("CAST(SUM(d.n) AS BIGINT) AS n");
-            self.search_from(q, words, &mut s, "fed_buckets");
-        } else {
-            s.push("COUNT(*) AS n");
-            self.search_from(q, words, &mut s, "fed_datasets");
-        }
+        self.search_from(q, &mut s, "fed_buckets");
         s.push(" GROUP BY s.city, d.data_model, d.themes, d.licence, d.access");
         self.db
             .query_all_raw(s.statement(self.backend_()))
