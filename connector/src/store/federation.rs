@@ -12,6 +12,18 @@
 //! corpus), so keyset paging over `(score, city, address, dataset id)` stays stable while other
 //! sources are replaced: for each query word, 10 when it starts a word of the title, 5 of a keyword,
 //! theme or data model, 2 of the description, 1 of the city or id.
+//!
+//! A search takes only each hit's id and score from the text search. A dataset's id carries its
+//! *bucket* (`id >> 20`): the datasets of one source generation that share data model, themes, licence
+//! and access (`fed_buckets`, with their count). Every filter is a property of a bucket, so a search
+//! reads the hits' ids (and scores) alone,
+//! keeps those in live buckets that pass the filters, counts the total and the facets per bucket, and
+//! orders the hits by score and their source's `(city, address)`; only the hits of the few sources
+//! that make up the page are read for their dataset ids, and only the page's hits for their bodies.
+//! On SQLite the ids and scores come from the FTS5 index alone: its terms are also kept marked with
+//! their column (`t_` title, `g_` keywords/themes/model, `x_` description, `o_` city and id), and a
+//! word's column lists that every hit or none has are only counted. On PostgreSQL the text search
+//! gives each hit's id and score as one string. Without words, the buckets' counts are summed.
 
 use std::collections::{BTreeMap, HashSet};
 
