@@ -504,6 +504,23 @@ struct BucketKey {
 }
 
 impl BucketKey {
+    /// Binds `data_model, model_key, themes, themes_key, licence, licence_key, access`.
+    fn bind_values(&self, s: &mut Sql) {
+        s.bind(self.data_model.clone())
+            .push(", ")
+            .bind(self.data_model.as_deref().map(str::to_lowercase))
+            .push(", ")
+            .bind(self.themes.clone())
+            .push(", ")
+            .bind(self.themes_key.clone())
+            .push(", ")
+            .bind(self.licence.clone())
+            .push(", ")
+            .bind(self.licence.as_deref().map(str::to_lowercase))
+            .push(", ")
+            .bind(self.access);
+    }
+
     /// One string for lookups (`None` and an empty value differ).
     fn key(&self) -> String {
         let opt = |v: &Option<String>| match v {
@@ -575,21 +592,9 @@ impl Buckets {
                 .bind(address.to_owned())
                 .push(", ")
                 .bind(generation)
-                .push(", ")
-                .bind(b.data_model.clone())
-                .push(", ")
-                .bind(b.data_model.as_deref().map(str::to_lowercase))
-                .push(", ")
-                .bind(b.themes.clone())
-                .push(", ")
-                .bind(b.themes_key.clone())
-                .push(", ")
-                .bind(b.licence.clone())
-                .push(", ")
-                .bind(b.licence.as_deref().map(str::to_lowercase))
-                .push(", ")
-                .bind(b.access)
-                .push(", 0) RETURNING id");
+                .push(", ");
+                b.bind_values(&mut s);
+                s.push(", 0) RETURNING id");
                 let rows = db.query_all_raw(s.statement(backend)).await?;
                 let id: i64 = rows
                     .first()
@@ -1648,21 +1653,9 @@ impl Store {
                 .bind(generation)
                 .push(", ")
                 .bind(d.id.clone())
-                .push(", ")
-                .bind(bucket.data_model.clone())
-                .push(", ")
-                .bind(bucket.data_model.as_deref().map(str::to_lowercase))
-                .push(", ")
-                .bind(bucket.themes.clone())
-                .push(", ")
-                .bind(bucket.themes_key.clone())
-                .push(", ")
-                .bind(bucket.licence.clone())
-                .push(", ")
-                .bind(bucket.licence.as_deref().map(str::to_lowercase))
-                .push(", ")
-                .bind(bucket.access)
-                .push(", ")
+                .push(", ");
+            bucket.bind_values(&mut s);
+            s.push(", ")
                 .bind(title_terms.clone())
                 .push(", ")
                 .bind(tag_terms.clone())
