@@ -875,45 +875,77 @@ impl Store {
         })
     }
 
-    /// The page of a search without words, in SQL: every score is the same, the keys alone order it.
+    /// The page of a search without words: every score is the same, the keys alone order it. The
+    /// sources with matching buckets come first (in `(city, address)` order, one row each, so at most
+    /// `limit + 1` are needed), then each one's dataset ids in order from its key index, only as many
+    /// as the page still needs: a filter that matches nothing or little visits no dataset in vain.
     async fn page_sql(
         &self,
         q: &FederatedQuery,
         after: Option<&CursorKey>,
         limit: u32,
     ) -> Result<PageKeys, StoreError> {
+        let backend = self.backend_();
+        let ids = if backend == DbBackend::Postgres {
+            "string_agg(d.id::text, ',')"
+        } else {
+            "group_concat(d.id)"
+        };
         let mut s = Sql::default();
-        s.push(
-            "SELECT * FROM (SELECT d.id AS id, s.address AS address, d.dataset_id AS dataset_id, \
-             s.city AS city",
-        );
-        self.search_from(q, &mut s, "fed_datasets");
-        s.push(") t");
-        if let Some(CursorKey(_, city, address, id)) = after {
-            s.push(" WHERE (t.city, t.address, t.dataset_id) > (")
+        s.push(&format!(
+            "SELECT s.city AS city, s.address AS address, s.generation AS generation, {ids} AS buckets"
+        ));
+        self.search_from(q, &mut s, "fed_buckets");
+        s.push(" AND d.n > 0");
+        if let Some(CursorKey(_, city, address, _)) = after {
+            s.push(" AND (s.city, s.address) >= (")
                 .bind(city.clone())
                 .push(", ")
                 .bind(address.clone())
-                .push(", ")
-                .bind(id.clone())
                 .push(")");
         }
-        s.push(" ORDER BY t.city, t.address, t.dataset_id LIMIT ")
-            .bind(i64::from(limit) + 1);
-        let keys = self.db.query_all_raw(s.statement(self.backend_())).await?;
+        s.push(" GROUP BY s.city, s.address ORDER BY s.city, s.address LIMIT ")
+            .bind(i64::from(limit) + 2);
+        let sources = self.db.query_all_raw(s.statement(backend)).await?;
+        let want = limit as usize + 1;
+        let mut keys: Vec<(String, String, String, i64)> = Vec::new();
+        for row in &sources {
+            if keys.len() >= want {
+                break;
+            }
+            let (city, address): (String, String) = (get(row, "city")?, get(row, "address")?);
+            let buckets = id_list(get(row, "buckets")?)?;
+            let mut s = Sql::default();
+            s.push("SELECT id, dataset_id FROM fed_datasets WHERE address = ")
+                .bind(address.clone())
+                .push(" AND generation = ")
+                .bind(get::<i64>(row, "generation")?);
+            if let Some(CursorKey(_, c, a, id)) = after
+                && (c, a) == (&city, &address)
+            {
+                s.push(" AND dataset_id > ").bind(id.clone());
+            }
+            s.push(&format!(" AND (id >> {BUCKET_SHIFT}) IN "));
+            self.id_set(&mut s, &buckets);
+            s.push(" ORDER BY dataset_id LIMIT ")
+                .bind(i64::try_from(want - keys.len()).unwrap_or(i64::MAX));
+            for r in self.db.query_all_raw(s.statement(backend)).await? {
+                keys.push((
+                    city.clone(),
+                    address.clone(),
+                    get(&r, "dataset_id")?,
+                    get(&r, "id")?,
+                ));
+            }
+        }
         let mut page = PageKeys {
             more: keys.len() > limit as usize,
             ..Default::default()
         };
-        for row in keys.iter().take(limit as usize) {
-            let neg = -1;
-            page.order.push((get(row, "id")?, neg));
-            page.last = Some(CursorKey(
-                neg,
-                get(row, "city")?,
-                get(row, "address")?,
-                get(row, "dataset_id")?,
-            ));
+        keys.truncate(limit as usize);
+        for (city, address, dataset_id, id) in keys {
+            page.order.push((id, -1));
+            page.last = Some(CursorKey(-1, city, address, dataset_id));
         }
         Ok(page)
     }
