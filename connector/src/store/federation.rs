@@ -12,6 +12,18 @@
 //! corpus), so keyset paging over `(score, city, address, dataset id)` stays stable while other
 //! sources are replaced: for each query word, 10 when it starts a word of the title, 5 of a keyword,
 //! theme or data model, 2 of the description, 1 of the city or id.
+//!
+//! A search takes only each hit's id and score from the text search. A dataset's id carries its
+//! *bucket* (`id >> 20`): the datasets of one source generation that share data model, themes, licence
+//! and access (`fed_buckets`, with their count). Every filter is a property of a bucket, so a search
+//! reads the hits' ids (and scores) alone,
+//! keeps those in live buckets that pass the filters, counts the total and the facets per bucket, and
+//! orders the hits by score and their source's `(city, address)`; only the hits of the few sources
+//! that make up the page are read for their dataset ids, and only the page's hits for their bodies.
+//! On SQLite the ids and scores come from the FTS5 index alone: its terms are also kept marked with
+//! their column (`t_` title, `g_` keywords/themes/model, `x_` description, `o_` city and id), and a
+//! word's column lists that every hit or none has are only counted. On PostgreSQL the text search
+//! gives each hit's id and score as one string. Without words, the buckets' counts are summed.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -20,7 +32,7 @@ use caap_catalog::remote::RemoteDataset;
 use caap_catalog::search::CachedDataset;
 use chrono::{DateTime, Utc};
 use rust_stemmers::{Algorithm, Stemmer};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value as DbValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -477,20 +489,241 @@ impl Sql {
     }
 }
 
-/// The FTS5 query of the words: each word (any of its stems as a prefix), all words.
-fn fts5_query(words: &[QueryWord]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            let alts: Vec<String> = w
-                .prefixes()
-                .iter()
-                .map(|s| format!("\"{}\"*", s.replace('"', "")))
-                .collect();
-            format!("({})", alts.join(" OR "))
+/// A dataset's id is its bucket's id shifted by this, plus its place in the bucket.
+const BUCKET_SHIFT: u32 = 20;
+/// Datasets in one bucket (a fuller one continues in a new bucket with the same values).
+const BUCKET_SIZE: i64 = 1 << BUCKET_SHIFT;
+
+/// What the datasets of one bucket share (besides their source generation).
+struct BucketKey {
+    data_model: Option<String>,
+    themes: String,
+    themes_key: String,
+    licence: Option<String>,
+    access: &'static str,
+}
+
+impl BucketKey {
+    /// Binds `data_model, model_key, themes, themes_key, licence, licence_key, access`.
+    fn bind_values(&self, s: &mut Sql) {
+        s.bind(self.data_model.clone())
+            .push(", ")
+            .bind(self.data_model.as_deref().map(str::to_lowercase))
+            .push(", ")
+            .bind(self.themes.clone())
+            .push(", ")
+            .bind(self.themes_key.clone())
+            .push(", ")
+            .bind(self.licence.clone())
+            .push(", ")
+            .bind(self.licence.as_deref().map(str::to_lowercase))
+            .push(", ")
+            .bind(self.access);
+    }
+
+    /// One string for lookups (`None` and an empty value differ).
+    fn key(&self) -> String {
+        let opt = |v: &Option<String>| match v {
+            Some(v) => format!("+{}", v.to_lowercase()),
+            None => "-".to_owned(),
+        };
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            opt(&self.data_model),
+            self.themes_key,
+            opt(&self.licence),
+            self.access
+        )
+    }
+}
+
+/// The buckets a staged page writes into: their ids and counts, written back at the page's end.
+#[derive(Default)]
+struct Buckets {
+    by_key: std::collections::HashMap<String, usize>,
+    /// (bucket id, datasets in it).
+    ids: Vec<(i64, i64)>,
+}
+
+impl Buckets {
+    /// The bucket with room for one more dataset of `address`'s `generation` like `b`: the last one
+    /// with these values, or a new one.
+    async fn slot<C: ConnectionTrait>(
+        &mut self,
+        db: &C,
+        address: &str,
+        generation: i64,
+        b: &BucketKey,
+    ) -> Result<usize, StoreError> {
+        let key = b.key();
+        if let Some(&i) = self.by_key.get(&key)
+            && self.ids[i].1 < BUCKET_SIZE
+        {
+            return Ok(i);
+        }
+        let backend = db.get_database_backend();
+        let mut found = None;
+        if !self.by_key.contains_key(&key) {
+            let mut s = Sql::default();
+            s.push("SELECT id, n FROM fed_buckets WHERE address = ")
+                .bind(address.to_owned())
+                .push(" AND generation = ")
+                .bind(generation)
+                .push(" AND bucket_key = ")
+                .bind(key.clone())
+                .push(" ORDER BY id DESC LIMIT 1");
+            if let Some(row) = db.query_all_raw(s.statement(backend)).await?.first() {
+                let (id, n): (i64, i64) = (get(row, "id")?, get(row, "n")?);
+                if n < BUCKET_SIZE {
+                    found = Some((id, n));
+                }
+            }
+        }
+        let entry = match found {
+            Some(e) => e,
+            None => {
+                let mut s = Sql::default();
+                s.push(
+                    "INSERT INTO fed_buckets (bucket_key, address, generation, data_model, model_key, \
+                     themes, themes_key, licence, licence_key, access, n) VALUES (",
+                )
+                .bind(key.clone())
+                .push(", ")
+                .bind(address.to_owned())
+                .push(", ")
+                .bind(generation)
+                .push(", ");
+                b.bind_values(&mut s);
+                s.push(", 0) RETURNING id");
+                let rows = db.query_all_raw(s.statement(backend)).await?;
+                let id: i64 = rows
+                    .first()
+                    .ok_or_else(|| StoreError::Corrupt("bucket".into(), "no id".into()))
+                    .and_then(|r| get(r, "id"))?;
+                if id >= 1 << (63 - BUCKET_SHIFT) {
+                    return Err(StoreError::Corrupt(
+                        "bucket".into(),
+                        "the federated cache ran out of bucket ids".into(),
+                    ));
+                }
+                (id, 0)
+            }
+        };
+        self.ids.push(entry);
+        self.by_key.insert(key, self.ids.len() - 1);
+        Ok(self.ids.len() - 1)
+    }
+}
+
+/// The scored columns (the mark of their terms in the index, their column in `fed_datasets`) and
+/// their weights (see the module's documentation).
+const SCORED_COLUMNS: [(&str, &str, i64); 4] = [
+    ("t_", "title_terms", 10),
+    ("g_", "tag_terms", 5),
+    ("x_", "text_terms", 2),
+    ("o_", "other_terms", 1),
+];
+
+/// The keys of a page: its hits' ids with their negated scores, whether more follow, the last one's key.
+#[derive(Default)]
+struct PageKeys {
+    order: Vec<(i64, i64)>,
+    more: bool,
+    last: Option<CursorKey>,
+}
+
+/// Hits that share a source and the values counted in facets, and how many they are.
+struct FacetGroup {
+    city: String,
+    data_model: Option<String>,
+    themes: String,
+    licence: Option<String>,
+    access: String,
+    n: u64,
+}
+
+/// The total and the facets of a search's groups.
+fn facets_of(groups: &[FacetGroup]) -> (u64, Facets) {
+    let mut counts: [BTreeMap<String, u64>; 5] = Default::default();
+    let mut total = 0;
+    for g in groups {
+        total += g.n;
+        let mut add = |i: usize, v: Option<&str>| {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                match counts[i].get_mut(v) {
+                    Some(n) => *n += g.n,
+                    None => {
+                        counts[i].insert(v.to_owned(), g.n);
+                    }
+                }
+            }
+        };
+        add(0, Some(&g.city));
+        add(1, g.data_model.as_deref());
+        for t in g.themes.split('\n') {
+            add(2, Some(t));
+        }
+        add(3, g.licence.as_deref());
+        add(4, Some(&g.access));
+    }
+    let [city, data_model, theme, licence, access] = counts.map(|m| {
+        let mut v: Vec<FacetCount> = m
+            .into_iter()
+            .map(|(value, count)| FacetCount { value, count })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        v.truncate(FACET_VALUES);
+        v
+    });
+    (
+        total,
+        Facets {
+            city,
+            data_model,
+            theme,
+            licence,
+            access,
+        },
+    )
+}
+
+/// Ids as `group_concat` gives them (comma-separated), in order.
+fn id_list(text: Option<String>) -> Result<Vec<i64>, StoreError> {
+    let mut ids = text
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|e| StoreError::Corrupt("index row id".into(), e.to_string()))
         })
-        .collect::<Vec<_>>()
-        .join(" AND ")
+        .collect::<Result<Vec<_>, _>>()?;
+    if !ids.is_sorted() {
+        ids.sort_unstable();
+    }
+    Ok(ids)
+}
+
+/// Ids, comma-separated.
+fn id_text(ids: &[i64]) -> String {
+    let mut out = String::with_capacity(ids.len() * 12);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out
+}
+
+/// The FTS5 query of each word: any of `prefixes` (marked with `mark`) as a prefix.
+fn fts5_word<'a>(mark: &str, prefixes: impl IntoIterator<Item = &'a str>) -> String {
+    let alts: Vec<String> = prefixes
+        .into_iter()
+        .map(|s| format!("\"{mark}{}\"*", s.replace('"', "")))
+        .collect();
+    format!("({})", alts.join(" OR "))
 }
 
 impl Store {
@@ -498,38 +731,50 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// The `FROM … WHERE` part of a search: the live datasets matching the query.
-    /// `table` is `fed_datasets`, or `fed_facets` (the counts per source, for a search without words).
-    /// On SQLite the join order is fixed (`CROSS JOIN`): with words the full-text index drives (its
-    /// hits are far fewer than the datasets), without words the sources in their `(city, address)`
-    /// order do, so a page in that order stops after its rows instead of sorting every dataset.
-    fn search_from(&self, q: &FederatedQuery, words: &[QueryWord], s: &mut Sql, table: &str) {
-        let backend = self.backend_();
-        let postgres = backend == DbBackend::Postgres;
-        let live = "s.address = d.address AND s.generation = d.generation";
-        if postgres {
-            s.push(&format!(
-                " FROM {table} d JOIN fed_sources s ON {live} WHERE 1 = 1"
-            ));
-            for w in words {
-                let lexeme = format!("{}:*", w.word);
-                s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
-                    .bind(lexeme.clone())
-                    .push(") || to_tsquery('english', ")
-                    .bind(lexeme)
-                    .push("))");
-            }
-        } else if words.is_empty() {
-            s.push(&format!(
-                " FROM fed_sources s CROSS JOIN {table} d ON {live} WHERE 1 = 1"
-            ));
+    /// The `FROM … WHERE` part of a search without words: the live datasets (or buckets, `table`)
+    /// that pass the filters. On SQLite the sources in their `(city, address)` order drive
+    /// (`CROSS JOIN`), so a page in that order stops after its rows instead of sorting every dataset.
+    fn search_from(&self, q: &FederatedQuery, s: &mut Sql, table: &str) {
+        let join = if self.backend_() == DbBackend::Postgres {
+            "JOIN"
         } else {
-            s.push(&format!(
-                " FROM fed_fts f CROSS JOIN {table} d ON d.id = f.rowid CROSS JOIN fed_sources s \
-                 ON {live} WHERE fed_fts MATCH "
-            ))
-            .bind(fts5_query(words));
+            "CROSS JOIN"
+        };
+        s.push(&format!(
+            " FROM fed_sources s {join} {table} d ON s.address = d.address AND s.generation = d.generation \
+             WHERE 1 = 1"
+        ));
+        self.search_filters(q, s);
+    }
+
+    /// PostgreSQL's text search of the words (every word, as a prefix of a Swedish or English lexeme).
+    fn text_filter(words: &[QueryWord], s: &mut Sql) {
+        for w in words {
+            let lexeme = format!("{}:*", w.word);
+            s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
+                .bind(lexeme.clone())
+                .push(") || to_tsquery('english', ")
+                .bind(lexeme)
+                .push("))");
         }
+    }
+
+    /// `(ids)` as a subquery of one value (a long `IN` list would be a statement per length).
+    fn id_set(&self, s: &mut Sql, ids: &[i64]) {
+        if self.backend_() == DbBackend::Postgres {
+            s.push("(SELECT unnest(string_to_array(")
+                .bind(id_text(ids))
+                .push(", ',')::bigint[]))");
+        } else {
+            s.push("(SELECT value FROM json_each(")
+                .bind(format!("[{}]", id_text(ids)))
+                .push("))");
+        }
+    }
+
+    /// The filters of a search, on `d` (a dataset or a bucket) and `s` (its source).
+    fn search_filters(&self, q: &FederatedQuery, s: &mut Sql) {
+        let postgres = self.backend_() == DbBackend::Postgres;
         if let Some(city) = lower(&q.city) {
             s.push(" AND (s.city_key = ")
                 .bind(city.clone())
@@ -570,18 +815,13 @@ impl Store {
         };
         s.push("(1");
         for w in words {
-            for (col, weight) in [
-                ("d.title_terms", 10),
-                ("d.tag_terms", 5),
-                ("d.text_terms", 2),
-                ("d.other_terms", 1),
-            ] {
+            for (_, col, weight) in SCORED_COLUMNS {
                 s.push(" + CASE WHEN ");
                 for (i, stem) in w.stems.iter().enumerate() {
                     if i > 0 {
                         s.push(" OR ");
                     }
-                    s.push(&format!("{f}({col}, "))
+                    s.push(&format!("{f}(d.{col}, "))
                         .bind(format!(" {stem}"))
                         .push(") > 0");
                 }
@@ -597,7 +837,6 @@ impl Store {
         q: &FederatedQuery,
         limit: u32,
     ) -> Result<SearchPage, SearchError> {
-        let backend = self.backend_();
         let words = q.q.as_deref().map(query_words).unwrap_or_default();
         if q.q.as_deref().is_some_and(|t| !t.trim().is_empty()) && words.is_empty() {
             return Err(SearchError::Invalid {
@@ -615,198 +854,453 @@ impl Store {
             });
         }
         let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
-
-        // The page: the keys of the best `limit + 1` hits (the sort carries no bodies), then their rows.
-        let mut s = Sql::default();
-        s.push(
-            "SELECT * FROM (SELECT d.id AS id, s.address AS address, d.dataset_id AS dataset_id, \
-             s.city AS city, -CAST(",
-        );
-        self.score_expr(&words, &mut s);
-        s.push(" AS BIGINT) AS neg");
-        self.search_from(q, &words, &mut s, "fed_datasets");
-        s.push(") t");
-        // Without words every score is the same: order by the keys alone.
-        let neg_key = if words.is_empty() { "" } else { "t.neg, " };
-        if let Some(CursorKey(neg, city, address, id)) = &after {
-            s.push(&format!(
-                " WHERE ({neg_key}t.city, t.address, t.dataset_id) > ("
-            ));
-            if !words.is_empty() {
-                s.bind(*neg).push(", ");
-            }
-            s.bind(city.clone())
-                .push(", ")
-                .bind(address.clone())
-                .push(", ")
-                .bind(id.clone())
-                .push(")");
-        }
-        s.push(&format!(
-            " ORDER BY {neg_key}t.city, t.address, t.dataset_id LIMIT "
-        ))
-        .bind(i64::from(limit) + 1);
-        let keys = self
-            .db
-            .query_all_raw(s.statement(backend))
-            .await
-            .map_err(StoreError::from)?;
-        let more = keys.len() > limit as usize;
-        let mut order = Vec::with_capacity(keys.len());
-        let mut last = None;
-        for row in keys.iter().take(limit as usize) {
-            let id: i64 = row
-                .try_get("", "id")
-                .map_err(|e| StoreError::Corrupt("id".into(), e.to_string()))?;
-            let neg: i64 = row
-                .try_get("", "neg")
-                .map_err(|e| StoreError::Corrupt("score".into(), e.to_string()))?;
-            let key = |c: &str| -> Result<String, StoreError> {
-                row.try_get::<String>("", c)
-                    .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
-            };
-            order.push((id, neg));
-            last = Some(CursorKey(
-                neg,
-                key("city")?,
-                key("address")?,
-                key("dataset_id")?,
-            ));
-        }
-        let mut rows = std::collections::HashMap::new();
-        if !order.is_empty() {
-            let mut s = Sql::default();
-            s.push(
-                "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, b.body AS body, \
-                 d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
-                 s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
-                 JOIN fed_bodies b ON b.id = d.id JOIN fed_sources s ON s.address = d.address \
-                 WHERE d.id IN (",
-            );
-            for (i, (id, _)) in order.iter().enumerate() {
-                if i > 0 {
-                    s.push(", ");
-                }
-                s.bind(*id);
-            }
-            s.push(")");
-            for row in self
-                .db
-                .query_all_raw(s.statement(backend))
-                .await
-                .map_err(StoreError::from)?
-            {
-                let id: i64 = row
-                    .try_get("", "id")
-                    .map_err(|e| StoreError::Corrupt("id".into(), e.to_string()))?;
-                rows.insert(id, row);
-            }
-        }
-        let mut items = Vec::with_capacity(order.len());
-        for (id, neg) in order {
-            // A row replaced between the two reads is left out of this page.
-            let Some(row) = rows.get(&id) else {
-                continue;
-            };
-            let g = |c: &str| -> Result<String, StoreError> {
-                row.try_get::<String>("", c)
-                    .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
-            };
-            let fetched: Option<i64> = row
-                .try_get("", "fetched_at")
-                .map_err(|e| StoreError::Corrupt("fetched_at".into(), e.to_string()))?;
-            let licence: Option<String> = row
-                .try_get("", "licence")
-                .map_err(|e| StoreError::Corrupt("licence".into(), e.to_string()))?;
-            let (address, dataset_id) = (g("address")?, g("dataset_id")?);
-            let dataset: RemoteDataset = serde_json::from_str(&g("body")?).map_err(|e| {
-                StoreError::Corrupt(format!("cached dataset {dataset_id}"), e.to_string())
-            })?;
-            items.push(FederatedHit {
-                score: -neg,
-                item: CachedDataset {
-                    counter_party_address: address,
-                    participant_id: g("participant_id")?,
-                    city: g("city")?,
-                    dataset,
-                },
-                access: if g("access")? == "open" {
-                    "open"
-                } else {
-                    "negotiable"
-                },
-                licence,
-                fetched_at: from_millis(fetched.unwrap_or_default()),
-                stale: SourceState::parse(&g("state")?) == SourceState::Stale,
-            });
-        }
-        let next = more.then(|| last.as_ref().map(encode_cursor)).flatten();
-
-        // The facets (and the total) over every hit, in one pass.
-        let mut s = Sql::default();
-        s.push(
-            "SELECT s.city AS city, d.data_model AS data_model, d.themes AS themes, \
-             d.licence AS licence, d.access AS access, ",
-        );
-        // Without words, the counts kept per source at each crawl's commit are summed: a few rows per
-        // source instead of every dataset.
-        if words.is_empty() {
-            s.push("CAST(SUM(d.n) AS BIGINT) AS n");
-            self.search_from(q, &words, &mut s, "fed_facets");
+        let (page, groups) = if !words.is_empty() {
+            self.search_indexed(q, &words, after.as_ref(), limit)
+                .await?
         } else {
-            s.push("COUNT(*) AS n");
-            self.search_from(q, &words, &mut s, "fed_datasets");
-        }
-        s.push(" GROUP BY s.city, d.data_model, d.themes, d.licence, d.access");
-        let groups = self
-            .db
-            .query_all_raw(s.statement(backend))
-            .await
-            .map_err(StoreError::from)?;
-        let mut counts: [BTreeMap<String, u64>; 5] = Default::default();
-        let mut total = 0;
-        for row in &groups {
-            let text =
-                |c: &str| -> Option<String> { row.try_get::<Option<String>>("", c).ok().flatten() };
-            let n: i64 = row
-                .try_get("", "n")
-                .map_err(|e| StoreError::Corrupt("count".into(), e.to_string()))?;
-            let n = u64::try_from(n).unwrap_or_default();
-            total += n;
-            let mut add = |i: usize, v: Option<String>| {
-                if let Some(v) = v.filter(|v| !v.is_empty()) {
-                    *counts[i].entry(v).or_default() += n;
-                }
-            };
-            add(0, text("city"));
-            add(1, text("data_model"));
-            for t in text("themes").unwrap_or_default().split('\n') {
-                add(2, Some(t.to_owned()));
-            }
-            add(3, text("licence"));
-            add(4, text("access"));
-        }
-        let [city, data_model, theme, licence, access] = counts.map(|m| {
-            let mut v: Vec<FacetCount> = m
-                .into_iter()
-                .map(|(value, count)| FacetCount { value, count })
-                .collect();
-            v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            v.truncate(FACET_VALUES);
-            v
-        });
+            let page = self.page_sql(q, after.as_ref(), limit).await?;
+            (page, self.facet_groups_sql(q).await?)
+        };
+        let items = self.hits(&page.order).await?;
+        let next = page
+            .more
+            .then(|| page.last.as_ref().map(encode_cursor))
+            .flatten();
+        let (total, facets) = facets_of(&groups);
         Ok(SearchPage {
             total,
             items,
             next,
-            facets: Facets {
-                city,
-                data_model,
-                theme,
-                licence,
-                access,
-            },
+            facets,
         })
+    }
+
+    /// The page of a search without words: every score is the same, the keys alone order it. The
+    /// sources with matching buckets come first (in `(city, address)` order, one row each, so at most
+    /// `limit + 1` are needed), then each one's dataset ids in order from its key index, only as many
+    /// as the page still needs: a filter that matches nothing or little visits no dataset in vain.
+    async fn page_sql(
+        &self,
+        q: &FederatedQuery,
+        after: Option<&CursorKey>,
+        limit: u32,
+    ) -> Result<PageKeys, StoreError> {
+        let backend = self.backend_();
+        let ids = if backend == DbBackend::Postgres {
+            "string_agg(d.id::text, ',')"
+        } else {
+            "group_concat(d.id)"
+        };
+        let mut s = Sql::default();
+        s.push(&format!(
+            "SELECT s.city AS city, s.address AS address, s.generation AS generation, {ids} AS buckets"
+        ));
+        self.search_from(q, &mut s, "fed_buckets");
+        s.push(" AND d.n > 0");
+        if let Some(CursorKey(_, city, address, _)) = after {
+            s.push(" AND (s.city, s.address) >= (")
+                .bind(city.clone())
+                .push(", ")
+                .bind(address.clone())
+                .push(")");
+        }
+        s.push(" GROUP BY s.city, s.address ORDER BY s.city, s.address LIMIT ")
+            .bind(i64::from(limit) + 2);
+        let sources = self.db.query_all_raw(s.statement(backend)).await?;
+        let want = limit as usize + 1;
+        let mut keys: Vec<(String, String, String, i64)> = Vec::new();
+        for row in &sources {
+            if keys.len() >= want {
+                break;
+            }
+            let (city, address): (String, String) = (get(row, "city")?, get(row, "address")?);
+            let buckets = id_list(get(row, "buckets")?)?;
+            let mut s = Sql::default();
+            s.push("SELECT id, dataset_id FROM fed_datasets WHERE address = ")
+                .bind(address.clone())
+                .push(" AND generation = ")
+                .bind(get::<i64>(row, "generation")?);
+            if let Some(CursorKey(_, c, a, id)) = after
+                && (c, a) == (&city, &address)
+            {
+                s.push(" AND dataset_id > ").bind(id.clone());
+            }
+            s.push(&format!(" AND (id >> {BUCKET_SHIFT}) IN "));
+            self.id_set(&mut s, &buckets);
+            s.push(" ORDER BY dataset_id LIMIT ")
+                .bind(i64::try_from(want - keys.len()).unwrap_or(i64::MAX));
+            for r in self.db.query_all_raw(s.statement(backend)).await? {
+                keys.push((
+                    city.clone(),
+                    address.clone(),
+                    get(&r, "dataset_id")?,
+                    get(&r, "id")?,
+                ));
+            }
+        }
+        let mut page = PageKeys {
+            more: keys.len() > limit as usize,
+            ..Default::default()
+        };
+        keys.truncate(limit as usize);
+        for (city, address, dataset_id, id) in keys {
+            page.order.push((id, -1));
+            page.last = Some(CursorKey(-1, city, address, dataset_id));
+        }
+        Ok(page)
+    }
+
+    /// The counts of a search without words: the buckets' counts summed, a few rows per source
+    /// instead of every dataset.
+    async fn facet_groups_sql(&self, q: &FederatedQuery) -> Result<Vec<FacetGroup>, StoreError> {
+        let mut s = Sql::default();
+        s.push(
+            "SELECT s.city AS city, d.data_model AS data_model, d.themes AS themes, \
+             d.licence AS licence, d.access AS access, CAST(SUM(d.n) AS BIGINT) AS n",
+        );
+        self.search_from(q, &mut s, "fed_buckets");
+        s.push(" GROUP BY s.city, d.data_model, d.themes, d.licence, d.access");
+        self.db
+            .query_all_raw(s.statement(self.backend_()))
+            .await?
+            .iter()
+            .map(|row| {
+                let n: i64 = get(row, "n")?;
+                Ok(FacetGroup {
+                    city: get(row, "city")?,
+                    data_model: get(row, "data_model")?,
+                    themes: get(row, "themes")?,
+                    licence: get(row, "licence")?,
+                    access: get(row, "access")?,
+                    n: u64::try_from(n).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// The hits of the words with their scores, in id order. On SQLite from the full-text index alone:
+    /// the hits' ids and, per word and column, the hits with the word there, each one string. On
+    /// PostgreSQL from the rows the text search finds (their ids and scores only, one string).
+    async fn scored_hits(&self, words: &[QueryWord]) -> Result<Vec<(i64, i64)>, StoreError> {
+        let backend = self.backend_();
+        if backend == DbBackend::Postgres {
+            let mut s = Sql::default();
+            s.push("SELECT string_agg(d.id::text || ':' || ");
+            self.score_expr(words, &mut s);
+            s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d WHERE 1 = 1");
+            Self::text_filter(words, &mut s);
+            let rows = self.db.query_all_raw(s.statement(backend)).await?;
+            let text: Option<String> = match rows.first() {
+                Some(row) => get(row, "h")?,
+                None => None,
+            };
+            return text
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|hit| {
+                    let (id, score) = hit.split_once(':').unwrap_or((hit, "1"));
+                    match (id.parse(), score.parse()) {
+                        (Ok(id), Ok(score)) => Ok((id, score)),
+                        _ => Err(StoreError::Corrupt("search hit".into(), hit.to_owned())),
+                    }
+                })
+                .collect();
+        }
+        // Each word (its stems and itself), and each word in each scored column (its stems).
+        let plain: Vec<String> = words.iter().map(|w| fts5_word("", w.prefixes())).collect();
+        let mut sets = Vec::new();
+        for (i, w) in words.iter().enumerate() {
+            let others: String = plain
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| format!(" AND {p}"))
+                .collect();
+            for (mark, _, weight) in SCORED_COLUMNS {
+                let stems = fts5_word(mark, w.stems.iter().map(String::as_str));
+                sets.push((format!("{stems}{others}"), weight));
+            }
+        }
+        let all = plain.join(" AND ");
+        // First how many hits each has (cheap: no ids): a column that every hit or none has the
+        // word in gives all or none the same weight, and its ids are not needed.
+        let each = |s: &mut Sql, f: &str, queries: &[&str]| {
+            s.push("SELECT ");
+            for (i, query) in queries.iter().enumerate() {
+                if i > 0 {
+                    s.push(", ");
+                }
+                s.push(&format!("(SELECT {f} FROM fed_fts WHERE fed_fts MATCH "))
+                    .bind((*query).to_owned())
+                    .push(&format!(") AS c{i}"));
+            }
+        };
+        let queries: Vec<&str> = std::iter::once(all.as_str())
+            .chain(sets.iter().map(|(q, _)| q.as_str()))
+            .collect();
+        // One snapshot for both reads.
+        let txn = self.db.begin().await?;
+        let mut s = Sql::default();
+        each(&mut s, "COUNT(*)", &queries);
+        let rows = txn.query_all_raw(s.statement(backend)).await?;
+        let Some(row) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let counts = (0..queries.len())
+            .map(|i| get::<i64>(row, &format!("c{i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = counts.first().copied().unwrap_or_default();
+        if total == 0 {
+            return Ok(Vec::new());
+        }
+        let mut base = 1;
+        let mut listed = vec![all.as_str()];
+        let mut weights = Vec::new();
+        for ((query, weight), n) in sets.iter().zip(&counts[1..]) {
+            if *n == total {
+                base += weight;
+            } else if *n > 0 {
+                listed.push(query);
+                weights.push(*weight);
+            }
+        }
+        let mut s = Sql::default();
+        each(&mut s, "group_concat(rowid)", &listed);
+        let rows = txn.query_all_raw(s.statement(backend)).await?;
+        txn.commit().await?;
+        let Some(row) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let hits = id_list(get(row, "c0")?)?;
+        let sets = (1..listed.len())
+            .map(|i| id_list(get(row, &format!("c{i}"))?))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The lists are in id order: one merge.
+        let mut at = vec![0usize; sets.len()];
+        Ok(hits
+            .into_iter()
+            .map(|id| {
+                let mut score = base;
+                for ((set, at), weight) in sets.iter().zip(at.iter_mut()).zip(&weights) {
+                    while set.get(*at).is_some_and(|&x| x < id) {
+                        *at += 1;
+                    }
+                    if set.get(*at) == Some(&id) {
+                        score += weight;
+                    }
+                }
+                (id, score)
+            })
+            .collect())
+    }
+
+    /// A search with words: the scored hits (whose ids' high bits are their bucket), then the few
+    /// buckets' values and sources (filters, facets, the order of sources), and the dataset ids of the
+    /// hits in the sources that make up the page only.
+    async fn search_indexed(
+        &self,
+        q: &FederatedQuery,
+        words: &[QueryWord],
+        after: Option<&CursorKey>,
+        limit: u32,
+    ) -> Result<(PageKeys, Vec<FacetGroup>), StoreError> {
+        let backend = self.backend_();
+        let hits = self.scored_hits(words).await?;
+        if hits.is_empty() {
+            return Ok(Default::default());
+        }
+
+        // The live buckets of the hits that pass the filters.
+        let mut bucket_ids: Vec<i64> = hits.iter().map(|(id, _)| id >> BUCKET_SHIFT).collect();
+        bucket_ids.dedup();
+        let mut s = Sql::default();
+        s.push(
+            "SELECT d.id AS id, s.city AS city, s.address AS address, d.data_model AS data_model, \
+             d.themes AS themes, d.licence AS licence, d.access AS access FROM fed_buckets d \
+             JOIN fed_sources s ON s.address = d.address AND s.generation = d.generation \
+             WHERE d.id IN ",
+        );
+        self.id_set(&mut s, &bucket_ids);
+        self.search_filters(q, &mut s);
+        let mut groups = Vec::new();
+        let mut addresses = Vec::new();
+        let mut bucket_of = std::collections::HashMap::new();
+        for row in self.db.query_all_raw(s.statement(backend)).await? {
+            bucket_of.insert(get::<i64>(&row, "id")?, groups.len());
+            addresses.push(get::<String>(&row, "address")?);
+            groups.push(FacetGroup {
+                city: get(&row, "city")?,
+                data_model: get(&row, "data_model")?,
+                themes: get(&row, "themes")?,
+                licence: get(&row, "licence")?,
+                access: get(&row, "access")?,
+                n: 0,
+            });
+        }
+        // Each bucket's source's place in the `(city, address)` order, and where the cursor's is.
+        let mut sources: Vec<(&str, &str)> = groups
+            .iter()
+            .zip(&addresses)
+            .map(|(g, a)| (g.city.as_str(), a.as_str()))
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let rank: Vec<usize> = groups
+            .iter()
+            .zip(&addresses)
+            .map(|(g, a)| {
+                sources
+                    .binary_search(&(g.city.as_str(), a.as_str()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let vs_cursor: Vec<std::cmp::Ordering> = match after {
+            Some(CursorKey(_, city, address, _)) => sources
+                .iter()
+                .map(|&k| k.cmp(&(city.as_str(), address.as_str())))
+                .collect(),
+            None => Vec::new(),
+        };
+
+        // Counts, and the hits not before the cursor.
+        let mut counts = vec![0u64; groups.len()];
+        let mut scored: Vec<(i64, usize, i64)> = Vec::new();
+        let mut per_key: std::collections::HashMap<(i64, usize), usize> =
+            std::collections::HashMap::new();
+        for (id, score) in hits {
+            let Some(&b) = bucket_of.get(&(id >> BUCKET_SHIFT)) else {
+                continue;
+            };
+            counts[b] += 1;
+            let key = (-score, rank[b]);
+            if let Some(CursorKey(neg, ..)) = after
+                && key.0.cmp(neg).then(vs_cursor[key.1]) == std::cmp::Ordering::Less
+            {
+                continue;
+            }
+            *per_key.entry(key).or_default() += 1;
+            scored.push((key.0, key.1, id));
+        }
+        // The fewest (score, source) groups that hold the page; only their dataset ids are read.
+        let mut keys: Vec<(i64, usize)> = per_key.keys().copied().collect();
+        keys.sort_unstable();
+        let mut needed = Vec::new();
+        let mut held = 0;
+        for k in keys {
+            if held > limit as usize {
+                break;
+            }
+            needed.push(k);
+            let at_cursor = after.is_some_and(|c| k.0 == c.0 && vs_cursor[k.1].is_eq());
+            if !at_cursor {
+                held += per_key.get(&k).copied().unwrap_or_default();
+            }
+        }
+        let candidates: Vec<i64> = scored
+            .iter()
+            .filter(|(neg, r, _)| needed.binary_search(&(*neg, *r)).is_ok())
+            .map(|&(_, _, id)| id)
+            .collect();
+        let mut dataset_ids = std::collections::HashMap::new();
+        if !candidates.is_empty() {
+            let mut s = Sql::default();
+            s.push("SELECT id, dataset_id FROM fed_datasets WHERE id IN ");
+            self.id_set(&mut s, &candidates);
+            for row in self.db.query_all_raw(s.statement(backend)).await? {
+                dataset_ids.insert(get::<i64>(&row, "id")?, get::<String>(&row, "dataset_id")?);
+            }
+        }
+        let mut page_hits: Vec<(i64, usize, String, i64)> = scored
+            .into_iter()
+            .filter(|(neg, r, _)| needed.binary_search(&(*neg, *r)).is_ok())
+            .filter_map(|(neg, r, id)| Some((neg, r, dataset_ids.remove(&id)?, id)))
+            .filter(|(neg, r, dataset_id, _)| match after {
+                Some(CursorKey(cneg, _, _, cid)) if neg == cneg && vs_cursor[*r].is_eq() => {
+                    dataset_id > cid
+                }
+                _ => true,
+            })
+            .collect();
+        page_hits.sort_unstable();
+        let mut page = PageKeys {
+            more: page_hits.len() > limit as usize,
+            ..Default::default()
+        };
+        page_hits.truncate(limit as usize);
+        for (neg, r, dataset_id, id) in page_hits {
+            page.order.push((id, neg));
+            let (city, address) = sources.get(r).copied().unwrap_or_default();
+            page.last = Some(CursorKey(
+                neg,
+                city.to_owned(),
+                address.to_owned(),
+                dataset_id,
+            ));
+        }
+        drop(sources);
+        for (g, n) in groups.iter_mut().zip(counts) {
+            g.n = n;
+        }
+        groups.retain(|g| g.n > 0);
+        Ok((page, groups))
+    }
+
+    /// The rows of a page's hits, in the page's order (a row replaced meanwhile is left out).
+    async fn hits(&self, order: &[(i64, i64)]) -> Result<Vec<FederatedHit>, StoreError> {
+        if order.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut s = Sql::default();
+        s.push(
+            "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, b.body AS body, \
+             d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
+             s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
+             JOIN fed_bodies b ON b.id = d.id JOIN fed_sources s ON s.address = d.address \
+             WHERE d.id IN (",
+        );
+        for (i, (id, _)) in order.iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            s.bind(*id);
+        }
+        s.push(")");
+        let mut rows = std::collections::HashMap::new();
+        for row in self.db.query_all_raw(s.statement(self.backend_())).await? {
+            rows.insert(get::<i64>(&row, "id")?, row);
+        }
+        let mut items = Vec::with_capacity(order.len());
+        for (id, neg) in order {
+            let Some(row) = rows.get(id) else {
+                continue;
+            };
+            let fetched: Option<i64> = get(row, "fetched_at")?;
+            let dataset_id: String = get(row, "dataset_id")?;
+            let dataset: RemoteDataset = serde_json::from_str(&get::<String>(row, "body")?)
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("cached dataset {dataset_id}"), e.to_string())
+                })?;
+            items.push(FederatedHit {
+                score: -neg,
+                item: CachedDataset {
+                    counter_party_address: get(row, "address")?,
+                    participant_id: get(row, "participant_id")?,
+                    city: get(row, "city")?,
+                    dataset,
+                },
+                access: if get::<String>(row, "access")? == "open" {
+                    "open"
+                } else {
+                    "negotiable"
+                },
+                licence: get(row, "licence")?,
+                fetched_at: from_millis(fetched.unwrap_or_default()),
+                stale: SourceState::parse(&get::<String>(row, "state")?) == SourceState::Stale,
+            });
+        }
+        Ok(items)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -914,7 +1408,7 @@ impl Store {
             s.push(")");
             Self::fed_exec(db, s).await?;
         }
-        for table in ["fed_datasets", "fed_facets"] {
+        for table in ["fed_datasets", "fed_buckets"] {
             let mut s = Sql::default();
             s.push(&format!("DELETE FROM {table} WHERE "));
             which(&mut s);
@@ -1143,6 +1637,7 @@ impl Store {
         let txn = self.begin_write().await?;
         let backend = self.backend_();
         let mut added = 0;
+        let mut buckets = Buckets::default();
         for d in datasets {
             let body = serde_json::to_string(d)
                 .map_err(|e| StoreError::Corrupt("dataset".into(), e.to_string()))?;
@@ -1157,8 +1652,15 @@ impl Store {
                 .collect();
             let licence = licence_of(&d.raw);
             let themes = d.themes.join("\n");
-            let themes_key = format!("\n{}\n", themes.to_lowercase());
-            // The index's terms are these four together (`migration::FTS_TERMS`).
+            let bucket = BucketKey {
+                data_model: d.data_model.clone(),
+                themes_key: format!("\n{}\n", themes.to_lowercase()),
+                themes,
+                licence,
+                access: access_of(&d.raw),
+            };
+            let slot = buckets.slot(&txn.txn, address, generation, &bucket).await?;
+            let id = (buckets.ids[slot].0 << BUCKET_SHIFT) | buckets.ids[slot].1;
             let [title_terms, tag_terms, text_terms, other_terms] = [
                 terms(&[title]),
                 terms(&tags),
@@ -1167,7 +1669,7 @@ impl Store {
             ];
             let mut s = Sql::default();
             s.push(
-                "INSERT INTO fed_datasets (address, generation, dataset_id, data_model, model_key, \
+                "INSERT INTO fed_datasets (id, address, generation, dataset_id, data_model, model_key, \
                  themes, themes_key, licence, licence_key, access, title_terms, tag_terms, text_terms, \
                  other_terms",
             );
@@ -1176,26 +1678,16 @@ impl Store {
             } else {
                 ") VALUES ("
             });
-            s.bind(address.to_owned())
+            s.bind(id)
+                .push(", ")
+                .bind(address.to_owned())
                 .push(", ")
                 .bind(generation)
                 .push(", ")
                 .bind(d.id.clone())
-                .push(", ")
-                .bind(d.data_model.clone())
-                .push(", ")
-                .bind(d.data_model.as_deref().map(str::to_lowercase))
-                .push(", ")
-                .bind(themes)
-                .push(", ")
-                .bind(themes_key)
-                .push(", ")
-                .bind(licence.clone())
-                .push(", ")
-                .bind(licence.map(|l| l.to_lowercase()))
-                .push(", ")
-                .bind(access_of(&d.raw))
-                .push(", ")
+                .push(", ");
+            bucket.bind_values(&mut s);
+            s.push(", ")
                 .bind(title_terms.clone())
                 .push(", ")
                 .bind(tag_terms.clone())
@@ -1216,9 +1708,10 @@ impl Store {
             }
             s.push(") ON CONFLICT (address, generation, dataset_id) DO NOTHING RETURNING id");
             let rows = txn.txn.query_all_raw(s.statement(backend)).await?;
-            let Some(id) = rows.first().and_then(|r| r.try_get::<i64>("", "id").ok()) else {
+            if rows.is_empty() {
                 continue;
-            };
+            }
+            buckets.ids[slot].1 += 1;
             added += 1;
             let mut s = Sql::default();
             s.push("INSERT INTO fed_bodies (id, body) VALUES (")
@@ -1229,13 +1722,33 @@ impl Store {
             Self::fed_exec(&txn.txn, s).await?;
             if backend != DbBackend::Postgres {
                 let mut s = Sql::default();
+                let mut all = format!("{title_terms}{text_terms}{tag_terms}{other_terms}");
+                for ((col, _, _), t) in
+                    SCORED_COLUMNS
+                        .iter()
+                        .zip([title_terms, tag_terms, text_terms, other_terms])
+                {
+                    for term in t.split(' ').filter(|t| !t.is_empty()) {
+                        all.push_str(col);
+                        all.push_str(term);
+                        all.push(' ');
+                    }
+                }
                 s.push("INSERT INTO fed_fts (rowid, terms) VALUES (")
                     .bind(id)
                     .push(", ")
-                    .bind(format!("{title_terms}{text_terms}{tag_terms}{other_terms}"))
+                    .bind(all)
                     .push(")");
                 Self::fed_exec(&txn.txn, s).await?;
             }
+        }
+        for (id, n) in buckets.ids {
+            let mut s = Sql::default();
+            s.push("UPDATE fed_buckets SET n = ")
+                .bind(n)
+                .push(" WHERE id = ")
+                .bind(id);
+            Self::fed_exec(&txn.txn, s).await?;
         }
         txn.commit().await?;
         Ok(added)
@@ -1292,21 +1805,6 @@ impl Store {
         if live {
             self.drop_datasets_in(&txn.txn, address, Some((generation, true)))
                 .await?;
-            let mut s = Sql::default();
-            s.push(
-                "INSERT INTO fed_facets (address, generation, data_model, model_key, themes, themes_key, \
-                 licence, licence_key, access, n) SELECT address, generation, data_model, model_key, \
-                 themes, themes_key, licence, licence_key, access, COUNT(*) FROM fed_datasets \
-                 WHERE address = ",
-            )
-            .bind(address.to_owned())
-            .push(" AND generation = ")
-            .bind(generation)
-            .push(
-                " GROUP BY address, generation, data_model, model_key, themes, themes_key, licence, \
-                 licence_key, access",
-            );
-            Self::fed_exec(&txn.txn, s).await?;
         } else {
             self.drop_datasets_in(&txn.txn, address, None).await?;
         }

@@ -1031,6 +1031,24 @@ mod federated {
             assert_eq!(found, ["m1", "m3"]);
             let page = store.search_federated(&open_transport, 10).await.unwrap();
             assert_eq!(facet(&page.facets.theme), [("transport".to_owned(), 2)]);
+            // Filters that no dataset passes together: nothing, with or without words.
+            for q in [None, Some("air")] {
+                let page = store
+                    .search_federated(
+                        &FederatedQuery {
+                            q: q.map(str::to_owned),
+                            city: Some("Malmö".into()),
+                            data_model: Some("AirQualityObserved".into()),
+                            access: Some("open".into()),
+                            ..Default::default()
+                        },
+                        10,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!((page.total, page.items.len()), (0, 0));
+                assert!(page.next.is_none() && page.facets.city.is_empty());
+            }
             assert!(page.items.iter().all(|h| !h.stale && h.access == "open"));
             // Ranked: a title match comes before a description-only one.
             store
