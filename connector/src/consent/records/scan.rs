@@ -27,6 +27,8 @@ pub struct Outline<'a> {
     pub status_only: bool,
     /// The value of the member named by the subject path's first part.
     first: Option<&'a [u8]>,
+    /// Its contents when it is a string without escapes (read as it is).
+    first_text: Option<&'a [u8]>,
     /// The value of `properties` (GeoJSON features name their subject there).
     properties: Option<&'a [u8]>,
 }
@@ -47,6 +49,7 @@ impl<'a> Outline<'a> {
             list: None,
             status_only: false,
             first: None,
+            first_text: None,
             properties: None,
         };
         if c.peek() == Some(b'{') {
@@ -54,11 +57,12 @@ impl<'a> Outline<'a> {
             // Whether each record list's last value is an array; whether `error` and anything else appear.
             let mut lists = [false; RECORD_LISTS.len()];
             let (mut error, mut other) = (false, false);
-            c.object(0, |key, value| {
+            c.object(0, |key, value, text| {
                 // A key's first byte and length rule most keys out before any comparison.
                 let (head, len) = (key.first(), key.len());
                 if len == first_part.len() && head == first_part.first() && key == first_part {
                     outline.first = Some(value);
+                    outline.first_text = text;
                 }
                 let is_array = || value.first() == Some(&b'[');
                 match (head, len) {
@@ -95,9 +99,12 @@ impl<'a> Outline<'a> {
     /// property or relationship (or a JSON-LD value object) its `value`, `object`, `@value` or `@id`.
     pub fn subject(&self, field: &str) -> Option<Cow<'a, str>> {
         if !field.as_bytes().contains(&b'.') {
+            // A plain string (the usual case) as it reads, else as `scalar` reads the value.
             return self
-                .first
-                .and_then(scalar)
+                .first_text
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .map(Cow::Borrowed)
+                .or_else(|| self.first.and_then(scalar))
                 .or_else(|| scalar(member(self.properties?, field)?));
         }
         let rest = || field.split('.').skip(1);
@@ -126,7 +133,7 @@ fn members<'a, const N: usize>(bytes: &'a [u8], names: [&str; N]) -> [Option<&'a
         return found;
     }
     let mut c = Cursor { b: bytes, i: 0 };
-    let read = c.object(0, |key, value| {
+    let read = c.object(0, |key, value, _| {
         for (slot, name) in found.iter_mut().zip(names) {
             if key == name.as_bytes() {
                 *slot = Some(value);
@@ -206,7 +213,7 @@ impl<'a> Cursor<'a> {
     /// One value at the cursor, skipped (and checked).
     fn value(&mut self, depth: usize) -> Result<(), Invalid> {
         match self.peek().ok_or(Invalid)? {
-            b'{' => self.object(depth, |_, _| {}),
+            b'{' => self.object(depth, |_, _, _| {}),
             b'[' => self.array(depth),
             b'"' => self.string().map(drop),
             b't' => self.literal(b"true"),
@@ -216,12 +223,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// An object at the cursor; `each` gets every member's name (raw when it has no escapes, else decoded)
-    /// and the bytes of its value.
+    /// An object at the cursor; `each` gets every member's name (raw when it has no escapes, else decoded),
+    /// the bytes of its value, and the contents of a value that is a string without escapes.
     fn object(
         &mut self,
         depth: usize,
-        mut each: impl FnMut(&[u8], &'a [u8]),
+        mut each: impl FnMut(&[u8], &'a [u8], Option<&'a [u8]>),
     ) -> Result<(), Invalid> {
         if self.open(depth, b'{', b'}')? {
             return Ok(());
@@ -235,8 +242,10 @@ impl<'a> Cursor<'a> {
             self.blank();
             let at = self.i;
             // Strings, the usual member values, read here rather than through the recursive `value`.
+            let mut text = None;
             if self.peek() == Some(b'"') {
-                self.string()?;
+                let (contents, escapes) = self.string()?;
+                text = (!escapes).then_some(contents);
             } else {
                 self.value(depth + 1)?;
             }
@@ -247,9 +256,9 @@ impl<'a> Cursor<'a> {
                     .get(start..start + raw.len() + 2)
                     .and_then(|k| serde_json::from_slice(k).ok())
                     .ok_or(Invalid)?;
-                each(key.as_bytes(), value);
+                each(key.as_bytes(), value, text);
             } else {
-                each(raw, value);
+                each(raw, value, text);
             }
             if self.after(b'}')? {
                 return Ok(());
