@@ -163,14 +163,50 @@ impl RecordFilter {
         let mut out = Vec::with_capacity(chunk.len());
         match self.format {
             Format::Json => self.push_json(chunk, keep, &mut out)?,
-            Format::Ndjson => self.push_ndjson(chunk, keep, &mut out),
+            Format::Ndjson => {
+                let mut output = Output::copied(chunk, out);
+                self.push_ndjson(keep, &mut output);
+                out = output.written;
+            }
             Format::EventStream => self.push_events(chunk, keep, &mut out),
             Format::Csv => self.push_csv(chunk, keep, &mut out)?,
         }
+        self.check_size()?;
+        Ok(out)
+    }
+
+    /// As [`RecordFilter::push`], the output in pieces: NDJSON lines that pass as they came are passed on as
+    /// parts of `chunk` (shared, not copied), a run of consecutive ones as one piece.
+    pub fn push_shared(
+        &mut self,
+        chunk: &Bytes,
+        keep: &mut dyn Keep,
+    ) -> Result<Vec<Bytes>, RecordError> {
+        if self.format != Format::Ndjson {
+            let out = self.push(chunk, keep)?;
+            return Ok(if out.is_empty() {
+                Vec::new()
+            } else {
+                vec![Bytes::from(out)]
+            });
+        }
+        let mut output = Output {
+            chunk,
+            shared: Some(chunk),
+            pieces: Vec::new(),
+            written: Vec::new(),
+            run: None,
+        };
+        self.push_ndjson(keep, &mut output);
+        self.check_size()?;
+        Ok(output.pieces())
+    }
+
+    fn check_size(&self) -> Result<(), RecordError> {
         if self.buf.len() > MAX_RECORD {
             return Err(RecordError::TooLarge);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Ends the stream; returns the output of what was still buffered.
@@ -192,7 +228,7 @@ impl RecordFilter {
                 }
                 _ => {}
             },
-            Format::Ndjson => self.line(&rest, keep, &mut out),
+            Format::Ndjson => self.line(&rest, keep).write(&rest, &mut out),
             Format::EventStream => self.event(&rest, keep, &mut out),
             Format::Csv => self.csv_row(&rest, keep, &mut out),
         }
@@ -344,61 +380,69 @@ impl RecordFilter {
 
     /// Splits NDJSON into lines and filters each, straight from the chunk; only an unfinished last line is
     /// kept for the next chunk.
-    fn push_ndjson(&mut self, chunk: &[u8], keep: &mut dyn Keep, out: &mut Vec<u8>) {
-        let mut rest = chunk;
+    fn push_ndjson(&mut self, keep: &mut dyn Keep, out: &mut Output<'_>) {
+        let chunk = out.chunk;
+        let mut from = 0;
         if !self.buf.is_empty() {
-            let Some(end) = memchr::memchr(b'\n', rest) else {
-                self.buf.extend_from_slice(rest);
+            let Some(end) = memchr::memchr(b'\n', chunk) else {
+                self.buf.extend_from_slice(chunk);
                 return;
             };
             let mut line = std::mem::take(&mut self.buf);
-            line.extend_from_slice(&rest[..end]);
-            self.line(&line, keep, out);
+            line.extend_from_slice(&chunk[..end]);
+            let kept = self.line(&line, keep);
+            kept.write(&line, out.written());
             line.clear();
             self.buf = line;
-            rest = &rest[end + 1..];
-        }
-        let mut from = 0;
-        for end in memchr::memchr_iter(b'\n', rest) {
-            self.line(&rest[from..end], keep, out);
             from = end + 1;
         }
-        self.buf.extend_from_slice(&rest[from..]);
+        let lines = from;
+        for end in memchr::memchr_iter(b'\n', &chunk[lines..]) {
+            let end = lines + end;
+            let line = &chunk[from..end];
+            match self.line(line, keep) {
+                // The line and its end pass as they came.
+                Line::Passes if !line.ends_with(b"\r") => out.pass(from..end + 1),
+                kept => kept.write(line, out.written()),
+            }
+            from = end + 1;
+        }
+        self.buf.extend_from_slice(&chunk[from..]);
     }
 
-    fn line(&mut self, line: &[u8], keep: &mut dyn Keep, out: &mut Vec<u8>) {
+    /// What becomes of one NDJSON line (its end not included).
+    fn line(&mut self, line: &[u8], keep: &mut dyn Keep) -> Line {
         let text = line.strip_suffix(b"\r").unwrap_or(line);
         if text.iter().all(u8::is_ascii_whitespace) {
-            return;
+            return Line::Held;
         }
         let Ok(record) = Outline::read(text, &self.field) else {
             // Not JSON: it names no subject, so it does not pass.
             self.tally.dropped += 1;
-            return;
+            return Line::Held;
         };
         // A status line of a live source (`{"error": …}`) names no subject and carries no personal data.
         if record.status_only {
-            out.extend_from_slice(text);
-            out.push(b'\n');
-            return;
+            return Line::Passes;
         }
         // One record on the line (the usual case): kept or dropped whole, its bytes passed on unchanged.
         if record.object && record.list.is_none() {
-            if self.decide(&record, keep) {
-                out.extend_from_slice(text);
-                out.push(b'\n');
-            }
-            return;
+            return if self.decide(&record, keep) {
+                Line::Passes
+            } else {
+                Line::Held
+            };
         }
         // An array or a notification holding records: filtered element by element.
         let Ok(mut v) = serde_json::from_slice::<Value>(text) else {
             self.tally.dropped += 1;
-            return;
+            return Line::Held;
         };
         self.filter_value(&mut v, keep);
         if keeps_something(&v) {
-            out.extend(serde_json::to_vec(&v).unwrap_or_default());
-            out.push(b'\n');
+            Line::Rewritten(serde_json::to_vec(&v).unwrap_or_default())
+        } else {
+            Line::Held
         }
     }
 
@@ -526,6 +570,95 @@ impl RecordFilter {
     }
 }
 
+/// What becomes of one NDJSON line.
+#[derive(Debug)]
+enum Line {
+    /// Held back (no consent, no subject, not JSON, or blank).
+    Held,
+    /// Passed on as it came (a CR before its end dropped).
+    Passes,
+    /// Passed on filtered: these bytes instead.
+    Rewritten(Vec<u8>),
+}
+
+impl Line {
+    /// Writes what passes of `line` to `out`, with its end.
+    fn write(self, line: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Line::Held => return,
+            Line::Passes => out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line)),
+            Line::Rewritten(bytes) => out.extend(bytes),
+        }
+        out.push(b'\n');
+    }
+}
+
+/// The output of one chunk: bytes written, and runs of the chunk passed on as they came, as parts of it when
+/// it is shared (else copied).
+struct Output<'c> {
+    chunk: &'c [u8],
+    shared: Option<&'c Bytes>,
+    /// The output so far, in order (when shared).
+    pieces: Vec<Bytes>,
+    /// Bytes written after `pieces` (and before `run`).
+    written: Vec<u8>,
+    /// The run of the chunk passing on after `written`.
+    run: Option<std::ops::Range<usize>>,
+}
+
+impl<'c> Output<'c> {
+    /// Output all written into `out`.
+    fn copied(chunk: &'c [u8], out: Vec<u8>) -> Self {
+        Self {
+            chunk,
+            shared: None,
+            pieces: Vec::new(),
+            written: out,
+            run: None,
+        }
+    }
+
+    /// Bytes `range` of the chunk pass on as they came.
+    fn pass(&mut self, range: std::ops::Range<usize>) {
+        if self.shared.is_none() {
+            self.written.extend_from_slice(&self.chunk[range]);
+            return;
+        }
+        match &mut self.run {
+            Some(run) if run.end == range.start => run.end = range.end,
+            _ => {
+                self.end_run();
+                self.run = Some(range);
+            }
+        }
+    }
+
+    /// Where the next bytes are written.
+    fn written(&mut self) -> &mut Vec<u8> {
+        self.end_run();
+        &mut self.written
+    }
+
+    fn end_run(&mut self) {
+        if let (Some(run), Some(shared)) = (self.run.take(), self.shared) {
+            if !self.written.is_empty() {
+                self.pieces
+                    .push(Bytes::from(std::mem::take(&mut self.written)));
+            }
+            self.pieces.push(shared.slice(run));
+        }
+    }
+
+    /// The whole output, in order.
+    fn pieces(mut self) -> Vec<Bytes> {
+        self.end_run();
+        if !self.written.is_empty() {
+            self.pieces.push(Bytes::from(self.written));
+        }
+        self.pieces
+    }
+}
+
 fn keeps_something(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -594,14 +727,15 @@ pub fn filter_stream<D: Decide + 'static>(
                 return None;
             }
             match s.inner.next().await {
-                Some(Ok(chunk)) => match s.decide.chunk(|keep| s.filter.push(&chunk, keep)) {
-                    Ok(out) if out.is_empty() => {}
-                    Ok(out) => s.queue.push_back(Ok(Bytes::from(out))),
-                    Err(e) => {
-                        s.ended = true;
-                        s.queue.push_back(Err(std::io::Error::other(e.to_string())));
+                Some(Ok(chunk)) => {
+                    match s.decide.chunk(|keep| s.filter.push_shared(&chunk, keep)) {
+                        Ok(pieces) => s.queue.extend(pieces.into_iter().map(Ok)),
+                        Err(e) => {
+                            s.ended = true;
+                            s.queue.push_back(Err(std::io::Error::other(e.to_string())));
+                        }
                     }
-                },
+                }
                 Some(Err(e)) => {
                     s.ended = true;
                     s.queue.push_back(Err(e));
@@ -739,6 +873,38 @@ mod tests {
             run(Format::EventStream, &[sse], &["p1"]).0,
             "data: {\"data\":[{\"refCitizen\":\"p1\"}]}\n\n"
         );
+    }
+
+    #[test]
+    fn ndjson_passed_in_shared_runs_is_the_same_output() {
+        let nd = "{\"refCitizen\":\"p1\",\"n\":1}\n{\"refCitizen\":\"p1\"}\r\n{\"refCitizen\":\"p2\"}\n\n  \n\
+                  {\"error\":\"the source answered 500\"}\n{\"data\":[{\"refCitizen\":\"p1\"},{\"refCitizen\":\"p3\"}]}\n\
+                  not json\n{\"refCitizen\":\"p1\"}\n{\"refCitizen\":\"p1\"}\n{\"refCitizen\":\"p1\"";
+        let keep_p1 = |s: &str| s == "p1";
+        let (want, tally) = run(Format::Ndjson, &[nd], &["p1"]);
+        for cut in 0..nd.len() {
+            let mut f = RecordFilter::new(Format::Ndjson, "refCitizen");
+            let mut keep = keep_p1;
+            let mut out = Vec::new();
+            for part in [&nd[..cut], &nd[cut..]] {
+                let chunk = Bytes::copy_from_slice(part.as_bytes());
+                for piece in f.push_shared(&chunk, &mut keep).unwrap() {
+                    out.extend_from_slice(&piece);
+                }
+            }
+            out.extend(f.finish(&mut keep).unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), want, "cut at {cut}");
+            assert_eq!(f.tally(), tally);
+        }
+        // Consecutive lines passing as they came are one piece of the chunk, not a copy.
+        let chunk = Bytes::from_static(
+            b"{\"refCitizen\":\"p1\"}\n{\"refCitizen\":\"p1\"}\n{\"refCitizen\":\"p2\"}\n",
+        );
+        let mut f = RecordFilter::new(Format::Ndjson, "refCitizen");
+        let pieces = f.push_shared(&chunk, &mut { keep_p1 }).unwrap();
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].as_ptr(), chunk.as_ptr());
+        assert_eq!(pieces[0].len(), 40);
     }
 
     #[test]

@@ -99,8 +99,10 @@ struct Release {
 /// [`PSEUDONYM_CACHE`]) and how many of their records were released since the last flush.
 #[derive(Default)]
 struct Citizens {
-    /// Identifier to its place in `seen`.
-    places: HashMap<Box<str>, usize>,
+    /// Identifier to its place in `seen`. Hashed per record, so with a fast hasher (randomly seeded per
+    /// process; the table is bounded by [`PSEUDONYM_CACHE`]) rather than SipHash; the pseudonym is the keyed
+    /// HMAC as everywhere.
+    places: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     seen: Vec<Citizen>,
     /// Counts of citizens no longer kept (the cache was full), not yet written.
     spilled: Counts,
