@@ -13,6 +13,44 @@ use crate::model::Counterparty;
 use crate::store::processes::Stored;
 use crate::store::{Store, StoreError};
 
+/// What every process service (negotiations, transfers) works with, shared with the rest of the connector.
+/// Each service holds one and reads its fields through it (`Deref`), so the six are declared once.
+#[derive(Clone)]
+pub struct ProcessContext {
+    /// Persistence.
+    pub store: Store,
+    /// The clock.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// The configuration.
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// Who we are (agreements are signed with its key; a push transfer's receiver is on its public URL).
+    pub identity: std::sync::Arc<crate::trust::Identity>,
+    /// Decides contract policies and whether an agreement permits a transfer now.
+    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
+    /// Wakes the processor when a step is owed.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for ProcessContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessContext").finish_non_exhaustive()
+    }
+}
+
+impl crate::service::Connector {
+    /// The context the process services share, from this connector's state.
+    pub fn process_context(&self) -> ProcessContext {
+        ProcessContext {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            identity: self.identity.clone(),
+            decider: self.decider.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
 /// Why an inbound process message was refused. The HTTP layer answers with the protocol's error body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {

@@ -26,30 +26,23 @@ pub use crate::model::new_pid;
 /// what the DSP endpoints read. It owns the state it needs (shared with the rest of the connector).
 #[derive(Clone)]
 pub struct Negotiations {
-    /// Persistence.
-    pub store: crate::store::Store,
-    /// The clock.
-    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
-    /// The configuration.
-    pub config: std::sync::Arc<crate::config::Config>,
-    /// Who we are (agreements are signed with its key).
-    pub identity: std::sync::Arc<crate::trust::Identity>,
-    /// Decides contract policies.
-    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
-    /// Wakes the processor when a step is owed.
-    pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The store, clock, configuration, identity, policy decider and processor wake-up it shares.
+    pub context: crate::process::ProcessContext,
+}
+
+impl std::ops::Deref for Negotiations {
+    type Target = crate::process::ProcessContext;
+
+    fn deref(&self) -> &Self::Target {
+        &self.context
+    }
 }
 
 impl crate::service::Connector {
     /// The contract negotiation service, sharing this connector's state.
     pub fn negotiations(&self) -> Negotiations {
         Negotiations {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            config: self.config.clone(),
-            identity: self.identity.clone(),
-            decider: self.decider.clone(),
-            wake: self.wake.clone(),
+            context: self.process_context(),
         }
     }
 }

@@ -25,32 +25,25 @@ pub use model::{Actor, TStep, Transfer, TransferBody};
 /// needs (shared with the rest of the connector).
 #[derive(Clone)]
 pub struct Transfers {
-    /// Persistence.
-    pub store: crate::store::Store,
-    /// The clock.
-    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
-    /// The configuration.
-    pub config: std::sync::Arc<crate::config::Config>,
-    /// Who we are (a push transfer's receiver address is on our public URL).
-    pub identity: std::sync::Arc<crate::trust::Identity>,
-    /// Decides whether an agreement permits a transfer now.
-    pub decider: std::sync::Arc<dyn caap_policy::PolicyDecider>,
-    /// Wakes the processor when a step is owed.
-    pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The store, clock, configuration, identity, policy decider and processor wake-up it shares.
+    pub context: crate::process::ProcessContext,
     /// The data flows being served, stopped when a transfer stops.
     pub flows: std::sync::Arc<flows::Flows>,
+}
+
+impl std::ops::Deref for Transfers {
+    type Target = crate::process::ProcessContext;
+
+    fn deref(&self) -> &Self::Target {
+        &self.context
+    }
 }
 
 impl crate::service::Connector {
     /// The transfer process service, sharing this connector's state.
     pub fn transfers(&self) -> Transfers {
         Transfers {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            config: self.config.clone(),
-            identity: self.identity.clone(),
-            decider: self.decider.clone(),
-            wake: self.wake.clone(),
+            context: self.process_context(),
             flows: self.flows.clone(),
         }
     }
