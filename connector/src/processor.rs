@@ -11,6 +11,7 @@
 //! and sleeps no longer than until the next retry is due.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use caap_contracts::process::{Actor, Kind, Process, acknowledged, terminate_locally};
@@ -110,6 +111,9 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
     let owner = format!("{}/{}", instance.id(), uuid::Uuid::new_v4().simple());
     let config = connector.config.negotiation.clone();
     let permits = Arc::new(Semaphore::new(config.concurrency));
+    // Set while due work may be waiting for a permit (the last claim took every free one, or none was free):
+    // each finished send then wakes the loop to claim more.
+    let backlog = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     let poll = Duration::from_millis(config.poll_interval_ms);
     tracing::debug!(%owner, "processor started");
@@ -130,10 +134,33 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
             + chrono::Duration::seconds(
                 i64::try_from(connector.config.limits.outbound_timeout_secs).unwrap_or(30) + 30,
             );
-        claimed_any |=
-            claim::<Negotiation>(&connector, &owner, lease_until, &permits, &mut tasks).await;
-        claimed_any |=
-            claim::<Transfer>(&connector, &owner, lease_until, &permits, &mut tasks).await;
+        // Sends that finish while the claims run wake the loop for another turn.
+        backlog.store(true, Ordering::Release);
+        let mut limited = false;
+        for (any, full) in [
+            claim::<Negotiation>(
+                &connector,
+                &owner,
+                lease_until,
+                &permits,
+                &backlog,
+                &mut tasks,
+            )
+            .await,
+            claim::<Transfer>(
+                &connector,
+                &owner,
+                lease_until,
+                &permits,
+                &backlog,
+                &mut tasks,
+            )
+            .await,
+        ] {
+            claimed_any |= any;
+            limited |= full;
+        }
+        backlog.store(limited, Ordering::Release);
         let now = connector.clock.now();
         // Work was just claimed: its completion wakes the loop if it owes more, so skip asking the store when
         // the next is due.
@@ -192,17 +219,19 @@ fn reap(tasks: &mut JoinSet<()>) -> usize {
     reaped
 }
 
-/// Claims due work of kind `P` for the free permits and spawns its sends. Returns whether it claimed any.
+/// Claims due work of kind `P` for the free permits and spawns its sends. Returns whether it claimed any, and
+/// whether the permits limited it (none free, or every free one taken: more may be due).
 async fn claim<P: Work>(
     connector: &Connector,
     owner: &str,
     lease_until: DateTime<Utc>,
     permits: &Arc<Semaphore>,
+    backlog: &Arc<AtomicBool>,
     tasks: &mut JoinSet<()>,
-) -> bool {
+) -> (bool, bool) {
     let free = permits.available_permits() as u64;
     if free == 0 {
-        return false;
+        return (false, true);
     }
     match connector
         .store
@@ -211,27 +240,27 @@ async fn claim<P: Work>(
     {
         Ok(claimed) => {
             let any = !claimed.is_empty();
+            let full = claimed.len() as u64 >= free;
             for p in claimed {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                let (c, owner, all) = (connector.clone(), owner.to_owned(), permits.clone());
+                let (c, owner, backlog) = (connector.clone(), owner.to_owned(), backlog.clone());
                 tasks.spawn(async move {
                     process(&c, p, &owner).await;
-                    // A send that frees the only permit wakes the loop (work may wait for it); one that
-                    // owes a next step has woken it already, and otherwise there is nothing new to claim.
-                    let starved = all.available_permits() == 0;
+                    // A send that owes a next step has woken the loop already. Otherwise its permit wakes it
+                    // only while due work may be waiting for one; most sends end with nothing new to claim.
                     drop(permit);
-                    if starved {
+                    if backlog.load(Ordering::Acquire) {
                         c.wake.notify_one();
                     }
                 });
             }
-            any
+            (any, full)
         }
         Err(e) => {
             tracing::warn!(kind = P::NOUN, error = %e, "claiming work failed");
-            false
+            (false, false)
         }
     }
 }
