@@ -110,11 +110,11 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
     // This run's lease owner (see `Store::claim_due`).
     let owner = format!("{}/{}", instance.id(), uuid::Uuid::new_v4().simple());
     let config = connector.config.negotiation.clone();
-    let permits = Arc::new(Semaphore::new(config.concurrency));
-    // Set while due work may be waiting for a permit (the last claim took every free one, or none was free):
-    // each finished send then wakes the loop to claim more.
-    let backlog = Arc::new(AtomicBool::new(false));
-    let mut tasks = JoinSet::new();
+    let mut sends = Sends {
+        permits: Arc::new(Semaphore::new(config.concurrency)),
+        backlog: Arc::new(AtomicBool::new(false)),
+        tasks: JoinSet::new(),
+    };
     let poll = Duration::from_millis(config.poll_interval_ms);
     tracing::debug!(%owner, "processor started");
     // The policy monitor runs on the same loop, about once a second.
@@ -135,32 +135,20 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
                 i64::try_from(connector.config.limits.outbound_timeout_secs).unwrap_or(30) + 30,
             );
         // Sends that finish while the claims run wake the loop for another turn.
-        backlog.store(true, Ordering::Release);
+        sends.backlog.store(true, Ordering::Release);
         let mut limited = false;
         for (any, full) in [
-            claim::<Negotiation>(
-                &connector,
-                &owner,
-                lease_until,
-                &permits,
-                &backlog,
-                &mut tasks,
-            )
-            .await,
-            claim::<Transfer>(
-                &connector,
-                &owner,
-                lease_until,
-                &permits,
-                &backlog,
-                &mut tasks,
-            )
-            .await,
+            sends
+                .claim::<Negotiation>(&connector, &owner, lease_until)
+                .await,
+            sends
+                .claim::<Transfer>(&connector, &owner, lease_until)
+                .await,
         ] {
             claimed_any |= any;
             limited |= full;
         }
-        backlog.store(limited, Ordering::Release);
+        sends.backlog.store(limited, Ordering::Release);
         let now = connector.clock.now();
         // Work was just claimed: its completion wakes the loop if it owes more, so skip asking the store when
         // the next is due.
@@ -184,7 +172,7 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
             Some(due) => (due - now).to_std().unwrap_or(Duration::ZERO).min(poll),
             None => poll,
         };
-        let wait = if wait.is_zero() && permits.available_permits() == 0 {
+        let wait = if wait.is_zero() && sends.permits.available_permits() == 0 {
             poll
         } else {
             wait.max(Duration::from_millis(2))
@@ -197,14 +185,14 @@ pub async fn run(connector: Connector, instance: Instance, mut stop: watch::Rece
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => break,
         }
-        reap(&mut tasks);
+        reap(&mut sends.tasks);
         if *stop.borrow() {
             break;
         }
     }
     crawler.stop();
     // Let messages in flight finish; their leases would expire otherwise and another replica would retry.
-    while tasks.join_next().await.is_some() {}
+    while sends.tasks.join_next().await.is_some() {}
     tracing::debug!(%owner, "processor stopped");
     drop(instance);
 }
@@ -219,49 +207,58 @@ fn reap(tasks: &mut JoinSet<()>) -> usize {
     reaped
 }
 
-/// Claims due work of kind `P` for the free permits and spawns its sends. Returns whether it claimed any, and
-/// whether the permits limited it (none free, or every free one taken: more may be due).
-async fn claim<P: Work>(
-    connector: &Connector,
-    owner: &str,
-    lease_until: DateTime<Utc>,
-    permits: &Arc<Semaphore>,
-    backlog: &Arc<AtomicBool>,
-    tasks: &mut JoinSet<()>,
-) -> (bool, bool) {
-    let free = permits.available_permits() as u64;
-    if free == 0 {
-        return (false, true);
-    }
-    match connector
-        .store
-        .claim_due::<P>(owner, lease_until, free)
-        .await
-    {
-        Ok(claimed) => {
-            let any = !claimed.is_empty();
-            let full = claimed.len() as u64 >= free;
-            for p in claimed {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                let (c, owner, backlog) = (connector.clone(), owner.to_owned(), backlog.clone());
-                tasks.spawn(async move {
-                    process(&c, p, &owner).await;
-                    // A send that owes a next step has woken the loop already. Otherwise its permit wakes it
-                    // only while due work may be waiting for one; most sends end with nothing new to claim.
-                    drop(permit);
-                    if backlog.load(Ordering::Acquire) {
-                        c.wake.notify_one();
-                    }
-                });
+/// The sends in flight: at most `negotiation.concurrency` (the permits) at a time.
+struct Sends {
+    permits: Arc<Semaphore>,
+    /// Set while due work may be waiting for a permit (the last claim took every free one, or none was free):
+    /// each finished send then wakes the loop to claim more.
+    backlog: Arc<AtomicBool>,
+    tasks: JoinSet<()>,
+}
+
+impl Sends {
+    /// Claims due work of kind `P` for the free permits and spawns its sends. Returns whether it claimed any,
+    /// and whether the permits limited it (none free, or every free one taken: more may be due).
+    async fn claim<P: Work>(
+        &mut self,
+        connector: &Connector,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> (bool, bool) {
+        let free = self.permits.available_permits() as u64;
+        if free == 0 {
+            return (false, true);
+        }
+        let claimed = match connector
+            .store
+            .claim_due::<P>(owner, lease_until, free)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(kind = P::NOUN, error = %e, "claiming work failed");
+                return (false, false);
             }
-            (any, full)
+        };
+        let any = !claimed.is_empty();
+        let full = claimed.len() as u64 >= free;
+        for p in claimed {
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (c, owner) = (connector.clone(), owner.to_owned());
+            let backlog = self.backlog.clone();
+            self.tasks.spawn(async move {
+                process(&c, p, &owner).await;
+                // A send that owes a next step has woken the loop already. Otherwise its permit wakes it only
+                // while due work may be waiting for one; most sends end with nothing new to claim.
+                drop(permit);
+                if backlog.load(Ordering::Acquire) {
+                    c.wake.notify_one();
+                }
+            });
         }
-        Err(e) => {
-            tracing::warn!(kind = P::NOUN, error = %e, "claiming work failed");
-            (false, false)
-        }
+        (any, full)
     }
 }
 
