@@ -337,18 +337,31 @@ impl QueryWord {
             .chain(std::iter::once(&self.word))
             .map(String::as_str)
             .collect();
-        let mut out: Vec<&str> = Vec::new();
-        for (i, p) in all.iter().enumerate() {
-            let covered = all
-                .iter()
-                .enumerate()
-                .any(|(j, o)| j != i && p.starts_with(o) && (o.len() < p.len() || j < i));
-            if !covered {
-                out.push(p);
-            }
-        }
-        out
+        covering(&all)
     }
+
+    /// The stems, leaving out any that starts with another. A column's score looks for these: a
+    /// longer one would find nothing more, and on SQLite it would cost a merge of every indexed
+    /// term it starts (the index keeps prefixes up to 10 characters, marks included).
+    fn stem_prefixes(&self) -> Vec<&str> {
+        let stems: Vec<&str> = self.stems.iter().map(String::as_str).collect();
+        covering(&stems)
+    }
+}
+
+/// The prefixes of `all` that no other one of them starts (the first of equal ones).
+fn covering<'a>(all: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for (i, p) in all.iter().enumerate() {
+        let covered = all
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && p.starts_with(o) && (o.len() < p.len() || j < i));
+        if !covered {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn query_words(q: &str) -> Vec<QueryWord> {
@@ -817,7 +830,7 @@ impl Store {
         for w in words {
             for (_, col, weight) in SCORED_COLUMNS {
                 s.push(" + CASE WHEN ");
-                for (i, stem) in w.stems.iter().enumerate() {
+                for (i, stem) in w.stem_prefixes().into_iter().enumerate() {
                     if i > 0 {
                         s.push(" OR ");
                     }
@@ -1019,7 +1032,7 @@ impl Store {
                 .map(|(_, p)| format!(" AND {p}"))
                 .collect();
             for (mark, _, weight) in SCORED_COLUMNS {
-                let stems = fts5_word(mark, w.stems.iter().map(String::as_str));
+                let stems = fts5_word(mark, w.stem_prefixes());
                 sets.push((format!("{stems}{others}"), weight));
             }
         }
@@ -1947,6 +1960,14 @@ mod tests {
         assert_eq!(s("parkeringen")[0], s("parkering")[0]);
         assert!(s("parking").iter().any(|x| s("parked").contains(x)));
         assert!(s("stations").iter().any(|x| s("station").contains(x)));
+    }
+
+    #[test]
+    fn a_prefix_that_another_one_starts_is_left_out() {
+        assert_eq!(
+            covering(&["parkering", "parker", "luft", "parker"]),
+            ["parker", "luft"]
+        );
     }
 
     #[test]
