@@ -162,6 +162,9 @@ pub struct Store {
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Signs the ledger's head after every append (see [`ledger_head`]); `None` for tools that only read.
     seal: Option<Arc<ledger_head::LedgerSeal>>,
+    /// Federated searches running at once (see [`federation::SEARCHES_PER_CORE`]): a search is CPU work
+    /// with a working set that grows with its hits, so more at once than the machine runs only adds memory.
+    search_gate: Arc<tokio::sync::Semaphore>,
 }
 
 /// A write transaction, holding the SQLite write gate (if any) until it is dropped.
@@ -259,6 +262,7 @@ impl Store {
             clock,
             write_gate,
             seal: None,
+            search_gate: Arc::new(tokio::sync::Semaphore::new(federation::search_permits())),
         };
         store.migrate_up().await?;
         Ok(store)
