@@ -1014,14 +1014,27 @@ impl Store {
 
     /// The hits of the words with their scores, in id order. On SQLite from the full-text index alone:
     /// the hits' ids and, per word and column, the hits with the word there, each one string. On
-    /// PostgreSQL from the rows the text search finds (their ids and scores only, one string).
-    async fn scored_hits(&self, words: &[QueryWord]) -> Result<Vec<(i64, i64)>, StoreError> {
+    /// PostgreSQL from the rows the text search finds that pass the filters (their ids and scores
+    /// only, one string).
+    async fn scored_hits(
+        &self,
+        q: &FederatedQuery,
+        words: &[QueryWord],
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         let backend = self.backend_();
         if backend == DbBackend::Postgres {
             let mut s = Sql::default();
             s.push("SELECT string_agg(d.id::text || ':' || ");
             self.score_expr(words, &mut s);
-            s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d WHERE 1 = 1");
+            s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d");
+            // The filters too (the buckets check them again): with a city or a data model, the planner
+            // ANDs the text index with the source's or the model's index and reads only those rows
+            // (q=luft&city=…: 84 rows read instead of 25,000).
+            if q.city.is_some() {
+                s.push(" JOIN fed_sources s ON s.address = d.address");
+            }
+            s.push(" WHERE 1 = 1");
+            self.search_filters(q, &mut s);
             Self::text_filter(words, &mut s);
             let rows = self.db.query_all_raw(s.statement(backend)).await?;
             let text: Option<String> = match rows.first() {
@@ -1141,7 +1154,7 @@ impl Store {
         limit: u32,
     ) -> Result<(PageKeys, Vec<FacetGroup>), StoreError> {
         let backend = self.backend_();
-        let hits = self.scored_hits(words).await?;
+        let hits = self.scored_hits(q, words).await?;
         if hits.is_empty() {
             return Ok(Default::default());
         }
