@@ -259,14 +259,20 @@ pub enum SearchError {
     Store(#[from] StoreError),
 }
 
-/// Federated searches that run at once per core; the others wait their turn (first come, first served).
-/// A search with words holds every hit's id and score while it counts and orders them (a few MiB at
-/// 50,000 hits), and it is CPU work: sixteen at once on two cores took as long as taking turns, with
-/// eight times the memory.
+/// Federated searches that run at once per core on SQLite; the others wait their turn (first come,
+/// first served). A search with words holds every hit's id and score while it counts and orders them (a
+/// few MiB at 50,000 hits), and on SQLite it is this process's CPU work: sixteen at once on two cores
+/// took as long as taking turns, with eight times the memory.
 pub const SEARCHES_PER_CORE: usize = 1;
 
-/// How many federated searches may run at once on this machine.
-pub(crate) fn search_permits() -> usize {
+/// How many federated searches may run at once: on SQLite one per core; on PostgreSQL, where the
+/// database does most of the work, one per pooled connection (`max_connections`; the gate then only
+/// bounds the memory of searches waiting for a connection). Taking turns per core on PostgreSQL halved
+/// the bench's text throughput at 16 clients.
+pub(crate) fn search_permits(backend: DbBackend, max_connections: u32) -> usize {
+    if backend == DbBackend::Postgres {
+        return usize::try_from(max_connections).unwrap_or(1).max(1);
+    }
     std::thread::available_parallelism()
         .map(std::num::NonZeroUsize::get)
         .unwrap_or(1)
