@@ -259,6 +259,28 @@ pub enum SearchError {
     Store(#[from] StoreError),
 }
 
+/// Federated searches that run at once per core on SQLite; the others wait their turn (first come,
+/// first served). A search with words holds every hit's id and score while it counts and orders them (a
+/// few MiB at 50,000 hits), and on SQLite it is this process's CPU work: sixteen at once on two cores
+/// took as long as taking turns, with eight times the memory.
+pub const SEARCHES_PER_CORE: usize = 1;
+
+/// How many federated searches may run at once: on SQLite one per core; on PostgreSQL, where the
+/// database does most of the work, one per pooled connection (`max_connections`; the gate then only
+/// bounds the memory of searches waiting for a connection). Taking turns per core on PostgreSQL halved
+/// the bench's text throughput at 16 clients.
+pub(crate) fn search_permits(backend: DbBackend, max_connections: u32) -> usize {
+    if backend == DbBackend::Postgres {
+        return usize::try_from(max_connections).unwrap_or(1).max(1);
+    }
+    std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(1)
+        * SEARCHES_PER_CORE
+}
+
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Most values listed per facet.
 const FACET_VALUES: usize = 100;
 /// Most words of a query.
@@ -337,18 +359,31 @@ impl QueryWord {
             .chain(std::iter::once(&self.word))
             .map(String::as_str)
             .collect();
-        let mut out: Vec<&str> = Vec::new();
-        for (i, p) in all.iter().enumerate() {
-            let covered = all
-                .iter()
-                .enumerate()
-                .any(|(j, o)| j != i && p.starts_with(o) && (o.len() < p.len() || j < i));
-            if !covered {
-                out.push(p);
-            }
-        }
-        out
+        covering(&all)
     }
+
+    /// The stems, leaving out any that starts with another. A column's score looks for these: a
+    /// longer one would find nothing more, and on SQLite it would cost a merge of every indexed
+    /// term it starts (the index keeps prefixes up to 10 characters, marks included).
+    fn stem_prefixes(&self) -> Vec<&str> {
+        let stems: Vec<&str> = self.stems.iter().map(String::as_str).collect();
+        covering(&stems)
+    }
+}
+
+/// The prefixes of `all` that no other one of them starts (the first of equal ones).
+fn covering<'a>(all: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for (i, p) in all.iter().enumerate() {
+        let covered = all
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && p.starts_with(o) && (o.len() < p.len() || j < i));
+        if !covered {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn query_words(q: &str) -> Vec<QueryWord> {
@@ -817,7 +852,7 @@ impl Store {
         for w in words {
             for (_, col, weight) in SCORED_COLUMNS {
                 s.push(" + CASE WHEN ");
-                for (i, stem) in w.stems.iter().enumerate() {
+                for (i, stem) in w.stem_prefixes().into_iter().enumerate() {
                     if i > 0 {
                         s.push(" OR ");
                     }
@@ -854,6 +889,11 @@ impl Store {
             });
         }
         let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+        let _turn = self
+            .search_gate
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
         let (page, groups) = if !words.is_empty() {
             self.search_indexed(q, &words, after.as_ref(), limit)
                 .await?
@@ -980,14 +1020,27 @@ impl Store {
 
     /// The hits of the words with their scores, in id order. On SQLite from the full-text index alone:
     /// the hits' ids and, per word and column, the hits with the word there, each one string. On
-    /// PostgreSQL from the rows the text search finds (their ids and scores only, one string).
-    async fn scored_hits(&self, words: &[QueryWord]) -> Result<Vec<(i64, i64)>, StoreError> {
+    /// PostgreSQL from the rows the text search finds that pass the filters (their ids and scores
+    /// only, one string).
+    async fn scored_hits(
+        &self,
+        q: &FederatedQuery,
+        words: &[QueryWord],
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         let backend = self.backend_();
         if backend == DbBackend::Postgres {
             let mut s = Sql::default();
             s.push("SELECT string_agg(d.id::text || ':' || ");
             self.score_expr(words, &mut s);
-            s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d WHERE 1 = 1");
+            s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d");
+            // The filters too (the buckets check them again): with a city or a data model, the planner
+            // ANDs the text index with the source's or the model's index and reads only those rows
+            // (q=luft&city=…: 84 rows read instead of 25,000).
+            if q.city.is_some() {
+                s.push(" JOIN fed_sources s ON s.address = d.address");
+            }
+            s.push(" WHERE 1 = 1");
+            self.search_filters(q, &mut s);
             Self::text_filter(words, &mut s);
             let rows = self.db.query_all_raw(s.statement(backend)).await?;
             let text: Option<String> = match rows.first() {
@@ -1019,7 +1072,7 @@ impl Store {
                 .map(|(_, p)| format!(" AND {p}"))
                 .collect();
             for (mark, _, weight) in SCORED_COLUMNS {
-                let stems = fts5_word(mark, w.stems.iter().map(String::as_str));
+                let stems = fts5_word(mark, w.stem_prefixes());
                 sets.push((format!("{stems}{others}"), weight));
             }
         }
@@ -1107,7 +1160,7 @@ impl Store {
         limit: u32,
     ) -> Result<(PageKeys, Vec<FacetGroup>), StoreError> {
         let backend = self.backend_();
-        let hits = self.scored_hits(words).await?;
+        let hits = self.scored_hits(q, words).await?;
         if hits.is_empty() {
             return Ok(Default::default());
         }
@@ -1126,7 +1179,7 @@ impl Store {
         self.search_filters(q, &mut s);
         let mut groups = Vec::new();
         let mut addresses = Vec::new();
-        let mut bucket_of = std::collections::HashMap::new();
+        let mut bucket_of = FastMap::default();
         for row in self.db.query_all_raw(s.statement(backend)).await? {
             bucket_of.insert(get::<i64>(&row, "id")?, groups.len());
             addresses.push(get::<String>(&row, "address")?);
@@ -1167,8 +1220,7 @@ impl Store {
         // Counts, and the hits not before the cursor.
         let mut counts = vec![0u64; groups.len()];
         let mut scored: Vec<(i64, usize, i64)> = Vec::new();
-        let mut per_key: std::collections::HashMap<(i64, usize), usize> =
-            std::collections::HashMap::new();
+        let mut per_key: FastMap<(i64, usize), usize> = FastMap::default();
         for (id, score) in hits {
             let Some(&b) = bucket_of.get(&(id >> BUCKET_SHIFT)) else {
                 continue;
@@ -1947,6 +1999,14 @@ mod tests {
         assert_eq!(s("parkeringen")[0], s("parkering")[0]);
         assert!(s("parking").iter().any(|x| s("parked").contains(x)));
         assert!(s("stations").iter().any(|x| s("station").contains(x)));
+    }
+
+    #[test]
+    fn a_prefix_that_another_one_starts_is_left_out() {
+        assert_eq!(
+            covering(&["parkering", "parker", "luft", "parker"]),
+            ["parker", "luft"]
+        );
     }
 
     #[test]

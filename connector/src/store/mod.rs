@@ -162,6 +162,9 @@ pub struct Store {
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Signs the ledger's head after every append (see [`ledger_head`]); `None` for tools that only read.
     seal: Option<Arc<ledger_head::LedgerSeal>>,
+    /// Federated searches running at once (see [`federation::search_permits`]): a search's working set
+    /// grows with its hits, so more at once than can make progress only adds memory.
+    search_gate: Arc<tokio::sync::Semaphore>,
 }
 
 /// A write transaction, holding the SQLite write gate (if any) until it is dropped.
@@ -254,11 +257,13 @@ impl Store {
 
         let write_gate = (db.get_database_backend() == DbBackend::Sqlite)
             .then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let searches = federation::search_permits(db.get_database_backend(), max_connections);
         let store = Store {
             db,
             clock,
             write_gate,
             seal: None,
+            search_gate: Arc::new(tokio::sync::Semaphore::new(searches)),
         };
         store.migrate_up().await?;
         Ok(store)
