@@ -73,16 +73,17 @@ pub enum RecordError {
     TooLarge,
 }
 
-/// What the filter asks about each record: keep it? Gets the subject identifier (`None` when the record
-/// names none: such records are dropped without asking).
+/// What the filter asks about each record: keep it? Gets the subject identifier as its UTF-8 bytes, as the
+/// record holds it (so a decision cached for an identifier is found without decoding it again); records that
+/// name none are dropped without asking.
 pub trait Keep {
-    /// Whether the record of `subject` passes.
-    fn keep(&mut self, subject: &str) -> bool;
+    /// Whether the record of `subject` (UTF-8) passes.
+    fn keep(&mut self, subject: &[u8]) -> bool;
 }
 
 impl<F: FnMut(&str) -> bool> Keep for F {
-    fn keep(&mut self, subject: &str) -> bool {
-        self(subject)
+    fn keep(&mut self, subject: &[u8]) -> bool {
+        std::str::from_utf8(subject).is_ok_and(self)
     }
 }
 
@@ -559,7 +560,7 @@ impl RecordFilter {
             .csv_column
             .and_then(|i| cells.get(i))
             .filter(|s| !s.is_empty());
-        let kept = subject.is_some_and(|s| keep.keep(s));
+        let kept = subject.is_some_and(|s| keep.keep(s.as_bytes()));
         if kept {
             self.tally.kept += 1;
             out.extend(text.as_bytes());

@@ -29,6 +29,8 @@ pub struct Outline<'a> {
     first: Option<&'a [u8]>,
     /// Its contents when it is a string without escapes (read as it is).
     first_text: Option<&'a [u8]>,
+    /// Whether the subject path has more than one part.
+    dotted: bool,
     /// The value of `properties` (GeoJSON features name their subject there).
     properties: Option<&'a [u8]>,
 }
@@ -38,10 +40,8 @@ impl<'a> Outline<'a> {
     pub fn read(bytes: &'a [u8], field: &str) -> Result<Self, Invalid> {
         // Outside strings only ASCII is JSON; strings are checked to be UTF-8 as they are read.
         let field = field.as_bytes();
-        let first_part = field
-            .iter()
-            .position(|&b| b == b'.')
-            .map_or(field, |dot| &field[..dot]);
+        let dot = field.iter().position(|&b| b == b'.');
+        let first_part = dot.map_or(field, |dot| &field[..dot]);
         let mut c = Cursor { b: bytes, i: 0 };
         c.blank();
         let mut outline = Outline {
@@ -50,6 +50,7 @@ impl<'a> Outline<'a> {
             status_only: false,
             first: None,
             first_text: None,
+            dotted: dot.is_some(),
             properties: None,
         };
         if c.peek() == Some(b'{') {
@@ -57,28 +58,35 @@ impl<'a> Outline<'a> {
             // Whether each record list's last value is an array; whether `error` and anything else appear.
             let mut lists = [false; RECORD_LISTS.len()];
             let (mut error, mut other) = (false, false);
-            c.object(0, |key, value, text| {
-                // A key's first byte and length rule most keys out before any comparison.
-                let (head, len) = (key.first(), key.len());
-                if len == first_part.len() && head == first_part.first() && key == first_part {
-                    outline.first = Some(value);
-                    outline.first_text = text;
-                }
-                let is_array = || value.first() == Some(&b'[');
-                match (head, len) {
-                    (Some(b'e'), 5) if key == b"error" => {
-                        error = true;
-                        return;
+            // Inlined: a call per member costs about as much as the member's checks.
+            c.object(
+                0,
+                #[inline(always)]
+                |key, value, text| {
+                    // A key's first byte and length rule most keys out before any comparison.
+                    let (head, len) = (key.first(), key.len());
+                    if len == first_part.len() && head == first_part.first() && key == first_part {
+                        outline.first = Some(value);
+                        outline.first_text = text;
                     }
-                    (Some(b'p'), 10) if key == b"properties" => outline.properties = Some(value),
-                    (Some(b'f'), 8) if key == b"features" => lists[0] = is_array(),
-                    (Some(b'd'), 4) if key == b"data" => lists[1] = is_array(),
-                    (Some(b'@'), 6) if key == b"@graph" => lists[2] = is_array(),
-                    (Some(b'r'), 7) if key == b"results" => lists[3] = is_array(),
-                    _ => {}
-                }
-                other = true;
-            })?;
+                    let is_array = || value.first() == Some(&b'[');
+                    match (head, len) {
+                        (Some(b'e'), 5) if key == b"error" => {
+                            error = true;
+                            return;
+                        }
+                        (Some(b'p'), 10) if key == b"properties" => {
+                            outline.properties = Some(value)
+                        }
+                        (Some(b'f'), 8) if key == b"features" => lists[0] = is_array(),
+                        (Some(b'd'), 4) if key == b"data" => lists[1] = is_array(),
+                        (Some(b'@'), 6) if key == b"@graph" => lists[2] = is_array(),
+                        (Some(b'r'), 7) if key == b"results" => lists[3] = is_array(),
+                        _ => {}
+                    }
+                    other = true;
+                },
+            )?;
             outline.status_only = error && !other;
             outline.list = RECORD_LISTS
                 .into_iter()
@@ -94,17 +102,28 @@ impl<'a> Outline<'a> {
         Ok(outline)
     }
 
-    /// The data-subject identifier: `field` (a dotted path) looked up in the record and, failing that, in its
-    /// GeoJSON `properties`; a string as it reads, a number as written by `serde_json`, and of an NGSI-LD
-    /// property or relationship (or a JSON-LD value object) its `value`, `object`, `@value` or `@id`.
-    pub fn subject(&self, field: &str) -> Option<Cow<'a, str>> {
-        if !field.as_bytes().contains(&b'.') {
-            // A plain string (the usual case) as it reads, else as `scalar` reads the value.
+    /// The data-subject identifier (its UTF-8 bytes): `field` (a dotted path, the one the outline was read
+    /// for) looked up in the record and, failing that, in its GeoJSON `properties`; a string as it reads, a
+    /// number as written by `serde_json`, and of an NGSI-LD property or relationship (or a JSON-LD value
+    /// object) its `value`, `object`, `@value` or `@id`.
+    #[inline]
+    pub fn subject(&self, field: &str) -> Option<Cow<'a, [u8]>> {
+        if let (Some(text), false) = (self.first_text, self.dotted) {
+            // A plain string (the usual case) as it reads: the scan checked that it is UTF-8.
+            return Some(Cow::Borrowed(text));
+        }
+        self.subject_otherwise(field).map(|s| match s {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        })
+    }
+
+    /// [`Outline::subject`] when it is not a plain string.
+    fn subject_otherwise(&self, field: &str) -> Option<Cow<'a, str>> {
+        if !self.dotted {
             return self
-                .first_text
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .map(Cow::Borrowed)
-                .or_else(|| self.first.and_then(scalar))
+                .first
+                .and_then(scalar)
                 .or_else(|| scalar(member(self.properties?, field)?));
         }
         let rest = || field.split('.').skip(1);
@@ -437,8 +456,10 @@ mod tests {
     use super::*;
 
     fn subject(json: &str) -> Result<Option<String>, Invalid> {
-        Outline::read(json.as_bytes(), "refCitizen")
-            .map(|o| o.subject("refCitizen").map(Cow::into_owned))
+        Outline::read(json.as_bytes(), "refCitizen").map(|o| {
+            o.subject("refCitizen")
+                .map(|s| String::from_utf8(s.into_owned()).unwrap())
+        })
     }
 
     #[test]
@@ -506,10 +527,10 @@ mod tests {
     fn a_dotted_path_reads_nested_members() {
         let json = br#"{"owner":{"id":"p1","x":[]},"properties":{"owner":{"id":"p2"}}}"#;
         let o = Outline::read(json, "owner.id").unwrap();
-        assert_eq!(o.subject("owner.id").as_deref(), Some("p1"));
+        assert_eq!(o.subject("owner.id").as_deref(), Some(&b"p1"[..]));
         let json = br#"{"properties":{"owner":{"id":"p2"}}}"#;
         let o = Outline::read(json, "owner.id").unwrap();
-        assert_eq!(o.subject("owner.id").as_deref(), Some("p2"));
+        assert_eq!(o.subject("owner.id").as_deref(), Some(&b"p2"[..]));
     }
 
     #[test]

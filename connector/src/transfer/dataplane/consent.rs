@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::DataPlane;
 use crate::consent::records::{Decide, Format, Keep, RecordFilter, Tally, filter_stream};
-use crate::consent::{Consents, ReleaseScope, subject_ref, transfer_salt};
+use crate::consent::{Consents, Decisions, ReleaseScope, subject_ref, transfer_salt};
 use crate::service::Connector;
 
 use super::{AccessError, Opened};
@@ -96,16 +96,63 @@ struct Release {
 }
 
 /// The citizens of one flow: their pseudonyms (citizens repeat in a flow, so each is hashed once, within
-/// [`PSEUDONYM_CACHE`]) and how many of their records were released since the last flush.
+/// [`PSEUDONYM_CACHE`]) and how many of their records were released since the last flush. Found by the
+/// identifier's bytes as the record holds them: a short one (most identity numbers) as two words and its
+/// length, so a record's lookup reads no other memory and decodes nothing.
 #[derive(Default)]
 struct Citizens {
-    /// Identifier to its place in `seen`. Hashed per record, so with a fast hasher (randomly seeded per
-    /// process; the table is bounded by [`PSEUDONYM_CACHE`]) rather than SipHash; the pseudonym is the keyed
-    /// HMAC as everywhere.
-    places: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    /// Identifiers of at most 16 bytes to their place in `seen`. Looked up per record, so with a fast hasher
+    /// (randomly seeded per process; the table is bounded by [`PSEUDONYM_CACHE`]) rather than SipHash; the
+    /// pseudonym is the keyed HMAC as everywhere.
+    short: HashMap<ShortKey, usize, foldhash::fast::RandomState>,
+    /// Longer identifiers to their place in `seen`.
+    long: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    /// The citizen of the last record (records of one citizen often come together).
+    last: Option<(ShortKey, usize)>,
     seen: Vec<Citizen>,
     /// Counts of citizens no longer kept (the cache was full), not yet written.
     spilled: Counts,
+}
+
+/// An identifier of at most 16 bytes: its first and last eight bytes (overlapping, or the first padded with
+/// zeros) and its length, which together are the identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShortKey {
+    head: u64,
+    tail: u64,
+    len: usize,
+}
+
+impl std::hash::Hash for ShortKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // One word to the (seeded) hasher rather than three: equal keys still hash alike.
+        state.write_u64(self.head ^ self.tail.rotate_left(29) ^ (self.len as u64).rotate_left(58));
+    }
+}
+
+impl ShortKey {
+    fn of(identifier: &[u8]) -> Option<ShortKey> {
+        let word = |b: &[u8]| {
+            <[u8; 8]>::try_from(b).map_or_else(
+                |_| b.iter().rev().fold(0, |w, &x| (w << 8) | u64::from(x)),
+                u64::from_le_bytes,
+            )
+        };
+        let len = identifier.len();
+        match len {
+            0..=8 => Some(ShortKey {
+                head: word(identifier),
+                tail: 0,
+                len,
+            }),
+            9..=16 => Some(ShortKey {
+                head: word(identifier.get(..8)?),
+                tail: word(identifier.get(len - 8..)?),
+                len,
+            }),
+            _ => None,
+        }
+    }
 }
 
 struct Citizen {
@@ -119,29 +166,47 @@ struct Citizen {
 }
 
 impl Citizens {
-    /// The citizen whose records name `identifier`.
-    fn of(&mut self, consents: &Consents, identifier: &str) -> &mut Citizen {
-        let place = match self.places.get(identifier) {
-            Some(p) => *p,
+    /// The citizen whose records name `identifier` (UTF-8; `None` if it is not), pseudonymized by
+    /// `pseudonym` when first seen.
+    fn of(
+        &mut self,
+        identifier: &[u8],
+        pseudonym: impl FnOnce(&str) -> SubjectHash,
+    ) -> Option<&mut Citizen> {
+        let short = ShortKey::of(identifier);
+        let found = match (short, self.last) {
+            (Some(key), Some((last, place))) if key == last => Some(place),
+            (Some(key), _) => self.short.get(&key).copied(),
+            (None, _) => self.long.get(identifier).copied(),
+        };
+        let place = match found {
+            Some(place) => place,
             None => {
+                let text = std::str::from_utf8(identifier).ok()?;
                 if self.seen.len() >= PSEUDONYM_CACHE {
                     let counts = self.take();
                     self.spilled = counts;
-                    self.places.clear();
+                    self.short.clear();
+                    self.long.clear();
                     self.seen.clear();
                 }
-                self.places.insert(identifier.into(), self.seen.len());
+                let place = self.seen.len();
+                match short {
+                    Some(key) => self.short.insert(key, place),
+                    None => self.long.insert(identifier.into(), place),
+                };
                 self.seen.push(Citizen {
-                    subject: consents.pseudonym(identifier),
+                    subject: pseudonym(text),
                     decided: 0,
                     releases: false,
                     released: 0,
                     reference: None,
                 });
-                self.seen.len() - 1
+                place
             }
         };
-        &mut self.seen[place]
+        self.last = short.map(|key| (key, place));
+        self.seen.get_mut(place)
     }
 
     /// The counts since the last call.
@@ -158,29 +223,50 @@ impl Citizens {
     }
 }
 
+/// The [`Keep`] of one chunk: each record's citizen found (or pseudonymized once), decided once per chunk
+/// under the chunk's [`Decisions`], and counted when released.
+struct ChunkKeep<'c> {
+    consents: &'c Consents,
+    citizens: &'c mut Citizens,
+    decisions: &'c Decisions<'c>,
+    salt: &'c str,
+    chunk: u64,
+}
+
+impl Keep for ChunkKeep<'_> {
+    fn keep(&mut self, identifier: &[u8]) -> bool {
+        let consents = self.consents;
+        let Some(citizen) = self.citizens.of(identifier, |s| consents.pseudonym(s)) else {
+            return false;
+        };
+        if citizen.decided != self.chunk {
+            citizen.decided = self.chunk;
+            citizen.releases = self.decisions.releases(&citizen.subject);
+        }
+        let released = citizen.releases;
+        if released {
+            citizen.released += 1;
+            if citizen.reference.is_none() {
+                let text = std::str::from_utf8(identifier).unwrap_or_default();
+                citizen.reference = Some(subject_ref(self.salt, text));
+            }
+        }
+        released
+    }
+}
+
 impl Decide for Release {
     fn chunk<R>(&mut self, filter: impl FnOnce(&mut dyn Keep) -> R) -> R {
         let decisions = self.consents.decisions(&self.scope);
         let now = decisions.now();
         self.chunk += 1;
-        let (consents, citizens, salt, chunk) =
-            (&*self.consents, &mut self.citizens, &self.salt, self.chunk);
-        let mut keep = |identifier: &str| {
-            let citizen = citizens.of(consents, identifier);
-            if citizen.decided != chunk {
-                citizen.decided = chunk;
-                citizen.releases = decisions.releases(&citizen.subject);
-            }
-            let released = citizen.releases;
-            if released {
-                citizen.released += 1;
-                if citizen.reference.is_none() {
-                    citizen.reference = Some(subject_ref(salt, identifier));
-                }
-            }
-            released
-        };
-        let out = filter(&mut keep);
+        let out = filter(&mut ChunkKeep {
+            consents: &self.consents,
+            citizens: &mut self.citizens,
+            decisions: &decisions,
+            salt: &self.salt,
+            chunk: self.chunk,
+        });
         drop(decisions);
         if now - self.last_flush >= FLUSH_EVERY {
             self.last_flush = now;
@@ -354,5 +440,63 @@ impl Connector {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Identifiers of every length up to 20 bytes, some sharing their first or last eight bytes.
+    fn identifiers() -> Vec<Vec<u8>> {
+        let mut ids = vec![Vec::new()];
+        for len in 1..=20 {
+            ids.push(b"19990101000000000000ABCDEFGH"[..len].to_vec());
+            ids.push(b"X9990101000000000000ABCDEFGH"[..len].to_vec());
+            let mut zero_end = b"19990101000000000000"[..len].to_vec();
+            zero_end[len - 1] = 0;
+            ids.push(zero_end);
+        }
+        ids
+    }
+
+    #[test]
+    fn short_keys_are_equal_exactly_when_identifiers_are() {
+        let ids = identifiers();
+        for a in &ids {
+            for b in &ids {
+                let (ka, kb) = (ShortKey::of(a), ShortKey::of(b));
+                assert_eq!(ka.is_some(), a.len() <= 16);
+                if let (Some(ka), Some(kb)) = (ka, kb) {
+                    assert_eq!(ka == kb, a == b, "{a:?} {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_identifier_is_one_citizen_pseudonymized_once() {
+        let key = caap_policy::consent::SubjectKey::new(&[7; 32]).unwrap();
+        let mut citizens = Citizens::default();
+        let mut hashed = 0;
+        let ids = identifiers();
+        // In order, repeated, and each twice in a row (the last record's citizen is remembered).
+        for id in ids.iter().chain(&ids).flat_map(|id| [id, id]) {
+            let citizen = citizens
+                .of(id, |s| {
+                    hashed += 1;
+                    key.pseudonym(s)
+                })
+                .unwrap();
+            assert_eq!(
+                citizen.subject,
+                key.pseudonym(std::str::from_utf8(id).unwrap())
+            );
+            citizen.released += 1;
+        }
+        assert_eq!(hashed, ids.len());
+        assert!(citizens.seen.iter().all(|c| c.released == 4));
+        // Not UTF-8: no citizen.
+        assert!(citizens.of(b"\xff", |s| key.pseudonym(s)).is_none());
     }
 }
