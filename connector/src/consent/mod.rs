@@ -749,27 +749,25 @@ impl Consents {
         scope: &ReleaseScope,
         counts: &HashMap<SubjectHash, (u64, String)>,
     ) {
-        let now = self.clock.now();
-        for (subject, (n, subject_ref)) in counts {
-            if *n == 0 {
-                continue;
-            }
-            if let Err(e) = self
-                .store
-                .add_delivery(
-                    transfer,
-                    &subject.to_string(),
-                    &scope.recipient,
-                    &scope.dataset,
-                    &scope.purpose,
-                    subject_ref,
-                    *n,
-                    now,
-                )
-                .await
-            {
-                tracing::warn!(transfer, error = %e, "cannot record the citizens' deliveries");
-            }
+        let deliveries: Vec<(String, String, u64)> = counts
+            .iter()
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(subject, (n, subject_ref))| (subject.to_string(), subject_ref.clone(), *n))
+            .collect();
+        if deliveries.is_empty() {
+            return;
+        }
+        let scope = (
+            scope.recipient.as_str(),
+            scope.dataset.as_str(),
+            scope.purpose.as_str(),
+        );
+        if let Err(e) = self
+            .store
+            .add_deliveries(transfer, scope, &deliveries, self.clock.now())
+            .await
+        {
+            tracing::warn!(transfer, error = %e, "cannot record the citizens' deliveries");
         }
     }
 }

@@ -335,37 +335,40 @@ impl Store {
         self.records_where("1 = 1", vec![]).await
     }
 
-    /// Counts `records` of `subject` released by `transfer` today.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn add_delivery(
+    /// Counts the records of each citizen a transfer released today: `(subject, subject_ref, records)` for
+    /// each, all in one write transaction (a stream of a thousand citizens is one commit, not a thousand).
+    pub async fn add_deliveries(
         &self,
         transfer: &str,
-        subject: &str,
-        recipient: &str,
-        dataset: &str,
-        purpose: &str,
-        subject_ref: &str,
-        records: u64,
+        scope: (&str, &str, &str),
+        deliveries: &[(String, String, u64)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let (recipient, dataset, purpose) = scope;
         let day = at.timestamp().div_euclid(86_400);
-        self.exec(
-            "INSERT INTO consent_deliveries (transfer_id, subject, day, recipient, dataset, purpose, subject_ref, \
-             records, last_at) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8) ON CONFLICT (transfer_id, subject, day) \
-             DO UPDATE SET records = consent_deliveries.records + $7, last_at = $8",
-            vec![
-                transfer.to_owned().into(),
-                subject.to_owned().into(),
-                day.into(),
-                recipient.to_owned().into(),
-                dataset.to_owned().into(),
-                purpose.to_owned().into(),
-                (records as i64).into(),
-                millis(at).into(),
-                subject_ref.to_owned().into(),
-            ],
-        )
-        .await?;
+        let txn = self.begin_write().await?;
+        for (subject, subject_ref, records) in deliveries {
+            Self::exec_on(
+                &*txn,
+                "INSERT INTO consent_deliveries (transfer_id, subject, day, recipient, dataset, purpose, \
+                 subject_ref, records, last_at) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8) \
+                 ON CONFLICT (transfer_id, subject, day) \
+                 DO UPDATE SET records = consent_deliveries.records + $7, last_at = $8",
+                vec![
+                    transfer.to_owned().into(),
+                    subject.clone().into(),
+                    day.into(),
+                    recipient.to_owned().into(),
+                    dataset.to_owned().into(),
+                    purpose.to_owned().into(),
+                    i64::try_from(*records).unwrap_or(i64::MAX).into(),
+                    millis(at).into(),
+                    subject_ref.clone().into(),
+                ],
+            )
+            .await?;
+        }
+        txn.commit().await?;
         Ok(())
     }
 
