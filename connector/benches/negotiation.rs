@@ -90,7 +90,7 @@ async fn api(
 /// How many negotiations a provider has finalized (it then holds their agreements): one `GROUP BY` count
 /// read from its `/metrics`, so counting costs the same after 30,000 negotiations as after 30 (paging through
 /// the agreements list grew with every one, and dominated a long soak).
-async fn count_agreements(client: &reqwest::Client, p: &Api) -> usize {
+async fn finalized_negotiations(client: &reqwest::Client, p: &Api) -> usize {
     let text = client
         .get(format!("{}/metrics", p.0))
         .send()
@@ -287,8 +287,8 @@ async fn measure(
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     // Throughput: `concurrent` negotiations started at once (the consumer's processor sends at most
     // `negotiation.concurrency` messages at a time), until the provider holds every agreement. Counted
-    // through the agreements list, so the measurement does not poll each negotiation.
-    let before = count_agreements(client, papi).await;
+    // from the provider's finalized negotiations, so the measurement does not poll each negotiation.
+    let before = finalized_negotiations(client, papi).await;
     let t = Instant::now();
     let mut starts = Vec::new();
     for _ in 0..concurrent {
@@ -310,7 +310,7 @@ async fn measure(
         s.await.unwrap();
     }
     loop {
-        let done = count_agreements(client, papi).await - before;
+        let done = finalized_negotiations(client, papi).await - before;
         if done >= concurrent {
             break;
         }

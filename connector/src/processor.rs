@@ -7,8 +7,9 @@
 //! the next attempt (exponential back-off with jitter). After `negotiation.max_attempts` failures it gives up:
 //! it owes a termination whose reason names the failure, and if even that cannot be delivered it terminates
 //! the process locally. At most `negotiation.concurrency` sends run at a time. New work wakes it at once
-//! (no polling delay), and so does every finished send while due work may be waiting for a permit; it also looks every `negotiation.poll_interval_ms` for work another replica left behind
-//! and sleeps no longer than until the next retry is due.
+//! (no polling delay), and so does every finished send while due work may be waiting for a permit; it also
+//! looks every `negotiation.poll_interval_ms` for work another replica left behind and sleeps no longer than
+//! until the next retry is due.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
