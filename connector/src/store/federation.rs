@@ -36,7 +36,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value as 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::identity::sql;
+use super::identity::{get, sql};
 use super::{Store, StoreError, from_millis, millis};
 
 /// How a source came into the cache.
@@ -766,18 +766,18 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// The `FROM … WHERE` part of a search without words: the live datasets (or buckets, `table`)
-    /// that pass the filters. On SQLite the sources in their `(city, address)` order drive
-    /// (`CROSS JOIN`), so a page in that order stops after its rows instead of sorting every dataset.
-    fn search_from(&self, q: &FederatedQuery, s: &mut Sql, table: &str) {
+    /// The `FROM … WHERE` part of a search without words: the live buckets that hold datasets and pass the
+    /// filters. On SQLite the sources in their `(city, address)` order drive (`CROSS JOIN`), so a page in
+    /// that order stops after its rows instead of sorting every bucket.
+    fn search_from(&self, q: &FederatedQuery, s: &mut Sql) {
         let join = if self.backend_() == DbBackend::Postgres {
             "JOIN"
         } else {
             "CROSS JOIN"
         };
         s.push(&format!(
-            " FROM fed_sources s {join} {table} d ON s.address = d.address AND s.generation = d.generation \
-             WHERE 1 = 1"
+            " FROM fed_sources s {join} fed_buckets d ON s.address = d.address AND s.generation = d.generation \
+             WHERE d.n > 0"
         ));
         self.search_filters(q, s);
     }
@@ -818,14 +818,7 @@ impl Store {
                 .push(")");
         }
         if let Some(model) = lower(&q.data_model) {
-            // `+`: on SQLite, not through the data model's index (it would visit every dataset of the
-            // model before the first page is known).
-            s.push(if postgres {
-                " AND d.model_key = "
-            } else {
-                " AND +d.model_key = "
-            })
-            .bind(model);
+            s.push(" AND d.model_key = ").bind(model);
         }
         if let Some(theme) = lower(&q.theme) {
             let f = if postgres { "strpos" } else { "instr" };
@@ -841,13 +834,9 @@ impl Store {
         }
     }
 
-    /// The score expression (see the module's documentation).
-    fn score_expr(&self, words: &[QueryWord], s: &mut Sql) {
-        let f = if self.backend_() == DbBackend::Postgres {
-            "strpos"
-        } else {
-            "instr"
-        };
+    /// The score expression of PostgreSQL's text search (see the module's documentation; SQLite scores
+    /// from the column-marked terms of its full-text index).
+    fn score_expr(words: &[QueryWord], s: &mut Sql) {
         s.push("(1");
         for w in words {
             for (_, col, weight) in SCORED_COLUMNS {
@@ -856,7 +845,7 @@ impl Store {
                     if i > 0 {
                         s.push(" OR ");
                     }
-                    s.push(&format!("{f}(d.{col}, "))
+                    s.push(&format!("strpos(d.{col}, "))
                         .bind(format!(" {stem}"))
                         .push(") > 0");
                 }
@@ -935,8 +924,7 @@ impl Store {
         s.push(&format!(
             "SELECT s.city AS city, s.address AS address, s.generation AS generation, {ids} AS buckets"
         ));
-        self.search_from(q, &mut s, "fed_buckets");
-        s.push(" AND d.n > 0");
+        self.search_from(q, &mut s);
         if let Some(CursorKey(_, city, address, _)) = after {
             s.push(" AND (s.city, s.address) >= (")
                 .bind(city.clone())
@@ -998,7 +986,7 @@ impl Store {
             "SELECT s.city AS city, d.data_model AS data_model, d.themes AS themes, \
              d.licence AS licence, d.access AS access, CAST(SUM(d.n) AS BIGINT) AS n",
         );
-        self.search_from(q, &mut s, "fed_buckets");
+        self.search_from(q, &mut s);
         s.push(" GROUP BY s.city, d.data_model, d.themes, d.licence, d.access");
         self.db
             .query_all_raw(s.statement(self.backend_()))
@@ -1031,7 +1019,7 @@ impl Store {
         if backend == DbBackend::Postgres {
             let mut s = Sql::default();
             s.push("SELECT string_agg(d.id::text || ':' || ");
-            self.score_expr(words, &mut s);
+            Self::score_expr(words, &mut s);
             s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d");
             // The filters too (the buckets check them again): with a city or a data model, the planner
             // ANDs the text index with the source's or the model's index and reads only those rows
@@ -1053,9 +1041,11 @@ impl Store {
                 .split(',')
                 .filter(|s| !s.is_empty())
                 .map(|hit| {
-                    let (id, score) = hit.split_once(':').unwrap_or((hit, "1"));
-                    match (id.parse(), score.parse()) {
-                        (Ok(id), Ok(score)) => Ok((id, score)),
+                    let parsed = hit
+                        .split_once(':')
+                        .and_then(|(id, score)| Some((id.parse().ok()?, score.parse().ok()?)));
+                    match parsed {
+                        Some(hit) => Ok(hit),
                         _ => Err(StoreError::Corrupt("search hit".into(), hit.to_owned())),
                     }
                 })
@@ -1310,15 +1300,10 @@ impl Store {
              d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
              s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
              JOIN fed_bodies b ON b.id = d.id JOIN fed_sources s ON s.address = d.address \
-             WHERE d.id IN (",
+             WHERE d.id IN ",
         );
-        for (i, (id, _)) in order.iter().enumerate() {
-            if i > 0 {
-                s.push(", ");
-            }
-            s.bind(*id);
-        }
-        s.push(")");
+        let ids: Vec<i64> = order.iter().map(|(id, _)| *id).collect();
+        self.id_set(&mut s, &ids);
         let mut rows = std::collections::HashMap::new();
         for row in self.db.query_all_raw(s.statement(self.backend_())).await? {
             rows.insert(get::<i64>(&row, "id")?, row);
@@ -1975,12 +1960,6 @@ impl Store {
     ) -> Result<Vec<CachedDataset>, StoreError> {
         self.live_datasets(Some(address)).await
     }
-}
-
-/// A column of a row read with raw SQL.
-fn get<T: sea_orm::TryGetable>(row: &sea_orm::QueryResult, c: &str) -> Result<T, StoreError> {
-    row.try_get("", c)
-        .map_err(|e| StoreError::Corrupt(c.into(), e.to_string()))
 }
 
 /// A new crawl generation: random, so two crawls of one source never share one.

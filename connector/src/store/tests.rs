@@ -919,6 +919,38 @@ mod federated {
     }
 
     #[tokio::test]
+    async fn a_dataset_id_repeated_with_other_attributes_leaves_no_empty_facet_value() {
+        for b in backends("fed_repeated_id").await {
+            let store = open(&b).await;
+            // The second `d1` is dropped (a source's ids are unique), so the bucket it would have made
+            // (data model `B`) holds nothing and must not appear as a facet value.
+            store
+                .replace_cached_catalog(
+                    "http://lund/dsp",
+                    "did:web:lund",
+                    "Lund",
+                    &[
+                        dataset("d1", "Parkering", "A", "transport", true),
+                        dataset("d1", "Parkering", "B", "transport", true),
+                    ],
+                )
+                .await
+                .unwrap();
+            for q in [FederatedQuery::default(), query("parkering")] {
+                let page = store.search_federated(&q, 10).await.unwrap();
+                assert_eq!(page.total, 1);
+                let models: Vec<_> = page
+                    .facets
+                    .data_model
+                    .iter()
+                    .map(|f| f.value.clone())
+                    .collect();
+                assert_eq!(models, ["A"], "{q:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn swedish_and_english_inflections_are_found_ranked_with_facets() {
         for b in backends("fed_words").await {
             let store = open(&b).await;
