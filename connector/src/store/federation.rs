@@ -32,12 +32,16 @@ use caap_catalog::remote::RemoteDataset;
 use caap_catalog::search::CachedDataset;
 use chrono::{DateTime, Utc};
 use rust_stemmers::{Algorithm, Stemmer};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value as DbValue};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::identity::{get, sql};
 use super::{Store, StoreError, from_millis, millis};
+
+mod terms;
+
+use terms::Bits;
 
 /// How a source came into the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,7 +329,7 @@ fn stems(word: &str) -> Vec<String> {
 
 /// The indexed terms of a text: each word and its stems, space-separated with a space before each
 /// (so `instr(terms, ' ' || stem)` finds a word starting with the stem).
-fn terms(texts: &[&str]) -> String {
+pub(super) fn terms(texts: &[&str]) -> String {
     let mut seen = HashSet::new();
     let mut out = String::from(" ");
     for text in texts {
@@ -344,7 +348,7 @@ fn terms(texts: &[&str]) -> String {
 }
 
 /// A query word with its stems.
-struct QueryWord {
+pub(super) struct QueryWord {
     word: String,
     stems: Vec<String>,
 }
@@ -352,7 +356,7 @@ struct QueryWord {
 impl QueryWord {
     /// What an indexed word may start with to match: the stems and the word, leaving out any that
     /// starts with another (`parkering` is found by `parker` already).
-    fn prefixes(&self) -> Vec<&str> {
+    pub(super) fn prefixes(&self) -> Vec<&str> {
         let all: Vec<&str> = self
             .stems
             .iter()
@@ -365,7 +369,7 @@ impl QueryWord {
     /// The stems, leaving out any that starts with another. A column's score looks for these: a
     /// longer one would find nothing more, and on SQLite it would cost a merge of every indexed
     /// term it starts (the index keeps prefixes up to 10 characters, marks included).
-    fn stem_prefixes(&self) -> Vec<&str> {
+    pub(super) fn stem_prefixes(&self) -> Vec<&str> {
         let stems: Vec<&str> = self.stems.iter().map(String::as_str).collect();
         covering(&stems)
     }
@@ -386,7 +390,7 @@ fn covering<'a>(all: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
-fn query_words(q: &str) -> Vec<QueryWord> {
+pub(super) fn query_words(q: &str) -> Vec<QueryWord> {
     let mut seen = HashSet::new();
     q.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -650,13 +654,13 @@ impl Buckets {
     }
 }
 
-/// The scored columns (the mark of their terms in the index, their column in `fed_datasets`) and
-/// their weights (see the module's documentation).
-const SCORED_COLUMNS: [(&str, &str, i64); 4] = [
-    ("t_", "title_terms", 10),
-    ("g_", "tag_terms", 5),
-    ("x_", "text_terms", 2),
-    ("o_", "other_terms", 1),
+/// The scored columns (their terms' column in `fed_datasets`, in the order of the term index's sets)
+/// and their weights (see the module's documentation).
+pub(super) const SCORED_COLUMNS: [(&str, i64); 4] = [
+    ("title_terms", 10),
+    ("tag_terms", 5),
+    ("text_terms", 2),
+    ("other_terms", 1),
 ];
 
 /// The keys of a page: its hits' ids with their negated scores, whether more follow, the last one's key.
@@ -752,15 +756,6 @@ fn id_text(ids: &[i64]) -> String {
     out
 }
 
-/// The FTS5 query of each word: any of `prefixes` (marked with `mark`) as a prefix.
-fn fts5_word<'a>(mark: &str, prefixes: impl IntoIterator<Item = &'a str>) -> String {
-    let alts: Vec<String> = prefixes
-        .into_iter()
-        .map(|s| format!("\"{mark}{}\"*", s.replace('"', "")))
-        .collect();
-    format!("({})", alts.join(" OR "))
-}
-
 impl Store {
     fn backend_(&self) -> DbBackend {
         self.db.get_database_backend()
@@ -780,18 +775,6 @@ impl Store {
              WHERE d.n > 0"
         ));
         self.search_filters(q, s);
-    }
-
-    /// PostgreSQL's text search of the words (every word, as a prefix of a Swedish or English lexeme).
-    fn text_filter(words: &[QueryWord], s: &mut Sql) {
-        for w in words {
-            let lexeme = format!("{}:*", w.word);
-            s.push(" AND d.tsv @@ (to_tsquery('swedish', ")
-                .bind(lexeme.clone())
-                .push(") || to_tsquery('english', ")
-                .bind(lexeme)
-                .push("))");
-        }
     }
 
     /// `(ids)` as a subquery of one value (a long `IN` list would be a statement per length).
@@ -832,27 +815,6 @@ impl Store {
         if let Some(access) = lower(&q.access) {
             s.push(" AND d.access = ").bind(access);
         }
-    }
-
-    /// The score expression of PostgreSQL's text search (see the module's documentation; SQLite scores
-    /// from the column-marked terms of its full-text index).
-    fn score_expr(words: &[QueryWord], s: &mut Sql) {
-        s.push("(1");
-        for w in words {
-            for (_, col, weight) in SCORED_COLUMNS {
-                s.push(" + CASE WHEN ");
-                for (i, stem) in w.stem_prefixes().into_iter().enumerate() {
-                    if i > 0 {
-                        s.push(" OR ");
-                    }
-                    s.push(&format!("strpos(d.{col}, "))
-                        .bind(format!(" {stem}"))
-                        .push(") > 0");
-                }
-                s.push(&format!(" THEN {weight} ELSE 0 END"));
-            }
-        }
-        s.push(")");
     }
 
     /// One page of a search, with the total and the facets over every hit.
@@ -1006,137 +968,132 @@ impl Store {
             .collect()
     }
 
-    /// The hits of the words with their scores, in id order. On SQLite from the full-text index alone:
-    /// the hits' ids and, per word and column, the hits with the word there, each one string. On
-    /// PostgreSQL from the rows the text search finds that pass the filters (their ids and scores
-    /// only, one string).
+    /// The hits of the words with their scores, in id order, from the term index: the rows of the
+    /// terms the words start (in live buckets that pass the filters), each bucket's hits being the
+    /// datasets every word matches, each one's score from the columns its words are in. One string
+    /// from the database.
     async fn scored_hits(
         &self,
         q: &FederatedQuery,
         words: &[QueryWord],
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let backend = self.backend_();
-        if backend == DbBackend::Postgres {
-            let mut s = Sql::default();
-            s.push("SELECT string_agg(d.id::text || ':' || ");
-            Self::score_expr(words, &mut s);
-            s.push("::text, ',' ORDER BY d.id) AS h FROM fed_datasets d");
-            // The filters too (the buckets check them again): with a city or a data model, the planner
-            // ANDs the text index with the source's or the model's index and reads only those rows
-            // (q=luft&city=…: 84 rows read instead of 25,000).
-            if q.city.is_some() {
-                s.push(" JOIN fed_sources s ON s.address = d.address");
+        let postgres = backend == DbBackend::Postgres;
+        let row = if postgres {
+            "CAST(t.w AS TEXT) || ':' || CAST(t.bucket AS TEXT) || ':' || CAST(d.n AS TEXT) || ':' \
+             || t.term || ':' || encode(t.docs, 'hex')"
+        } else {
+            "t.w || ':' || t.bucket || ':' || d.n || ':' || t.term || ':' || hex(t.docs)"
+        };
+        let agg = if postgres {
+            "string_agg"
+        } else {
+            "group_concat"
+        };
+        let mut s = Sql::default();
+        s.push(&format!("SELECT {agg}({row}, ',') AS h FROM ("));
+        let mut first = true;
+        for (w, word) in words.iter().enumerate() {
+            for prefix in word.prefixes() {
+                if !first {
+                    s.push(" UNION ALL ");
+                }
+                first = false;
+                s.push(&format!(
+                    "SELECT {w} AS w, term, bucket, docs FROM fed_terms WHERE term >= "
+                ))
+                .bind(prefix.to_owned())
+                .push(" AND term < ")
+                .bind(format!("{prefix}\u{10FFFF}"));
             }
-            s.push(" WHERE 1 = 1");
-            self.search_filters(q, &mut s);
-            Self::text_filter(words, &mut s);
-            let rows = self.db.query_all_raw(s.statement(backend)).await?;
-            let text: Option<String> = match rows.first() {
-                Some(row) => get(row, "h")?,
-                None => None,
+        }
+        s.push(
+            ") t JOIN fed_buckets d ON d.id = t.bucket JOIN fed_sources s ON s.address = d.address \
+             AND s.generation = d.generation WHERE d.n > 0",
+        );
+        self.search_filters(q, &mut s);
+        let rows = self.db.query_all_raw(s.statement(backend)).await?;
+        let text: Option<String> = match rows.first() {
+            Some(row) => get(row, "h")?,
+            None => None,
+        };
+        let corrupt =
+            |row: &str, why: String| StoreError::Corrupt(format!("term index row {row}"), why);
+        // Per bucket: its size, and per word the datasets it matches and, per column, those with one
+        // of its stems there.
+        struct Matched {
+            n: usize,
+            words: Vec<Option<(Bits, [Bits; terms::COLUMNS])>>,
+        }
+        let mut buckets: FastMap<i64, Matched> = FastMap::default();
+        let stems: Vec<Vec<&str>> = words.iter().map(QueryWord::stem_prefixes).collect();
+        for r in text
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|r| !r.is_empty())
+        {
+            let mut parts = r.splitn(5, ':');
+            let mut next = || {
+                parts
+                    .next()
+                    .ok_or_else(|| corrupt(r, "too few fields".into()))
             };
-            return text
-                .as_deref()
-                .unwrap_or_default()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|hit| {
-                    let parsed = hit
-                        .split_once(':')
-                        .and_then(|(id, score)| Some((id.parse().ok()?, score.parse().ok()?)));
-                    match parsed {
-                        Some(hit) => Ok(hit),
-                        _ => Err(StoreError::Corrupt("search hit".into(), hit.to_owned())),
-                    }
-                })
-                .collect();
-        }
-        // Each word (its stems and itself), and each word in each scored column (its stems).
-        let plain: Vec<String> = words.iter().map(|w| fts5_word("", w.prefixes())).collect();
-        let mut sets = Vec::new();
-        for (i, w) in words.iter().enumerate() {
-            let others: String = plain
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, p)| format!(" AND {p}"))
-                .collect();
-            for (mark, _, weight) in SCORED_COLUMNS {
-                let stems = fts5_word(mark, w.stem_prefixes());
-                sets.push((format!("{stems}{others}"), weight));
-            }
-        }
-        let all = plain.join(" AND ");
-        // First how many hits each has (cheap: no ids): a column that every hit or none has the
-        // word in gives all or none the same weight, and its ids are not needed.
-        let each = |s: &mut Sql, f: &str, queries: &[&str]| {
-            s.push("SELECT ");
-            for (i, query) in queries.iter().enumerate() {
-                if i > 0 {
-                    s.push(", ");
+            let (w, bucket, n, term, docs) = (next()?, next()?, next()?, next()?, next()?);
+            let w: usize = w.parse().map_err(|_| corrupt(r, "word".into()))?;
+            let bucket: i64 = bucket.parse().map_err(|_| corrupt(r, "bucket".into()))?;
+            let n: usize = n
+                .parse()
+                .ok()
+                .filter(|n| *n <= BUCKET_SIZE as usize)
+                .ok_or_else(|| corrupt(r, "bucket size".into()))?;
+            let sets = terms::unhex(docs)
+                .and_then(|b| terms::decode(&b, n))
+                .map_err(|e| corrupt(r, e))?;
+            let Some(word_stems) = stems.get(w) else {
+                return Err(corrupt(r, "word".into()));
+            };
+            let m = buckets.entry(bucket).or_insert_with(|| Matched {
+                n,
+                words: vec![None; words.len()],
+            });
+            let (any, columns) = m.words[w]
+                .get_or_insert_with(|| (Bits::empty(n), std::array::from_fn(|_| Bits::empty(n))));
+            let scored = word_stems.iter().any(|p| term.starts_with(p));
+            for (c, set) in sets.iter().enumerate() {
+                any.or(set);
+                if scored {
+                    columns[c].or(set);
                 }
-                s.push(&format!("(SELECT {f} FROM fed_fts WHERE fed_fts MATCH "))
-                    .bind((*query).to_owned())
-                    .push(&format!(") AS c{i}"));
-            }
-        };
-        let queries: Vec<&str> = std::iter::once(all.as_str())
-            .chain(sets.iter().map(|(q, _)| q.as_str()))
-            .collect();
-        // One snapshot for both reads.
-        let txn = self.db.begin().await?;
-        let mut s = Sql::default();
-        each(&mut s, "COUNT(*)", &queries);
-        let rows = txn.query_all_raw(s.statement(backend)).await?;
-        let Some(row) = rows.first() else {
-            return Ok(Vec::new());
-        };
-        let counts = (0..queries.len())
-            .map(|i| get::<i64>(row, &format!("c{i}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let total = counts.first().copied().unwrap_or_default();
-        if total == 0 {
-            return Ok(Vec::new());
-        }
-        let mut base = 1;
-        let mut listed = vec![all.as_str()];
-        let mut weights = Vec::new();
-        for ((query, weight), n) in sets.iter().zip(&counts[1..]) {
-            if *n == total {
-                base += weight;
-            } else if *n > 0 {
-                listed.push(query);
-                weights.push(*weight);
             }
         }
-        let mut s = Sql::default();
-        each(&mut s, "group_concat(rowid)", &listed);
-        let rows = txn.query_all_raw(s.statement(backend)).await?;
-        txn.commit().await?;
-        let Some(row) = rows.first() else {
-            return Ok(Vec::new());
-        };
-        let hits = id_list(get(row, "c0")?)?;
-        let sets = (1..listed.len())
-            .map(|i| id_list(get(row, &format!("c{i}"))?))
-            .collect::<Result<Vec<_>, _>>()?;
-        // The lists are in id order: one merge.
-        let mut at = vec![0usize; sets.len()];
-        Ok(hits
-            .into_iter()
-            .map(|id| {
-                let mut score = base;
-                for ((set, at), weight) in sets.iter().zip(at.iter_mut()).zip(&weights) {
-                    while set.get(*at).is_some_and(|&x| x < id) {
-                        *at += 1;
-                    }
-                    if set.get(*at) == Some(&id) {
-                        score += weight;
+        let mut ids: Vec<i64> = buckets.keys().copied().collect();
+        ids.sort_unstable();
+        let mut hits = Vec::new();
+        for bucket in ids {
+            let Some(m) = buckets.get(&bucket) else {
+                continue;
+            };
+            let Some(matched) = m.words.iter().try_fold(Bits::full(m.n), |mut all, w| {
+                let (any, _) = w.as_ref()?;
+                all.and(any);
+                Some(all)
+            }) else {
+                continue;
+            };
+            for pos in matched.positions() {
+                let mut score = 1;
+                for (_, columns) in m.words.iter().flatten() {
+                    for (set, (_, weight)) in columns.iter().zip(SCORED_COLUMNS) {
+                        if set.get(pos) {
+                            score += weight;
+                        }
                     }
                 }
-                (id, score)
-            })
-            .collect())
+                hits.push(((bucket << BUCKET_SHIFT) | pos as i64, score));
+            }
+        }
+        Ok(hits)
     }
 
     /// A search with words: the scored hits (whose ids' high bits are their bucket), then the few
@@ -1432,14 +1389,13 @@ impl Store {
                 .bind(g);
             }
         };
-        let mut by_id = vec!["fed_bodies"];
-        if self.backend_() != DbBackend::Postgres {
-            by_id.push("fed_fts");
-        }
-        for (table, id) in by_id.into_iter().zip(["id", "rowid"]) {
+        for (table, id, of) in [
+            ("fed_bodies", "id", "fed_datasets"),
+            ("fed_terms", "bucket", "fed_buckets"),
+        ] {
             let mut s = Sql::default();
             s.push(&format!(
-                "DELETE FROM {table} WHERE {id} IN (SELECT id FROM fed_datasets WHERE "
+                "DELETE FROM {table} WHERE {id} IN (SELECT id FROM {of} WHERE "
             ));
             which(&mut s);
             s.push(")");
@@ -1708,13 +1664,8 @@ impl Store {
             s.push(
                 "INSERT INTO fed_datasets (id, address, generation, dataset_id, data_model, model_key, \
                  themes, themes_key, licence, licence_key, access, title_terms, tag_terms, text_terms, \
-                 other_terms",
+                 other_terms) VALUES (",
             );
-            s.push(if backend == DbBackend::Postgres {
-                ", tsv) VALUES ("
-            } else {
-                ") VALUES ("
-            });
             s.bind(id)
                 .push(", ")
                 .bind(address.to_owned())
@@ -1725,24 +1676,13 @@ impl Store {
                 .push(", ");
             bucket.bind_values(&mut s);
             s.push(", ")
-                .bind(title_terms.clone())
+                .bind(title_terms)
                 .push(", ")
-                .bind(tag_terms.clone())
+                .bind(tag_terms)
                 .push(", ")
-                .bind(text_terms.clone())
+                .bind(text_terms)
                 .push(", ")
-                .bind(other_terms.clone());
-            if backend == DbBackend::Postgres {
-                let all = format!(
-                    "{title} {} {description} {city}",
-                    words(&tags.join(" ")).join(" ")
-                );
-                s.push(", to_tsvector('swedish', ")
-                    .bind(all.clone())
-                    .push(") || to_tsvector('english', ")
-                    .bind(all)
-                    .push(")");
-            }
+                .bind(other_terms);
             s.push(") ON CONFLICT (address, generation, dataset_id) DO NOTHING RETURNING id");
             let rows = txn.txn.query_all_raw(s.statement(backend)).await?;
             if rows.is_empty() {
@@ -1757,27 +1697,6 @@ impl Store {
                 .bind(body)
                 .push(")");
             Self::fed_exec(&txn.txn, s).await?;
-            if backend != DbBackend::Postgres {
-                let mut s = Sql::default();
-                let mut all = format!("{title_terms}{text_terms}{tag_terms}{other_terms}");
-                for ((col, _, _), t) in
-                    SCORED_COLUMNS
-                        .iter()
-                        .zip([title_terms, tag_terms, text_terms, other_terms])
-                {
-                    for term in t.split(' ').filter(|t| !t.is_empty()) {
-                        all.push_str(col);
-                        all.push_str(term);
-                        all.push(' ');
-                    }
-                }
-                s.push("INSERT INTO fed_fts (rowid, terms) VALUES (")
-                    .bind(id)
-                    .push(", ")
-                    .bind(all)
-                    .push(")");
-                Self::fed_exec(&txn.txn, s).await?;
-            }
         }
         for (id, n) in buckets.ids {
             let mut s = Sql::default();
@@ -1840,6 +1759,7 @@ impl Store {
             .bind(address.to_owned());
         let live = Self::fed_exec(&txn.txn, s).await? == 1;
         if live {
+            Self::index_generation(&txn.txn, address, generation).await?;
             self.drop_datasets_in(&txn.txn, address, Some((generation, true)))
                 .await?;
         } else {
@@ -1847,6 +1767,75 @@ impl Store {
         }
         txn.commit().await?;
         Ok(live.then_some(count))
+    }
+
+    /// Writes the term index of `address`'s `generation` (see `terms`), one bucket at a time from the
+    /// terms each dataset keeps per column.
+    async fn index_generation<C: ConnectionTrait>(
+        db: &C,
+        address: &str,
+        generation: i64,
+    ) -> Result<(), StoreError> {
+        /// Rows per statement (three values each).
+        const ROWS: usize = 200;
+        let backend = db.get_database_backend();
+        let mut s = Sql::default();
+        s.push("SELECT id FROM fed_buckets WHERE address = ")
+            .bind(address.to_owned())
+            .push(" AND generation = ")
+            .bind(generation)
+            .push(" AND n > 0 ORDER BY id");
+        let buckets = db
+            .query_all_raw(s.statement(backend))
+            .await?
+            .iter()
+            .map(|r| get::<i64>(r, "id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        for bucket in buckets {
+            let mut s = Sql::default();
+            s.push(
+                "SELECT id, title_terms, tag_terms, text_terms, other_terms FROM fed_datasets \
+                 WHERE id >= ",
+            )
+            .bind(bucket << BUCKET_SHIFT)
+            .push(" AND id < ")
+            .bind((bucket + 1) << BUCKET_SHIFT)
+            .push(" ORDER BY id");
+            let rows = db.query_all_raw(s.statement(backend)).await?;
+            let mut positions: BTreeMap<String, [Vec<u32>; terms::COLUMNS]> = BTreeMap::new();
+            for row in &rows {
+                let pos =
+                    u32::try_from(get::<i64>(row, "id")? & (BUCKET_SIZE - 1)).unwrap_or_default();
+                for (c, (column, _)) in SCORED_COLUMNS.iter().enumerate() {
+                    let text: String = get(row, column)?;
+                    for term in text.split(' ').filter(|t| !t.is_empty()) {
+                        let at = match positions.get_mut(term) {
+                            Some(at) => at,
+                            None => positions.entry(term.to_owned()).or_default(),
+                        };
+                        if at[c].last() != Some(&pos) {
+                            at[c].push(pos);
+                        }
+                    }
+                }
+            }
+            let all: Vec<(String, [Vec<u32>; terms::COLUMNS])> = positions.into_iter().collect();
+            for chunk in all.chunks(ROWS) {
+                let mut s = Sql::default();
+                s.push("INSERT INTO fed_terms (term, bucket, docs) VALUES ");
+                for (i, (term, columns)) in chunk.iter().enumerate() {
+                    s.push(if i == 0 { "(" } else { ", (" })
+                        .bind(term.clone())
+                        .push(", ")
+                        .bind(bucket)
+                        .push(", ")
+                        .bind(terms::encode(columns))
+                        .push(")");
+                }
+                Self::fed_exec(db, s).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Records a failed crawl: drops what it staged, keeps the last good catalog (now stale), counts

@@ -24,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0010CatalogRevision),
             Box::new(M0011FederatedIndex),
             Box::new(M0012FederatedBuckets),
+            Box::new(M0013FederatedTerms),
         ]
     }
 }
@@ -809,6 +810,71 @@ impl MigrationTrait for M0012FederatedBuckets {
                 "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', contentless_delete=1, \
                  detail=none, prefix='2 3 4 5 6 7 8 9 10')",
             ]);
+        }
+        run(manager, &down).await
+    }
+}
+
+/// Search counts, facets and ranks from a term index of its own (ADR 0011): for each term and bucket,
+/// which of the bucket's datasets have it and in which column (`fed_terms`, written when a crawl is
+/// committed). It replaces the full-text index of m0009/m0011/m0012 (SQLite's FTS5 table, PostgreSQL's
+/// `tsvector` with its GIN index), which every search had to walk hit by hit. PostgreSQL compares the terms
+/// bytewise (`COLLATE "C"`), so a prefix is one range of the key on both backends. The cache is emptied
+/// (the committed catalogs have no term rows) and every source is due for crawling at once.
+#[derive(Debug)]
+struct M0013FederatedTerms;
+
+impl MigrationName for M0013FederatedTerms {
+    fn name(&self) -> &str {
+        "m0013_federated_terms"
+    }
+}
+
+/// Empties the federated cache (with its buckets) and makes every source due.
+const EMPTY_CACHE_0013: &[&str] = &[
+    "DELETE FROM fed_bodies",
+    "DELETE FROM fed_datasets",
+    "DELETE FROM fed_buckets",
+    "UPDATE fed_sources SET generation = 0, dataset_count = 0, next_crawl_at = 0",
+];
+
+#[async_trait]
+impl MigrationTrait for M0013FederatedTerms {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let mut up: Vec<&str> = EMPTY_CACHE_0013.to_vec();
+        if postgres {
+            up.extend([
+                "DROP INDEX fed_datasets_tsv",
+                "ALTER TABLE fed_datasets DROP COLUMN tsv",
+                "CREATE TABLE fed_terms (term TEXT COLLATE \"C\" NOT NULL, bucket BIGINT NOT NULL, \
+                 docs BYTEA NOT NULL, PRIMARY KEY (term, bucket))",
+            ]);
+        } else {
+            up.extend([
+                "DROP TABLE fed_fts",
+                "CREATE TABLE fed_terms (term TEXT NOT NULL, bucket INTEGER NOT NULL, \
+                 docs BLOB NOT NULL, PRIMARY KEY (term, bucket)) WITHOUT ROWID",
+            ]);
+        }
+        up.push("CREATE INDEX fed_terms_bucket ON fed_terms (bucket)");
+        run(manager, &up).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let mut down: Vec<&str> = EMPTY_CACHE_0013.to_vec();
+        down.extend(["DROP INDEX fed_terms_bucket", "DROP TABLE fed_terms"]);
+        if postgres {
+            down.extend([
+                "ALTER TABLE fed_datasets ADD COLUMN tsv TSVECTOR NOT NULL",
+                "CREATE INDEX fed_datasets_tsv ON fed_datasets USING GIN (tsv)",
+            ]);
+        } else {
+            down.push(
+                "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', contentless_delete=1, \
+                 detail=none, prefix='2 3 4 5 6 7 8 9 10', tokenize=\"unicode61 tokenchars '_'\")",
+            );
         }
         run(manager, &down).await
     }

@@ -1131,6 +1131,243 @@ mod federated {
         }
     }
 
+    /// The term index is an optimisation, not a second meaning: every search (words, prefixes,
+    /// filters) pages through exactly the hits, scores and order that checking each live dataset against
+    /// the words finds, with the same total and facets, over buckets that span several staged pages and
+    /// after a source is crawled again.
+    #[tokio::test]
+    async fn the_term_index_finds_what_a_scan_of_every_dataset_finds() {
+        use crate::store::federation::{SCORED_COLUMNS, query_words, terms};
+        const VOCAB: &[&str] = &[
+            "parkering",
+            "parkeringar",
+            "parkeringsplats",
+            "luft",
+            "luftkvalitet",
+            "buller",
+            "bullret",
+            "station",
+            "stationen",
+            "stationer",
+            "hamn",
+            "hamnen",
+            "torg",
+            "torget",
+            "cykel",
+            "cyklar",
+            "sensor",
+            "park",
+            "parken",
+            "väg",
+            "vägar",
+            "OffStreetParking",
+        ];
+        const QUERIES: &[&str] = &[
+            "park",
+            "stat",
+            "parkering",
+            "stationen",
+            "luft torget",
+            "cyklar väg",
+            "sensor",
+            "hamnen hamn",
+            "buller park",
+            "vägarna",
+            "parkeringsplatser",
+            "street",
+            "zzz",
+            "p",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let text = |n: usize, next: &mut dyn FnMut(usize) -> usize| {
+            (0..1 + next(n))
+                .map(|_| VOCAB[next(VOCAB.len())])
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // (city, address, dataset) of every dataset the last crawls left.
+        let mut live: Vec<(String, String, RemoteDataset)> = Vec::new();
+        let mut crawls = Vec::new();
+        for (city, n) in [("Lund", 230), ("Malmö", 140), ("Ystad", 90), ("Lund", 170)] {
+            let datasets: Vec<RemoteDataset> = (0..n)
+                .map(|i| {
+                    let mut d = dataset(
+                        &format!("urn:{city}:{i:03}"),
+                        &text(3, &mut next),
+                        ["ParkingSpot", "AirQualityObserved", "Road"][next(3)],
+                        ["transport", "environment"][next(2)],
+                        next(2) == 0,
+                    );
+                    d.description = Some(text(4, &mut next));
+                    d.keywords = vec![text(2, &mut next)];
+                    d
+                })
+                .collect();
+            crawls.push((city, datasets));
+        }
+        for b in backends("fed_term_index").await {
+            let store = open(&b).await;
+            live.clear();
+            for (city, datasets) in &crawls {
+                let address = format!("http://{}/dsp", city.to_lowercase());
+                store
+                    .put_source(
+                        &NewSource {
+                            address: address.clone(),
+                            participant_id: format!("did:web:{city}"),
+                            city: (*city).to_owned(),
+                        },
+                        SourceOrigin::Manual,
+                        chrono::Utc::now() + chrono::Duration::hours(1),
+                    )
+                    .await
+                    .unwrap();
+                let generation = new_generation();
+                // Pages of 37: a bucket's datasets arrive over several pages.
+                for page in datasets.chunks(37) {
+                    store
+                        .stage_page(&address, city, generation, page)
+                        .await
+                        .unwrap();
+                }
+                let later = chrono::Utc::now() + chrono::Duration::hours(1);
+                store
+                    .commit_crawl(
+                        &address,
+                        generation,
+                        &format!("did:web:{city}"),
+                        city,
+                        later,
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap();
+                live.retain(|(_, a, _)| *a != address);
+                live.extend(
+                    datasets
+                        .iter()
+                        .map(|d| ((*city).to_owned(), address.clone(), d.clone())),
+                );
+            }
+            let filters: [fn(&mut FederatedQuery); 4] = [
+                |_| {},
+                |q| q.data_model = Some("parkingspot".into()),
+                |q| q.access = Some("open".into()),
+                |q| q.city = Some("LUND".into()),
+            ];
+            for text in QUERIES {
+                for (f, filter) in filters.iter().enumerate() {
+                    let mut q = query(text);
+                    filter(&mut q);
+                    let words = query_words(text);
+                    // What a scan finds: every word starts an indexed term of some column; the score adds
+                    // each column's weight for each word with a stem there.
+                    let mut want: Vec<(i64, String, String, String, String)> = live
+                        .iter()
+                        .filter(|(city, _, d)| match f {
+                            1 => d.data_model.as_deref() == Some("ParkingSpot"),
+                            2 => d.raw["hasPolicy"][0]["permission"][0]["constraint"]
+                                .as_array()
+                                .is_some_and(Vec::is_empty),
+                            3 => city == "Lund",
+                            _ => true,
+                        })
+                        .filter_map(|(city, address, d)| {
+                            let tags: Vec<&str> = d
+                                .keywords
+                                .iter()
+                                .chain(&d.themes)
+                                .chain(&d.data_model)
+                                .map(String::as_str)
+                                .collect();
+                            let columns = [
+                                terms(&[d.title.as_deref().unwrap_or_default()]),
+                                terms(&tags),
+                                terms(&[d.description.as_deref().unwrap_or_default()]),
+                                terms(&[city, &d.id]),
+                            ];
+                            let has = |column: &str, prefixes: &[&str]| {
+                                column.split(' ').any(|t| {
+                                    !t.is_empty() && prefixes.iter().any(|p| t.starts_with(p))
+                                })
+                            };
+                            let mut score = 1;
+                            for w in &words {
+                                if !columns.iter().any(|c| has(c, &w.prefixes())) {
+                                    return None;
+                                }
+                                for (c, (_, weight)) in columns.iter().zip(SCORED_COLUMNS) {
+                                    if has(c, &w.stem_prefixes()) {
+                                        score += weight;
+                                    }
+                                }
+                            }
+                            let model = d.data_model.clone().unwrap_or_default();
+                            Some((-score, city.clone(), address.clone(), d.id.clone(), model))
+                        })
+                        .collect();
+                    want.sort();
+                    let mut got = Vec::new();
+                    let mut cursor = None;
+                    let first = loop {
+                        let page = store
+                            .search_federated(
+                                &FederatedQuery {
+                                    cursor,
+                                    ..q.clone()
+                                },
+                                23,
+                            )
+                            .await
+                            .unwrap();
+                        got.extend(page.items.iter().map(|h| {
+                            (
+                                -h.score,
+                                h.item.city.clone(),
+                                h.item.counter_party_address.clone(),
+                                h.item.dataset.id.clone(),
+                                h.item.dataset.data_model.clone().unwrap_or_default(),
+                            )
+                        }));
+                        cursor = page.next.clone();
+                        if cursor.is_none() {
+                            break page;
+                        }
+                    };
+                    let differ = got.iter().zip(&want).position(|(g, w)| g != w);
+                    assert!(
+                        got.len() == want.len() && differ.is_none(),
+                        "q={text} filter {f}: {} hits, want {}; first difference at {differ:?}: {:?} / {:?}",
+                        got.len(),
+                        want.len(),
+                        differ.and_then(|i| got.get(i)),
+                        differ.and_then(|i| want.get(i)),
+                    );
+                    let page = store.search_federated(&q, 23).await.unwrap();
+                    assert_eq!(page.total, want.len() as u64, "q={text} filter {f}");
+                    let mut models = std::collections::BTreeMap::new();
+                    for w in &want {
+                        *models.entry(w.4.clone()).or_insert(0u64) += 1;
+                    }
+                    let facet: std::collections::BTreeMap<String, u64> = page
+                        .facets
+                        .data_model
+                        .iter()
+                        .map(|c| (c.value.clone(), c.count))
+                        .collect();
+                    assert_eq!(facet, models, "q={text} filter {f}");
+                    drop(first);
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn paging_is_stable_while_a_source_is_replaced() {
         for b in backends("fed_paging").await {
