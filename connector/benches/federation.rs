@@ -8,7 +8,8 @@
 //! `CAAP_TEST_POSTGRES_URL` names a server (a fresh database is made for the run).
 //!
 //! Run with `cargo bench -p caap-connector --bench federation` (`CAAP_BENCH_SOURCES`,
-//! `CAAP_BENCH_DATASETS`, `CAAP_BENCH_SECS` scale it down for a quick look). Issue 18's targets: p99 ≤ 50 ms
+//! `CAAP_BENCH_DATASETS`, `CAAP_BENCH_SECS` scale it down for a quick look; `CAAP_BENCH_EACH=1` also
+//! prints each query's latency alone, `CAAP_BENCH_KEEP_DB=1` keeps the data directory and the PostgreSQL database, `CAAP_BENCH_ONLY=sqlite|postgresql` runs one). Issue 18's targets: p99 ≤ 50 ms
 //! for each query kind at 16 clients, RSS ≤ 64 MiB.
 #![allow(
     clippy::unwrap_used,
@@ -327,6 +328,13 @@ async fn run(backend: &str, database_url: Option<String>) {
             p99 / baseline_p99,
             percentile(&alone, 0.5)
         );
+        if std::env::var("CAAP_BENCH_EACH").is_ok_and(|v| v == "1") {
+            for u in urls {
+                let one = hammer(&client, &admin, std::slice::from_ref(u), 1, 1).await;
+                let query = u.split_once('?').map_or(u.as_str(), |(_, q)| q);
+                println!("      alone p50 {:>7.2} ms  {query}", percentile(&one, 0.5));
+            }
+        }
     }
     sampling.store(false, Ordering::Relaxed);
     sampler.await.unwrap();
@@ -337,12 +345,21 @@ async fn run(backend: &str, database_url: Option<String>) {
         before_queries as f64 / 1024.0
     );
     running.stop().await;
+    if std::env::var("CAAP_BENCH_KEEP_DB").is_ok_and(|v| v == "1") {
+        println!("(data directory {} kept)", dir.keep().display());
+    }
 }
 
 fn main() {
     // The connector's listeners run on actix's system (as in `caap serve`).
     actix_web::rt::System::new().block_on(async {
-        run("SQLite", None).await;
+        let only = std::env::var("CAAP_BENCH_ONLY").unwrap_or_default();
+        if only.is_empty() || only.eq_ignore_ascii_case("sqlite") {
+            run("SQLite", None).await;
+        }
+        if only.eq_ignore_ascii_case("sqlite") {
+            return;
+        }
         if let Ok(admin) = std::env::var("CAAP_TEST_POSTGRES_URL")
             && !admin.is_empty()
         {
@@ -355,7 +372,12 @@ fn main() {
             db.close().await.unwrap();
             let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
             run("PostgreSQL", Some(format!("{base}/{name}"))).await;
-            // 300,000 datasets take most of a gigabyte: the run's database goes with it.
+            // 300,000 datasets take most of a gigabyte: the run's database goes with it (unless kept
+            // for a look at its plans).
+            if std::env::var("CAAP_BENCH_KEEP_DB").is_ok_and(|v| v == "1") {
+                println!("(database {name} kept)");
+                return;
+            }
             let db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
             db.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
                 .await

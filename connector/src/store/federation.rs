@@ -1,29 +1,29 @@
 //! The federated catalog in the store: the sources (other connectors, added by hand or found in the
-//! federation's member directory) with their crawl state, their datasets, and the full-text index
-//! searched in the database (SQLite FTS5, PostgreSQL text search with the Swedish and English
-//! configurations), so replicas share it and nothing is searched in memory.
+//! federation's member directory) with their crawl state, their datasets, and the term index searched
+//! in the database (the same tables and statements on SQLite and PostgreSQL), so replicas share it and
+//! nothing is searched in memory. Words match across Swedish and English inflections: a dataset's
+//! terms are its words and their Snowball stems in both languages, and a query word matches every term
+//! that starts with one of its stems.
 //!
 //! A crawl stages each page of a source's catalog under a new generation as it arrives (invisible to
-//! search), and [`Store::commit_crawl`] makes the new generation the source's live one and drops the old
-//! one in one transaction: readers see either the old catalog or the new one. A failed crawl drops what
-//! it staged and leaves the last good catalog, marked stale.
+//! search), and [`Store::commit_crawl`] makes the new generation the source's live one, writes its term
+//! index and drops the old one in one transaction: readers see either the old catalog or the new one. A
+//! failed crawl drops what it staged and leaves the last good catalog, marked stale.
 //!
 //! Ranking is the same on both backends and depends on the dataset only (not on the rest of the
 //! corpus), so keyset paging over `(score, city, address, dataset id)` stays stable while other
 //! sources are replaced: for each query word, 10 when it starts a word of the title, 5 of a keyword,
 //! theme or data model, 2 of the description, 1 of the city or id.
 //!
-//! A search takes only each hit's id and score from the text search. A dataset's id carries its
-//! *bucket* (`id >> 20`): the datasets of one source generation that share data model, themes, licence
-//! and access (`fed_buckets`, with their count). Every filter is a property of a bucket, so a search
-//! reads the hits' ids (and scores) alone,
-//! keeps those in live buckets that pass the filters, counts the total and the facets per bucket, and
-//! orders the hits by score and their source's `(city, address)`; only the hits of the few sources
-//! that make up the page are read for their dataset ids, and only the page's hits for their bodies.
-//! On SQLite the ids and scores come from the FTS5 index alone: its terms are also kept marked with
-//! their column (`t_` title, `g_` keywords/themes/model, `x_` description, `o_` city and id), and a
-//! word's column lists that every hit or none has are only counted. On PostgreSQL the text search
-//! gives each hit's id and score as one string. Without words, the buckets' counts are summed.
+//! A dataset's id carries its *bucket* (`id >> 20`): the datasets of one source generation that share
+//! data model, themes, licence and access (`fed_buckets`, with their count), and its place in the
+//! bucket (the low bits). Every filter is a property of a bucket. The term index (`fed_terms`, see
+//! `terms` and ADR 0011) keeps for each term and bucket which of the bucket's datasets have the term in
+//! which column, so a search with words reads a few rows per bucket (the terms its words start, in live
+//! buckets that pass the filters), and computes from them each hit's id and score, the total and the
+//! facets exactly, without visiting a dataset; it orders the hits by score and their source's
+//! `(city, address)`, reads the dataset ids of the hits in the few sources that make up the page, and
+//! the page's hits' bodies. Without words, the buckets' counts are summed.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -663,6 +663,12 @@ pub(super) const SCORED_COLUMNS: [(&str, i64); 4] = [
     ("other_terms", 1),
 ];
 
+/// The hits of one bucket, per score: their places in the bucket, ascending.
+struct BucketHits {
+    bucket: i64,
+    groups: Vec<(i64, Vec<u32>)>,
+}
+
 /// The keys of a page: its hits' ids with their negated scores, whether more follow, the last one's key.
 #[derive(Default)]
 struct PageKeys {
@@ -968,50 +974,78 @@ impl Store {
             .collect()
     }
 
-    /// The hits of the words with their scores, in id order, from the term index: the rows of the
-    /// terms the words start (in live buckets that pass the filters), each bucket's hits being the
-    /// datasets every word matches, each one's score from the columns its words are in. One string
-    /// from the database.
+    /// The hits of the words, per bucket (ascending) and score, from the term index: the rows of the
+    /// terms each word starts, of the buckets where every word has one (and that pass the filters),
+    /// as one string; a bucket's hits are the datasets every word matches, each one's score from the
+    /// columns its words' stems are in.
     async fn scored_hits(
         &self,
         q: &FederatedQuery,
         words: &[QueryWord],
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
+    ) -> Result<Vec<BucketHits>, StoreError> {
         let backend = self.backend_();
         let postgres = backend == DbBackend::Postgres;
+        let mut s = Sql::default();
+        s.push("WITH ");
+        for (w, word) in words.iter().enumerate() {
+            s.push(&format!(
+                "{}w{w} AS (SELECT term, bucket, docs FROM fed_terms WHERE ",
+                if w > 0 { ", " } else { "" }
+            ));
+            for (i, prefix) in word.prefixes().into_iter().enumerate() {
+                s.push(if i > 0 { " OR (term >= " } else { "(term >= " })
+                    .bind(prefix.to_owned())
+                    .push(" AND term < ")
+                    .bind(format!("{prefix}\u{10FFFF}"))
+                    .push(")");
+            }
+            s.push(")");
+        }
+        // The buckets every word has a term in (and that pass the filters).
+        let filtered = q.city.is_some()
+            || q.data_model.is_some()
+            || q.theme.is_some()
+            || q.licence.is_some()
+            || q.access.is_some();
+        let narrowed = words.len() > 1 || filtered;
+        if narrowed {
+            s.push(", hit AS (");
+            for w in 0..words.len() {
+                if w > 0 {
+                    s.push(" INTERSECT ");
+                }
+                s.push(&format!("SELECT bucket FROM w{w}"));
+            }
+            if filtered {
+                s.push(
+                    " INTERSECT SELECT d.id FROM fed_buckets d JOIN fed_sources s ON s.address = d.address \
+                     AND s.generation = d.generation WHERE d.n > 0",
+                );
+                self.search_filters(q, &mut s);
+            }
+            s.push(")");
+        }
         let row = if postgres {
-            "CAST(t.w AS TEXT) || ':' || CAST(t.bucket AS TEXT) || ':' || CAST(d.n AS TEXT) || ':' \
-             || t.term || ':' || encode(t.docs, 'hex')"
+            "CAST(t.w AS TEXT) || ':' || CAST(t.bucket AS TEXT) || ':' || t.term || ':' || encode(t.docs, 'hex')"
         } else {
-            "t.w || ':' || t.bucket || ':' || d.n || ':' || t.term || ':' || hex(t.docs)"
+            "t.w || ':' || t.bucket || ':' || t.term || ':' || hex(t.docs)"
         };
         let agg = if postgres {
             "string_agg"
         } else {
             "group_concat"
         };
-        let mut s = Sql::default();
-        s.push(&format!("SELECT {agg}({row}, ',') AS h FROM ("));
-        let mut first = true;
-        for (w, word) in words.iter().enumerate() {
-            for prefix in word.prefixes() {
-                if !first {
-                    s.push(" UNION ALL ");
-                }
-                first = false;
-                s.push(&format!(
-                    "SELECT {w} AS w, term, bucket, docs FROM fed_terms WHERE term >= "
-                ))
-                .bind(prefix.to_owned())
-                .push(" AND term < ")
-                .bind(format!("{prefix}\u{10FFFF}"));
+        s.push(&format!(" SELECT {agg}({row}, ',') AS h FROM ("));
+        for w in 0..words.len() {
+            if w > 0 {
+                s.push(" UNION ALL ");
             }
+            s.push(&format!("SELECT {w} AS w, term, bucket, docs FROM w{w}"));
         }
-        s.push(
-            ") t JOIN fed_buckets d ON d.id = t.bucket JOIN fed_sources s ON s.address = d.address \
-             AND s.generation = d.generation WHERE d.n > 0",
-        );
-        self.search_filters(q, &mut s);
+        s.push(") t");
+        if narrowed {
+            s.push(" WHERE t.bucket IN (SELECT bucket FROM hit)");
+        }
         let rows = self.db.query_all_raw(s.statement(backend)).await?;
         let text: Option<String> = match rows.first() {
             Some(row) => get(row, "h")?,
@@ -1019,86 +1053,81 @@ impl Store {
         };
         let corrupt =
             |row: &str, why: String| StoreError::Corrupt(format!("term index row {row}"), why);
-        // Per bucket: its size, and per word the datasets it matches and, per column, those with one
-        // of its stems there.
-        struct Matched {
-            n: usize,
-            words: Vec<Option<(Bits, [Bits; terms::COLUMNS])>>,
-        }
+        // Per bucket and word: the datasets it matches and, per column, those with one of its stems there.
+        type Matched = Vec<Option<(Bits, [Bits; terms::COLUMNS])>>;
         let mut buckets: FastMap<i64, Matched> = FastMap::default();
         let stems: Vec<Vec<&str>> = words.iter().map(QueryWord::stem_prefixes).collect();
+        let mut bytes = Vec::new();
         for r in text
             .as_deref()
             .unwrap_or_default()
             .split(',')
             .filter(|r| !r.is_empty())
         {
-            let mut parts = r.splitn(5, ':');
+            let mut parts = r.splitn(4, ':');
             let mut next = || {
                 parts
                     .next()
                     .ok_or_else(|| corrupt(r, "too few fields".into()))
             };
-            let (w, bucket, n, term, docs) = (next()?, next()?, next()?, next()?, next()?);
+            let (w, bucket, term, docs) = (next()?, next()?, next()?, next()?);
             let w: usize = w.parse().map_err(|_| corrupt(r, "word".into()))?;
             let bucket: i64 = bucket.parse().map_err(|_| corrupt(r, "bucket".into()))?;
-            let n: usize = n
-                .parse()
-                .ok()
-                .filter(|n| *n <= BUCKET_SIZE as usize)
-                .ok_or_else(|| corrupt(r, "bucket size".into()))?;
-            let sets = terms::unhex(docs)
-                .and_then(|b| terms::decode(&b, n))
-                .map_err(|e| corrupt(r, e))?;
             let Some(word_stems) = stems.get(w) else {
                 return Err(corrupt(r, "word".into()));
             };
-            let m = buckets.entry(bucket).or_insert_with(|| Matched {
-                n,
-                words: vec![None; words.len()],
-            });
-            let (any, columns) = m.words[w]
-                .get_or_insert_with(|| (Bits::empty(n), std::array::from_fn(|_| Bits::empty(n))));
+            terms::unhex_into(docs, &mut bytes).map_err(|e| corrupt(r, e))?;
+            let m = buckets
+                .entry(bucket)
+                .or_insert_with(|| vec![None; words.len()]);
+            let (any, columns) = m[w].get_or_insert_with(Default::default);
             let scored = word_stems.iter().any(|p| term.starts_with(p));
-            for (c, set) in sets.iter().enumerate() {
-                any.or(set);
-                if scored {
-                    columns[c].or(set);
+            terms::decode_into(&bytes, BUCKET_SIZE as usize, any, scored.then_some(columns))
+                .map_err(|e| corrupt(r, e))?;
+        }
+        let mut out: Vec<BucketHits> = Vec::with_capacity(buckets.len());
+        for (bucket, m) in buckets {
+            let mut matched: Option<Bits> = None;
+            for w in &m {
+                let Some((any, _)) = w else {
+                    matched = None;
+                    break;
+                };
+                match matched.as_mut() {
+                    Some(all) => all.and(any),
+                    None => matched = Some(any.clone()),
                 }
             }
-        }
-        let mut ids: Vec<i64> = buckets.keys().copied().collect();
-        ids.sort_unstable();
-        let mut hits = Vec::new();
-        for bucket in ids {
-            let Some(m) = buckets.get(&bucket) else {
+            let Some(matched) = matched else {
                 continue;
             };
-            let Some(matched) = m.words.iter().try_fold(Bits::full(m.n), |mut all, w| {
-                let (any, _) = w.as_ref()?;
-                all.and(any);
-                Some(all)
-            }) else {
-                continue;
-            };
+            let mut groups: Vec<(i64, Vec<u32>)> = Vec::new();
             for pos in matched.positions() {
                 let mut score = 1;
-                for (_, columns) in m.words.iter().flatten() {
+                for (_, columns) in m.iter().flatten() {
                     for (set, (_, weight)) in columns.iter().zip(SCORED_COLUMNS) {
                         if set.get(pos) {
                             score += weight;
                         }
                     }
                 }
-                hits.push(((bucket << BUCKET_SHIFT) | pos as i64, score));
+                let p = u32::try_from(pos).unwrap_or(u32::MAX);
+                match groups.iter_mut().find(|(s, _)| *s == score) {
+                    Some((_, ps)) => ps.push(p),
+                    None => groups.push((score, vec![p])),
+                }
+            }
+            if !groups.is_empty() {
+                out.push(BucketHits { bucket, groups });
             }
         }
-        Ok(hits)
+        out.sort_unstable_by_key(|h| h.bucket);
+        Ok(out)
     }
 
-    /// A search with words: the scored hits (whose ids' high bits are their bucket), then the few
-    /// buckets' values and sources (filters, facets, the order of sources), and the dataset ids of the
-    /// hits in the sources that make up the page only.
+    /// A search with words: the scored hits per bucket, then the buckets' values and sources
+    /// (filters, facets, the order of sources), and the dataset ids of the hits in the sources that
+    /// make up the page only.
     async fn search_indexed(
         &self,
         q: &FederatedQuery,
@@ -1112,30 +1141,53 @@ impl Store {
             return Ok(Default::default());
         }
 
-        // The live buckets of the hits that pass the filters.
-        let mut bucket_ids: Vec<i64> = hits.iter().map(|(id, _)| id >> BUCKET_SHIFT).collect();
-        bucket_ids.dedup();
+        // The buckets of the hits that pass the filters, as one JSON array.
+        let bucket_ids: Vec<i64> = hits.iter().map(|h| h.bucket).collect();
         let mut s = Sql::default();
+        s.push(if backend == DbBackend::Postgres {
+            "SELECT CAST(json_agg(json_build_array(d.id, s.city, s.address, d.data_model, d.themes, \
+             d.licence, d.access)) AS TEXT) AS b"
+        } else {
+            "SELECT json_group_array(json_array(d.id, s.city, s.address, d.data_model, d.themes, \
+             d.licence, d.access)) AS b"
+        });
         s.push(
-            "SELECT d.id AS id, s.city AS city, s.address AS address, d.data_model AS data_model, \
-             d.themes AS themes, d.licence AS licence, d.access AS access FROM fed_buckets d \
-             JOIN fed_sources s ON s.address = d.address AND s.generation = d.generation \
-             WHERE d.id IN ",
+            " FROM fed_buckets d JOIN fed_sources s ON s.address = d.address \
+             AND s.generation = d.generation WHERE d.id IN ",
         );
         self.id_set(&mut s, &bucket_ids);
         self.search_filters(q, &mut s);
-        let mut groups = Vec::new();
-        let mut addresses = Vec::new();
+        let text: Option<String> = match self.db.query_all_raw(s.statement(backend)).await?.first()
+        {
+            Some(row) => get(row, "b")?,
+            None => None,
+        };
+        type BucketRow = (
+            i64,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            String,
+        );
+        let rows: Vec<BucketRow> = match text {
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|e| StoreError::Corrupt("search buckets".into(), e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut groups = Vec::with_capacity(rows.len());
+        let mut addresses = Vec::with_capacity(rows.len());
         let mut bucket_of = FastMap::default();
-        for row in self.db.query_all_raw(s.statement(backend)).await? {
-            bucket_of.insert(get::<i64>(&row, "id")?, groups.len());
-            addresses.push(get::<String>(&row, "address")?);
+        for (id, city, address, data_model, themes, licence, access) in rows {
+            bucket_of.insert(id, groups.len());
+            addresses.push(address);
             groups.push(FacetGroup {
-                city: get(&row, "city")?,
-                data_model: get(&row, "data_model")?,
-                themes: get(&row, "themes")?,
-                licence: get(&row, "licence")?,
-                access: get(&row, "access")?,
+                city,
+                data_model,
+                themes,
+                licence,
+                access,
                 n: 0,
             });
         }
@@ -1164,23 +1216,30 @@ impl Store {
             None => Vec::new(),
         };
 
-        // Counts, and the hits not before the cursor.
+        // Counts, and the hits not before the cursor, per (score, source).
         let mut counts = vec![0u64; groups.len()];
-        let mut scored: Vec<(i64, usize, i64)> = Vec::new();
         let mut per_key: FastMap<(i64, usize), usize> = FastMap::default();
-        for (id, score) in hits {
-            let Some(&b) = bucket_of.get(&(id >> BUCKET_SHIFT)) else {
+        let key_of = |b: usize, score: i64| -> Option<(i64, usize)> {
+            let key = (-score, rank[b]);
+            match after {
+                Some(CursorKey(neg, ..))
+                    if key.0.cmp(neg).then(vs_cursor[key.1]) == std::cmp::Ordering::Less =>
+                {
+                    None
+                }
+                _ => Some(key),
+            }
+        };
+        for h in &hits {
+            let Some(&b) = bucket_of.get(&h.bucket) else {
                 continue;
             };
-            counts[b] += 1;
-            let key = (-score, rank[b]);
-            if let Some(CursorKey(neg, ..)) = after
-                && key.0.cmp(neg).then(vs_cursor[key.1]) == std::cmp::Ordering::Less
-            {
-                continue;
+            for (score, positions) in &h.groups {
+                counts[b] += positions.len() as u64;
+                if let Some(key) = key_of(b, *score) {
+                    *per_key.entry(key).or_default() += positions.len();
+                }
             }
-            *per_key.entry(key).or_default() += 1;
-            scored.push((key.0, key.1, id));
         }
         // The fewest (score, source) groups that hold the page; only their dataset ids are read.
         let mut keys: Vec<(i64, usize)> = per_key.keys().copied().collect();
@@ -1197,11 +1256,24 @@ impl Store {
                 held += per_key.get(&k).copied().unwrap_or_default();
             }
         }
-        let candidates: Vec<i64> = scored
-            .iter()
-            .filter(|(neg, r, _)| needed.binary_search(&(*neg, *r)).is_ok())
-            .map(|&(_, _, id)| id)
-            .collect();
+        let mut scored: Vec<(i64, usize, i64)> = Vec::new();
+        for h in &hits {
+            let Some(&b) = bucket_of.get(&h.bucket) else {
+                continue;
+            };
+            for (score, positions) in &h.groups {
+                if let Some(key) = key_of(b, *score)
+                    && needed.binary_search(&key).is_ok()
+                {
+                    scored.extend(
+                        positions
+                            .iter()
+                            .map(|&p| (key.0, key.1, (h.bucket << BUCKET_SHIFT) | i64::from(p))),
+                    );
+                }
+            }
+        }
+        let candidates: Vec<i64> = scored.iter().map(|&(_, _, id)| id).collect();
         let mut dataset_ids = std::collections::HashMap::new();
         if !candidates.is_empty() {
             let mut s = Sql::default();
@@ -1213,7 +1285,6 @@ impl Store {
         }
         let mut page_hits: Vec<(i64, usize, String, i64)> = scored
             .into_iter()
-            .filter(|(neg, r, _)| needed.binary_search(&(*neg, *r)).is_ok())
             .filter_map(|(neg, r, id)| Some((neg, r, dataset_ids.remove(&id)?, id)))
             .filter(|(neg, r, dataset_id, _)| match after {
                 Some(CursorKey(cneg, _, _, cid)) if neg == cneg && vs_cursor[*r].is_eq() => {

@@ -13,35 +13,17 @@ use super::SCORED_COLUMNS;
 /// The scored columns (title, keywords/themes/model, description, city and id).
 pub(super) const COLUMNS: usize = SCORED_COLUMNS.len();
 
-/// Positions in a bucket, as bits.
+/// Positions in a bucket, as bits (as many words as the highest position needs).
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(super) struct Bits(Vec<u64>);
 
 impl Bits {
-    /// No position of a bucket of `n`.
-    pub(super) fn empty(n: usize) -> Self {
-        Bits(vec![0; n.div_ceil(64)])
-    }
-
-    /// Every position of a bucket of `n`.
-    pub(super) fn full(n: usize) -> Self {
-        let mut b = Bits(vec![u64::MAX; n.div_ceil(64)]);
-        if !n.is_multiple_of(64)
-            && let Some(last) = b.0.last_mut()
-        {
-            *last = (1u64 << (n % 64)) - 1;
+    fn insert(&mut self, pos: usize) {
+        let word = pos / 64;
+        if word >= self.0.len() {
+            self.0.resize(word + 1, 0);
         }
-        b
-    }
-
-    fn set(&mut self, pos: usize) -> bool {
-        match self.0.get_mut(pos / 64) {
-            Some(w) => {
-                *w |= 1 << (pos % 64);
-                true
-            }
-            None => false,
-        }
+        self.0[word] |= 1 << (pos % 64);
     }
 
     pub(super) fn get(&self, pos: usize) -> bool {
@@ -50,13 +32,8 @@ impl Bits {
             .is_some_and(|w| w & (1 << (pos % 64)) != 0)
     }
 
-    pub(super) fn or(&mut self, other: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            *a |= b;
-        }
-    }
-
     pub(super) fn and(&mut self, other: &Bits) {
+        self.0.truncate(other.0.len());
         for (a, b) in self.0.iter_mut().zip(&other.0) {
             *a &= b;
         }
@@ -135,59 +112,76 @@ pub(super) fn encode(columns: &[Vec<u32>; COLUMNS]) -> Vec<u8> {
     out
 }
 
-/// The sets [`encode`] wrote, for a bucket of `n` datasets.
-pub(super) fn decode(bytes: &[u8], n: usize) -> Result<[Bits; COLUMNS], String> {
-    let mut out: [Bits; COLUMNS] = Default::default();
+/// Adds the sets [`encode`] wrote (positions below `limit`) to `any` (every column) and, with
+/// `columns`, to each column's.
+pub(super) fn decode_into(
+    bytes: &[u8],
+    limit: usize,
+    any: &mut Bits,
+    mut columns: Option<&mut [Bits; COLUMNS]>,
+) -> Result<(), String> {
     let mut at = 0;
+    // Where the previous column's body is (a repeat reads it again).
+    let mut previous: Option<(u8, usize)> = None;
     for c in 0..COLUMNS {
         let tag = *bytes.get(at).ok_or("ends before its last column")?;
         at += 1;
-        out[c] = match tag {
-            0 => Bits::empty(n),
-            1 if c > 0 => out[c - 1].clone(),
-            2 => {
-                let mut set = Bits::empty(n);
-                let count = take_varint(bytes, &mut at)?;
-                let mut pos = 0u64;
-                for _ in 0..count {
-                    pos += take_varint(bytes, &mut at)?;
-                    if !usize::try_from(pos).is_ok_and(|p| p < n && set.set(p)) {
-                        return Err(format!("position {pos} outside a bucket of {n}"));
-                    }
-                }
-                set
+        let (tag, mut body) = match tag {
+            0 => {
+                previous = None;
+                continue;
             }
-            3 => {
-                let len = usize::try_from(take_varint(bytes, &mut at)?).unwrap_or(usize::MAX);
-                let body = at
-                    .checked_add(len)
-                    .and_then(|end| bytes.get(at..end))
-                    .ok_or("a bitmap runs past the end")?;
-                at += len;
-                let mut set = Bits::empty(n);
-                for (i, byte) in body.iter().enumerate() {
-                    for bit in 0..8 {
-                        if byte & (1 << bit) != 0 {
-                            let p = i * 8 + bit;
-                            if p >= n || !set.set(p) {
-                                return Err(format!("position {p} outside a bucket of {n}"));
-                            }
-                        }
-                    }
-                }
-                set
-            }
+            1 => previous.ok_or("a column repeats nothing")?,
+            2 | 3 => (tag, at),
             other => return Err(format!("unknown column tag {other}")),
         };
+        let mut add = |p: usize| -> Result<(), String> {
+            if p >= limit {
+                return Err(format!("position {p} outside a bucket"));
+            }
+            any.insert(p);
+            if let Some(columns) = columns.as_deref_mut() {
+                columns[c].insert(p);
+            }
+            Ok(())
+        };
+        let start = body;
+        if tag == 2 {
+            let count = take_varint(bytes, &mut body)?;
+            let mut pos = 0u64;
+            for _ in 0..count {
+                pos = pos.saturating_add(take_varint(bytes, &mut body)?);
+                add(usize::try_from(pos).unwrap_or(usize::MAX))?;
+            }
+        } else {
+            let len = usize::try_from(take_varint(bytes, &mut body)?).unwrap_or(usize::MAX);
+            let bits = body
+                .checked_add(len)
+                .and_then(|end| bytes.get(body..end))
+                .ok_or("a bitmap runs past the end")?;
+            body += len;
+            for (i, byte) in bits.iter().enumerate() {
+                let mut b = *byte;
+                while b != 0 {
+                    add(i * 8 + b.trailing_zeros() as usize)?;
+                    b &= b - 1;
+                }
+            }
+        }
+        if previous.is_none_or(|(_, p)| p != start) {
+            at = body;
+        }
+        previous = Some((tag, start));
     }
     if at != bytes.len() {
         return Err("bytes after the last column".into());
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Bytes from hexadecimal (either case), as SQLite's `hex()` and PostgreSQL's `encode(…, 'hex')` give them.
-pub(super) fn unhex(text: &str) -> Result<Vec<u8>, String> {
+/// Bytes from hexadecimal (either case), as SQLite's `hex()` and PostgreSQL's `encode(…, 'hex')` give
+/// them, into `out` (emptied first).
+pub(super) fn unhex_into(text: &str, out: &mut Vec<u8>) -> Result<(), String> {
     fn nibble(c: u8) -> Result<u8, String> {
         match c {
             b'0'..=b'9' => Ok(c - b'0'),
@@ -200,9 +194,11 @@ pub(super) fn unhex(text: &str) -> Result<Vec<u8>, String> {
     if !t.len().is_multiple_of(2) {
         return Err("odd hexadecimal length".into());
     }
-    t.chunks(2)
-        .map(|p| Ok(nibble(p[0])? << 4 | nibble(p[1])?))
-        .collect()
+    out.clear();
+    for p in t.chunks_exact(2) {
+        out.push(nibble(p[0])? << 4 | nibble(p[1])?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -211,11 +207,16 @@ mod tests {
 
     fn round_trip(columns: [Vec<u32>; COLUMNS], n: usize) {
         let bytes = encode(&columns);
-        let sets = decode(&bytes, n).unwrap();
+        let (mut any, mut sets) = (Bits::default(), <[Bits; COLUMNS]>::default());
+        decode_into(&bytes, n, &mut any, Some(&mut sets)).unwrap();
         for (set, want) in sets.iter().zip(&columns) {
             let got: Vec<u32> = set.positions().map(|p| p as u32).collect();
             assert_eq!(&got, want);
         }
+        let mut all: Vec<u32> = columns.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(any.positions().map(|p| p as u32).collect::<Vec<_>>(), all);
     }
 
     #[test]
@@ -238,8 +239,10 @@ mod tests {
 
     #[test]
     fn damaged_rows_are_refused_not_misread() {
+        let decode = |bytes: &[u8], n: usize| decode_into(bytes, n, &mut Bits::default(), None);
         let bytes = encode(&[vec![1, 7], vec![], vec![], vec![]]);
         assert!(decode(&bytes, 4).is_err(), "7 is outside a bucket of 4");
+        assert!(decode(&bytes, 8).is_ok());
         assert!(decode(&bytes[..bytes.len() - 1], 10).is_err());
         assert!(decode(&[9, 0, 0, 0], 10).is_err());
         assert!(
@@ -249,19 +252,26 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(&longer, 10).is_err());
-        assert!(unhex("0g").is_err() && unhex("abc").is_err());
-        assert_eq!(unhex("0aFf").unwrap(), vec![10, 255]);
+        let mut out = Vec::new();
+        assert!(unhex_into("0g", &mut out).is_err() && unhex_into("abc", &mut out).is_err());
+        unhex_into("0aFf", &mut out).unwrap();
+        assert_eq!(out, vec![10, 255]);
     }
 
     #[test]
-    fn full_bits_stop_at_the_bucket_size() {
-        let b = Bits::full(70);
-        assert_eq!(b.positions().count(), 70);
-        assert!(b.get(69) && !b.get(70));
-        let mut e = Bits::empty(70);
-        assert_eq!(e.positions().count(), 0);
-        e.or(&b);
-        e.and(&Bits::empty(70));
-        assert_eq!(e.positions().count(), 0);
+    fn and_keeps_the_common_positions() {
+        let (mut a, mut b) = (Bits::default(), Bits::default());
+        for p in [1, 64, 130, 200] {
+            a.insert(p);
+        }
+        for p in [64, 200, 300] {
+            b.insert(p);
+        }
+        let mut both = a.clone();
+        both.and(&b);
+        assert_eq!(both.positions().collect::<Vec<_>>(), vec![64, 200]);
+        b.and(&a);
+        assert_eq!(b, both);
+        assert!(a.get(130) && !a.get(131));
     }
 }
