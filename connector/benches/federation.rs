@@ -278,7 +278,7 @@ async fn run(backend: &str, database_url: Option<String>) {
                 "q=parkering&access=open",
                 "q=luft&theme=environment&city=Kommun%207",
                 "q=sensor%20hamnen&dataModel=StreetLight",
-                "q=cyklar&access=negotiable",
+                "q=l%C3%A5necyklar&access=negotiable",
             ]
             .iter()
             .map(|q| search(q))

@@ -767,19 +767,14 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// The `FROM … WHERE` part of a search without words: the live buckets that hold datasets and pass the
-    /// filters. On SQLite the sources in their `(city, address)` order drive (`CROSS JOIN`), so a page in
-    /// that order stops after its rows instead of sorting every bucket.
+    /// The `FROM … WHERE` part of the buckets a search looks at: the live buckets that hold datasets
+    /// and pass the filters. (A plain join: SQLite then scans the buckets and looks up each one's
+    /// source, at 3,600 buckets twice as fast as walking the sources in order, even for a page.)
     fn search_from(&self, q: &FederatedQuery, s: &mut Sql) {
-        let join = if self.backend_() == DbBackend::Postgres {
-            "JOIN"
-        } else {
-            "CROSS JOIN"
-        };
-        s.push(&format!(
-            " FROM fed_sources s {join} fed_buckets d ON s.address = d.address AND s.generation = d.generation \
-             WHERE d.n > 0"
-        ));
+        s.push(
+            " FROM fed_sources s JOIN fed_buckets d ON s.address = d.address AND s.generation = d.generation \
+             WHERE d.n > 0",
+        );
         self.search_filters(q, s);
     }
 
@@ -1017,11 +1012,8 @@ impl Store {
                 s.push(&format!("SELECT bucket FROM w{w}"));
             }
             if filtered {
-                s.push(
-                    " INTERSECT SELECT d.id FROM fed_buckets d JOIN fed_sources s ON s.address = d.address \
-                     AND s.generation = d.generation WHERE d.n > 0",
-                );
-                self.search_filters(q, &mut s);
+                s.push(" INTERSECT SELECT d.id");
+                self.search_from(q, &mut s);
             }
             s.push(")");
         }
@@ -1044,7 +1036,14 @@ impl Store {
         }
         s.push(") t");
         if narrowed {
-            s.push(" WHERE t.bucket IN (SELECT bucket FROM hit)");
+            // PostgreSQL: an array computed once. Its estimate of a prefix's rows can be far too low
+            // (1 for 1,200), and then it joins `hit` in a nested loop (37 ms instead of 2, and seconds
+            // before the first ANALYZE).
+            s.push(if postgres {
+                " WHERE t.bucket = ANY(ARRAY(SELECT bucket FROM hit))"
+            } else {
+                " WHERE t.bucket IN (SELECT bucket FROM hit)"
+            });
         }
         let rows = self.db.query_all_raw(s.statement(backend)).await?;
         let text: Option<String> = match rows.first() {
