@@ -969,10 +969,11 @@ impl Store {
             .collect()
     }
 
-    /// The hits of the words, per bucket (ascending) and score, from the term index: the rows of the
-    /// terms each word starts, of the buckets where every word has one (and that pass the filters),
-    /// as one string; a bucket's hits are the datasets every word matches, each one's score from the
-    /// columns its words' stems are in.
+    /// The hits of the words, per bucket (ascending) and score, from the term index. When there are
+    /// several words or filters, first the buckets each word has a term in (from the index's keys
+    /// alone) and those that pass the filters, intersected here; then the rows of the terms each word
+    /// starts, of those buckets only (or of every bucket), as one string. A bucket's hits are the
+    /// datasets every word matches, each one's score from the columns its words' stems are in.
     async fn scored_hits(
         &self,
         q: &FederatedQuery,
@@ -980,13 +981,13 @@ impl Store {
     ) -> Result<Vec<BucketHits>, StoreError> {
         let backend = self.backend_();
         let postgres = backend == DbBackend::Postgres;
-        let mut s = Sql::default();
-        s.push("WITH ");
-        for (w, word) in words.iter().enumerate() {
-            s.push(&format!(
-                "{}w{w} AS (SELECT term, bucket, docs FROM fed_terms WHERE ",
-                if w > 0 { ", " } else { "" }
-            ));
+        let agg = if postgres {
+            "string_agg"
+        } else {
+            "group_concat"
+        };
+        let ranges = |s: &mut Sql, word: &QueryWord| {
+            s.push("(");
             for (i, prefix) in word.prefixes().into_iter().enumerate() {
                 s.push(if i > 0 { " OR (term >= " } else { "(term >= " })
                     .bind(prefix.to_owned())
@@ -995,56 +996,83 @@ impl Store {
                     .push(")");
             }
             s.push(")");
-        }
-        // The buckets every word has a term in (and that pass the filters).
+        };
         let filtered = q.city.is_some()
             || q.data_model.is_some()
             || q.theme.is_some()
             || q.licence.is_some()
             || q.access.is_some();
-        let narrowed = words.len() > 1 || filtered;
-        if narrowed {
-            s.push(", hit AS (");
-            for w in 0..words.len() {
-                if w > 0 {
-                    s.push(" INTERSECT ");
-                }
-                s.push(&format!("SELECT bucket FROM w{w}"));
+        let hit = if words.len() > 1 || filtered {
+            let mut s = Sql::default();
+            s.push("SELECT ");
+            for (w, word) in words.iter().enumerate() {
+                s.push(&format!(
+                    "{}(SELECT {agg}(CAST(bucket AS TEXT), ',') FROM fed_terms WHERE ",
+                    if w > 0 { ", " } else { "" }
+                ));
+                ranges(&mut s, word);
+                s.push(&format!(") AS b{w}"));
             }
             if filtered {
-                s.push(" INTERSECT SELECT d.id");
+                s.push(&format!(", (SELECT {agg}(CAST(d.id AS TEXT), ',')"));
                 self.search_from(q, &mut s);
+                s.push(") AS f");
             }
-            s.push(")");
-        }
+            let rows = self.db.query_all_raw(s.statement(backend)).await?;
+            let Some(row) = rows.first() else {
+                return Ok(Vec::new());
+            };
+            let mut lists = (0..words.len())
+                .map(|w| format!("b{w}"))
+                .chain(filtered.then(|| "f".to_owned()))
+                .map(|column| {
+                    let mut ids = id_list(get(row, &column)?)?;
+                    ids.dedup();
+                    Ok(ids)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            lists.sort_by_key(Vec::len);
+            let mut hit = lists.first().cloned().unwrap_or_default();
+            for other in &lists[1..] {
+                hit.retain(|b| other.binary_search(b).is_ok());
+            }
+            if hit.is_empty() {
+                return Ok(Vec::new());
+            }
+            Some(id_text(&hit))
+        } else {
+            None
+        };
         let row = if postgres {
             "CAST(t.w AS TEXT) || ':' || CAST(t.bucket AS TEXT) || ':' || t.term || ':' || encode(t.docs, 'hex')"
         } else {
             "t.w || ':' || t.bucket || ':' || t.term || ':' || hex(t.docs)"
         };
-        let agg = if postgres {
-            "string_agg"
-        } else {
-            "group_concat"
-        };
-        s.push(&format!(" SELECT {agg}({row}, ',') AS h FROM ("));
-        for w in 0..words.len() {
+        let mut s = Sql::default();
+        s.push(&format!("SELECT {agg}({row}, ',') AS h FROM ("));
+        for (w, word) in words.iter().enumerate() {
             if w > 0 {
                 s.push(" UNION ALL ");
             }
-            s.push(&format!("SELECT {w} AS w, term, bucket, docs FROM w{w}"));
+            s.push(&format!(
+                "SELECT {w} AS w, term, bucket, docs FROM fed_terms WHERE "
+            ));
+            ranges(&mut s, word);
+            // The buckets as an array (PostgreSQL) or a list SQLite indexes: a subquery PostgreSQL
+            // might join in a nested loop, its estimate of a prefix's rows being far too low at times.
+            if let Some(hit) = &hit {
+                if postgres {
+                    s.push(" AND bucket = ANY(string_to_array(")
+                        .bind(hit.clone())
+                        .push(", ',')::bigint[])");
+                } else {
+                    s.push(" AND bucket IN (SELECT value FROM json_each(")
+                        .bind(format!("[{hit}]"))
+                        .push("))");
+                }
+            }
         }
         s.push(") t");
-        if narrowed {
-            // PostgreSQL: an array computed once. Its estimate of a prefix's rows can be far too low
-            // (1 for 1,200), and then it joins `hit` in a nested loop (37 ms instead of 2, and seconds
-            // before the first ANALYZE).
-            s.push(if postgres {
-                " WHERE t.bucket = ANY(ARRAY(SELECT bucket FROM hit))"
-            } else {
-                " WHERE t.bucket IN (SELECT bucket FROM hit)"
-            });
-        }
         let rows = self.db.query_all_raw(s.statement(backend)).await?;
         let text: Option<String> = match rows.first() {
             Some(row) => get(row, "h")?,

@@ -819,7 +819,8 @@ impl MigrationTrait for M0012FederatedBuckets {
 /// which of the bucket's datasets have it and in which column (`fed_terms`, written when a crawl is
 /// committed). It replaces the full-text index of m0009/m0011/m0012 (SQLite's FTS5 table, PostgreSQL's
 /// `tsvector` with its GIN index), which every search had to walk hit by hit. PostgreSQL compares the terms
-/// bytewise (`COLLATE "C"`), so a prefix is one range of the key on both backends. The cache is emptied
+/// bytewise (`COLLATE "C"`), so a prefix is one range of the key on both backends, and its key carries the
+/// sets (`INCLUDE`), so a word's rows are read from the index alone. The cache is emptied
 /// (the committed catalogs have no term rows) and every source is due for crawling at once.
 #[derive(Debug)]
 struct M0013FederatedTerms;
@@ -848,7 +849,7 @@ impl MigrationTrait for M0013FederatedTerms {
                 "DROP INDEX fed_datasets_tsv",
                 "ALTER TABLE fed_datasets DROP COLUMN tsv",
                 "CREATE TABLE fed_terms (term TEXT COLLATE \"C\" NOT NULL, bucket BIGINT NOT NULL, \
-                 docs BYTEA NOT NULL, PRIMARY KEY (term, bucket))",
+                 docs BYTEA NOT NULL, PRIMARY KEY (term, bucket) INCLUDE (docs))",
             ]);
         } else {
             up.extend([
@@ -857,7 +858,8 @@ impl MigrationTrait for M0013FederatedTerms {
                  docs BLOB NOT NULL, PRIMARY KEY (term, bucket)) WITHOUT ROWID",
             ]);
         }
-        up.push("CREATE INDEX fed_terms_bucket ON fed_terms (bucket)");
+        // A bucket's terms: what a search of some buckets and a source's removal look up.
+        up.push("CREATE INDEX fed_terms_bucket ON fed_terms (bucket, term)");
         run(manager, &up).await
     }
 
