@@ -26,6 +26,19 @@ impl Bits {
         self.0[word] |= 1 << (pos % 64);
     }
 
+    /// Adds the positions of a bitmap (lowest position first).
+    fn or_bytes(&mut self, bytes: &[u8]) {
+        let words = bytes.len().div_ceil(8);
+        if words > self.0.len() {
+            self.0.resize(words, 0);
+        }
+        for (w, chunk) in self.0.iter_mut().zip(bytes.chunks(8)) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            *w |= u64::from_le_bytes(word);
+        }
+    }
+
     pub(super) fn get(&self, pos: usize) -> bool {
         self.0
             .get(pos / 64)
@@ -160,12 +173,18 @@ pub(super) fn decode_into(
                 .and_then(|end| bytes.get(body..end))
                 .ok_or("a bitmap runs past the end")?;
             body += len;
-            for (i, byte) in bits.iter().enumerate() {
-                let mut b = *byte;
-                while b != 0 {
-                    add(i * 8 + b.trailing_zeros() as usize)?;
-                    b &= b - 1;
-                }
+            if let Some(p) = bits
+                .iter()
+                .rposition(|b| *b != 0)
+                .map(|i| i * 8 + 7 - bits[i].leading_zeros() as usize)
+                && p >= limit
+            {
+                return Err(format!("position {p} outside a bucket"));
+            }
+            // Eight bytes at a time into the words.
+            any.or_bytes(bits);
+            if let Some(columns) = columns.as_deref_mut() {
+                columns[c].or_bytes(bits);
             }
         }
         if previous.is_none_or(|(_, p)| p != start) {
@@ -243,6 +262,9 @@ mod tests {
         let bytes = encode(&[vec![1, 7], vec![], vec![], vec![]]);
         assert!(decode(&bytes, 4).is_err(), "7 is outside a bucket of 4");
         assert!(decode(&bytes, 8).is_ok());
+        let dense = encode(&[(0..100).collect(), vec![], vec![], vec![]]);
+        assert_eq!(dense[0], 3, "a bitmap");
+        assert!(decode(&dense, 99).is_err() && decode(&dense, 100).is_ok());
         assert!(decode(&bytes[..bytes.len() - 1], 10).is_err());
         assert!(decode(&[9, 0, 0, 0], 10).is_err());
         assert!(
