@@ -1224,7 +1224,7 @@ mod federated {
                             city: (*city).to_owned(),
                         },
                         SourceOrigin::Manual,
-                        chrono::Utc::now() + chrono::Duration::hours(1),
+                        SystemClock.now() + chrono::Duration::hours(1),
                     )
                     .await
                     .unwrap();
@@ -1236,7 +1236,7 @@ mod federated {
                         .await
                         .unwrap();
                 }
-                let later = chrono::Utc::now() + chrono::Duration::hours(1);
+                let later = SystemClock.now() + chrono::Duration::hours(1);
                 store
                     .commit_crawl(
                         &address,
