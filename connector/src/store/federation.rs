@@ -330,7 +330,7 @@ fn stems(word: &str) -> Vec<String> {
 
 /// The indexed terms of a text: each word and its stems, space-separated with a space before each
 /// (so `instr(terms, ' ' || stem)` finds a word starting with the stem).
-pub(super) fn terms(texts: &[&str]) -> String {
+fn terms(texts: &[&str]) -> String {
     let mut seen = HashSet::new();
     let mut out = String::from(" ");
     for text in texts {
@@ -346,6 +346,24 @@ pub(super) fn terms(texts: &[&str]) -> String {
         }
     }
     out
+}
+
+/// The indexed terms of a dataset of `city`, per scored column (see [`SCORED_COLUMNS`]): title;
+/// keywords, themes and data model; description; city and id.
+pub(super) fn column_terms(d: &RemoteDataset, city: &str) -> [String; 4] {
+    let tags: Vec<&str> = d
+        .keywords
+        .iter()
+        .chain(&d.themes)
+        .chain(&d.data_model)
+        .map(String::as_str)
+        .collect();
+    [
+        terms(&[d.title.as_deref().unwrap_or_default()]),
+        terms(&tags),
+        terms(&[d.description.as_deref().unwrap_or_default()]),
+        terms(&[city, &d.id]),
+    ]
 }
 
 /// A query word with its stems.
@@ -1733,15 +1751,6 @@ impl Store {
         for d in datasets {
             let body = serde_json::to_string(d)
                 .map_err(|e| StoreError::Corrupt("dataset".into(), e.to_string()))?;
-            let title = d.title.as_deref().unwrap_or_default();
-            let description = d.description.as_deref().unwrap_or_default();
-            let tags: Vec<&str> = d
-                .keywords
-                .iter()
-                .chain(&d.themes)
-                .chain(&d.data_model)
-                .map(String::as_str)
-                .collect();
             let licence = licence_of(&d.raw);
             let themes = d.themes.join("\n");
             let bucket = BucketKey {
@@ -1753,12 +1762,7 @@ impl Store {
             };
             let slot = buckets.slot(&txn.txn, address, generation, &bucket).await?;
             let id = (buckets.ids[slot].0 << BUCKET_SHIFT) | buckets.ids[slot].1;
-            let [title_terms, tag_terms, text_terms, other_terms] = [
-                terms(&[title]),
-                terms(&tags),
-                terms(&[description]),
-                terms(&[city, &d.id]),
-            ];
+            let [title_terms, tag_terms, text_terms, other_terms] = column_terms(d, city);
             let mut s = Sql::default();
             s.push(
                 "INSERT INTO fed_datasets (id, address, generation, dataset_id, data_model, model_key, \

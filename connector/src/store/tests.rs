@@ -1137,7 +1137,7 @@ mod federated {
     /// after a source is crawled again.
     #[tokio::test]
     async fn the_term_index_finds_what_a_scan_of_every_dataset_finds() {
-        use crate::store::federation::{SCORED_COLUMNS, query_words, terms};
+        use crate::store::federation::{SCORED_COLUMNS, column_terms, query_words};
         const VOCAB: &[&str] = &[
             "parkering",
             "parkeringar",
@@ -1279,19 +1279,7 @@ mod federated {
                             _ => true,
                         })
                         .filter_map(|(city, address, d)| {
-                            let tags: Vec<&str> = d
-                                .keywords
-                                .iter()
-                                .chain(&d.themes)
-                                .chain(&d.data_model)
-                                .map(String::as_str)
-                                .collect();
-                            let columns = [
-                                terms(&[d.title.as_deref().unwrap_or_default()]),
-                                terms(&tags),
-                                terms(&[d.description.as_deref().unwrap_or_default()]),
-                                terms(&[city, &d.id]),
-                            ];
+                            let columns = column_terms(d, city);
                             let has = |column: &str, prefixes: &[&str]| {
                                 column.split(' ').any(|t| {
                                     !t.is_empty() && prefixes.iter().any(|p| t.starts_with(p))
