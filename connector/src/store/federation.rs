@@ -1016,11 +1016,10 @@ impl Store {
             }
             s.push(")");
         };
-        let filtered = q.city.is_some()
-            || q.data_model.is_some()
-            || q.theme.is_some()
-            || q.licence.is_some()
-            || q.access.is_some();
+        // As `search_filters` reads them (a blank filter filters nothing).
+        let filtered = [&q.city, &q.data_model, &q.theme, &q.licence, &q.access]
+            .into_iter()
+            .any(|f| lower(f).is_some());
         let hit = if words.len() > 1 || filtered {
             let mut s = Sql::default();
             s.push("SELECT ");
