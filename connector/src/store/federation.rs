@@ -797,14 +797,16 @@ impl Store {
         self.search_filters(q, s);
     }
 
-    /// `(ids)` as a subquery of one value (a long `IN` list would be a statement per length).
-    fn id_set(&self, s: &mut Sql, ids: &[i64]) {
+    /// `expr` is one of `ids`, with the ids as one value (a long `IN` list would be a statement per
+    /// length): on PostgreSQL an array, which it looks up by index (as a subquery it may hash-join every
+    /// bucket with its source first: 5.7 ms instead of 1.4 for 600 buckets); on SQLite a list it indexes.
+    fn in_ids(&self, s: &mut Sql, expr: &str, ids: &[i64]) {
         if self.backend_() == DbBackend::Postgres {
-            s.push("(SELECT unnest(string_to_array(")
+            s.push(&format!("{expr} = ANY(string_to_array("))
                 .bind(id_text(ids))
-                .push(", ',')::bigint[]))");
+                .push(", ',')::bigint[])");
         } else {
-            s.push("(SELECT value FROM json_each(")
+            s.push(&format!("{expr} IN (SELECT value FROM json_each("))
                 .bind(format!("[{}]", id_text(ids)))
                 .push("))");
         }
@@ -935,8 +937,8 @@ impl Store {
             {
                 s.push(" AND dataset_id > ").bind(id.clone());
             }
-            s.push(&format!(" AND (id >> {BUCKET_SHIFT}) IN "));
-            self.id_set(&mut s, &buckets);
+            s.push(" AND ");
+            self.in_ids(&mut s, &format!("(id >> {BUCKET_SHIFT})"), &buckets);
             s.push(" ORDER BY dataset_id LIMIT ")
                 .bind(i64::try_from(want - keys.len()).unwrap_or(i64::MAX));
             for r in self.db.query_all_raw(s.statement(backend)).await? {
@@ -1057,7 +1059,7 @@ impl Store {
             if hit.is_empty() {
                 return Ok(Vec::new());
             }
-            Some(id_text(&hit))
+            Some(hit)
         } else {
             None
         };
@@ -1076,18 +1078,11 @@ impl Store {
                 "SELECT {w} AS w, term, bucket, docs FROM fed_terms WHERE "
             ));
             ranges(&mut s, word);
-            // The buckets as an array (PostgreSQL) or a list SQLite indexes: a subquery PostgreSQL
-            // might join in a nested loop, its estimate of a prefix's rows being far too low at times.
+            // (PostgreSQL: its estimate of a prefix's rows can be far too low, 1 for 1,200, and a
+            // subquery here became a nested loop; the array goes to the (bucket, term) index.)
             if let Some(hit) = &hit {
-                if postgres {
-                    s.push(" AND bucket = ANY(string_to_array(")
-                        .bind(hit.clone())
-                        .push(", ',')::bigint[])");
-                } else {
-                    s.push(" AND bucket IN (SELECT value FROM json_each(")
-                        .bind(format!("[{hit}]"))
-                        .push("))");
-                }
+                s.push(" AND ");
+                self.in_ids(&mut s, "bucket", hit);
             }
         }
         s.push(") t");
@@ -1198,9 +1193,9 @@ impl Store {
         });
         s.push(
             " FROM fed_buckets d JOIN fed_sources s ON s.address = d.address \
-             AND s.generation = d.generation WHERE d.id IN ",
+             AND s.generation = d.generation WHERE ",
         );
-        self.id_set(&mut s, &bucket_ids);
+        self.in_ids(&mut s, "d.id", &bucket_ids);
         self.search_filters(q, &mut s);
         let text: Option<String> = match self.db.query_all_raw(s.statement(backend)).await?.first()
         {
@@ -1322,8 +1317,8 @@ impl Store {
         let mut dataset_ids = std::collections::HashMap::new();
         if !candidates.is_empty() {
             let mut s = Sql::default();
-            s.push("SELECT id, dataset_id FROM fed_datasets WHERE id IN ");
-            self.id_set(&mut s, &candidates);
+            s.push("SELECT id, dataset_id FROM fed_datasets WHERE ");
+            self.in_ids(&mut s, "id", &candidates);
             for row in self.db.query_all_raw(s.statement(backend)).await? {
                 dataset_ids.insert(get::<i64>(&row, "id")?, get::<String>(&row, "dataset_id")?);
             }
@@ -1373,10 +1368,10 @@ impl Store {
              d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
              s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
              JOIN fed_bodies b ON b.id = d.id JOIN fed_sources s ON s.address = d.address \
-             WHERE d.id IN ",
+             WHERE ",
         );
         let ids: Vec<i64> = order.iter().map(|(id, _)| *id).collect();
-        self.id_set(&mut s, &ids);
+        self.in_ids(&mut s, "d.id", &ids);
         let mut rows = std::collections::HashMap::new();
         for row in self.db.query_all_raw(s.statement(self.backend_())).await? {
             rows.insert(get::<i64>(&row, "id")?, row);
