@@ -17,7 +17,9 @@
 //!
 //! A dataset's id carries its *bucket* (`id >> 20`): the datasets of one source generation that share
 //! data model, themes, licence and access (`fed_buckets`, with their count), and its place in the
-//! bucket (the low bits). Every filter is a property of a bucket. The term index (`fed_terms`, see
+//! bucket (the low bits). Every filter is a property of a bucket; each process keeps the live buckets
+//! with their sources' values (`directory`, read again when the cache's revision changed), so filters,
+//! facets and the order of sources cost no statement. The term index (`fed_terms`, see
 //! `terms` and ADR 0011) keeps for each term and bucket which of the bucket's datasets have the term in
 //! which column, so a search with words reads a few rows per bucket (the terms its words start, in live
 //! buckets that pass the filters), and computes from them each hit's id and score, the total and the
@@ -39,7 +41,11 @@ use serde_json::Value;
 use super::identity::{get, sql};
 use super::{Store, StoreError, from_millis, millis};
 
+mod directory;
 mod terms;
+
+pub(crate) use directory::Directory;
+use directory::Filters;
 
 use terms::Bits;
 
@@ -706,6 +712,19 @@ struct FacetGroup {
     n: u64,
 }
 
+impl FacetGroup {
+    fn of(dir: &Directory, b: &directory::DirBucket, n: u64) -> Self {
+        FacetGroup {
+            city: dir.source(b).city.clone(),
+            data_model: b.data_model.clone(),
+            themes: b.themes.clone(),
+            licence: b.licence.clone(),
+            access: b.access.clone(),
+            n,
+        }
+    }
+}
+
 /// The total and the facets of a search's groups.
 fn facets_of(groups: &[FacetGroup]) -> (u64, Facets) {
     let mut counts: [BTreeMap<String, u64>; 5] = Default::default();
@@ -786,17 +805,6 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// The `FROM … WHERE` part of the buckets a search looks at: the live buckets that hold datasets
-    /// and pass the filters. (A plain join: SQLite then scans the buckets and looks up each one's
-    /// source, at 3,600 buckets twice as fast as walking the sources in order, even for a page.)
-    fn search_from(&self, q: &FederatedQuery, s: &mut Sql) {
-        s.push(
-            " FROM fed_sources s JOIN fed_buckets d ON s.address = d.address AND s.generation = d.generation \
-             WHERE d.n > 0",
-        );
-        self.search_filters(q, s);
-    }
-
     /// `expr` is one of `ids`, with the ids as one value (a long `IN` list would be a statement per
     /// length): on PostgreSQL an array, which it looks up by index (as a subquery it may hash-join every
     /// bucket with its source first: 5.7 ms instead of 1.4 for 600 buckets); on SQLite a list it indexes.
@@ -809,33 +817,6 @@ impl Store {
             s.push(&format!("{expr} IN (SELECT value FROM json_each("))
                 .bind(format!("[{}]", id_text(ids)))
                 .push("))");
-        }
-    }
-
-    /// The filters of a search, on `d` (a dataset or a bucket) and `s` (its source).
-    fn search_filters(&self, q: &FederatedQuery, s: &mut Sql) {
-        let postgres = self.backend_() == DbBackend::Postgres;
-        if let Some(city) = lower(&q.city) {
-            s.push(" AND (s.city_key = ")
-                .bind(city.clone())
-                .push(" OR s.participant_key = ")
-                .bind(city)
-                .push(")");
-        }
-        if let Some(model) = lower(&q.data_model) {
-            s.push(" AND d.model_key = ").bind(model);
-        }
-        if let Some(theme) = lower(&q.theme) {
-            let f = if postgres { "strpos" } else { "instr" };
-            s.push(&format!(" AND {f}(d.themes_key, "))
-                .bind(format!("\n{theme}\n"))
-                .push(") > 0");
-        }
-        if let Some(licence) = lower(&q.licence) {
-            s.push(" AND d.licence_key = ").bind(licence);
-        }
-        if let Some(access) = lower(&q.access) {
-            s.push(" AND d.access = ").bind(access);
         }
     }
 
@@ -867,12 +848,20 @@ impl Store {
             .acquire()
             .await
             .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+        let dir = self.directory().await?;
+        let filters = Filters::of(q);
         let (page, groups) = if !words.is_empty() {
-            self.search_indexed(q, &words, after.as_ref(), limit)
+            self.search_indexed(&dir, &filters, &words, after.as_ref(), limit)
                 .await?
         } else {
-            let page = self.page_sql(q, after.as_ref(), limit).await?;
-            (page, self.facet_groups_sql(q).await?)
+            let page = self.page_sql(&dir, &filters, after.as_ref(), limit).await?;
+            let groups = dir
+                .buckets
+                .iter()
+                .filter(|b| dir.passes(b, &filters))
+                .map(|b| FacetGroup::of(&dir, b, u64::try_from(b.n).unwrap_or_default()))
+                .collect();
+            (page, groups)
         };
         let items = self.hits(&page.order).await?;
         let next = page
@@ -889,51 +878,46 @@ impl Store {
     }
 
     /// The page of a search without words: every score is the same, the keys alone order it. The
-    /// sources with matching buckets come first (in `(city, address)` order, one row each, so at most
-    /// `limit + 1` are needed), then each one's dataset ids in order from its key index, only as many
-    /// as the page still needs: a filter that matches nothing or little visits no dataset in vain.
+    /// sources with matching buckets in their `(city, address)` order (from the directory), then each
+    /// one's dataset ids in order from its key index, only as many as the page still needs: a filter
+    /// that matches nothing or little visits no dataset in vain.
     async fn page_sql(
         &self,
-        q: &FederatedQuery,
+        dir: &Directory,
+        filters: &Filters,
         after: Option<&CursorKey>,
         limit: u32,
     ) -> Result<PageKeys, StoreError> {
         let backend = self.backend_();
-        let ids = if backend == DbBackend::Postgres {
-            "string_agg(d.id::text, ',')"
-        } else {
-            "group_concat(d.id)"
-        };
-        let mut s = Sql::default();
-        s.push(&format!(
-            "SELECT s.city AS city, s.address AS address, s.generation AS generation, {ids} AS buckets"
-        ));
-        self.search_from(q, &mut s);
-        if let Some(CursorKey(_, city, address, _)) = after {
-            s.push(" AND (s.city, s.address) >= (")
-                .bind(city.clone())
-                .push(", ")
-                .bind(address.clone())
-                .push(")");
-        }
-        s.push(" GROUP BY s.city, s.address ORDER BY s.city, s.address LIMIT ")
-            .bind(i64::from(limit) + 2);
-        let sources = self.db.query_all_raw(s.statement(backend)).await?;
         let want = limit as usize + 1;
         let mut keys: Vec<(String, String, String, i64)> = Vec::new();
-        for row in &sources {
+        for source in &dir.sources {
             if keys.len() >= want {
                 break;
             }
-            let (city, address): (String, String) = (get(row, "city")?, get(row, "address")?);
-            let buckets = id_list(get(row, "buckets")?)?;
+            let (city, address) = (&source.city, &source.address);
+            if let Some(CursorKey(_, c, a, _)) = after
+                && (city, address) < (c, a)
+            {
+                continue;
+            }
+            let buckets: Vec<i64> = source
+                .buckets
+                .iter()
+                .map(|&b| &dir.buckets[b])
+                .filter(|b| dir.passes(b, filters))
+                .map(|b| b.id)
+                .collect();
+            if buckets.is_empty() {
+                continue;
+            }
             let mut s = Sql::default();
             s.push("SELECT id, dataset_id FROM fed_datasets WHERE address = ")
                 .bind(address.clone())
                 .push(" AND generation = ")
-                .bind(get::<i64>(row, "generation")?);
+                .bind(source.generation);
             if let Some(CursorKey(_, c, a, id)) = after
-                && (c, a) == (&city, &address)
+                && (c, a) == (city, address)
             {
                 s.push(" AND dataset_id > ").bind(id.clone());
             }
@@ -962,34 +946,6 @@ impl Store {
         Ok(page)
     }
 
-    /// The counts of a search without words: the buckets' counts summed, a few rows per source
-    /// instead of every dataset.
-    async fn facet_groups_sql(&self, q: &FederatedQuery) -> Result<Vec<FacetGroup>, StoreError> {
-        let mut s = Sql::default();
-        s.push(
-            "SELECT s.city AS city, d.data_model AS data_model, d.themes AS themes, \
-             d.licence AS licence, d.access AS access, CAST(SUM(d.n) AS BIGINT) AS n",
-        );
-        self.search_from(q, &mut s);
-        s.push(" GROUP BY s.city, d.data_model, d.themes, d.licence, d.access");
-        self.db
-            .query_all_raw(s.statement(self.backend_()))
-            .await?
-            .iter()
-            .map(|row| {
-                let n: i64 = get(row, "n")?;
-                Ok(FacetGroup {
-                    city: get(row, "city")?,
-                    data_model: get(row, "data_model")?,
-                    themes: get(row, "themes")?,
-                    licence: get(row, "licence")?,
-                    access: get(row, "access")?,
-                    n: u64::try_from(n).unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
-
     /// The hits of the words, per bucket (ascending) and score, from the term index. When there are
     /// several words or filters, first the buckets each word has a term in (from the index's keys
     /// alone) and those that pass the filters, intersected here; then the rows of the terms each word
@@ -997,7 +953,8 @@ impl Store {
     /// datasets every word matches, each one's score from the columns its words' stems are in.
     async fn scored_hits(
         &self,
-        q: &FederatedQuery,
+        dir: &Directory,
+        filters: &Filters,
         words: &[QueryWord],
     ) -> Result<Vec<BucketHits>, StoreError> {
         let backend = self.backend_();
@@ -1018,11 +975,13 @@ impl Store {
             }
             s.push(")");
         };
-        // As `search_filters` reads them (a blank filter filters nothing).
-        let filtered = [&q.city, &q.data_model, &q.theme, &q.licence, &q.access]
-            .into_iter()
-            .any(|f| lower(f).is_some());
-        let hit = if words.len() > 1 || filtered {
+        // The buckets to read: those that pass the filters (from the directory), and with several
+        // words those each word has a term in (from the index's keys alone).
+        let mut lists = Vec::new();
+        if filters.any() {
+            lists.push(dir.passing(filters));
+        }
+        if words.len() > 1 {
             let mut s = Sql::default();
             s.push("SELECT ");
             for (w, word) in words.iter().enumerate() {
@@ -1033,24 +992,19 @@ impl Store {
                 ranges(&mut s, word);
                 s.push(&format!(") AS b{w}"));
             }
-            if filtered {
-                s.push(&format!(", (SELECT {agg}(CAST(d.id AS TEXT), ',')"));
-                self.search_from(q, &mut s);
-                s.push(") AS f");
-            }
             let rows = self.db.query_all_raw(s.statement(backend)).await?;
             let Some(row) = rows.first() else {
                 return Ok(Vec::new());
             };
-            let mut lists = (0..words.len())
-                .map(|w| format!("b{w}"))
-                .chain(filtered.then(|| "f".to_owned()))
-                .map(|column| {
-                    let mut ids = id_list(get(row, &column)?)?;
-                    ids.dedup();
-                    Ok(ids)
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            for w in 0..words.len() {
+                let mut ids = id_list(get(row, &format!("b{w}"))?)?;
+                ids.dedup();
+                lists.push(ids);
+            }
+        }
+        let hit = if lists.is_empty() {
+            None
+        } else {
             lists.sort_by_key(Vec::len);
             let mut hit = lists.first().cloned().unwrap_or_default();
             for other in &lists[1..] {
@@ -1060,8 +1014,6 @@ impl Store {
                 return Ok(Vec::new());
             }
             Some(hit)
-        } else {
-            None
         };
         let row = if postgres {
             "CAST(t.w AS TEXT) || ':' || CAST(t.bucket AS TEXT) || ':' || t.term || ':' || encode(t.docs, 'hex')"
@@ -1170,88 +1122,40 @@ impl Store {
     /// make up the page only.
     async fn search_indexed(
         &self,
-        q: &FederatedQuery,
+        dir: &Directory,
+        filters: &Filters,
         words: &[QueryWord],
         after: Option<&CursorKey>,
         limit: u32,
     ) -> Result<(PageKeys, Vec<FacetGroup>), StoreError> {
         let backend = self.backend_();
-        let hits = self.scored_hits(q, words).await?;
+        let hits = self.scored_hits(dir, filters, words).await?;
         if hits.is_empty() {
             return Ok(Default::default());
         }
 
-        // The buckets of the hits that pass the filters, as one JSON array.
-        let bucket_ids: Vec<i64> = hits.iter().map(|h| h.bucket).collect();
-        let mut s = Sql::default();
-        s.push(if backend == DbBackend::Postgres {
-            "SELECT CAST(json_agg(json_build_array(d.id, s.city, s.address, d.data_model, d.themes, \
-             d.licence, d.access)) AS TEXT) AS b"
-        } else {
-            "SELECT json_group_array(json_array(d.id, s.city, s.address, d.data_model, d.themes, \
-             d.licence, d.access)) AS b"
-        });
-        s.push(
-            " FROM fed_buckets d JOIN fed_sources s ON s.address = d.address \
-             AND s.generation = d.generation WHERE ",
-        );
-        self.in_ids(&mut s, "d.id", &bucket_ids);
-        self.search_filters(q, &mut s);
-        let text: Option<String> = match self.db.query_all_raw(s.statement(backend)).await?.first()
-        {
-            Some(row) => get(row, "b")?,
-            None => None,
-        };
-        type BucketRow = (
-            i64,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            String,
-        );
-        let rows: Vec<BucketRow> = match text {
-            Some(t) => serde_json::from_str(&t)
-                .map_err(|e| StoreError::Corrupt("search buckets".into(), e.to_string()))?,
-            None => Vec::new(),
-        };
-        let mut groups = Vec::with_capacity(rows.len());
-        let mut addresses = Vec::with_capacity(rows.len());
+        // The hits' buckets that pass the filters (a bucket the directory does not know yet, committed
+        // after it was read, is left out of this answer), each one's source's place in the
+        // `(city, address)` order, and where the cursor's is.
+        let mut groups = Vec::new();
+        let mut rank = Vec::new();
         let mut bucket_of = FastMap::default();
-        for (id, city, address, data_model, themes, licence, access) in rows {
-            bucket_of.insert(id, groups.len());
-            addresses.push(address);
-            groups.push(FacetGroup {
-                city,
-                data_model,
-                themes,
-                licence,
-                access,
-                n: 0,
-            });
+        for h in &hits {
+            if let Some(b) = dir.bucket(h.bucket)
+                && dir.passes(b, filters)
+            {
+                bucket_of.insert(h.bucket, groups.len());
+                groups.push(FacetGroup::of(dir, b, 0));
+                rank.push(b.source);
+            }
         }
-        // Each bucket's source's place in the `(city, address)` order, and where the cursor's is.
-        let mut sources: Vec<(&str, &str)> = groups
-            .iter()
-            .zip(&addresses)
-            .map(|(g, a)| (g.city.as_str(), a.as_str()))
-            .collect();
-        sources.sort_unstable();
-        sources.dedup();
-        let rank: Vec<usize> = groups
-            .iter()
-            .zip(&addresses)
-            .map(|(g, a)| {
-                sources
-                    .binary_search(&(g.city.as_str(), a.as_str()))
-                    .unwrap_or_default()
-            })
-            .collect();
         let vs_cursor: Vec<std::cmp::Ordering> = match after {
-            Some(CursorKey(_, city, address, _)) => sources
+            Some(CursorKey(_, city, address, _)) => dir
+                .sources
                 .iter()
-                .map(|&k| k.cmp(&(city.as_str(), address.as_str())))
+                .map(|s| {
+                    (s.city.as_str(), s.address.as_str()).cmp(&(city.as_str(), address.as_str()))
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -1341,15 +1245,13 @@ impl Store {
         page_hits.truncate(limit as usize);
         for (neg, r, dataset_id, id) in page_hits {
             page.order.push((id, neg));
-            let (city, address) = sources.get(r).copied().unwrap_or_default();
-            page.last = Some(CursorKey(
-                neg,
-                city.to_owned(),
-                address.to_owned(),
-                dataset_id,
-            ));
+            let (city, address) = dir
+                .sources
+                .get(r)
+                .map(|s| (s.city.clone(), s.address.clone()))
+                .unwrap_or_default();
+            page.last = Some(CursorKey(neg, city, address, dataset_id));
         }
-        drop(sources);
         for (g, n) in groups.iter_mut().zip(counts) {
             g.n = n;
         }
@@ -1456,8 +1358,10 @@ impl Store {
         } else {
             s.push("NOTHING");
         }
-        let _gate = self.write_gate().await;
-        Self::fed_exec(&self.db, s).await?;
+        let txn = self.begin_write().await?;
+        Self::fed_exec(&txn.txn, s).await?;
+        Self::raise_fed_revision(&txn.txn).await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -1489,6 +1393,7 @@ impl Store {
         address: &str,
         generation: Option<(i64, bool)>,
     ) -> Result<(), StoreError> {
+        Self::raise_fed_revision(db).await?;
         let which = |s: &mut Sql| {
             s.push("address = ").bind(address.to_owned());
             if let Some((g, keep)) = generation {

@@ -831,6 +831,13 @@ impl MigrationName for M0013FederatedTerms {
     }
 }
 
+/// The federated cache's revision, raised by every change of its live buckets or sources, so that a
+/// process can tell from one read whether the bucket directory it keeps is current.
+const UP_0013_REVISION: [&str; 2] = [
+    "CREATE TABLE fed_revision (id INTEGER NOT NULL PRIMARY KEY, revision BIGINT NOT NULL)",
+    "INSERT INTO fed_revision (id, revision) VALUES (1, 0)",
+];
+
 /// Empties the federated cache (with its buckets) and makes every source due.
 const EMPTY_CACHE_0013: &[&str] = &[
     "DELETE FROM fed_bodies",
@@ -860,13 +867,18 @@ impl MigrationTrait for M0013FederatedTerms {
         }
         // A bucket's terms: what a search of some buckets and a source's removal look up.
         up.push("CREATE INDEX fed_terms_bucket ON fed_terms (bucket, term)");
+        up.extend(UP_0013_REVISION);
         run(manager, &up).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
         let mut down: Vec<&str> = EMPTY_CACHE_0013.to_vec();
-        down.extend(["DROP INDEX fed_terms_bucket", "DROP TABLE fed_terms"]);
+        down.extend([
+            "DROP TABLE fed_revision",
+            "DROP INDEX fed_terms_bucket",
+            "DROP TABLE fed_terms",
+        ]);
         if postgres {
             down.extend([
                 "ALTER TABLE fed_datasets ADD COLUMN tsv TSVECTOR NOT NULL",

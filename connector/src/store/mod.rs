@@ -165,6 +165,9 @@ pub struct Store {
     /// Federated searches running at once (see [`federation::search_permits`]): a search's working set
     /// grows with its hits, so more at once than can make progress only adds memory.
     search_gate: Arc<tokio::sync::Semaphore>,
+    /// The federated cache's bucket directory as of the last revision read (see
+    /// `federation::directory`).
+    fed_directory: Arc<std::sync::Mutex<Option<Arc<federation::Directory>>>>,
 }
 
 /// A write transaction, holding the SQLite write gate (if any) until it is dropped.
@@ -264,6 +267,7 @@ impl Store {
             write_gate,
             seal: None,
             search_gate: Arc::new(tokio::sync::Semaphore::new(searches)),
+            fed_directory: Arc::default(),
         };
         store.migrate_up().await?;
         Ok(store)

@@ -1131,6 +1131,58 @@ mod federated {
         }
     }
 
+    /// Each process keeps the bucket directory; a commit, a removal or a renamed source on another
+    /// replica shows in this one's next search.
+    #[tokio::test]
+    async fn a_replica_sees_another_replicas_crawl_at_its_next_search() {
+        for b in backends("fed_replica_directory").await {
+            let (one, two) = (open(&b).await, open(&b).await);
+            let lund = |title: &str| vec![dataset("urn:lund:1", title, "M", "t", true)];
+            two.replace_cached_catalog(
+                "http://lund/dsp",
+                "did:web:lund",
+                "Lund",
+                &lund("Parkering"),
+            )
+            .await
+            .unwrap();
+            assert_eq!(ids(&one, &query("parkering")).await, vec!["urn:lund:1"]);
+            assert_eq!(
+                one.search_federated(&FederatedQuery::default(), 10)
+                    .await
+                    .unwrap()
+                    .total,
+                1
+            );
+            two.replace_cached_catalog(
+                "http://malmo/dsp",
+                "did:web:malmo",
+                "Malmö",
+                &[dataset("urn:malmo:1", "Parkering", "M", "t", true)],
+            )
+            .await
+            .unwrap();
+            two.replace_cached_catalog("http://lund/dsp", "did:web:lund", "Lund", &lund("Luft"))
+                .await
+                .unwrap();
+            assert_eq!(ids(&one, &query("parkering")).await, vec!["urn:malmo:1"]);
+            let page = one
+                .search_federated(
+                    &FederatedQuery {
+                        city: Some("malmö".into()),
+                        ..Default::default()
+                    },
+                    10,
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.total, 1);
+            assert!(two.remove_source("http://malmo/dsp").await.unwrap());
+            assert!(ids(&one, &query("parkering")).await.is_empty());
+            assert_eq!(ids(&one, &query("luft")).await, vec!["urn:lund:1"]);
+        }
+    }
+
     /// The term index is an optimisation, not a second meaning: every search (words, prefixes,
     /// filters) pages through exactly the hits, scores and order that checking each live dataset against
     /// the words finds, with the same total and facets, over buckets that span several staged pages and
