@@ -294,6 +294,8 @@ type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 
 /// Most values listed per facet.
 const FACET_VALUES: usize = 100;
+/// Most buckets a word search names in its statement (more are left out as its rows arrive).
+const MAX_LISTED_BUCKETS: usize = 256;
 /// Most words of a query.
 const MAX_WORDS: usize = 8;
 
@@ -1032,7 +1034,9 @@ impl Store {
             ranges(&mut s, word);
             // (PostgreSQL: its estimate of a prefix's rows can be far too low, 1 for 1,200, and a
             // subquery here became a nested loop; the array goes to the (bucket, term) index.)
-            if let Some(hit) = &hit {
+            // A long list costs more to pass and index than the rows it leaves out; those are then
+            // left out below.
+            if let Some(hit) = hit.as_ref().filter(|h| h.len() <= MAX_LISTED_BUCKETS) {
                 s.push(" AND ");
                 self.in_ids(&mut s, "bucket", hit);
             }
@@ -1065,6 +1069,12 @@ impl Store {
             let (w, bucket, term, docs) = (next()?, next()?, next()?, next()?);
             let w: usize = w.parse().map_err(|_| corrupt(r, "word".into()))?;
             let bucket: i64 = bucket.parse().map_err(|_| corrupt(r, "bucket".into()))?;
+            if hit
+                .as_ref()
+                .is_some_and(|h| h.binary_search(&bucket).is_err())
+            {
+                continue;
+            }
             let Some(word_stems) = stems.get(w) else {
                 return Err(corrupt(r, "word".into()));
             };
