@@ -294,7 +294,8 @@ type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 
 /// Most values listed per facet.
 const FACET_VALUES: usize = 100;
-/// Most buckets a word search names in its statement (more are left out as its rows arrive).
+/// Most buckets a one-word search with filters names in its statement (more are left out as its rows
+/// arrive).
 const MAX_LISTED_BUCKETS: usize = 256;
 /// Most words of a query.
 const MAX_WORDS: usize = 8;
@@ -1034,9 +1035,13 @@ impl Store {
             ranges(&mut s, word);
             // (PostgreSQL: its estimate of a prefix's rows can be far too low, 1 for 1,200, and a
             // subquery here became a nested loop; the array goes to the (bucket, term) index.)
-            // A long list costs more to pass and index than the rows it leaves out; those are then
-            // left out below.
-            if let Some(hit) = hit.as_ref().filter(|h| h.len() <= MAX_LISTED_BUCKETS) {
+            // With one word and a broad filter, a long list costs more to pass and index than the
+            // rows it leaves out; those are then left out below. With several words the lists were
+            // read anyway, and what they leave out is most of the rows.
+            if let Some(hit) = hit
+                .as_ref()
+                .filter(|h| words.len() > 1 || h.len() <= MAX_LISTED_BUCKETS)
+            {
                 s.push(" AND ");
                 self.in_ids(&mut s, "bucket", hit);
             }
