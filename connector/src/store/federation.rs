@@ -949,11 +949,12 @@ impl Store {
         Ok(page)
     }
 
-    /// The hits of the words, per bucket (ascending) and score, from the term index. When there are
-    /// several words or filters, first the buckets each word has a term in (from the index's keys
-    /// alone) and those that pass the filters, intersected here; then the rows of the terms each word
-    /// starts, of those buckets only (or of every bucket), as one string. A bucket's hits are the
-    /// datasets every word matches, each one's score from the columns its words' stems are in.
+    /// The hits of the words in buckets that pass the filters, per bucket (ascending) and score, from
+    /// the term index. The buckets to read: those that pass the filters (from the directory) and, with
+    /// several words, those each word has a term in (from the index's keys alone), intersected here;
+    /// then the rows of the terms each word starts, of those buckets only, as one string. A bucket's
+    /// hits are the datasets every word matches, each one's score from the columns its words' stems
+    /// are in.
     async fn scored_hits(
         &self,
         dir: &Directory,
@@ -1149,16 +1150,14 @@ impl Store {
             return Ok(Default::default());
         }
 
-        // The hits' buckets that pass the filters (a bucket the directory does not know yet, committed
-        // after it was read, is left out of this answer), each one's source's place in the
+        // The hits' buckets (`scored_hits` kept those that pass the filters; a bucket the directory does
+        // not know yet, committed after it was read, is left out of this answer), each one's source's place in the
         // `(city, address)` order, and where the cursor's is.
         let mut groups = Vec::new();
         let mut rank = Vec::new();
         let mut bucket_of = FastMap::default();
         for h in &hits {
-            if let Some(b) = dir.bucket(h.bucket)
-                && dir.passes(b, filters)
-            {
+            if let Some(b) = dir.bucket(h.bucket) {
                 bucket_of.insert(h.bucket, groups.len());
                 groups.push(FacetGroup::of(dir, b, 0));
                 rank.push(b.source);

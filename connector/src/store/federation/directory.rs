@@ -125,22 +125,24 @@ impl Directory {
     }
 }
 
-type Row = (
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-);
+/// A row of the directory's query (a JSON array, in this order).
+#[derive(serde::Deserialize)]
+struct Row {
+    id: i64,
+    city: String,
+    address: String,
+    generation: i64,
+    city_key: String,
+    participant_key: String,
+    data_model: Option<String>,
+    model_key: Option<String>,
+    themes: String,
+    themes_key: String,
+    licence: Option<String>,
+    licence_key: Option<String>,
+    access: String,
+    n: i64,
+}
 
 impl Store {
     /// Raises the federated cache's revision (in the transaction of the change).
@@ -187,56 +189,42 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt("bucket directory".into(), e.to_string()))?,
             None => Vec::new(),
         };
-        rows.sort_by(|a, b| (&a.1, &a.2, a.0).cmp(&(&b.1, &b.2, b.0)));
+        rows.sort_by(|a, b| (&a.city, &a.address, a.id).cmp(&(&b.city, &b.address, b.id)));
         let mut dir = Directory {
             revision,
             sources: Vec::new(),
             buckets: Vec::with_capacity(rows.len()),
             by_id: FastMap::default(),
         };
-        for (
-            id,
-            city,
-            address,
-            generation,
-            city_key,
-            participant_key,
-            data_model,
-            model_key,
-            themes,
-            themes_key,
-            licence,
-            licence_key,
-            access,
-            n,
-        ) in rows
-        {
-            if dir.sources.last().is_none_or(|s| {
-                (s.city.as_str(), s.address.as_str()) != (city.as_str(), address.as_str())
-            }) {
+        for r in rows {
+            if dir
+                .sources
+                .last()
+                .is_none_or(|s| (&s.city, &s.address) != (&r.city, &r.address))
+            {
                 dir.sources.push(DirSource {
-                    city,
-                    address,
-                    generation,
-                    city_key,
-                    participant_key,
+                    city: r.city,
+                    address: r.address,
+                    generation: r.generation,
+                    city_key: r.city_key,
+                    participant_key: r.participant_key,
                     buckets: Vec::new(),
                 });
             }
             let source = dir.sources.len() - 1;
             dir.sources[source].buckets.push(dir.buckets.len());
-            dir.by_id.insert(id, dir.buckets.len());
+            dir.by_id.insert(r.id, dir.buckets.len());
             dir.buckets.push(DirBucket {
-                id,
+                id: r.id,
                 source,
-                data_model,
-                model_key,
-                themes,
-                themes_key,
-                licence,
-                licence_key,
-                access,
-                n,
+                data_model: r.data_model,
+                model_key: r.model_key,
+                themes: r.themes,
+                themes_key: r.themes_key,
+                licence: r.licence,
+                licence_key: r.licence_key,
+                access: r.access,
+                n: r.n,
             });
         }
         let dir = Arc::new(dir);
