@@ -45,7 +45,7 @@ mod directory;
 mod terms;
 
 pub(crate) use directory::Directory;
-use directory::Filters;
+use directory::{Filters, REVISION};
 
 use terms::Bits;
 
@@ -705,6 +705,29 @@ struct PageKeys {
     last: Option<CursorKey>,
 }
 
+/// A hit a page may hold: its id, negated score and its source's place in the order.
+#[derive(Clone, Copy)]
+struct Pick {
+    id: i64,
+    neg: i64,
+    rank: usize,
+}
+
+/// A row of a page: where it sorts (negated score, source's place, dataset id) and the hit.
+struct PageRow {
+    neg: i64,
+    rank: usize,
+    dataset_id: String,
+    hit: FederatedHit,
+}
+
+/// A page of hits, whether more follow, and the last one's key.
+struct Page {
+    items: Vec<FederatedHit>,
+    more: bool,
+    last: Option<CursorKey>,
+}
+
 /// Hits that share a source and the values counted in facets, and how many they are.
 struct FacetGroup {
     city: String,
@@ -851,26 +874,38 @@ impl Store {
             .acquire()
             .await
             .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
-        let dir = self.directory().await?;
         let filters = Filters::of(q);
         let (page, groups) = if !words.is_empty() {
-            self.search_indexed(&dir, &filters, &words, after.as_ref(), limit)
+            self.search_indexed(&filters, &words, after.as_ref(), limit)
                 .await?
         } else {
-            let page = self.page_sql(&dir, &filters, after.as_ref(), limit).await?;
+            let dir = self.directory().await?;
+            let keys = self.page_sql(&dir, &filters, after.as_ref(), limit).await?;
+            let picks: Vec<Pick> = keys
+                .order
+                .iter()
+                .enumerate()
+                .map(|(rank, &(id, neg))| Pick { id, neg, rank })
+                .collect();
+            let rows = self.page_rows(&picks, None, picks.len()).await?;
             let groups = dir
                 .buckets
                 .iter()
                 .filter(|b| dir.passes(b, &filters))
                 .map(|b| FacetGroup::of(&dir, b, u64::try_from(b.n).unwrap_or_default()))
                 .collect();
+            let page = Page {
+                items: rows.into_iter().map(|r| r.hit).collect(),
+                more: keys.more,
+                last: keys.last,
+            };
             (page, groups)
         };
-        let items = self.hits(&page.order).await?;
         let next = page
             .more
             .then(|| page.last.as_ref().map(encode_cursor))
             .flatten();
+        let items = page.items;
         let (total, facets) = facets_of(&groups);
         Ok(SearchPage {
             total,
@@ -960,7 +995,7 @@ impl Store {
         dir: &Directory,
         filters: &Filters,
         words: &[QueryWord],
-    ) -> Result<Vec<BucketHits>, StoreError> {
+    ) -> Result<(Option<i64>, Vec<BucketHits>), StoreError> {
         let backend = self.backend_();
         let postgres = backend == DbBackend::Postgres;
         let agg = if postgres {
@@ -981,25 +1016,26 @@ impl Store {
         };
         // The buckets to read: those that pass the filters (from the directory), and with several
         // words those each word has a term in (from the index's keys alone).
+        let mut revision = None;
         let mut lists = Vec::new();
         if filters.any() {
             lists.push(dir.passing(filters));
         }
         if words.len() > 1 {
             let mut s = Sql::default();
-            s.push("SELECT ");
+            s.push(&format!("SELECT {REVISION} AS revision"));
             for (w, word) in words.iter().enumerate() {
                 s.push(&format!(
-                    "{}(SELECT {agg}(CAST(bucket AS TEXT), ',') FROM fed_terms WHERE ",
-                    if w > 0 { ", " } else { "" }
+                    ", (SELECT {agg}(CAST(bucket AS TEXT), ',') FROM fed_terms WHERE "
                 ));
                 ranges(&mut s, word);
                 s.push(&format!(") AS b{w}"));
             }
             let rows = self.db.query_all_raw(s.statement(backend)).await?;
             let Some(row) = rows.first() else {
-                return Ok(Vec::new());
+                return Ok((None, Vec::new()));
             };
+            revision = get::<Option<i64>>(row, "revision")?;
             for w in 0..words.len() {
                 let mut ids = id_list(get(row, &format!("b{w}"))?)?;
                 ids.dedup();
@@ -1015,7 +1051,7 @@ impl Store {
                 hit.retain(|b| other.binary_search(b).is_ok());
             }
             if hit.is_empty() {
-                return Ok(Vec::new());
+                return Ok((revision, Vec::new()));
             }
             Some(hit)
         };
@@ -1025,7 +1061,9 @@ impl Store {
             "t.w || ':' || t.bucket || ':' || t.term || ':' || hex(t.docs)"
         };
         let mut s = Sql::default();
-        s.push(&format!("SELECT {agg}({row}, ',') AS h FROM ("));
+        s.push(&format!(
+            "SELECT {REVISION} AS revision, {agg}({row}, ',') AS h FROM ("
+        ));
         for (w, word) in words.iter().enumerate() {
             if w > 0 {
                 s.push(" UNION ALL ");
@@ -1050,7 +1088,10 @@ impl Store {
         s.push(") t");
         let rows = self.db.query_all_raw(s.statement(backend)).await?;
         let text: Option<String> = match rows.first() {
-            Some(row) => get(row, "h")?,
+            Some(row) => {
+                revision = revision.or(get::<Option<i64>>(row, "revision")?);
+                get(row, "h")?
+            }
             None => None,
         };
         let corrupt =
@@ -1130,36 +1171,66 @@ impl Store {
             }
         }
         out.sort_unstable_by_key(|h| h.bucket);
-        Ok(out)
+        Ok((revision, out))
     }
 
-    /// A search with words: the scored hits per bucket, then the buckets' values and sources
-    /// (filters, facets, the order of sources), and the dataset ids of the hits in the sources that
-    /// make up the page only.
+    /// A search with words: the scored hits per bucket (with the cache's revision, read in the same
+    /// statement), the directory as of that revision (this process's copy, read again only if the
+    /// revision moved), then one statement for the page: the ids of the hits in the fewest
+    /// (score, source) groups that hold it, ordered and cut there, and those rows.
     async fn search_indexed(
         &self,
-        dir: &Directory,
         filters: &Filters,
         words: &[QueryWord],
         after: Option<&CursorKey>,
         limit: u32,
-    ) -> Result<(PageKeys, Vec<FacetGroup>), StoreError> {
-        let backend = self.backend_();
-        let hits = self.scored_hits(dir, filters, words).await?;
+    ) -> Result<(Page, Vec<FacetGroup>), StoreError> {
+        let mut dir = match self.cached_directory() {
+            Some(d) => d,
+            None => self.directory().await?,
+        };
+        let mut attempts = 0;
+        let hits = loop {
+            attempts += 1;
+            let (revision, mut hits) = self.scored_hits(&dir, filters, words).await?;
+            let current = match revision {
+                Some(r) => self.directory_as_of(r).await?,
+                None => self.directory().await?,
+            };
+            let same = current.revision() == dir.revision();
+            dir = current;
+            // The rows were read for the buckets that passed the filters in the directory then; after
+            // a commit meanwhile they are read again for the new one (twice more at most; then the
+            // rows are kept, each bucket checked against the new directory).
+            if same || !filters.any() {
+                break hits;
+            }
+            if attempts >= 3 {
+                hits.retain(|h| dir.bucket(h.bucket).is_some_and(|b| dir.passes(b, filters)));
+                break hits;
+            }
+        };
         if hits.is_empty() {
-            return Ok(Default::default());
+            return Ok((
+                Page {
+                    items: Vec::new(),
+                    more: false,
+                    last: None,
+                },
+                Vec::new(),
+            ));
         }
 
-        // The hits' buckets (`scored_hits` kept those that pass the filters; a bucket the directory does
-        // not know yet, committed after it was read, is left out of this answer), each one's source's place in the
-        // `(city, address)` order, and where the cursor's is.
+        // The hits' buckets (a bucket the directory does not know, dropped after the rows were
+        // read, is left out), each one's source's place in the `(city, address)` order, and where
+        // the cursor's is.
         let mut groups = Vec::new();
         let mut rank = Vec::new();
         let mut bucket_of = FastMap::default();
         for h in &hits {
             if let Some(b) = dir.bucket(h.bucket) {
                 bucket_of.insert(h.bucket, groups.len());
-                groups.push(FacetGroup::of(dir, b, 0));
+                groups.push(FacetGroup::of(&dir, b, 0));
                 rank.push(b.source);
             }
         }
@@ -1199,7 +1270,7 @@ impl Store {
                 }
             }
         }
-        // The fewest (score, source) groups that hold the page; only their dataset ids are read.
+        // The fewest (score, source) groups that hold the page; only their hits are picked.
         let mut keys: Vec<(i64, usize)> = per_key.keys().copied().collect();
         keys.sort_unstable();
         let mut needed = Vec::new();
@@ -1214,114 +1285,156 @@ impl Store {
                 held += per_key.get(&k).copied().unwrap_or_default();
             }
         }
-        let mut scored: Vec<(i64, usize, i64)> = Vec::new();
+        let mut picks: Vec<Pick> = Vec::new();
         for h in &hits {
             let Some(&b) = bucket_of.get(&h.bucket) else {
                 continue;
             };
             for (score, positions) in &h.groups {
-                if let Some(key) = key_of(b, *score)
-                    && needed.binary_search(&key).is_ok()
+                if let Some((neg, rank)) = key_of(b, *score)
+                    && needed.binary_search(&(neg, rank)).is_ok()
                 {
-                    scored.extend(
-                        positions
-                            .iter()
-                            .map(|&p| (key.0, key.1, (h.bucket << BUCKET_SHIFT) | i64::from(p))),
-                    );
+                    picks.extend(positions.iter().map(|&p| Pick {
+                        id: (h.bucket << BUCKET_SHIFT) | i64::from(p),
+                        neg,
+                        rank,
+                    }));
                 }
             }
         }
-        let candidates: Vec<i64> = scored.iter().map(|&(_, _, id)| id).collect();
-        let mut dataset_ids = std::collections::HashMap::new();
-        if !candidates.is_empty() {
-            let mut s = Sql::default();
-            s.push("SELECT id, dataset_id FROM fed_datasets WHERE ");
-            self.in_ids(&mut s, "id", &candidates);
-            for row in self.db.query_all_raw(s.statement(backend)).await? {
-                dataset_ids.insert(get::<i64>(&row, "id")?, get::<String>(&row, "dataset_id")?);
-            }
-        }
-        let mut page_hits: Vec<(i64, usize, String, i64)> = scored
-            .into_iter()
-            .filter_map(|(neg, r, id)| Some((neg, r, dataset_ids.remove(&id)?, id)))
-            .filter(|(neg, r, dataset_id, _)| match after {
-                Some(CursorKey(cneg, _, _, cid)) if neg == cneg && vs_cursor[*r].is_eq() => {
-                    dataset_id > cid
-                }
-                _ => true,
-            })
-            .collect();
-        page_hits.sort_unstable();
-        let mut page = PageKeys {
-            more: page_hits.len() > limit as usize,
-            ..Default::default()
-        };
-        page_hits.truncate(limit as usize);
-        for (neg, r, dataset_id, id) in page_hits {
-            page.order.push((id, neg));
+        // In the cursor's (score, source) group, only the datasets after its one.
+        let at = after.and_then(|CursorKey(neg, _, _, id)| {
+            let rank = vs_cursor.iter().position(|o| o.is_eq())?;
+            Some((*neg, rank, id.as_str()))
+        });
+        let mut rows = self.page_rows(&picks, at, limit as usize + 1).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let last = rows.last().map(|r| {
             let (city, address) = dir
                 .sources
-                .get(r)
+                .get(r.rank)
                 .map(|s| (s.city.clone(), s.address.clone()))
                 .unwrap_or_default();
-            page.last = Some(CursorKey(neg, city, address, dataset_id));
-        }
+            CursorKey(r.neg, city, address, r.dataset_id.clone())
+        });
         for (g, n) in groups.iter_mut().zip(counts) {
             g.n = n;
         }
         groups.retain(|g| g.n > 0);
+        let page = Page {
+            items: rows.into_iter().map(|r| r.hit).collect(),
+            more,
+            last,
+        };
         Ok((page, groups))
     }
 
-    /// The rows of a page's hits, in the page's order (a row replaced meanwhile is left out).
-    async fn hits(&self, order: &[(i64, i64)]) -> Result<Vec<FederatedHit>, StoreError> {
-        if order.is_empty() {
+    /// The first `limit` of `picks` in the order of results (negated score, source's place, dataset
+    /// id; in the group `at` names, only datasets after its one) with their rows, in one statement
+    /// (a row replaced meanwhile is left out).
+    async fn page_rows(
+        &self,
+        picks: &[Pick],
+        at: Option<(i64, usize, &str)>,
+        limit: usize,
+    ) -> Result<Vec<PageRow>, StoreError> {
+        if picks.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let backend = self.backend_();
+        let postgres = backend == DbBackend::Postgres;
+        // Byte order for dataset ids on both backends (PostgreSQL's default collation is not).
+        let collate = if postgres { " COLLATE \"C\"" } else { "" };
+        let rank_of = |r: usize| i64::try_from(r).unwrap_or(i64::MAX);
         let mut s = Sql::default();
         s.push(
-            "SELECT d.id AS id, d.address AS address, d.dataset_id AS dataset_id, b.body AS body, \
-             d.access AS access, d.licence AS licence, s.participant_id AS participant_id, \
-             s.city AS city, s.fetched_at AS fetched_at, s.state AS state FROM fed_datasets d \
-             JOIN fed_bodies b ON b.id = d.id JOIN fed_sources s ON s.address = d.address \
-             WHERE ",
+            "SELECT p.neg AS neg, p.rank AS rank, p.id AS id, p.address AS address, \
+             p.dataset_id AS dataset_id, b.body AS body, p.access AS access, p.licence AS licence, \
+             s.participant_id AS participant_id, s.city AS city, s.fetched_at AS fetched_at, \
+             s.state AS state FROM (SELECT c.id AS id, c.neg AS neg, c.rank AS rank, \
+             d.address AS address, d.dataset_id AS dataset_id, d.access AS access, \
+             d.licence AS licence FROM ",
         );
-        let ids: Vec<i64> = order.iter().map(|(id, _)| *id).collect();
-        self.in_ids(&mut s, "d.id", &ids);
-        let mut rows = std::collections::HashMap::new();
-        for row in self.db.query_all_raw(s.statement(self.backend_())).await? {
-            rows.insert(get::<i64>(&row, "id")?, row);
-        }
-        let mut items = Vec::with_capacity(order.len());
-        for (id, neg) in order {
-            let Some(row) = rows.get(id) else {
-                continue;
+        if postgres {
+            let column = |f: &dyn Fn(&Pick) -> i64| {
+                let v: Vec<i64> = picks.iter().map(f).collect();
+                id_text(&v)
             };
-            let fetched: Option<i64> = get(row, "fetched_at")?;
-            let dataset_id: String = get(row, "dataset_id")?;
-            let dataset: RemoteDataset = serde_json::from_str(&get::<String>(row, "body")?)
+            s.push("unnest(string_to_array(")
+                .bind(column(&|p| p.id))
+                .push(", ',')::bigint[], string_to_array(")
+                .bind(column(&|p| p.neg))
+                .push(", ',')::bigint[], string_to_array(")
+                .bind(column(&|p| rank_of(p.rank)))
+                .push(", ',')::bigint[]) AS c(id, neg, rank)");
+        } else {
+            let mut list = String::with_capacity(picks.len() * 24 + 2);
+            list.push('[');
+            for (i, p) in picks.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                list.push_str(&format!("[{},{},{}]", p.id, p.neg, rank_of(p.rank)));
+            }
+            list.push(']');
+            s.push("(SELECT value ->> 0 AS id, value ->> 1 AS neg, value ->> 2 AS rank FROM json_each(")
+                .bind(list)
+                .push(")) c");
+        }
+        s.push(" JOIN fed_datasets d ON d.id = c.id");
+        if let Some((neg, rank, id)) = at {
+            s.push(" WHERE NOT (c.neg = ")
+                .bind(neg)
+                .push(" AND c.rank = ")
+                .bind(rank_of(rank))
+                .push(&format!(" AND d.dataset_id{collate} <= "))
+                .bind(id.to_owned())
+                .push(")");
+        }
+        s.push(&format!(
+            " ORDER BY c.neg, c.rank, d.dataset_id{collate} LIMIT "
+        ))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .push(&format!(
+            ") p JOIN fed_bodies b ON b.id = p.id JOIN fed_sources s ON s.address = p.address \
+             ORDER BY p.neg, p.rank, p.dataset_id{collate}"
+        ));
+        let mut out = Vec::with_capacity(limit.min(picks.len()));
+        for row in self.db.query_all_raw(s.statement(backend)).await? {
+            let neg: i64 = get(&row, "neg")?;
+            let rank: i64 = get(&row, "rank")?;
+            let fetched: Option<i64> = get(&row, "fetched_at")?;
+            let dataset_id: String = get(&row, "dataset_id")?;
+            let dataset: RemoteDataset = serde_json::from_str(&get::<String>(&row, "body")?)
                 .map_err(|e| {
                     StoreError::Corrupt(format!("cached dataset {dataset_id}"), e.to_string())
                 })?;
-            items.push(FederatedHit {
-                score: -neg,
-                item: CachedDataset {
-                    counter_party_address: get(row, "address")?,
-                    participant_id: get(row, "participant_id")?,
-                    city: get(row, "city")?,
-                    dataset,
+            out.push(PageRow {
+                neg,
+                rank: usize::try_from(rank).unwrap_or(usize::MAX),
+                hit: FederatedHit {
+                    score: -neg,
+                    item: CachedDataset {
+                        counter_party_address: get(&row, "address")?,
+                        participant_id: get(&row, "participant_id")?,
+                        city: get(&row, "city")?,
+                        dataset,
+                    },
+                    access: if get::<String>(&row, "access")? == "open" {
+                        "open"
+                    } else {
+                        "negotiable"
+                    },
+                    licence: get(&row, "licence")?,
+                    fetched_at: from_millis(fetched.unwrap_or_default()),
+                    stale: SourceState::parse(&get::<String>(&row, "state")?)
+                        == SourceState::Stale,
                 },
-                access: if get::<String>(row, "access")? == "open" {
-                    "open"
-                } else {
-                    "negotiable"
-                },
-                licence: get(row, "licence")?,
-                fetched_at: from_millis(fetched.unwrap_or_default()),
-                stale: SourceState::parse(&get::<String>(row, "state")?) == SourceState::Stale,
+                dataset_id,
             });
         }
-        Ok(items)
+        Ok(out)
     }
 
     // -----------------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ use super::{FastMap, FederatedQuery, Sql, lower};
 use crate::store::identity::get;
 use crate::store::{Store, StoreError};
 
+/// The cache's revision, as an SQL expression (a search reads it in its first statement, so its
+/// rows and the directory it takes are of the same revision, without a statement of its own).
+pub(super) const REVISION: &str = "(SELECT revision FROM fed_revision WHERE id = 1)";
+
 /// A source with live datasets, in the `(city, address)` order of search results.
 pub(super) struct DirSource {
     pub(super) city: String,
@@ -86,6 +90,11 @@ impl Filters {
 }
 
 impl Directory {
+    /// The cache's revision this directory is as of.
+    pub(super) fn revision(&self) -> i64 {
+        self.revision
+    }
+
     pub(super) fn bucket(&self, id: i64) -> Option<&DirBucket> {
         self.by_id.get(&id).and_then(|&i| self.buckets.get(i))
     }
@@ -156,34 +165,49 @@ impl Store {
     pub(super) async fn directory(&self) -> Result<Arc<Directory>, StoreError> {
         let backend = self.db.get_database_backend();
         let mut s = Sql::default();
-        s.push("SELECT revision FROM fed_revision WHERE id = 1");
+        s.push(&format!("SELECT {REVISION} AS revision"));
         let revision: i64 = match self.db.query_all_raw(s.statement(backend)).await?.first() {
-            Some(row) => get(row, "revision")?,
+            Some(row) => get::<Option<i64>>(row, "revision")?.unwrap_or_default(),
             None => 0,
         };
-        if let Ok(cached) = self.fed_directory.lock()
-            && let Some(d) = cached.as_ref()
+        self.directory_as_of(revision).await
+    }
+
+    /// The directory this process read last, if any (not checked against the cache's revision: a
+    /// search reads the revision in its first statement and then calls [`Self::directory_as_of`]).
+    pub(super) fn cached_directory(&self) -> Option<Arc<Directory>> {
+        self.fed_directory.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// The directory as of `revision` or later: the cached one if it is as of that revision, else
+    /// read again (labelled with the revision read in the statement that reads it).
+    pub(super) async fn directory_as_of(&self, revision: i64) -> Result<Arc<Directory>, StoreError> {
+        if let Some(d) = self.cached_directory()
             && d.revision == revision
         {
-            return Ok(d.clone());
+            return Ok(d);
         }
+        let backend = self.db.get_database_backend();
         let fields = "d.id, s.city, s.address, s.generation, s.city_key, s.participant_key, d.data_model, \
                       d.model_key, d.themes, d.themes_key, d.licence, d.licence_key, d.access, d.n";
         let mut s = Sql::default();
         s.push(&if backend == DbBackend::Postgres {
-            format!("SELECT CAST(json_agg(json_build_array({fields})) AS TEXT) AS b")
+            format!("SELECT {REVISION} AS revision, CAST(json_agg(json_build_array({fields})) AS TEXT) AS b")
         } else {
-            format!("SELECT json_group_array(json_array({fields})) AS b")
+            format!("SELECT {REVISION} AS revision, json_group_array(json_array({fields})) AS b")
         });
         s.push(
             " FROM fed_sources s JOIN fed_buckets d ON s.address = d.address AND s.generation = d.generation \
              WHERE d.n > 0",
         );
-        let text: Option<String> = match self.db.query_all_raw(s.statement(backend)).await?.first()
-        {
-            Some(row) => get(row, "b")?,
-            None => None,
-        };
+        let (revision, text): (i64, Option<String>) =
+            match self.db.query_all_raw(s.statement(backend)).await?.first() {
+                Some(row) => (
+                    get::<Option<i64>>(row, "revision")?.unwrap_or_default(),
+                    get(row, "b")?,
+                ),
+                None => (revision, None),
+            };
         let mut rows: Vec<Row> = match text {
             Some(t) => serde_json::from_str(&t)
                 .map_err(|e| StoreError::Corrupt("bucket directory".into(), e.to_string()))?,
