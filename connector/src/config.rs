@@ -212,6 +212,9 @@ pub struct ApiConfig {
     /// Also accept JWT access tokens from an OpenID Connect provider (besides the admin token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<ApiOidcConfig>,
+    /// Worker threads (0: one per core, at most 4). The federated search's work runs on them.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 /// Bearer JWT access tokens from the city's OpenID Connect provider on the management API
@@ -1685,6 +1688,7 @@ admin_token = "0123456789abcdef0123"
                     leeway_secs: 7,
                     jwks_cache_secs: 77,
                 }),
+                workers: 2,
             },
             database: DatabaseConfig {
                 url: Some(Secret::new("postgres://caap@db.lund.se/caap")),

@@ -146,6 +146,7 @@ pub fn init(opts: &InitOptions) -> Result<Initialized, InitError> {
             bind: opts.api_bind,
             admin_token: Secret::random_token(),
             oidc: None,
+            workers: 0,
         },
         database: DatabaseConfig::default(),
         identity: IdentityConfig::default(),

@@ -230,6 +230,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &identity,
     ));
     let dsp_workers = workers(config.dsp.workers);
+    let api_workers = workers(config.api.workers);
     let decider: Arc<dyn caap_policy::PolicyDecider> = Arc::new(crate::metrics::CountedDecider {
         inner: caap_policy::OdrlEvaluator::new(),
         metrics: metrics.clone(),
@@ -345,7 +346,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let c = connector.clone();
     let limiter = PerAddress::new(per_address, Listener::Management);
     let api = HttpServer::new(move || crate::http::api_app(c.clone(), limiter.clone()))
-        .workers(1)
+        .workers(api_workers)
         .disable_signals()
         .tcp_nodelay(true)
         .shutdown_timeout(10)
