@@ -1005,12 +1005,12 @@ impl Store {
         if hit.as_ref().is_some_and(Vec::is_empty) {
             return Ok((None, Vec::new()));
         }
-        let listed = hit.as_ref().filter(|h| h.len() <= MAX_LISTED_BUCKETS);
+        let mut listed = hit.as_ref().filter(|h| h.len() <= MAX_LISTED_BUCKETS);
         // With several words, how many rows each has (the index's keys alone): the rarest one's rows
         // are read whole, the others' only in its buckets ("luftkvalitet stationen": 300 rows of the
         // first, 300 of the second's 7,200, where reading every bucket each word is in first cost
         // 1.7 ms of SQLite's time and 0.9 after).
-        let mut rarest = 0;
+        let mut rarest = Some(0);
         if words.len() > 1 {
             let mut s = Sql::default();
             s.push(&format!("SELECT {REVISION} AS revision"));
@@ -1031,8 +1031,17 @@ impl Store {
                     return Ok((revision, Vec::new()));
                 }
                 if n < fewest {
-                    (rarest, fewest) = (w, n);
+                    (rarest, fewest) = (Some(w), n);
                 }
+            }
+            // Fewer buckets pass the filters than the rarest word has rows: every word's rows are
+            // read in those buckets, named in the statement however many ("sensor hamnen" with
+            // `dataModel=StreetLight`: two common words, 300 buckets).
+            if let Some(h) = hit.as_ref()
+                && i64::try_from(h.len()).unwrap_or(i64::MAX) <= fewest
+            {
+                rarest = None;
+                listed = Some(h);
             }
         }
         let row = if postgres {
@@ -1052,14 +1061,7 @@ impl Store {
                 "SELECT {w} AS w, term, bucket, docs FROM fed_terms WHERE "
             ));
             ranges(&mut s, word);
-            if w == rarest {
-                // With one word and a broad filter, a long list costs more to pass and index than
-                // the rows it leaves out; those are then left out below.
-                if let Some(listed) = listed {
-                    s.push(" AND ");
-                    self.in_ids(&mut s, "bucket", listed);
-                }
-            } else {
+            if let Some(rarest) = rarest.filter(|&r| r != w) {
                 // The rarest word's buckets, as one value: PostgreSQL computes the array once and
                 // looks it up on the (bucket, term) index (as a plain subquery it estimated a prefix
                 // at 1 row for 1,200 and planned a nested loop); SQLite lists the subquery's rows.
@@ -1074,6 +1076,12 @@ impl Store {
                     self.in_ids(&mut s, "bucket", listed);
                 }
                 s.push(if postgres { "))" } else { ")" });
+            } else if let Some(listed) = listed {
+                // (The rarest word's, or every word's when the filters drive. A long list for one
+                // word costs more to pass and index than the rows it leaves out; those are then left
+                // out below.)
+                s.push(" AND ");
+                self.in_ids(&mut s, "bucket", listed);
             }
         }
         s.push(") t");
