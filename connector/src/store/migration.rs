@@ -819,8 +819,8 @@ impl MigrationTrait for M0012FederatedBuckets {
 /// which of the bucket's datasets have it and in which column (`fed_terms`, written when a crawl is
 /// committed). It replaces the full-text index of m0009/m0011/m0012 (SQLite's FTS5 table, PostgreSQL's
 /// `tsvector` with its GIN index), which every search had to walk hit by hit. PostgreSQL compares the terms
-/// bytewise (`COLLATE "C"`), so a prefix is one range of the key on both backends, and its key carries the
-/// sets (`INCLUDE`), so a word's rows are read from the index alone. The cache is emptied
+/// bytewise (`COLLATE "C"`), so a prefix is one range of the key on both backends, and its keys carry the
+/// sets (`INCLUDE`), so a word's rows are read from an index alone. The cache is emptied
 /// (the committed catalogs have no term rows) and every source is due for crawling at once.
 #[derive(Debug)]
 struct M0013FederatedTerms;
@@ -865,8 +865,14 @@ impl MigrationTrait for M0013FederatedTerms {
                  docs BLOB NOT NULL, PRIMARY KEY (term, bucket)) WITHOUT ROWID",
             ]);
         }
-        // A bucket's terms: what a search of some buckets and a source's removal look up.
-        up.push("CREATE INDEX fed_terms_bucket ON fed_terms (bucket, term)");
+        // A bucket's terms: what a search of some buckets and a source's removal look up (on
+        // PostgreSQL with the sets, so a word's rows in some buckets come from the index alone: 922
+        // buffers instead of 1,222 and no heap visits for "luftkvalitet stationen").
+        up.push(if postgres {
+            "CREATE INDEX fed_terms_bucket ON fed_terms (bucket, term) INCLUDE (docs)"
+        } else {
+            "CREATE INDEX fed_terms_bucket ON fed_terms (bucket, term)"
+        });
         up.extend(UP_0013_REVISION);
         run(manager, &up).await
     }
