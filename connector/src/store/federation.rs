@@ -1431,8 +1431,7 @@ impl Store {
                     },
                     licence: get(&row, "licence")?,
                     fetched_at: from_millis(fetched.unwrap_or_default()),
-                    stale: SourceState::parse(&get::<String>(&row, "state")?)
-                        == SourceState::Stale,
+                    stale: SourceState::parse(&get::<String>(&row, "state")?) == SourceState::Stale,
                 },
                 dataset_id,
             });

@@ -181,7 +181,10 @@ impl Store {
 
     /// The directory as of `revision` or later: the cached one if it is as of that revision, else
     /// read again (labelled with the revision read in the statement that reads it).
-    pub(super) async fn directory_as_of(&self, revision: i64) -> Result<Arc<Directory>, StoreError> {
+    pub(super) async fn directory_as_of(
+        &self,
+        revision: i64,
+    ) -> Result<Arc<Directory>, StoreError> {
         if let Some(d) = self.cached_directory()
             && d.revision == revision
         {
