@@ -276,7 +276,7 @@ pub enum SearchError {
 /// each (a search keeps its hits per bucket and score, as positions).
 pub const SEARCHES_PER_CORE: usize = 2;
 
-/// How many federated searches may run at once: on SQLite one per core; on PostgreSQL, where the
+/// How many federated searches may run at once: on SQLite [`SEARCHES_PER_CORE`] per core; on PostgreSQL, where the
 /// database does most of the work, one per pooled connection (`max_connections`; the gate then only
 /// bounds the memory of searches waiting for a connection). Taking turns per core on PostgreSQL halved
 /// the bench's text throughput at 16 clients.
