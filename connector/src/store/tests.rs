@@ -1180,6 +1180,34 @@ mod federated {
             assert!(two.remove_source("http://malmo/dsp").await.unwrap());
             assert!(ids(&one, &query("parkering")).await.is_empty());
             assert_eq!(ids(&one, &query("luft")).await, vec!["urn:lund:1"]);
+
+            // Words with filters after a commit `one` has not seen: its directory names buckets that
+            // are gone (Lund crawled again) or none that pass (Göteborg is new); the rows are read
+            // again for the directory of the revision they were read at.
+            let words_in = |q: &str, city: &str| FederatedQuery {
+                q: Some(q.into()),
+                city: Some(city.into()),
+                ..Default::default()
+            };
+            two.replace_cached_catalog("http://lund/dsp", "did:web:lund", "Lund", &lund("Buller"))
+                .await
+                .unwrap();
+            assert_eq!(
+                ids(&one, &words_in("buller", "lund")).await,
+                vec!["urn:lund:1"]
+            );
+            two.replace_cached_catalog(
+                "http://goteborg/dsp",
+                "did:web:goteborg",
+                "Göteborg",
+                &[dataset("urn:gbg:1", "Buller vid torget", "M", "t", true)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                ids(&one, &words_in("buller torget", "göteborg")).await,
+                vec!["urn:gbg:1"]
+            );
         }
     }
 
