@@ -526,6 +526,7 @@ async fn start_node(
     config.identity.insecure_did_web_over_http = true;
     config.identity.status_list_cache_secs = 1;
     config.dsp.workers = 1;
+    config.api.workers = 1;
     if let Some(did) = authority {
         config.identity.trusted_issuers = vec![crate::config::TrustedIssuerConfig {
             issuer: did.to_owned(),
