@@ -24,8 +24,9 @@
 //! which column, so a search with words reads a few rows per bucket (the terms its words start, in live
 //! buckets that pass the filters), and computes from them each hit's id and score, the total and the
 //! facets exactly, without visiting a dataset; it orders the hits by score and their source's
-//! `(city, address)`, reads the dataset ids of the hits in the few sources that make up the page, and
-//! the page's hits' bodies. Without words, the buckets' counts are summed.
+//! `(city, address)`, and reads the page in one statement: the hits of the few (score, source) groups
+//! that hold it, ordered by dataset id there and cut at the page's end, with their bodies. Without
+//! words, the buckets' counts are summed.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -276,8 +277,8 @@ pub enum SearchError {
 /// each (a search keeps its hits per bucket and score, as positions).
 pub const SEARCHES_PER_CORE: usize = 2;
 
-/// How many federated searches may run at once: on SQLite [`SEARCHES_PER_CORE`] per core; on PostgreSQL, where the
-/// database does most of the work, one per pooled connection (`max_connections`; the gate then only
+/// How many federated searches may run at once: on SQLite [`SEARCHES_PER_CORE`] per core; on
+/// PostgreSQL, where the database does most of the work, one per pooled connection (`max_connections`; the gate then only
 /// bounds the memory of searches waiting for a connection). Taking turns per core on PostgreSQL halved
 /// the bench's text throughput at 16 clients.
 pub(crate) fn search_permits(backend: DbBackend, max_connections: u32) -> usize {
@@ -401,8 +402,7 @@ impl QueryWord {
     }
 
     /// The stems, leaving out any that starts with another. A column's score looks for these: a
-    /// longer one would find nothing more, and on SQLite it would cost a merge of every indexed
-    /// term it starts (the index keeps prefixes up to 10 characters, marks included).
+    /// longer one would find nothing more.
     pub(super) fn stem_prefixes(&self) -> Vec<&str> {
         let stems: Vec<&str> = self.stems.iter().map(String::as_str).collect();
         covering(&stems)
@@ -703,14 +703,6 @@ struct BucketHits {
     groups: Vec<(i64, Vec<u32>)>,
 }
 
-/// The keys of a page: its hits' ids with their negated scores, whether more follow, the last one's key.
-#[derive(Default)]
-struct PageKeys {
-    order: Vec<(i64, i64)>,
-    more: bool,
-    last: Option<CursorKey>,
-}
-
 /// A hit a page may hold: its id, negated score and its source's place in the order.
 #[derive(Clone, Copy)]
 struct Pick {
@@ -728,6 +720,7 @@ struct PageRow {
 }
 
 /// A page of hits, whether more follow, and the last one's key.
+#[derive(Default)]
 struct Page {
     items: Vec<FederatedHit>,
     more: bool,
@@ -868,25 +861,13 @@ impl Store {
                 .await?
         } else {
             let dir = self.directory().await?;
-            let keys = self.page_sql(&dir, &filters, after.as_ref(), limit).await?;
-            let picks: Vec<Pick> = keys
-                .order
-                .iter()
-                .enumerate()
-                .map(|(rank, &(id, neg))| Pick { id, neg, rank })
-                .collect();
-            let rows = self.page_rows(&picks, None, picks.len()).await?;
+            let page = self.page_sql(&dir, &filters, after.as_ref(), limit).await?;
             let groups = dir
                 .buckets
                 .iter()
                 .filter(|b| dir.passes(b, &filters))
                 .map(|b| FacetGroup::of(&dir, b, u64::try_from(b.n).unwrap_or_default()))
                 .collect();
-            let page = Page {
-                items: rows.into_iter().map(|r| r.hit).collect(),
-                more: keys.more,
-                last: keys.last,
-            };
             (page, groups)
         };
         let next = page
@@ -906,14 +887,14 @@ impl Store {
     /// The page of a search without words: every score is the same, the keys alone order it. The
     /// sources with matching buckets in their `(city, address)` order (from the directory), then each
     /// one's dataset ids in order from its key index, only as many as the page still needs: a filter
-    /// that matches nothing or little visits no dataset in vain.
+    /// that matches nothing or little visits no dataset in vain. Then the page's rows.
     async fn page_sql(
         &self,
         dir: &Directory,
         filters: &Filters,
         after: Option<&CursorKey>,
         limit: u32,
-    ) -> Result<PageKeys, StoreError> {
+    ) -> Result<Page, StoreError> {
         let backend = self.backend_();
         let want = limit as usize + 1;
         let mut keys: Vec<(String, String, String, i64)> = Vec::new();
@@ -960,16 +941,23 @@ impl Store {
                 ));
             }
         }
-        let mut page = PageKeys {
-            more: keys.len() > limit as usize,
-            ..Default::default()
-        };
+        let more = keys.len() > limit as usize;
         keys.truncate(limit as usize);
-        for (city, address, dataset_id, id) in keys {
-            page.order.push((id, -1));
-            page.last = Some(CursorKey(-1, city, address, dataset_id));
-        }
-        Ok(page)
+        // Every score is the same: the keys' order is the page's (as the source's place).
+        let picks: Vec<Pick> = keys
+            .iter()
+            .enumerate()
+            .map(|(rank, &(.., id))| Pick { id, neg: -1, rank })
+            .collect();
+        let last = keys
+            .pop()
+            .map(|(city, address, dataset_id, _)| CursorKey(-1, city, address, dataset_id));
+        let rows = self.page_rows(&picks, None, picks.len()).await?;
+        Ok(Page {
+            items: rows.into_iter().map(|r| r.hit).collect(),
+            more,
+            last,
+        })
     }
 
     /// The hits of the words in buckets that pass the filters, per bucket (ascending) and score, from
@@ -1004,11 +992,11 @@ impl Store {
         };
         // The buckets that pass the filters (from the directory).
         let mut revision = None;
-        let hit = filters.any().then(|| dir.passing(filters));
-        if hit.as_ref().is_some_and(Vec::is_empty) {
+        let passing = filters.any().then(|| dir.passing(filters));
+        if passing.as_ref().is_some_and(Vec::is_empty) {
             return Ok((None, Vec::new()));
         }
-        let mut listed = hit.as_ref().filter(|h| h.len() <= MAX_LISTED_BUCKETS);
+        let mut listed = passing.as_ref().filter(|p| p.len() <= MAX_LISTED_BUCKETS);
         // With several words, how many rows each has (the index's keys alone, up to
         // `COUNT_UP_TO`: beyond it a word is common either way): the rarest one's rows
         // are read whole, the others' only in its buckets ("luftkvalitet stationen": 300 rows of the
@@ -1041,11 +1029,11 @@ impl Store {
             // Fewer buckets pass the filters than the rarest word has rows: every word's rows are
             // read in those buckets, named in the statement however many ("sensor hamnen" with
             // `dataModel=StreetLight`: two common words, 300 buckets).
-            if let Some(h) = hit.as_ref()
-                && i64::try_from(h.len()).unwrap_or(i64::MAX) <= fewest
+            if let Some(p) = passing.as_ref()
+                && i64::try_from(p.len()).unwrap_or(i64::MAX) <= fewest
             {
                 rarest = None;
-                listed = Some(h);
+                listed = Some(p);
             }
         }
         let row = if postgres {
@@ -1119,9 +1107,9 @@ impl Store {
             let (w, bucket, term, docs) = (next()?, next()?, next()?, next()?);
             let w: usize = w.parse().map_err(|_| corrupt(r, "word".into()))?;
             let bucket: i64 = bucket.parse().map_err(|_| corrupt(r, "bucket".into()))?;
-            if hit
+            if passing
                 .as_ref()
-                .is_some_and(|h| h.binary_search(&bucket).is_err())
+                .is_some_and(|p| p.binary_search(&bucket).is_err())
             {
                 continue;
             }
@@ -1214,14 +1202,7 @@ impl Store {
             }
         };
         if hits.is_empty() {
-            return Ok((
-                Page {
-                    items: Vec::new(),
-                    more: false,
-                    last: None,
-                },
-                Vec::new(),
-            ));
+            return Ok(Default::default());
         }
 
         // The hits' buckets (a bucket the directory does not know, dropped after the rows were

@@ -752,6 +752,11 @@ const BUCKET_COLUMNS: &str = "address VARCHAR(2048) NOT NULL,
         access VARCHAR(16) NOT NULL,
         n BIGINT NOT NULL";
 
+/// The full-text index as m0012 leaves it (terms marked with their column, `_` part of a token).
+const FTS_0012: &str = "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', \
+    contentless_delete=1, detail=none, prefix='2 3 4 5 6 7 8 9 10', \
+    tokenize=\"unicode61 tokenchars '_'\")";
+
 /// Empties the federated cache and makes every source due.
 const EMPTY_CACHE: &[&str] = &[
     "DELETE FROM fed_bodies",
@@ -783,11 +788,7 @@ impl MigrationTrait for M0012FederatedBuckets {
         if postgres {
             up.push("ALTER TABLE fed_datasets ALTER COLUMN id DROP IDENTITY");
         } else {
-            up.extend([
-                "DROP TABLE fed_fts",
-                "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', contentless_delete=1, \
-                 detail=none, prefix='2 3 4 5 6 7 8 9 10', tokenize=\"unicode61 tokenchars '_'\")",
-            ]);
+            up.extend(["DROP TABLE fed_fts", FTS_0012]);
         }
         run(manager, &up).await
     }
@@ -838,19 +839,18 @@ const UP_0013_REVISION: [&str; 2] = [
     "INSERT INTO fed_revision (id, revision) VALUES (1, 0)",
 ];
 
-/// Empties the federated cache (with its buckets) and makes every source due.
-const EMPTY_CACHE_0013: &[&str] = &[
-    "DELETE FROM fed_bodies",
-    "DELETE FROM fed_datasets",
-    "DELETE FROM fed_buckets",
-    "UPDATE fed_sources SET generation = 0, dataset_count = 0, next_crawl_at = 0",
-];
+/// Empties the federated cache (with its buckets, which m0012 added) and makes every source due.
+fn empty_cache_0013() -> Vec<&'static str> {
+    let mut all = EMPTY_CACHE.to_vec();
+    all.push("DELETE FROM fed_buckets");
+    all
+}
 
 #[async_trait]
 impl MigrationTrait for M0013FederatedTerms {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
-        let mut up: Vec<&str> = EMPTY_CACHE_0013.to_vec();
+        let mut up: Vec<&str> = empty_cache_0013();
         if postgres {
             up.extend([
                 "DROP INDEX fed_datasets_tsv",
@@ -879,7 +879,7 @@ impl MigrationTrait for M0013FederatedTerms {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
-        let mut down: Vec<&str> = EMPTY_CACHE_0013.to_vec();
+        let mut down: Vec<&str> = empty_cache_0013();
         down.extend([
             "DROP TABLE fed_revision",
             "DROP INDEX fed_terms_bucket",
@@ -891,10 +891,7 @@ impl MigrationTrait for M0013FederatedTerms {
                 "CREATE INDEX fed_datasets_tsv ON fed_datasets USING GIN (tsv)",
             ]);
         } else {
-            down.push(
-                "CREATE VIRTUAL TABLE fed_fts USING fts5(terms, content='', contentless_delete=1, \
-                 detail=none, prefix='2 3 4 5 6 7 8 9 10', tokenize=\"unicode61 tokenchars '_'\")",
-            );
+            down.push(FTS_0012);
         }
         run(manager, &down).await
     }

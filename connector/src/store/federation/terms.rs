@@ -8,6 +8,8 @@
 //! varint gaps); `3` a bitmap (a varint byte count, then the bits, lowest position first), whichever of
 //! the last two is shorter.
 
+use caap_identity::multibase::{varint_decode, varint_encode};
+
 use super::SCORED_COLUMNS;
 
 /// The scored columns (title, keywords/themes/model, description, city and id).
@@ -67,25 +69,14 @@ impl Bits {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
+/// Reads the LEB128 varint at `at` (the identity crate's, as multicodec uses) and moves past it.
 fn take_varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes.get(*at).ok_or("a number runs past the end")?;
-        *at += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err("a number is too long".into())
+    let (v, rest) = bytes
+        .get(*at..)
+        .and_then(varint_decode)
+        .ok_or("a number runs past the end or is too long")?;
+    *at = bytes.len() - rest.len();
+    Ok(v)
 }
 
 /// A term's positions in one bucket, per column (each ascending, without repeats).
@@ -101,10 +92,10 @@ pub(super) fn encode(columns: &[Vec<u32>; COLUMNS]) -> Vec<u8> {
             continue;
         }
         let mut list = Vec::new();
-        put_varint(&mut list, positions.len() as u64);
+        varint_encode(positions.len() as u64, &mut list);
         let mut prev = 0;
         for &p in positions {
-            put_varint(&mut list, u64::from(p - prev));
+            varint_encode(u64::from(p - prev), &mut list);
             prev = p;
         }
         let last = positions.last().copied().unwrap_or_default() as usize;
@@ -114,7 +105,7 @@ pub(super) fn encode(columns: &[Vec<u32>; COLUMNS]) -> Vec<u8> {
             out.extend(list);
         } else {
             out.push(3);
-            put_varint(&mut out, bitmap_len as u64);
+            varint_encode(bitmap_len as u64, &mut out);
             let start = out.len();
             out.resize(start + bitmap_len, 0);
             for &p in positions {
