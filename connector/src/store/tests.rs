@@ -129,6 +129,9 @@ async fn migrations_go_up_down_and_up_again() {
     for b in backends("migrations").await {
         let store = open(&b).await;
         seed(&store).await;
+        // Every pooled connection has read the schema, so each keeps its own copy of it (on SQLite) when
+        // another connection drops and creates: migrations must not be spread over them.
+        every_connection_reads(&store).await;
         store.migrate_down().await.unwrap();
         assert!(
             store.get(DocKind::Asset, "x").await.is_err(),
@@ -143,6 +146,46 @@ async fn migrations_go_up_down_and_up_again() {
                 .is_empty()
         );
         seed(&store).await;
+        every_connection_reads(&store).await;
+        store.migrate_down().await.unwrap();
+        store.migrate_up().await.unwrap();
+        seed(&store).await;
+    }
+}
+
+#[tokio::test]
+async fn replicas_that_start_together_on_an_empty_database_migrate_it_once() {
+    for b in backends("start_together").await {
+        let (one, two, three) = tokio::join!(open(&b), open(&b), open(&b));
+        seed(&one).await;
+        for store in [&two, &three] {
+            assert_eq!(
+                store
+                    .scan(DocKind::Asset, &Cursor::Start, 100)
+                    .await
+                    .unwrap()
+                    .len(),
+                one.scan(DocKind::Asset, &Cursor::Start, 100)
+                    .await
+                    .unwrap()
+                    .len()
+            );
+        }
+    }
+}
+
+/// Opens as many transactions as the test stores' pool has connections and reads a table in each.
+async fn every_connection_reads(store: &Store) {
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let txn = store.db.begin().await.unwrap();
+        txn.execute_unprepared("SELECT count(*) FROM documents")
+            .await
+            .unwrap();
+        open.push(txn);
+    }
+    for txn in open {
+        txn.commit().await.unwrap();
     }
 }
 
