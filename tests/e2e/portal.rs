@@ -197,6 +197,7 @@ fn citizens_log_in_grant_and_withdraw_in_a_real_browser_in_both_languages() {
             ("B_REQUEST", "Avfallshämtning"),
         ],
         &shots,
+        None,
     );
     // What the browser did is what the consent service recorded, for A only, with the portal session.
     let a = backend.citizen(&backend.pseudonym(anna));
@@ -279,6 +280,7 @@ fn the_demos_own_provider_logs_citizens_into_the_portal_in_a_real_browser() {
             ("B_REQUEST", "Avfallshämtning"),
         ],
         &screenshot_dir().join("demo-provider"),
+        None,
     );
     actix_web::rt::System::new().block_on(server.stop(true));
     let _ = stop.send(());
@@ -377,8 +379,9 @@ pub(crate) fn portal_url(server: &Server) -> String {
     format!("http://{portal}")
 }
 
-/// Runs the browser walk; panics with its output when it fails.
-pub(crate) fn walk(portal: &str, env: &[(&str, &str)], shots: &Path) {
+/// Runs the browser walk; panics with its output when it fails, and with the log of `server` (the
+/// `caap serve` process behind the portal) when there is one.
+pub(crate) fn walk(portal: &str, env: &[(&str, &str)], shots: &Path, server: Option<&Server>) {
     let _ = std::fs::remove_dir_all(shots);
     let mut cmd = Command::new("node");
     cmd.arg(repo().join("tests/portal/walk.mjs"))
@@ -393,7 +396,17 @@ pub(crate) fn walk(portal: &str, env: &[(&str, &str)], shots: &Path) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "the browser walk failed");
+    if !out.status.success() {
+        if let Some(server) = server {
+            let log = server.output.lock().unwrap();
+            let tail = log.len().saturating_sub(80);
+            println!(
+                "the last lines of the portal's process:\n{}",
+                log[tail..].join("\n")
+            );
+        }
+        panic!("the browser walk failed");
+    }
     println!("screenshots in {}", shots.display());
 }
 
@@ -418,6 +431,7 @@ fn caap_serve_shows_a_citizen_the_consent_services_request_in_a_real_browser() {
             ("EXPECT_NOTICE", "0"),
         ],
         &screenshot_dir().join("caap-serve"),
+        Some(&server),
     );
     // The consent service holds what Anna did in the browser.
     let r = server.api("GET", &format!("/api/v1/consents/{record}"), None);

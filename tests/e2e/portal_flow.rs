@@ -56,7 +56,7 @@ fn a_citizen_grants_in_the_browser_only_her_data_flows_and_the_recipients_acknow
             ("A_RECORD", record.as_str()),
         ];
         env.extend_from_slice(extra);
-        walk(&portal, &env, &shots.join(phase));
+        walk(&portal, &env, &shots.join(phase), Some(&malmo));
     };
 
     // 1. Anna grants in the browser.
