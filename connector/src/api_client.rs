@@ -52,7 +52,11 @@ impl Api {
         Api {
             url,
             oidc,
-            http: reqwest::Client::new(),
+            // The API's listener closes idle connections after 5 s; a command that polls must not reuse one.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(caap_connector::outbound::IDLE_CONNECTION_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             token: tokio::sync::Mutex::new(None),
         }
     }

@@ -46,6 +46,7 @@ impl Visit {
     pub fn new(portal: &str, language: &'static str) -> Result<Visit, DemoError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(crate::outbound::IDLE_CONNECTION_TIMEOUT)
             .build()
             .map_err(|e| failed("a client", e))?;
         Ok(Visit {
