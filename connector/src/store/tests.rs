@@ -138,13 +138,7 @@ async fn migrations_go_up_down_and_up_again() {
             "tables are gone after down"
         );
         store.migrate_up().await.unwrap();
-        assert!(
-            store
-                .scan(DocKind::Asset, &Cursor::Start, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(count(&store, DocKind::Asset).await, 0);
         seed(&store).await;
         every_connection_reads(&store).await;
         store.migrate_down().await.unwrap();
@@ -157,21 +151,16 @@ async fn migrations_go_up_down_and_up_again() {
 async fn replicas_that_start_together_on_an_empty_database_migrate_it_once() {
     for b in backends("start_together").await {
         let (one, two, three) = tokio::join!(open(&b), open(&b), open(&b));
-        seed(&one).await;
+        let assets = seed(&one).await;
         for store in [&two, &three] {
-            assert_eq!(
-                store
-                    .scan(DocKind::Asset, &Cursor::Start, 100)
-                    .await
-                    .unwrap()
-                    .len(),
-                one.scan(DocKind::Asset, &Cursor::Start, 100)
-                    .await
-                    .unwrap()
-                    .len()
-            );
+            assert_eq!(count(store, DocKind::Asset).await, assets.len());
         }
     }
+}
+
+/// How many documents of `kind` the store holds (up to 100).
+async fn count(store: &Store, kind: DocKind) -> usize {
+    store.scan(kind, &Cursor::Start, 100).await.unwrap().len()
 }
 
 /// Opens as many transactions as the test stores' pool has connections and reads a table in each.
@@ -205,14 +194,7 @@ async fn documents_survive_a_restart() {
             serde_json::from_value::<Asset>(back.body).unwrap(),
             assets[0]
         );
-        assert_eq!(
-            store
-                .scan(DocKind::Offer, &Cursor::Start, 10)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(count(&store, DocKind::Offer).await, 2);
     }
 }
 
