@@ -52,9 +52,9 @@ impl Api {
         Api {
             url,
             oidc,
-            // The API's listener closes idle connections after 5 s; a command that polls must not reuse one.
-            http: reqwest::Client::builder()
-                .pool_idle_timeout(caap_connector::outbound::IDLE_CONNECTION_TIMEOUT)
+            // (The API's listener closes idle connections after 5 s; a command that polls must not reuse
+            // one.)
+            http: caap_connector::outbound::client_builder()
                 .build()
                 .unwrap_or_default(),
             token: tokio::sync::Mutex::new(None),

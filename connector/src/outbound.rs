@@ -30,6 +30,14 @@ const USER_AGENT: &str = concat!("caap/", env!("CARGO_PKG_VERSION"));
 /// timeouts, a burst of messages to one peer still shares its connection.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// What every HTTP client of caap's starts from (the connector's three, the CLI's, the demo's citizen
+/// browser): caap's user agent and [`IDLE_CONNECTION_TIMEOUT`].
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+}
+
 /// Why the outbound clients could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -225,8 +233,7 @@ impl Shared {
 
     fn client(&self, kind: Kind) -> Result<reqwest::Client, OutboundError> {
         let settings = &self.settings;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+        let mut builder = client_builder()
             .tcp_nodelay(true)
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(settings.idle_timeout)
@@ -508,7 +515,6 @@ pub(crate) mod tests {
         let get = || async { clients.protocol.get(&url).send().await.unwrap().status() };
         let connections = || accepted.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(get().await, 204);
-        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(get().await, 204);
         assert_eq!(
             connections(),

@@ -44,9 +44,8 @@ fn failed(what: &str, e: impl std::fmt::Display) -> DemoError {
 impl Visit {
     /// A fresh browser (no cookies) on the portal at `portal`, asking for pages in `language`.
     pub fn new(portal: &str, language: &'static str) -> Result<Visit, DemoError> {
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::client_builder()
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(crate::outbound::IDLE_CONNECTION_TIMEOUT)
             .build()
             .map_err(|e| failed("a client", e))?;
         Ok(Visit {

@@ -29,6 +29,7 @@
 //! words, the buckets' counts are summed.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 
 use base64::Engine;
 use caap_catalog::remote::RemoteDataset;
@@ -278,8 +279,8 @@ pub enum SearchError {
 pub const SEARCHES_PER_CORE: usize = 2;
 
 /// How many federated searches may run at once: on SQLite [`SEARCHES_PER_CORE`] per core; on
-/// PostgreSQL, where the database does most of the work, one per pooled connection (`max_connections`; the gate then only
-/// bounds the memory of searches waiting for a connection). Taking turns per core on PostgreSQL halved
+/// PostgreSQL, where the database does most of the work, one per pooled connection
+/// (`max_connections`; the gate then only bounds the memory of searches waiting for a connection). Taking turns per core on PostgreSQL halved
 /// the bench's text throughput at 16 clients.
 pub(crate) fn search_permits(backend: DbBackend, max_connections: u32) -> usize {
     if backend == DbBackend::Postgres {
@@ -802,7 +803,7 @@ fn id_text(ids: &[i64]) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&id.to_string());
+        let _ = write!(out, "{id}");
     }
     out
 }
@@ -1359,7 +1360,8 @@ impl Store {
                 if i > 0 {
                     list.push(',');
                 }
-                list.push_str(&format!("[{},{},{}]", p.id, p.neg, rank_of(p.rank)));
+                // (Writing to a String cannot fail.)
+                let _ = write!(list, "[{},{},{}]", p.id, p.neg, rank_of(p.rank));
             }
             list.push(']');
             s.push("(SELECT value ->> 0 AS id, value ->> 1 AS neg, value ->> 2 AS rank FROM json_each(")

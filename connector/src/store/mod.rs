@@ -169,15 +169,10 @@ async fn connect(options: ConnectOptions) -> Result<DatabaseConnection, DbErr> {
     }
 }
 
-/// SQLite's SQLITE_BUSY ("database is locked").
+/// A connection's set-up refused with SQLite's SQLITE_BUSY ("database is locked").
 fn is_sqlite_busy(e: &DbErr) -> bool {
-    let (DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e))
-    | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
-    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))) = e
-    else {
-        return false;
-    };
-    matches!(&**e, sea_orm::sqlx::Error::Database(d) if d.code().as_deref() == Some("5"))
+    matches!(e, DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e))
+        if matches!(&**e, sea_orm::sqlx::Error::Database(d) if d.code().as_deref() == Some("5")))
 }
 
 /// The PostgreSQL advisory lock that migrations hold (an arbitrary key: "caap" in ASCII).

@@ -1162,15 +1162,15 @@ mod federated {
     async fn a_replica_sees_another_replicas_crawl_at_its_next_search() {
         for b in backends("fed_replica_directory").await {
             let (one, two) = (open(&b).await, open(&b).await);
+            // A crawl of `name`'s catalog, committed by the other replica.
+            let crawl = async |name: &str, city: &str, datasets: &[RemoteDataset]| {
+                let (address, did) = (format!("http://{name}/dsp"), format!("did:web:{name}"));
+                two.replace_cached_catalog(&address, &did, city, datasets)
+                    .await
+                    .unwrap();
+            };
             let lund = |title: &str| vec![dataset("urn:lund:1", title, "M", "t", true)];
-            two.replace_cached_catalog(
-                "http://lund/dsp",
-                "did:web:lund",
-                "Lund",
-                &lund("Parkering"),
-            )
-            .await
-            .unwrap();
+            crawl("lund", "Lund", &lund("Parkering")).await;
             assert_eq!(ids(&one, &query("parkering")).await, vec!["urn:lund:1"]);
             assert_eq!(
                 one.search_federated(&FederatedQuery::default(), 10)
@@ -1179,17 +1179,9 @@ mod federated {
                     .total,
                 1
             );
-            two.replace_cached_catalog(
-                "http://malmo/dsp",
-                "did:web:malmo",
-                "Malmö",
-                &[dataset("urn:malmo:1", "Parkering", "M", "t", true)],
-            )
-            .await
-            .unwrap();
-            two.replace_cached_catalog("http://lund/dsp", "did:web:lund", "Lund", &lund("Luft"))
-                .await
-                .unwrap();
+            let malmo = [dataset("urn:malmo:1", "Parkering", "M", "t", true)];
+            crawl("malmo", "Malmö", &malmo).await;
+            crawl("lund", "Lund", &lund("Luft")).await;
             assert_eq!(ids(&one, &query("parkering")).await, vec!["urn:malmo:1"]);
             let page = one
                 .search_federated(
@@ -1214,21 +1206,13 @@ mod federated {
                 city: Some(city.into()),
                 ..Default::default()
             };
-            two.replace_cached_catalog("http://lund/dsp", "did:web:lund", "Lund", &lund("Buller"))
-                .await
-                .unwrap();
+            crawl("lund", "Lund", &lund("Buller")).await;
             assert_eq!(
                 ids(&one, &words_in("buller", "lund")).await,
                 vec!["urn:lund:1"]
             );
-            two.replace_cached_catalog(
-                "http://goteborg/dsp",
-                "did:web:goteborg",
-                "Göteborg",
-                &[dataset("urn:gbg:1", "Buller vid torget", "M", "t", true)],
-            )
-            .await
-            .unwrap();
+            let goteborg = [dataset("urn:gbg:1", "Buller vid torget", "M", "t", true)];
+            crawl("goteborg", "Göteborg", &goteborg).await;
             assert_eq!(
                 ids(&one, &words_in("buller torget", "göteborg")).await,
                 vec!["urn:gbg:1"]
